@@ -1,0 +1,1 @@
+//! accel: f32 matrix multiply from naive loops to a multi-threaded SIMD kernel (in progress).

@@ -1,0 +1,1 @@
+//! olympics: MLPerf-Tiny-style events, the referee, compliance and Pareto analysis (not built yet).

@@ -1,0 +1,1 @@
+//! perf-core: the measurement engine.

@@ -1,0 +1,1 @@
+//! profiling: parameter, FLOP, memory, latency and roofline profiles, measured rather than estimated (not built yet).
