@@ -1,0 +1,1 @@
+//! zoo: reference models (in progress).
