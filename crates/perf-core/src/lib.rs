@@ -1,1 +1,34 @@
-//! perf-core: the measurement engine.
+//! perf-core: TorchPerf's measurement engine.
+//!
+//! Everything a verdict rests on lives here: a monotonic [`timer`], a measurement protocol
+//! ([`measure`]) with warm-up, batching and rounds, a statistical container ([`stats::BenchmarkResult`])
+//! whose constructor refuses non-finite data, an interleaved A/B [`compare`]-ator with speedup intervals,
+//! [`claim`]s judged into PASS / PARTIAL / FAIL / ERROR, [`complexity`] fits that allow a constant term,
+//! a counting global [`alloc`]-ator, environment [`provenance`], and seeded [`workloads`].
+//!
+//! ```
+//! use perf_core::measure::{measure, MeasureConfig};
+//!
+//! let input: Vec<u64> = (0..1_000).collect();
+//! let config = MeasureConfig::quick();
+//! let measurement = measure("sum", &config, &input, |v| v.iter().sum::<u64>()).unwrap();
+//! let median = measurement.result.median;
+//! let (lower, upper) = measurement.result.median_ci.unwrap();
+//! assert!(lower <= median && median <= upper);
+//! println!("sum of 1000: median {median:.1} ns/iter, 95% CI [{lower:.1}, {upper:.1}]");
+//! ```
+#![forbid(unsafe_code)]
+
+// pub mod alloc;
+pub mod claim;
+pub mod compare;
+// pub mod complexity;
+mod error;
+pub mod measure;
+// pub mod provenance;
+// pub mod results;
+pub mod stats;
+pub mod timer;
+// pub mod workloads;
+
+pub use error::PerfError;

@@ -1,0 +1,540 @@
+//! Claims and verdicts: a statement with a threshold (or an equivalence margin), judged against an
+//! estimate with its interval, PASS / PARTIAL / FAIL / ERROR with a reason; Holm across a family.
+//!
+//! The rule (METHODS.md): PASS when the whole interval clears the threshold, FAIL when the whole
+//! interval misses it, PARTIAL when it straddles (inconclusive), ERROR when no measurement could be
+//! made. Equivalence ("no overhead") claims are TOST: PASS only when the (1 − 2α) interval lies
+//! inside the margin.
+
+use crate::error::PerfError;
+use crate::stats::{student_t_cdf, student_t_quantile};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// The whole interval clears the threshold.
+    Pass,
+    /// Inconclusive, or only some sub-claims hold.
+    Partial,
+    /// The whole interval misses the threshold.
+    Fail,
+    /// The measurement could not be made.
+    Error,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "PASS",
+            Verdict::Partial => "PARTIAL",
+            Verdict::Fail => "FAIL",
+            Verdict::Error => "ERROR",
+        })
+    }
+}
+
+/// Which side of the threshold is good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The estimate should be at least the threshold (a speedup, an accuracy).
+    AtLeast,
+    /// The estimate should be at most the threshold (an overhead, a latency).
+    AtMost,
+}
+
+/// How a claim is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Criterion {
+    /// One-sided: the interval must lie on the good side of `threshold`.
+    Threshold {
+        /// The bar.
+        threshold: f64,
+        /// Which side is good.
+        direction: Direction,
+    },
+    /// Equivalence (TOST): the interval must lie inside `[lower, upper]`.
+    Equivalence {
+        /// Lower margin.
+        lower: f64,
+        /// Upper margin.
+        upper: f64,
+    },
+    /// Recorded measurement with no bar: PASS when it could be measured (a finite interval).
+    Measured,
+}
+
+/// How the estimate's interval was built, so a p-value can be computed for Holm.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TInference {
+    /// Centre on the inference scale (the log of a ratio when `log_scale`).
+    pub center: f64,
+    /// Standard error on the inference scale.
+    pub standard_error: f64,
+    /// Degrees of freedom.
+    pub degrees_of_freedom: f64,
+    /// True when the estimate is `exp(center)` (ratios).
+    pub log_scale: bool,
+}
+
+/// A point estimate with its interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Point estimate.
+    pub point: f64,
+    /// Lower end of the interval.
+    pub ci_lower: f64,
+    /// Upper end of the interval.
+    pub ci_upper: f64,
+    /// Unit ("×", "ns", "GFLOP/s", "%", ...).
+    pub unit: String,
+    /// Two-sided confidence level of the interval.
+    pub confidence: f64,
+    /// The t-inference behind the interval, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference: Option<TInference>,
+}
+
+impl Estimate {
+    /// An estimate from an interval computed elsewhere (order statistics, binomial, bootstrap).
+    ///
+    /// # Errors
+    /// `NonFinite` for NaN/inf values; `InvalidInput` when the interval is not ordered around the point.
+    pub fn new(point: f64, ci_lower: f64, ci_upper: f64, unit: &str, confidence: f64) -> Result<Self, PerfError> {
+        crate::error::check_finite("estimate", &[point, ci_lower, ci_upper])?;
+        if !(ci_lower <= point && point <= ci_upper) {
+            return Err(PerfError::InvalidInput(format!(
+                "interval [{ci_lower}, {ci_upper}] does not contain its point {point}"
+            )));
+        }
+        Ok(Self {
+            point,
+            ci_lower,
+            ci_upper,
+            unit: unit.to_string(),
+            confidence,
+            inference: None,
+        })
+    }
+
+    /// A t-based estimate: `center ± t·se` on the given scale (exponentiated when `log_scale`).
+    ///
+    /// # Errors
+    /// As [`Estimate::new`], plus invalid degrees of freedom.
+    pub fn from_t(
+        inference: TInference,
+        unit: &str,
+        confidence: f64,
+    ) -> Result<Self, PerfError> {
+        let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, inference.degrees_of_freedom)?;
+        let (lower, upper) = (
+            inference.center - t * inference.standard_error,
+            inference.center + t * inference.standard_error,
+        );
+        let transform = |v: f64| if inference.log_scale { v.exp() } else { v };
+        let mut estimate = Self::new(transform(inference.center), transform(lower), transform(upper), unit, confidence)?;
+        estimate.inference = Some(inference);
+        Ok(estimate)
+    }
+
+    /// The same estimate at another confidence level, when its t-inference is known.
+    pub fn at_confidence(&self, confidence: f64) -> Option<Self> {
+        self.inference
+            .and_then(|inference| Self::from_t(inference, &self.unit, confidence).ok())
+    }
+
+    /// One-sided p-value against "the claim is false" (the estimate is on the bad side of `threshold`).
+    pub fn one_sided_p_value(&self, threshold: f64, direction: Direction) -> Option<f64> {
+        let inference = self.inference?;
+        if inference.standard_error <= 0.0 {
+            return None;
+        }
+        let threshold = if inference.log_scale {
+            if threshold <= 0.0 {
+                return None;
+            }
+            threshold.ln()
+        } else {
+            threshold
+        };
+        let t = (inference.center - threshold) / inference.standard_error;
+        let cdf = student_t_cdf(t, inference.degrees_of_freedom).ok()?;
+        Some(match direction {
+            Direction::AtLeast => 1.0 - cdf,
+            Direction::AtMost => cdf,
+        })
+    }
+}
+
+/// A statement to be judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Stable id, e.g. `accel.simd_vs_matrixmultiply`.
+    pub id: String,
+    /// The module that owns it.
+    pub module: String,
+    /// Plain statement.
+    pub statement: String,
+    /// How it is judged.
+    pub criterion: Criterion,
+}
+
+/// A judged claim: the unit of every module's validation and of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// Stable id.
+    pub id: String,
+    /// Owning module.
+    pub module: String,
+    /// Plain statement.
+    pub statement: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One line on why.
+    pub reason: String,
+    /// The estimate judged, absent on ERROR.
+    pub estimate: Option<Estimate>,
+    /// The threshold, where the claim has one.
+    pub threshold: Option<f64>,
+    /// The criterion.
+    pub criterion: Criterion,
+    /// One-sided p-value for the claim (when its inference is known), before and after Holm.
+    pub p_value: Option<f64>,
+    /// Holm-adjusted p-value across the family, when adjusted.
+    pub p_value_holm: Option<f64>,
+    /// Whatever else the claim needs: the kernel that ran, sizes, raw samples, sub-results.
+    pub details: BTreeMap<String, serde_json::Value>,
+}
+
+impl ClaimResult {
+    /// Attach a detail (builder style).
+    pub fn with_detail(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("unserializable: {e}")));
+        self.details.insert(key.into(), value);
+        self
+    }
+}
+
+impl Claim {
+    /// A claim with a one-sided threshold.
+    pub fn threshold(id: &str, module: &str, statement: &str, threshold: f64, direction: Direction) -> Self {
+        Self {
+            id: id.into(),
+            module: module.into(),
+            statement: statement.into(),
+            criterion: Criterion::Threshold { threshold, direction },
+        }
+    }
+
+    /// An equivalence claim with margins `[lower, upper]`.
+    pub fn equivalence(id: &str, module: &str, statement: &str, lower: f64, upper: f64) -> Self {
+        Self {
+            id: id.into(),
+            module: module.into(),
+            statement: statement.into(),
+            criterion: Criterion::Equivalence { lower, upper },
+        }
+    }
+
+    /// A measurement to record, with no bar.
+    pub fn measured(id: &str, module: &str, statement: &str) -> Self {
+        Self {
+            id: id.into(),
+            module: module.into(),
+            statement: statement.into(),
+            criterion: Criterion::Measured,
+        }
+    }
+
+    fn result(&self, verdict: Verdict, reason: String, estimate: Option<Estimate>) -> ClaimResult {
+        let threshold = match self.criterion {
+            Criterion::Threshold { threshold, .. } => Some(threshold),
+            _ => None,
+        };
+        let p_value = match (self.criterion, &estimate) {
+            (Criterion::Threshold { threshold, direction }, Some(estimate)) => {
+                estimate.one_sided_p_value(threshold, direction)
+            }
+            _ => None,
+        };
+        ClaimResult {
+            id: self.id.clone(),
+            module: self.module.clone(),
+            statement: self.statement.clone(),
+            verdict,
+            reason,
+            estimate,
+            threshold,
+            criterion: self.criterion,
+            p_value,
+            p_value_holm: None,
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// The claim could not be measured.
+    pub fn error(&self, reason: impl Into<String>) -> ClaimResult {
+        self.result(Verdict::Error, reason.into(), None)
+    }
+
+    /// Judge the claim against `estimate`.
+    ///
+    /// For an equivalence claim, pass an estimate at level 1 − 2α (0.90 for α = 0.05); when the
+    /// estimate carries its t-inference, it is re-derived at that level here automatically.
+    pub fn judge(&self, estimate: Estimate) -> ClaimResult {
+        let unit = estimate.unit.clone();
+        let show = |v: f64| format_value(v, &unit);
+        match self.criterion {
+            Criterion::Measured => {
+                let reason = format!(
+                    "measured {} ({:.0}% CI [{}, {}])",
+                    show(estimate.point),
+                    100.0 * estimate.confidence,
+                    show(estimate.ci_lower),
+                    show(estimate.ci_upper)
+                );
+                self.result(Verdict::Pass, reason, Some(estimate))
+            }
+            Criterion::Threshold { threshold, direction } => {
+                let (lo, hi) = (estimate.ci_lower, estimate.ci_upper);
+                let interval = format!("{:.0}% CI [{}, {}]", 100.0 * estimate.confidence, show(lo), show(hi));
+                let (verdict, relation) = match direction {
+                    Direction::AtLeast if lo >= threshold => (Verdict::Pass, "whole interval ≥"),
+                    Direction::AtLeast if hi < threshold => (Verdict::Fail, "whole interval <"),
+                    Direction::AtMost if hi <= threshold => (Verdict::Pass, "whole interval ≤"),
+                    Direction::AtMost if lo > threshold => (Verdict::Fail, "whole interval >"),
+                    _ => (Verdict::Partial, "inconclusive: interval straddles"),
+                };
+                let reason = format!(
+                    "{} ({interval}); {relation} threshold {}",
+                    show(estimate.point),
+                    show(threshold)
+                );
+                self.result(verdict, reason, Some(estimate))
+            }
+            Criterion::Equivalence { lower, upper } => {
+                let tost_level = 1.0 - 2.0 * (1.0 - estimate.confidence) / 2.0;
+                // A (1 − 2α) interval: for a 95% estimate (α = 0.025 per side) use 90%.
+                let tost_estimate = estimate
+                    .at_confidence(tost_level.min(0.90))
+                    .unwrap_or_else(|| estimate.clone());
+                let (lo, hi) = (tost_estimate.ci_lower, tost_estimate.ci_upper);
+                let interval = format!(
+                    "{:.0}% CI [{}, {}]",
+                    100.0 * tost_estimate.confidence,
+                    show(lo),
+                    show(hi)
+                );
+                let verdict = if lower <= lo && hi <= upper {
+                    Verdict::Pass
+                } else if hi < lower || lo > upper {
+                    Verdict::Fail
+                } else {
+                    Verdict::Partial
+                };
+                let relation = match verdict {
+                    Verdict::Pass => "inside",
+                    Verdict::Fail => "entirely outside",
+                    _ => "inconclusive: not inside",
+                };
+                let reason = format!(
+                    "{} ({interval}, TOST); {relation} the equivalence margin [{}, {}]",
+                    show(estimate.point),
+                    show(lower),
+                    show(upper)
+                );
+                let mut result = self.result(verdict, reason, Some(estimate));
+                if let Some(inference) = tost_estimate.inference {
+                    result.p_value = tost_p_value(inference, lower, upper);
+                }
+                result
+            }
+        }
+    }
+}
+
+/// TOST p-value: the larger of the two one-sided p-values against the margins.
+pub fn tost_p_value(inference: TInference, lower: f64, upper: f64) -> Option<f64> {
+    if inference.standard_error <= 0.0 {
+        return None;
+    }
+    let (lower, upper) = if inference.log_scale {
+        if lower <= 0.0 || upper <= 0.0 {
+            return None;
+        }
+        (lower.ln(), upper.ln())
+    } else {
+        (lower, upper)
+    };
+    let df = inference.degrees_of_freedom;
+    let t_lower = (inference.center - lower) / inference.standard_error;
+    let t_upper = (inference.center - upper) / inference.standard_error;
+    let p_lower = 1.0 - student_t_cdf(t_lower, df).ok()?;
+    let p_upper = student_t_cdf(t_upper, df).ok()?;
+    Some(p_lower.max(p_upper))
+}
+
+/// Holm–Bonferroni step-down adjustment of a family of p-values (order preserved).
+pub fn holm_adjust(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&i, &j| p_values[i].total_cmp(&p_values[j]));
+    let mut adjusted = vec![0.0; m];
+    let mut running_max = 0.0f64;
+    for (rank, &index) in order.iter().enumerate() {
+        let value = ((m - rank) as f64 * p_values[index]).min(1.0);
+        running_max = running_max.max(value);
+        adjusted[index] = running_max;
+    }
+    adjusted
+}
+
+/// Apply Holm across the claims that carry a p-value; a PASS whose adjusted p-value exceeds
+/// `alpha` becomes PARTIAL, with the reason amended. Returns the family size.
+pub fn apply_holm(results: &mut [ClaimResult], alpha: f64) -> usize {
+    let members: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, result)| result.p_value.is_some() && result.verdict != Verdict::Error)
+        .map(|(index, _)| index)
+        .collect();
+    let p_values: Vec<f64> = members.iter().map(|&i| results[i].p_value.unwrap_or(1.0)).collect();
+    let adjusted = holm_adjust(&p_values);
+    for (&index, &p_adjusted) in members.iter().zip(&adjusted) {
+        let result = &mut results[index];
+        result.p_value_holm = Some(p_adjusted);
+        if result.verdict == Verdict::Pass && p_adjusted > alpha {
+            result.verdict = Verdict::Partial;
+            result.reason = format!(
+                "{}; not significant after Holm adjustment across {} claims (p = {:.3} > {alpha})",
+                result.reason,
+                members.len(),
+                p_adjusted
+            );
+        }
+    }
+    members.len()
+}
+
+/// Format a value with its unit compactly.
+pub fn format_value(value: f64, unit: &str) -> String {
+    let magnitude = value.abs();
+    let digits = if magnitude == 0.0 || magnitude >= 100.0 {
+        1
+    } else if magnitude >= 1.0 {
+        3
+    } else {
+        4
+    };
+    let number = format!("{value:.digits$}");
+    match unit {
+        "" => number,
+        "×" | "%" => format!("{number}{unit}"),
+        _ => format!("{number} {unit}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(point: f64, lo: f64, hi: f64) -> Estimate {
+        Estimate::new(point, lo, hi, "×", 0.95).unwrap()
+    }
+
+    #[test]
+    fn threshold_verdicts_follow_the_interval() {
+        let claim = Claim::threshold("t", "m", "at least 2", 2.0, Direction::AtLeast);
+        assert_eq!(claim.judge(estimate(2.5, 2.1, 2.9)).verdict, Verdict::Pass);
+        assert_eq!(claim.judge(estimate(2.5, 2.0, 2.9)).verdict, Verdict::Pass, "exactly at the bar clears it");
+        assert_eq!(claim.judge(estimate(2.1, 1.9, 2.3)).verdict, Verdict::Partial);
+        assert_eq!(claim.judge(estimate(1.5, 1.4, 1.6)).verdict, Verdict::Fail);
+        let at_most = Claim::threshold("t", "m", "at most 5", 5.0, Direction::AtMost);
+        assert_eq!(at_most.judge(estimate(4.0, 3.0, 5.0)).verdict, Verdict::Pass);
+        assert_eq!(at_most.judge(estimate(6.0, 5.5, 7.0)).verdict, Verdict::Fail);
+        assert_eq!(at_most.judge(estimate(5.0, 4.0, 6.0)).verdict, Verdict::Partial);
+        assert_eq!(claim.error("no data").verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn equivalence_uses_tost_interval() {
+        let inference = TInference {
+            center: 0.0,
+            standard_error: 0.01,
+            degrees_of_freedom: 29.0,
+            log_scale: true,
+        };
+        let estimate = Estimate::from_t(inference, "×", 0.95).unwrap();
+        let claim = Claim::equivalence("e", "m", "within 5%", 0.95, 1.0 / 0.95);
+        let result = claim.judge(estimate.clone());
+        assert_eq!(result.verdict, Verdict::Pass);
+        assert!(result.reason.contains("90% CI"));
+        assert!(result.p_value.unwrap() < 0.05);
+        let tight = Claim::equivalence("e", "m", "within 1%", 0.99, 1.0 / 0.99);
+        assert_eq!(tight.judge(estimate).verdict, Verdict::Partial);
+        let far = Claim::equivalence("e", "m", "within 1%", 0.99, 1.01);
+        assert_eq!(far.judge(Estimate::new(1.5, 1.4, 1.6, "×", 0.95).unwrap()).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn one_sided_p_value_agrees_with_the_interval() {
+        // center 1.0, se 0.4, df 10: the 95% two-sided interval's lower end is 1 - 2.228·0.4 = 0.109;
+        // a threshold exactly there has a one-sided p of 0.025.
+        let inference = TInference {
+            center: 1.0,
+            standard_error: 0.4,
+            degrees_of_freedom: 10.0,
+            log_scale: false,
+        };
+        let estimate = Estimate::from_t(inference, "", 0.95).unwrap();
+        let p = estimate.one_sided_p_value(estimate.ci_lower, Direction::AtLeast).unwrap();
+        assert!((p - 0.025).abs() < 1e-9, "{p}");
+    }
+
+    #[test]
+    fn holm_matches_the_textbook_example() {
+        // p = (0.01, 0.04, 0.03, 0.005), m = 4: sorted 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → max 0.06.
+        let adjusted = holm_adjust(&[0.01, 0.04, 0.03, 0.005]);
+        let expected = [0.03, 0.06, 0.06, 0.02];
+        for (got, want) in adjusted.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        assert!(holm_adjust(&[]).is_empty());
+    }
+
+    #[test]
+    fn holm_downgrades_a_marginal_pass() {
+        let make = |center: f64| {
+            let inference = TInference {
+                center,
+                standard_error: 0.1,
+                degrees_of_freedom: 30.0,
+                log_scale: false,
+            };
+            Claim::threshold("c", "m", "above 0", 0.0, Direction::AtLeast)
+                .judge(Estimate::from_t(inference, "", 0.95).unwrap())
+        };
+        // Two claims with one-sided p ≈ 0.02 each pass alone at 0.025, but not as a family of three.
+        let mut results = vec![make(0.21), make(0.215), make(0.8)];
+        assert!(results.iter().all(|r| r.verdict == Verdict::Pass));
+        let family = apply_holm(&mut results, 0.025);
+        assert_eq!(family, 3);
+        assert_eq!(results[0].verdict, Verdict::Partial);
+        assert_eq!(results[1].verdict, Verdict::Partial);
+        assert_eq!(results[2].verdict, Verdict::Pass);
+        assert!(results[0].reason.contains("Holm"));
+    }
+
+    #[test]
+    fn verdicts_serialize_uppercase() {
+        assert_eq!(serde_json::to_string(&Verdict::Partial).unwrap(), "\"PARTIAL\"");
+        assert!(Estimate::new(1.0, 2.0, 3.0, "", 0.95).is_err());
+        assert!(Estimate::new(f64::NAN, 2.0, 3.0, "", 0.95).is_err());
+    }
+}

@@ -1,0 +1,481 @@
+//! Interleaved A/B comparison: speedup as a ratio of geometric means with a paired log-ratio
+//! t-interval, Welch's t-test, and Mann–Whitney U with the Hodges–Lehmann shift and Cliff's delta
+//! as robust cross-checks.
+//!
+//! Both sides get the same input, the same warm-up budget, and are measured in interleaved order
+//! (ABBA… by default), so slow drifts of the machine fall on both sides alike.
+
+use crate::error::PerfError;
+use crate::measure::{warm_up_and_calibrate, ClosureBatch, MeasureConfig, TimedBatch, WarmUp, WarmUpReport};
+use crate::stats::{mean_and_std, median, student_t_cdf, student_t_quantile, BenchmarkResult};
+use crate::timer::clock_info;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, Normal};
+use std::time::Duration;
+
+/// In which order the two sides are sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Order {
+    /// AB, BA, AB, BA…: a linear drift cancels over every two pairs.
+    Alternating,
+    /// Each pair's order drawn at random from the seed.
+    RandomizedBlocks,
+    /// All of A, then all of B. Only for demonstrating why not to do this.
+    Sequential,
+}
+
+/// Knobs of a comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareConfig {
+    /// Number of (A, B) sample pairs.
+    pub pairs: usize,
+    /// Sampling order.
+    pub order: Order,
+    /// Two-sided confidence level.
+    pub confidence: f64,
+    /// Warm-up budget, the same for both sides.
+    pub warm_up: WarmUp,
+    /// Floor on one sample's duration.
+    pub min_sample_time: Duration,
+    /// Seed for randomized orders.
+    pub seed: u64,
+    /// Power used for the minimum detectable effect.
+    pub power: f64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        Self {
+            pairs: 30,
+            order: Order::Alternating,
+            confidence: crate::stats::DEFAULT_CONFIDENCE,
+            warm_up: WarmUp::Time(Duration::from_millis(200)),
+            min_sample_time: Duration::from_millis(1),
+            seed: 0x5EED,
+            power: 0.8,
+        }
+    }
+}
+
+impl CompareConfig {
+    /// A reduced configuration for quick runs.
+    pub fn quick() -> Self {
+        Self {
+            pairs: 20,
+            warm_up: WarmUp::Time(Duration::from_millis(50)),
+            ..Self::default()
+        }
+    }
+}
+
+/// A test statistic with its p-value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// The statistic (t or z).
+    pub statistic: f64,
+    /// Degrees of freedom where applicable.
+    pub degrees_of_freedom: Option<f64>,
+    /// Two-sided p-value.
+    pub p_value: f64,
+}
+
+/// Mann–Whitney U with robust effect sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankComparison {
+    /// U statistic of the baseline sample.
+    pub u: f64,
+    /// Normal approximation with tie and continuity correction.
+    pub test: TestResult,
+    /// Hodges–Lehmann estimate of the shift baseline − candidate (ns): median of pairwise differences.
+    pub hodges_lehmann_shift: f64,
+    /// Cliff's delta: P(baseline > candidate) − P(baseline < candidate), in [−1, 1].
+    pub cliffs_delta: f64,
+}
+
+/// The speedup of the candidate over the baseline: baseline time / candidate time (> 1 = faster).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SpeedupEstimate {
+    /// Ratio of geometric means, exp(mean of ln(baseline / candidate)) over the pairs.
+    pub point: f64,
+    /// Lower end of the paired log-ratio t-interval.
+    pub ci_lower: f64,
+    /// Upper end.
+    pub ci_upper: f64,
+    /// Confidence level of the interval.
+    pub confidence: f64,
+    /// Mean paired log ratio.
+    pub log_ratio_mean: f64,
+    /// Its standard error.
+    pub log_ratio_standard_error: f64,
+    /// Degrees of freedom (pairs − 1).
+    pub degrees_of_freedom: f64,
+}
+
+impl SpeedupEstimate {
+    /// The interval at another confidence level (e.g. 0.90 for a TOST at α = 0.05).
+    pub fn interval(&self, confidence: f64) -> Result<(f64, f64), PerfError> {
+        let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, self.degrees_of_freedom)?;
+        let half = t * self.log_ratio_standard_error;
+        Ok(((self.log_ratio_mean - half).exp(), (self.log_ratio_mean + half).exp()))
+    }
+
+    /// True when the interval excludes 1.
+    pub fn is_significant(&self) -> bool {
+        self.ci_lower > 1.0 || self.ci_upper < 1.0
+    }
+}
+
+/// What was done to keep the comparison fair, recorded with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fairness {
+    /// Both sides received the same input value.
+    pub same_input: bool,
+    /// The sampling order used.
+    pub order: Order,
+    /// The warm-up budget each side received.
+    pub warm_up: WarmUp,
+    /// Iterations per sample chosen for the baseline and the candidate.
+    pub iterations_per_sample: (u64, u64),
+    /// Warm-up reports of both sides.
+    pub warm_up_reports: (WarmUpReport, WarmUpReport),
+}
+
+/// A finished comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Baseline ns per iteration.
+    pub baseline: BenchmarkResult,
+    /// Candidate ns per iteration.
+    pub candidate: BenchmarkResult,
+    /// The primary estimate.
+    pub speedup: SpeedupEstimate,
+    /// Welch's t-test on the raw per-iteration times.
+    pub welch: TestResult,
+    /// The robust cross-check.
+    pub rank: RankComparison,
+    /// Smallest speedup (as a ratio > 1) this run could detect with the configured power.
+    pub minimum_detectable_speedup: f64,
+    /// How the comparison was kept fair.
+    pub fairness: Fairness,
+}
+
+impl Comparison {
+    /// True when the primary interval excludes 1.
+    pub fn is_significant(&self) -> bool {
+        self.speedup.is_significant()
+    }
+}
+
+/// Compare two closures on the same input (baseline first).
+///
+/// # Errors
+/// `InvalidConfig` for a bad configuration, `NonFinite` for broken timings.
+pub fn compare<I, OA, OB, FA, FB>(
+    config: &CompareConfig,
+    input: &I,
+    baseline: FA,
+    candidate: FB,
+) -> Result<Comparison, PerfError>
+where
+    FA: FnMut(&I) -> OA,
+    FB: FnMut(&I) -> OB,
+{
+    let mut baseline_source = ClosureBatch::new(input, baseline);
+    let mut candidate_source = ClosureBatch::new(input, candidate);
+    compare_sources(config, &mut baseline_source, &mut candidate_source)
+}
+
+/// Compare any two [`TimedBatch`] sources (simulated ones in tests).
+///
+/// # Errors
+/// As [`compare`].
+pub fn compare_sources(
+    config: &CompareConfig,
+    baseline: &mut dyn TimedBatch,
+    candidate: &mut dyn TimedBatch,
+) -> Result<Comparison, PerfError> {
+    if config.pairs < 3 {
+        return Err(PerfError::InvalidConfig(format!(
+            "a comparison needs at least 3 pairs, got {}",
+            config.pairs
+        )));
+    }
+    if !(0.0 < config.power && config.power < 1.0) {
+        return Err(PerfError::InvalidConfig(format!("power must be in (0, 1), got {}", config.power)));
+    }
+    let measure_config = MeasureConfig {
+        warm_up: config.warm_up,
+        min_sample_time: config.min_sample_time,
+        confidence: config.confidence,
+        ..MeasureConfig::default()
+    };
+    let target = measure_config.target_sample_ns(&clock_info());
+    // Warm up both, interleaved at the granularity of whole warm-ups, baseline first.
+    let (baseline_iterations, baseline_warm_up) = warm_up_and_calibrate(&measure_config, target, baseline)?;
+    let (candidate_iterations, candidate_warm_up) = warm_up_and_calibrate(&measure_config, target, candidate)?;
+
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut baseline_values = vec![0.0; config.pairs];
+    let mut candidate_values = vec![0.0; config.pairs];
+    let sample_baseline = |source: &mut dyn TimedBatch| source.run_batch(baseline_iterations) / baseline_iterations as f64;
+    let sample_candidate =
+        |source: &mut dyn TimedBatch| source.run_batch(candidate_iterations) / candidate_iterations as f64;
+    match config.order {
+        Order::Sequential => {
+            for value in baseline_values.iter_mut() {
+                *value = sample_baseline(baseline);
+            }
+            for value in candidate_values.iter_mut() {
+                *value = sample_candidate(candidate);
+            }
+        }
+        Order::Alternating | Order::RandomizedBlocks => {
+            for pair in 0..config.pairs {
+                let baseline_first = match config.order {
+                    Order::Alternating => pair % 2 == 0,
+                    _ => rng.random_bool(0.5),
+                };
+                if baseline_first {
+                    baseline_values[pair] = sample_baseline(baseline);
+                    candidate_values[pair] = sample_candidate(candidate);
+                } else {
+                    candidate_values[pair] = sample_candidate(candidate);
+                    baseline_values[pair] = sample_baseline(baseline);
+                }
+            }
+        }
+    }
+    let baseline_result = BenchmarkResult::with_confidence("baseline", "ns", baseline_values, config.confidence)?;
+    let candidate_result = BenchmarkResult::with_confidence("candidate", "ns", candidate_values, config.confidence)?;
+    let mut comparison = analyse_pairs(&baseline_result, &candidate_result, config)?;
+    comparison.fairness = Fairness {
+        same_input: true,
+        order: config.order,
+        warm_up: config.warm_up,
+        iterations_per_sample: (baseline_iterations, candidate_iterations),
+        warm_up_reports: (baseline_warm_up, candidate_warm_up),
+    };
+    Ok(comparison)
+}
+
+/// Analyse paired samples already collected (index i of each side measured next to each other).
+///
+/// # Errors
+/// `InvalidInput` for different lengths or non-positive times (a log ratio needs positive values).
+pub fn analyse_pairs(
+    baseline: &BenchmarkResult,
+    candidate: &BenchmarkResult,
+    config: &CompareConfig,
+) -> Result<Comparison, PerfError> {
+    let (a, b) = (&baseline.values, &candidate.values);
+    if a.len() != b.len() {
+        return Err(PerfError::InvalidInput(format!(
+            "paired analysis needs equal lengths, got {} and {}",
+            a.len(),
+            b.len()
+        )));
+    }
+    if a.iter().chain(b.iter()).any(|&v| v <= 0.0) {
+        return Err(PerfError::InvalidInput(
+            "speedup needs strictly positive times (a zero or negative duration was measured)".into(),
+        ));
+    }
+    let log_ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x / y).ln()).collect();
+    let n = log_ratios.len() as f64;
+    let df = n - 1.0;
+    let (log_ratio_mean, log_ratio_std) = mean_and_std(&log_ratios);
+    let log_ratio_standard_error = log_ratio_std / n.sqrt();
+    let t = student_t_quantile(1.0 - (1.0 - config.confidence) / 2.0, df)?;
+    let speedup = SpeedupEstimate {
+        point: log_ratio_mean.exp(),
+        ci_lower: (log_ratio_mean - t * log_ratio_standard_error).exp(),
+        ci_upper: (log_ratio_mean + t * log_ratio_standard_error).exp(),
+        confidence: config.confidence,
+        log_ratio_mean,
+        log_ratio_standard_error,
+        degrees_of_freedom: df,
+    };
+    let t_power = student_t_quantile(config.power, df)?;
+    let minimum_detectable_speedup = ((t + t_power) * log_ratio_standard_error).exp();
+    Ok(Comparison {
+        welch: welch_t_test(a, b)?,
+        rank: mann_whitney(a, b)?,
+        baseline: baseline.clone(),
+        candidate: candidate.clone(),
+        speedup,
+        minimum_detectable_speedup,
+        fairness: Fairness {
+            same_input: false,
+            order: config.order,
+            warm_up: config.warm_up,
+            iterations_per_sample: (0, 0),
+            warm_up_reports: (empty_warm_up(), empty_warm_up()),
+        },
+    })
+}
+
+fn empty_warm_up() -> WarmUpReport {
+    WarmUpReport {
+        iterations: 0,
+        elapsed_ns: 0.0,
+        steady_state: false,
+        trend_fraction: f64::NAN,
+        detail: "not recorded (analysis of pre-collected samples)".into(),
+    }
+}
+
+/// Welch's unequal-variance t-test, two-sided.
+///
+/// # Errors
+/// `InsufficientSamples` when a side has fewer than two values.
+pub fn welch_t_test(a: &[f64], b: &[f64]) -> Result<TestResult, PerfError> {
+    if a.len() < 2 || b.len() < 2 {
+        return Err(PerfError::InsufficientSamples {
+            what: "welch t-test".into(),
+            needed: 2,
+            have: a.len().min(b.len()),
+        });
+    }
+    let (mean_a, std_a) = mean_and_std(a);
+    let (mean_b, std_b) = mean_and_std(b);
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (va, vb) = (std_a * std_a / na, std_b * std_b / nb);
+    if va + vb == 0.0 {
+        let p_value = if mean_a == mean_b { 1.0 } else { 0.0 };
+        return Ok(TestResult {
+            statistic: if mean_a == mean_b { 0.0 } else { f64::INFINITY.copysign(mean_a - mean_b) },
+            degrees_of_freedom: Some(na + nb - 2.0),
+            p_value,
+        });
+    }
+    let statistic = (mean_a - mean_b) / (va + vb).sqrt();
+    let df = (va + vb).powi(2) / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    let p_value = 2.0 * (1.0 - student_t_cdf(statistic.abs(), df)?);
+    Ok(TestResult {
+        statistic,
+        degrees_of_freedom: Some(df),
+        p_value: p_value.clamp(0.0, 1.0),
+    })
+}
+
+/// Mann–Whitney U (normal approximation with tie and continuity correction), Hodges–Lehmann shift
+/// and Cliff's delta.
+///
+/// # Errors
+/// `Empty` when either side is empty.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<RankComparison, PerfError> {
+    if a.is_empty() || b.is_empty() {
+        return Err(PerfError::Empty {
+            what: "mann-whitney sample".into(),
+        });
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let mut pooled: Vec<(f64, bool)> = a.iter().map(|&v| (v, true)).chain(b.iter().map(|&v| (v, false))).collect();
+    pooled.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut rank_sum_a = 0.0;
+    let mut tie_term = 0.0;
+    let mut start = 0;
+    while start < pooled.len() {
+        let mut end = start;
+        while end + 1 < pooled.len() && pooled[end + 1].0 == pooled[start].0 {
+            end += 1;
+        }
+        let tied = (end - start + 1) as f64;
+        let average_rank = (start + end) as f64 / 2.0 + 1.0;
+        rank_sum_a += pooled[start..=end].iter().filter(|entry| entry.1).count() as f64 * average_rank;
+        tie_term += tied.powi(3) - tied;
+        start = end + 1;
+    }
+    let u = rank_sum_a - na * (na + 1.0) / 2.0;
+    let mean_u = na * nb / 2.0;
+    let n = na + nb;
+    let variance = na * nb / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)).max(1.0));
+    let test = if variance <= 0.0 {
+        TestResult {
+            statistic: 0.0,
+            degrees_of_freedom: None,
+            p_value: 1.0,
+        }
+    } else {
+        let corrected = (u - mean_u).abs() - 0.5;
+        let z = corrected.max(0.0) / variance.sqrt() * (u - mean_u).signum();
+        let normal = Normal::new(0.0, 1.0).expect("standard normal is valid");
+        TestResult {
+            statistic: z,
+            degrees_of_freedom: None,
+            p_value: (2.0 * (1.0 - normal.cdf(z.abs()))).clamp(0.0, 1.0),
+        }
+    };
+    let mut differences = Vec::with_capacity(a.len() * b.len());
+    let mut greater = 0usize;
+    let mut less = 0usize;
+    for &x in a {
+        for &y in b {
+            differences.push(x - y);
+            if x > y {
+                greater += 1;
+            } else if x < y {
+                less += 1;
+            }
+        }
+    }
+    Ok(RankComparison {
+        u,
+        test,
+        hodges_lehmann_shift: median(&differences).unwrap_or(0.0),
+        cliffs_delta: (greater as f64 - less as f64) / (na * nb),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welch_matches_a_hand_computed_case() {
+        // Means 3 and 6, variances 2.5 and 2.5, n = 5 each: t = -3 / sqrt(1) = -3, df = 8.
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let b = [4.0, 5.0, 6.0, 7.0, 8.0];
+        let result = welch_t_test(&a, &b).unwrap();
+        assert!((result.statistic + 3.0).abs() < 1e-12);
+        assert!((result.degrees_of_freedom.unwrap() - 8.0).abs() < 1e-12);
+        // Two-sided p for t = 3 with 8 df is 0.01707 (tables).
+        assert!((result.p_value - 0.01707).abs() < 1e-4, "{}", result.p_value);
+    }
+
+    #[test]
+    fn mann_whitney_effect_sizes() {
+        let a = [10.0, 11.0, 12.0, 13.0];
+        let b = [1.0, 2.0, 3.0, 4.0];
+        let result = mann_whitney(&a, &b).unwrap();
+        assert_eq!(result.u, 16.0);
+        assert_eq!(result.cliffs_delta, 1.0);
+        assert_eq!(result.hodges_lehmann_shift, 9.0);
+        let same = mann_whitney(&a, &a).unwrap();
+        assert_eq!(same.cliffs_delta, 0.0);
+        assert!(same.test.p_value > 0.9);
+        let flat = mann_whitney(&[1.0, 1.0], &[1.0, 1.0]).unwrap();
+        assert_eq!(flat.test.p_value, 1.0);
+    }
+
+    #[test]
+    fn zero_times_are_a_typed_error_for_ratios() {
+        let zeros = BenchmarkResult::from_values("z", "ns", vec![0.0; 5]).unwrap();
+        let ones = BenchmarkResult::from_values("o", "ns", vec![1.0; 5]).unwrap();
+        assert!(matches!(
+            analyse_pairs(&zeros, &ones, &CompareConfig::default()),
+            Err(PerfError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn identical_constant_sides_give_a_unit_speedup() {
+        let ones = BenchmarkResult::from_values("o", "ns", vec![2.0; 6]).unwrap();
+        let comparison = analyse_pairs(&ones, &ones, &CompareConfig::default()).unwrap();
+        assert_eq!(comparison.speedup.point, 1.0);
+        assert!(!comparison.is_significant());
+    }
+}

@@ -1,0 +1,601 @@
+//! The statistical container: [`BenchmarkResult`] and the interval machinery behind it.
+//!
+//! Location is reported two ways. The median with a distribution-free order-statistic interval is
+//! primary, because latency is skewed and often bimodal; the mean with a Student-t interval is kept
+//! beside it (and in the seed's `ci_lower` / `ci_upper` fields), flagged when the shape makes it
+//! unreliable. Nothing is ever dropped: outliers are classified and reported.
+
+use crate::error::{check_finite, PerfError};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
+use std::collections::BTreeMap;
+
+/// Default two-sided confidence level.
+pub const DEFAULT_CONFIDENCE: f64 = 0.95;
+
+fn check_confidence(confidence: f64) -> Result<(), PerfError> {
+    if confidence.is_finite() && 0.0 < confidence && confidence < 1.0 {
+        Ok(())
+    } else {
+        Err(PerfError::InvalidConfig(format!(
+            "confidence level must lie in (0, 1), got {confidence}"
+        )))
+    }
+}
+
+/// The `p` quantile of Student's t distribution with `df` degrees of freedom (statrs).
+///
+/// # Errors
+/// `InvalidInput` when `p` is not in (0, 1) or `df` is not positive and finite.
+pub fn student_t_quantile(p: f64, df: f64) -> Result<f64, PerfError> {
+    if !(0.0 < p && p < 1.0) || !(df.is_finite() && df > 0.0) {
+        return Err(PerfError::InvalidInput(format!(
+            "student t quantile needs 0 < p < 1 and df > 0, got p = {p}, df = {df}"
+        )));
+    }
+    let distribution = StudentsT::new(0.0, 1.0, df)
+        .map_err(|e| PerfError::InvalidInput(format!("student t with df = {df}: {e}")))?;
+    Ok(distribution.inverse_cdf(p))
+}
+
+/// Cumulative distribution function of Student's t with `df` degrees of freedom.
+pub fn student_t_cdf(t: f64, df: f64) -> Result<f64, PerfError> {
+    if !(df.is_finite() && df > 0.0) || t.is_nan() {
+        return Err(PerfError::InvalidInput(format!(
+            "student t cdf needs df > 0 and t not NaN, got t = {t}, df = {df}"
+        )));
+    }
+    let distribution = StudentsT::new(0.0, 1.0, df)
+        .map_err(|e| PerfError::InvalidInput(format!("student t with df = {df}: {e}")))?;
+    Ok(distribution.cdf(t))
+}
+
+/// 1-based ranks `(lower, upper)` of the order statistics that bracket the `p` quantile with at
+/// least `confidence` coverage, distribution-free, or `None` when `n` is too small.
+///
+/// With `B ~ Binomial(n, p)`, `P(X_(l) <= q_p < X_(u)) = P(l <= B <= u - 1)`. The lower rank is the
+/// largest with `P(B <= l - 1) <= alpha / 2`, the upper the smallest with `P(B <= u - 1) >= 1 - alpha / 2`,
+/// so the coverage is at least the nominal level (the interval is conservative by construction).
+pub fn order_statistic_ranks(n: usize, p: f64, confidence: f64) -> Option<(usize, usize)> {
+    if n == 0 || !(0.0 < p && p < 1.0) || !(0.0 < confidence && confidence < 1.0) {
+        return None;
+    }
+    let binomial = Binomial::new(p, n as u64).ok()?;
+    let tail = (1.0 - confidence) / 2.0;
+    // Lower rank: largest l >= 1 with cdf(l - 1) <= tail.
+    if binomial.cdf(0) > tail {
+        return None;
+    }
+    let mut lower = 1usize;
+    while lower < n && binomial.cdf(lower as u64) <= tail {
+        lower += 1;
+    }
+    // Upper rank: smallest u <= n with cdf(u - 1) >= 1 - tail.
+    let mut upper = lower;
+    while upper <= n && binomial.cdf((upper - 1) as u64) < 1.0 - tail {
+        upper += 1;
+    }
+    if upper > n {
+        return None;
+    }
+    Some((lower, upper))
+}
+
+/// Exact coverage of the order-statistic interval with ranks `(lower, upper)` for `n` values.
+pub fn order_statistic_coverage(n: usize, p: f64, ranks: (usize, usize)) -> f64 {
+    let Ok(binomial) = Binomial::new(p, n as u64) else {
+        return f64::NAN;
+    };
+    let (lower, upper) = ranks;
+    if lower == 0 || upper <= lower || upper > n {
+        return f64::NAN;
+    }
+    // P(lower <= B <= upper - 1) = cdf(upper - 1) - cdf(lower - 1).
+    binomial.cdf((upper - 1) as u64) - binomial.cdf((lower - 1) as u64)
+}
+
+/// The smallest sample size for which [`order_statistic_ranks`] exists.
+pub fn min_samples_for_quantile(p: f64, confidence: f64) -> usize {
+    (1..100_000)
+        .find(|&n| order_statistic_ranks(n, p, confidence).is_some())
+        .unwrap_or(usize::MAX)
+}
+
+/// Linear-interpolation quantile (Hyndman–Fan type 7, numpy's default) of sorted data.
+///
+/// # Panics
+/// Panics if `sorted` is empty (a programmer error: callers hold a validated sample).
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
+    assert!(!sorted.is_empty(), "quantile of an empty slice");
+    let position = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let below = position.floor() as usize;
+    let above = position.ceil() as usize;
+    let fraction = position - below as f64;
+    sorted[below] + (sorted[above] - sorted[below]) * fraction
+}
+
+/// Median of unsorted data (copies). Returns `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(quantile_sorted(&sorted, 0.5))
+}
+
+/// Sample mean and sample (n - 1) standard deviation.
+pub fn mean_and_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let sum_sq: f64 = values.iter().map(|v| (v - mean) * (v - mean)).sum();
+    (mean, (sum_sq / (n - 1.0)).sqrt())
+}
+
+/// A percentile with its distribution-free interval, or the reason it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PercentileEstimate {
+    /// Percentile in percent (50, 90, 95, 99).
+    pub percentile: f64,
+    /// Point estimate (type-7 interpolation).
+    pub value: f64,
+    /// Lower bound of the order-statistic interval.
+    pub ci_lower: Option<f64>,
+    /// Upper bound of the order-statistic interval.
+    pub ci_upper: Option<f64>,
+    /// Why there is no interval, e.g. "insufficient samples (need ≥ 36)".
+    pub note: Option<String>,
+}
+
+/// Outliers, classified and counted; never removed from the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutlierReport {
+    /// Values below Q1 − 3·IQR.
+    pub low_severe: usize,
+    /// Values in [Q1 − 3·IQR, Q1 − 1.5·IQR).
+    pub low_mild: usize,
+    /// Values in (Q3 + 1.5·IQR, Q3 + 3·IQR].
+    pub high_mild: usize,
+    /// Values above Q3 + 3·IQR.
+    pub high_severe: usize,
+    /// Tukey fences: [Q1 − 3·IQR, Q1 − 1.5·IQR, Q3 + 1.5·IQR, Q3 + 3·IQR].
+    pub tukey_fences: [f64; 4],
+    /// Median absolute deviation (unscaled).
+    pub mad: f64,
+    /// Values whose modified z-score 0.6745·|x − median| / MAD exceeds 3.5 (Iglewicz–Hoaglin).
+    pub mad_outliers: usize,
+    /// Indices (into `values`) of every value outside the inner Tukey fences.
+    pub tukey_outlier_indices: Vec<usize>,
+}
+
+/// Shape diagnostics that tell whether the mean is a fair summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionShape {
+    /// Sample skewness g1 (0 when the spread is zero).
+    pub skewness: f64,
+    /// Sample excess kurtosis g2 (0 when the spread is zero).
+    pub excess_kurtosis: f64,
+    /// Sarle's bimodality coefficient (needs n ≥ 4); above 5/9 suggests two modes.
+    pub bimodality_coefficient: Option<f64>,
+    /// |skewness| > 1.
+    pub skewed: bool,
+    /// Bimodality coefficient > 5/9 with n ≥ 10.
+    pub bimodal: bool,
+}
+
+/// A validated sample with its summary statistics and intervals.
+///
+/// Field names `metric_name, values, mean, std, median, min, max, count, ci_lower, ci_upper, metadata`
+/// are the seed's; `ci_lower` / `ci_upper` are the Student-t interval on the mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkResult {
+    /// What was measured.
+    pub metric_name: String,
+    /// Every raw value, in measurement order.
+    pub values: Vec<f64>,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1).
+    pub std: f64,
+    /// Median (type-7).
+    pub median: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Number of values.
+    pub count: usize,
+    /// Lower end of the Student-t interval on the mean.
+    pub ci_lower: f64,
+    /// Upper end of the Student-t interval on the mean.
+    pub ci_upper: f64,
+    /// Free-form context (kernel, sizes, iterations per sample, ...).
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Unit of `values` (e.g. "ns").
+    pub unit: String,
+    /// Two-sided confidence level of every interval here.
+    pub confidence_level: f64,
+    /// Standard error of the mean.
+    pub standard_error: f64,
+    /// Coefficient of variation, std / |mean| (0 when the mean is 0).
+    pub cv: f64,
+    /// Order-statistic interval on the median, when n allows one.
+    pub median_ci: Option<(f64, f64)>,
+    /// Why `median_ci` is missing, when it is.
+    pub median_ci_note: Option<String>,
+    /// p50, p90, p95, p99 with their intervals or the reason they have none.
+    pub percentiles: Vec<PercentileEstimate>,
+    /// Outlier classification.
+    pub outliers: OutlierReport,
+    /// Skew and bimodality diagnostics.
+    pub shape: DistributionShape,
+    /// Lag-1 autocorrelation of the values in measurement order.
+    pub lag1_autocorrelation: f64,
+    /// Effective sample size n / (1 + 2 Σ ρ_k), summing positive autocorrelations (initial sequence).
+    pub effective_sample_size: f64,
+    /// Human-readable cautions (skew, bimodality, autocorrelation).
+    pub warnings: Vec<String>,
+}
+
+impl BenchmarkResult {
+    /// Build from raw values at the default 95% confidence.
+    ///
+    /// # Errors
+    /// `Empty` for no values, `InsufficientSamples` for one value, `NonFinite` for NaN or ±inf.
+    pub fn from_values(
+        metric_name: impl Into<String>,
+        unit: impl Into<String>,
+        values: Vec<f64>,
+    ) -> Result<Self, PerfError> {
+        Self::with_confidence(metric_name, unit, values, DEFAULT_CONFIDENCE)
+    }
+
+    /// Build from raw values at a chosen two-sided confidence level.
+    ///
+    /// # Errors
+    /// As [`BenchmarkResult::from_values`], plus `InvalidConfig` for a confidence outside (0, 1).
+    pub fn with_confidence(
+        metric_name: impl Into<String>,
+        unit: impl Into<String>,
+        values: Vec<f64>,
+        confidence: f64,
+    ) -> Result<Self, PerfError> {
+        let metric_name = metric_name.into();
+        check_confidence(confidence)?;
+        check_finite(&metric_name, &values)?;
+        if values.len() < 2 {
+            return Err(PerfError::InsufficientSamples {
+                what: format!("{metric_name} (spread needs two values)"),
+                needed: 2,
+                have: values.len(),
+            });
+        }
+        let count = values.len();
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let (mean, std) = mean_and_std(&values);
+        let standard_error = std / (count as f64).sqrt();
+        let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, (count - 1) as f64)?;
+        let median = quantile_sorted(&sorted, 0.5);
+
+        let interval_at = |p: f64| -> (Option<(f64, f64)>, Option<String>) {
+            match order_statistic_ranks(count, p, confidence) {
+                Some((lower, upper)) => (Some((sorted[lower - 1], sorted[upper - 1])), None),
+                None => (
+                    None,
+                    Some(format!(
+                        "insufficient samples (need ≥ {})",
+                        min_samples_for_quantile(p, confidence)
+                    )),
+                ),
+            }
+        };
+        let (median_ci, median_ci_note) = interval_at(0.5);
+        let percentiles = [50.0, 90.0, 95.0, 99.0]
+            .into_iter()
+            .map(|percentile| {
+                let p = percentile / 100.0;
+                let (interval, note) = interval_at(p);
+                PercentileEstimate {
+                    percentile,
+                    value: quantile_sorted(&sorted, p),
+                    ci_lower: interval.map(|i| i.0),
+                    ci_upper: interval.map(|i| i.1),
+                    note,
+                }
+            })
+            .collect();
+
+        let outliers = classify_outliers(&values, &sorted, median);
+        let shape = distribution_shape(&values, mean, std);
+        let lag1_autocorrelation = autocorrelation(&values, mean, 1);
+        let effective_sample_size = effective_sample_size(&values, mean);
+
+        let mut warnings = Vec::new();
+        if shape.skewed {
+            warnings.push(format!(
+                "skewed (g1 = {:.2}): the mean and its t-interval are unreliable; use the median",
+                shape.skewness
+            ));
+        }
+        if shape.bimodal {
+            warnings.push(format!(
+                "possibly bimodal (bimodality coefficient {:.2} > 0.555): use the median",
+                shape.bimodality_coefficient.unwrap_or(f64::NAN)
+            ));
+        }
+        if effective_sample_size < 0.5 * count as f64 {
+            warnings.push(format!(
+                "autocorrelated samples: effective sample size {effective_sample_size:.1} of {count}"
+            ));
+        }
+
+        Ok(Self {
+            metric_name,
+            mean,
+            std,
+            median,
+            min: sorted[0],
+            max: sorted[count - 1],
+            count,
+            ci_lower: mean - t * standard_error,
+            ci_upper: mean + t * standard_error,
+            metadata: BTreeMap::new(),
+            unit: unit.into(),
+            confidence_level: confidence,
+            standard_error,
+            cv: if mean == 0.0 { 0.0 } else { std / mean.abs() },
+            median_ci,
+            median_ci_note,
+            percentiles,
+            outliers,
+            shape,
+            lag1_autocorrelation,
+            effective_sample_size,
+            warnings,
+            values,
+        })
+    }
+
+    /// Attach a metadata entry (builder style).
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The percentile entry for `percentile` (50, 90, 95 or 99), if present.
+    pub fn percentile(&self, percentile: f64) -> Option<&PercentileEstimate> {
+        self.percentiles
+            .iter()
+            .find(|entry| (entry.percentile - percentile).abs() < 1e-9)
+    }
+}
+
+fn classify_outliers(values: &[f64], sorted: &[f64], median: f64) -> OutlierReport {
+    let q1 = quantile_sorted(sorted, 0.25);
+    let q3 = quantile_sorted(sorted, 0.75);
+    let iqr = q3 - q1;
+    let fences = [q1 - 3.0 * iqr, q1 - 1.5 * iqr, q3 + 1.5 * iqr, q3 + 3.0 * iqr];
+    let mut report = OutlierReport {
+        low_severe: 0,
+        low_mild: 0,
+        high_mild: 0,
+        high_severe: 0,
+        tukey_fences: fences,
+        mad: 0.0,
+        mad_outliers: 0,
+        tukey_outlier_indices: Vec::new(),
+    };
+    for (index, &value) in values.iter().enumerate() {
+        if value < fences[0] {
+            report.low_severe += 1;
+        } else if value < fences[1] {
+            report.low_mild += 1;
+        } else if value > fences[3] {
+            report.high_severe += 1;
+        } else if value > fences[2] {
+            report.high_mild += 1;
+        } else {
+            continue;
+        }
+        report.tukey_outlier_indices.push(index);
+    }
+    let deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    let mad = self::median(&deviations).unwrap_or(0.0);
+    report.mad = mad;
+    if mad > 0.0 {
+        report.mad_outliers = deviations
+            .iter()
+            .filter(|&&d| 0.6745 * d / mad > 3.5)
+            .count();
+    }
+    report
+}
+
+fn distribution_shape(values: &[f64], mean: f64, std: f64) -> DistributionShape {
+    let n = values.len() as f64;
+    let m2 = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    if m2 <= 0.0 || std <= 0.0 {
+        return DistributionShape {
+            skewness: 0.0,
+            excess_kurtosis: 0.0,
+            bimodality_coefficient: None,
+            skewed: false,
+            bimodal: false,
+        };
+    }
+    let m3 = values.iter().map(|v| (v - mean).powi(3)).sum::<f64>() / n;
+    let m4 = values.iter().map(|v| (v - mean).powi(4)).sum::<f64>() / n;
+    let skewness = m3 / m2.powf(1.5);
+    let excess_kurtosis = m4 / (m2 * m2) - 3.0;
+    let bimodality_coefficient = if values.len() >= 4 {
+        Some((skewness * skewness + 1.0) / (excess_kurtosis + 3.0 * (n - 1.0).powi(2) / ((n - 2.0) * (n - 3.0))))
+    } else {
+        None
+    };
+    DistributionShape {
+        skewness,
+        excess_kurtosis,
+        bimodality_coefficient,
+        skewed: skewness.abs() > 1.0,
+        bimodal: values.len() >= 10 && bimodality_coefficient.is_some_and(|b| b > 5.0 / 9.0),
+    }
+}
+
+fn autocorrelation(values: &[f64], mean: f64, lag: usize) -> f64 {
+    if lag >= values.len() {
+        return 0.0;
+    }
+    let variance: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+    if variance <= 0.0 {
+        return 0.0;
+    }
+    let covariance: f64 = values
+        .windows(lag + 1)
+        .map(|w| (w[0] - mean) * (w[lag] - mean))
+        .sum();
+    covariance / variance
+}
+
+/// Effective sample size with Geyer's initial positive sequence: sum autocorrelations until one is ≤ 0.
+pub fn effective_sample_size(values: &[f64], mean: f64) -> f64 {
+    let n = values.len();
+    let mut sum = 0.0;
+    for lag in 1..n / 2 {
+        let rho = autocorrelation(values, mean, lag);
+        if rho <= 0.0 {
+            break;
+        }
+        sum += rho;
+    }
+    (n as f64 / (1.0 + 2.0 * sum)).clamp(1.0, n as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_quantiles_match_published_tables() {
+        // Two-sided 95% critical values (t_{0.975, df}) and one-sided 99% from standard tables.
+        let table = [
+            (1.0, 0.975, 12.706),
+            (2.0, 0.975, 4.303),
+            (4.0, 0.975, 2.776),
+            (5.0, 0.975, 2.571),
+            (9.0, 0.975, 2.262),
+            (10.0, 0.975, 2.228),
+            (29.0, 0.975, 2.045),
+            (30.0, 0.975, 2.042),
+            (120.0, 0.975, 1.980),
+            (10.0, 0.99, 2.764),
+            (20.0, 0.95, 1.725),
+            (60.0, 0.995, 2.660),
+        ];
+        for (df, p, expected) in table {
+            let got = student_t_quantile(p, df).unwrap();
+            assert!((got - expected).abs() < 1e-3, "t({p}, {df}) = {got}, table {expected}");
+        }
+        assert!(student_t_quantile(1.5, 3.0).is_err());
+        assert!(student_t_quantile(0.5, 0.0).is_err());
+    }
+
+    #[test]
+    fn median_ranks_for_n_10_are_the_textbook_ones() {
+        // For n = 10 at 95% the classic distribution-free interval is [x_(2), x_(9)], coverage 97.85%.
+        assert_eq!(order_statistic_ranks(10, 0.5, 0.95), Some((2, 9)));
+        let coverage = order_statistic_coverage(10, 0.5, (2, 9));
+        assert!((coverage - 0.978_515_625).abs() < 1e-9, "{coverage}");
+        assert_eq!(order_statistic_ranks(5, 0.5, 0.95), None);
+        assert_eq!(min_samples_for_quantile(0.5, 0.95), 6);
+    }
+
+    #[test]
+    fn tail_percentiles_need_enough_samples() {
+        // p90 at 95% needs 0.9^n ≤ 0.025, i.e. n ≥ 36; at 99% (LoadGen's level) 0.9^n ≤ 0.005, n ≥ 51
+        // for a two-sided interval (LoadGen's one-sided bound needs 64 for its early-stopping rule).
+        assert_eq!(min_samples_for_quantile(0.9, 0.95), 36);
+        assert_eq!(min_samples_for_quantile(0.9, 0.99), 51);
+        assert_eq!(min_samples_for_quantile(0.99, 0.95), 368);
+        let result = BenchmarkResult::from_values("x", "ns", (0..20).map(f64::from).collect()).unwrap();
+        let p90 = result.percentile(90.0).unwrap();
+        assert!(p90.ci_lower.is_none());
+        assert_eq!(p90.note.as_deref(), Some("insufficient samples (need ≥ 36)"));
+    }
+
+    #[test]
+    fn summary_statistics_on_a_known_sample() {
+        let result =
+            BenchmarkResult::from_values("known", "ns", vec![2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        assert_eq!(result.count, 8);
+        assert!((result.mean - 5.0).abs() < 1e-12);
+        assert!((result.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert!((result.median - 4.5).abs() < 1e-12);
+        assert_eq!((result.min, result.max), (2.0, 9.0));
+        let t = student_t_quantile(0.975, 7.0).unwrap();
+        let half_width = t * result.std / 8f64.sqrt();
+        assert!((result.ci_upper - result.ci_lower - 2.0 * half_width).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        assert!(matches!(
+            BenchmarkResult::from_values("e", "ns", vec![]),
+            Err(PerfError::Empty { .. })
+        ));
+        assert!(matches!(
+            BenchmarkResult::from_values("one", "ns", vec![1.0]),
+            Err(PerfError::InsufficientSamples { have: 1, .. })
+        ));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(matches!(
+                BenchmarkResult::from_values("bad", "ns", vec![1.0, bad, 2.0]),
+                Err(PerfError::NonFinite { index: 1, .. })
+            ));
+        }
+        assert!(BenchmarkResult::with_confidence("c", "ns", vec![1.0, 2.0], 1.0).is_err());
+    }
+
+    #[test]
+    fn all_equal_and_zero_values_are_defined() {
+        for constant in [0.0, 3.5] {
+            let result = BenchmarkResult::from_values("flat", "ns", vec![constant; 12]).unwrap();
+            assert_eq!(result.std, 0.0);
+            assert_eq!((result.ci_lower, result.ci_upper), (constant, constant));
+            assert_eq!(result.median_ci, Some((constant, constant)));
+            assert_eq!(result.cv, 0.0);
+            assert!(!result.shape.skewed && !result.shape.bimodal);
+            assert_eq!(result.outliers.tukey_outlier_indices.len(), 0);
+            assert_eq!(result.effective_sample_size, 12.0);
+        }
+    }
+
+    #[test]
+    fn outliers_are_classified_not_dropped() {
+        let mut values: Vec<f64> = (0..30).map(|i| 100.0 + f64::from(i % 5)).collect();
+        values.push(1_000.0);
+        let result = BenchmarkResult::from_values("o", "ns", values.clone()).unwrap();
+        assert_eq!(result.count, values.len());
+        assert_eq!(result.outliers.high_severe, 1);
+        assert_eq!(result.outliers.tukey_outlier_indices, vec![30]);
+        assert_eq!(result.outliers.mad_outliers, 1);
+        assert!(result.shape.skewed);
+    }
+
+    #[test]
+    fn serializes_with_the_seed_field_names() {
+        let result = BenchmarkResult::from_values("s", "ns", vec![1.0, 2.0, 3.0]).unwrap();
+        let json = serde_json::to_value(&result).unwrap();
+        for key in [
+            "metric_name", "values", "mean", "std", "median", "min", "max", "count", "ci_lower", "ci_upper",
+            "metadata",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}");
+        }
+        let back: BenchmarkResult = serde_json::from_value(json).unwrap();
+        assert_eq!(back, result);
+    }
+}
