@@ -1,0 +1,211 @@
+//! The statistics, tested by seeded simulation rather than assumed: interval coverage on the
+//! distributions latency really has, and the comparator's false-positive rate and power fed by a
+//! simulated timing source (never the real clock).
+
+use perf_core::compare::{compare_sources, CompareConfig, Order};
+use perf_core::measure::{TimedBatch, WarmUp};
+use perf_core::stats::BenchmarkResult;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, LogNormal, Normal};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+const TRIALS: usize = 2_000;
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Normal,
+    LogNormal,
+    /// 95% around 100, 5% around 300: a fast path with an occasional slow one.
+    TwoModeMixture,
+}
+
+impl Shape {
+    fn draw(self, rng: &mut StdRng) -> f64 {
+        match self {
+            Shape::Normal => Normal::new(100.0, 10.0).unwrap().sample(rng),
+            Shape::LogNormal => LogNormal::new(0.0, 1.0).unwrap().sample(rng),
+            Shape::TwoModeMixture => {
+                if rng.random_bool(0.95) {
+                    Normal::new(100.0, 5.0).unwrap().sample(rng)
+                } else {
+                    Normal::new(300.0, 5.0).unwrap().sample(rng)
+                }
+            }
+        }
+    }
+
+    /// The true median, computed numerically once (closed form where there is one).
+    fn true_median(self) -> f64 {
+        match self {
+            Shape::Normal => 100.0,
+            Shape::LogNormal => 1.0,
+            Shape::TwoModeMixture => {
+                // Solve 0.95·Φ((m − 100)/5) + 0.05·Φ((m − 300)/5) = 0.5 by bisection.
+                use statrs::distribution::{ContinuousCDF, Normal as StatNormal};
+                let fast = StatNormal::new(100.0, 5.0).unwrap();
+                let slow = StatNormal::new(300.0, 5.0).unwrap();
+                let (mut lo, mut hi) = (50.0, 150.0);
+                for _ in 0..200 {
+                    let mid = (lo + hi) / 2.0;
+                    if 0.95 * fast.cdf(mid) + 0.05 * slow.cdf(mid) < 0.5 {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (lo + hi) / 2.0
+            }
+        }
+    }
+}
+
+fn median_coverage(shape: Shape, n: usize, seed: u64) -> f64 {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let truth = shape.true_median();
+    let mut covered = 0;
+    for _ in 0..TRIALS {
+        let values: Vec<f64> = (0..n).map(|_| shape.draw(&mut rng)).collect();
+        let result = BenchmarkResult::from_values("sim", "ns", values).unwrap();
+        let (lower, upper) = result.median_ci.unwrap();
+        if lower <= truth && truth <= upper {
+            covered += 1;
+        }
+    }
+    covered as f64 / TRIALS as f64
+}
+
+#[test]
+fn median_interval_covers_about_95_percent() {
+    let mut report = Vec::new();
+    for (index, shape) in [Shape::Normal, Shape::LogNormal, Shape::TwoModeMixture].into_iter().enumerate() {
+        for n in [10, 30] {
+            let coverage = median_coverage(shape, n, 1_000 + index as u64 * 10 + n as u64);
+            report.push(format!("{shape:?} n={n}: {:.1}%", 100.0 * coverage));
+            assert!(
+                (0.93..=0.97).contains(&coverage),
+                "median CI coverage {coverage} for {shape:?} at n = {n}"
+            );
+        }
+    }
+    println!("median interval coverage over {TRIALS} trials: {}", report.join(", "));
+}
+
+#[test]
+fn mean_t_interval_covers_about_95_percent_on_normal_data() {
+    for n in [5, 10, 30] {
+        let mut rng = StdRng::seed_from_u64(7 + n as u64);
+        let mut covered = 0;
+        for _ in 0..TRIALS {
+            let values: Vec<f64> = (0..n).map(|_| Shape::Normal.draw(&mut rng)).collect();
+            let result = BenchmarkResult::from_values("sim", "ns", values).unwrap();
+            if result.ci_lower <= 100.0 && 100.0 <= result.ci_upper {
+                covered += 1;
+            }
+        }
+        let coverage = covered as f64 / TRIALS as f64;
+        println!("mean t-interval coverage, normal, n = {n}: {:.1}%", 100.0 * coverage);
+        assert!((0.93..=0.97).contains(&coverage), "t coverage {coverage} at n = {n}");
+    }
+}
+
+/// A simulated machine: one virtual clock shared by both sides, a linear drift over the run and
+/// log-normal noise on every batch.
+struct Machine {
+    virtual_ns: f64,
+    drift_over_run: f64,
+    run_length_ns: f64,
+    noise_sigma: f64,
+    rng: StdRng,
+}
+
+struct Side {
+    machine: Rc<RefCell<Machine>>,
+    per_iteration_ns: f64,
+}
+
+impl TimedBatch for Side {
+    fn run_batch(&mut self, iterations: u64) -> f64 {
+        let mut machine = self.machine.borrow_mut();
+        let drift = 1.0 + machine.drift_over_run * (machine.virtual_ns / machine.run_length_ns);
+        let noise = LogNormal::new(0.0, machine.noise_sigma).unwrap().sample(&mut machine.rng);
+        let elapsed = iterations as f64 * self.per_iteration_ns * drift * noise;
+        machine.virtual_ns += elapsed;
+        elapsed
+    }
+}
+
+fn simulated_config(order: Order) -> CompareConfig {
+    CompareConfig {
+        order,
+        warm_up: WarmUp::Time(Duration::from_millis(20)),
+        min_sample_time: Duration::from_millis(1),
+        ..CompareConfig::default()
+    }
+}
+
+/// Fraction of trials called significant, and of those, how many in the right direction.
+fn rejection_rate(order: Order, true_speedup: f64, noise_sigma: f64, trials: usize, seed: u64) -> (f64, f64) {
+    let config = simulated_config(order);
+    let mut significant = 0;
+    let mut right_direction = 0;
+    for trial in 0..trials {
+        let machine = Rc::new(RefCell::new(Machine {
+            virtual_ns: 0.0,
+            drift_over_run: 0.03,
+            // Two warm-ups of 20 ms plus 2 × pairs samples of ~1 ms.
+            run_length_ns: 40e6 + 2.0 * config.pairs as f64 * 1e6,
+            noise_sigma,
+            rng: StdRng::seed_from_u64(seed + trial as u64),
+        }));
+        let mut baseline = Side {
+            machine: Rc::clone(&machine),
+            per_iteration_ns: 1_000.0,
+        };
+        let mut candidate = Side {
+            machine,
+            per_iteration_ns: 1_000.0 / true_speedup,
+        };
+        let comparison = compare_sources(&config, &mut baseline, &mut candidate).unwrap();
+        if comparison.is_significant() {
+            significant += 1;
+            if (comparison.speedup.point > 1.0) == (true_speedup > 1.0) {
+                right_direction += 1;
+            }
+        }
+    }
+    (
+        significant as f64 / trials as f64,
+        if significant == 0 { 1.0 } else { right_direction as f64 / significant as f64 },
+    )
+}
+
+#[test]
+fn aa_false_positive_rate_under_drift_is_controlled_by_interleaving() {
+    let (alternating, _) = rejection_rate(Order::Alternating, 1.0, 0.03, 1_000, 10_000);
+    let (randomized, _) = rejection_rate(Order::RandomizedBlocks, 1.0, 0.03, 1_000, 20_000);
+    let (sequential, _) = rejection_rate(Order::Sequential, 1.0, 0.03, 1_000, 30_000);
+    println!(
+        "A/A false-positive rate under a 3% drift: alternating {:.1}%, randomized {:.1}%, sequential {:.1}%",
+        100.0 * alternating,
+        100.0 * randomized,
+        100.0 * sequential
+    );
+    assert!(alternating <= 0.07, "alternating A/A false positives {alternating}");
+    assert!(randomized <= 0.07, "randomized A/A false positives {randomized}");
+    // Running all of A then all of B is the trap METHODS.md warns about: it must look bad here.
+    assert!(sequential > 0.15, "sequential order should be fooled by drift, got {sequential}");
+}
+
+#[test]
+fn power_for_a_true_ten_percent_difference() {
+    // 5% per-sample noise (a noisy shared machine) plus the same 3% drift.
+    let (power, direction) = rejection_rate(Order::Alternating, 1.10, 0.05, 1_000, 40_000);
+    println!("power for a true 10% speedup at 5% noise, default config: {:.1}%", 100.0 * power);
+    assert!(power >= 0.90, "power {power}");
+    assert!(direction == 1.0, "a significant result pointed the wrong way");
+    let (power_slower, _) = rejection_rate(Order::Alternating, 1.0 / 1.10, 0.05, 500, 50_000);
+    assert!(power_slower >= 0.90, "power for a slowdown {power_slower}");
+}
