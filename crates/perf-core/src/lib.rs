@@ -26,10 +26,10 @@ pub mod compare;
 pub mod complexity;
 mod error;
 pub mod measure;
-// pub mod provenance;
-// pub mod results;
+pub mod provenance;
+pub mod results;
 pub mod stats;
 pub mod timer;
-// pub mod workloads;
+pub mod workloads;
 
 pub use error::PerfError;
