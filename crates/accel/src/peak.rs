@@ -1,0 +1,197 @@
+//! Measures this CPU's fused multiply-add throughput, so "% of peak" is measured rather than assumed.
+//!
+//! The probe runs `CHAINS` independent FMA dependency chains (more than latency × issue width on any current core,
+//! so the FMA units, not the latency, are the limit) for at least `min_duration`, once on one thread and once on
+//! every thread at the same time.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use crate::simd::Isa;
+use crate::AccelError;
+
+/// Independent accumulator chains per probe loop.
+const CHAINS: usize = 16;
+
+/// Knobs of [`peak_probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeakProbeConfig {
+    /// Instruction set to probe; `None` means [`Isa::best`].
+    pub isa: Option<Isa>,
+    /// Threads for the all-cores figure; `None` means `available_parallelism`.
+    pub threads: Option<usize>,
+    /// Minimum duration of one timed repetition.
+    pub min_duration: Duration,
+    /// Timed repetitions; the fastest is reported, since interference only ever slows a pure-compute loop down.
+    pub repetitions: usize,
+}
+
+impl Default for PeakProbeConfig {
+    fn default() -> Self {
+        PeakProbeConfig { isa: None, threads: None, min_duration: Duration::from_millis(100), repetitions: 3 }
+    }
+}
+
+/// Result of [`peak_probe`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeakReport {
+    /// Instruction set probed.
+    pub isa: Isa,
+    /// Floating-point operations (2 per lane per FMA) per second on one thread, in GFLOP/s.
+    pub gflops_per_core: f64,
+    /// The same with `threads` threads running at once, summed over them.
+    pub gflops_all_cores: f64,
+    /// Threads used for `gflops_all_cores`.
+    pub threads: usize,
+    /// Fastest single-thread repetition, wall time.
+    pub single_thread_seconds: f64,
+}
+
+/// Measures peak f32 FMA throughput for one instruction set, per core and over all cores.
+///
+/// # Errors
+/// [`AccelError::KernelUnavailable`] when the CPU lacks the requested instruction set;
+/// [`AccelError::InvalidConfig`] for zero threads or repetitions.
+pub fn peak_probe(config: &PeakProbeConfig) -> Result<PeakReport, AccelError> {
+    let isa = config.isa.unwrap_or_else(Isa::best);
+    if !isa.is_available() {
+        return Err(AccelError::KernelUnavailable { backend: crate::Backend::Simd(isa) });
+    }
+    let threads = config.threads.unwrap_or_else(crate::default_threads);
+    if threads == 0 || config.repetitions == 0 {
+        return Err(AccelError::InvalidConfig { what: "peak probe needs at least one thread and one repetition".into() });
+    }
+    let flops_per_iteration = (CHAINS * lanes(isa) * 2) as f64;
+
+    // Calibrate: double the iteration count until one run lasts min_duration.
+    let mut iterations: u64 = 1 << 14;
+    loop {
+        let start = Instant::now();
+        run_chains(isa, iterations);
+        if start.elapsed() >= config.min_duration || iterations >= 1 << 40 {
+            break;
+        }
+        iterations *= 2;
+    }
+
+    let mut best_single = f64::INFINITY;
+    for _ in 0..config.repetitions {
+        let start = Instant::now();
+        run_chains(isa, iterations);
+        best_single = best_single.min(start.elapsed().as_secs_f64());
+    }
+
+    let mut best_all = f64::INFINITY;
+    for _ in 0..config.repetitions {
+        let barrier = Barrier::new(threads);
+        let start = std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(|| {
+                    barrier.wait();
+                    run_chains(isa, iterations);
+                });
+            }
+            barrier.wait();
+            let start = Instant::now();
+            run_chains(isa, iterations);
+            start
+        });
+        // The scope joined every thread, so this is the time until the slowest finished.
+        best_all = best_all.min(start.elapsed().as_secs_f64());
+    }
+
+    let total = flops_per_iteration * iterations as f64;
+    Ok(PeakReport {
+        isa,
+        gflops_per_core: total / best_single / 1e9,
+        gflops_all_cores: total * threads as f64 / best_all / 1e9,
+        threads,
+        single_thread_seconds: best_single,
+    })
+}
+
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2Fma => 8,
+        _ => 1,
+    }
+}
+
+/// Runs the chains and returns their sum through `black_box`, so no work can be elided.
+fn run_chains(isa: Isa, iterations: u64) -> f32 {
+    let iterations = std::hint::black_box(iterations);
+    let result = match isa {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: peak_probe checked that the CPU has AVX-512F (and FMA) before getting here.
+        Isa::Avx512 => unsafe { x86::chains_avx512(iterations) },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        // SAFETY: peak_probe checked that the CPU has AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { x86::chains_avx2(iterations) },
+        _ => chains_scalar(iterations),
+    };
+    std::hint::black_box(result)
+}
+
+fn chains_scalar(iterations: u64) -> f32 {
+    let mut acc = [1.0f32; CHAINS];
+    let scale = std::hint::black_box(0.999_999_f32);
+    let offset = std::hint::black_box(1e-7_f32);
+    for _ in 0..iterations {
+        for value in acc.iter_mut() {
+            *value = *value * scale + offset;
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+mod x86 {
+    #[cfg(target_arch = "x86")]
+    use std::arch::x86::*;
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+
+    use super::CHAINS;
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn chains_avx512(iterations: u64) -> f32 {
+        let scale = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let offset = _mm512_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for value in acc.iter_mut() {
+                *value = _mm512_fmadd_ps(*value, scale, offset);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for value in acc {
+            sum = _mm512_add_ps(sum, value);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn chains_avx2(iterations: u64) -> f32 {
+        let scale = _mm256_set1_ps(std::hint::black_box(0.999_999));
+        let offset = _mm256_set1_ps(std::hint::black_box(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for value in acc.iter_mut() {
+                *value = _mm256_fmadd_ps(*value, scale, offset);
+            }
+        }
+        let mut sum = _mm256_setzero_ps();
+        for value in acc {
+            sum = _mm256_add_ps(sum, value);
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 writable floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+        lanes.iter().sum()
+    }
+}

@@ -1,0 +1,91 @@
+//! AVX-512F: 16-lane vectors, a 12 × 32 register tile (24 accumulators out of 32 zmm registers).
+
+#[cfg(target_arch = "x86")]
+use std::arch::x86::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::driver::{gemm_body, MicroKernel};
+use super::vector::{microkernel, Vector};
+use super::workspace::Workspace;
+use super::{MatMut, MatRef, SimdBlocking};
+
+#[derive(Clone, Copy)]
+pub(crate) struct F32x16(__m512);
+
+impl Vector for F32x16 {
+    const LANES: usize = 16;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller guarantees AVX-512F.
+        F32x16(unsafe { _mm512_setzero_ps() })
+    }
+
+    #[inline(always)]
+    unsafe fn splat_from(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees AVX-512F and a readable `ptr`.
+        F32x16(unsafe { _mm512_set1_ps(*ptr) })
+    }
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const f32) -> Self {
+        // SAFETY: the caller guarantees AVX-512F and 16 readable floats.
+        F32x16(unsafe { _mm512_loadu_ps(ptr) })
+    }
+
+    #[inline(always)]
+    unsafe fn store(ptr: *mut f32, value: Self) {
+        // SAFETY: the caller guarantees AVX-512F and 16 writable floats.
+        unsafe { _mm512_storeu_ps(ptr, value.0) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+        // SAFETY: the caller guarantees AVX-512F.
+        F32x16(unsafe { _mm512_fmadd_ps(a.0, b.0, acc.0) })
+    }
+
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: the caller guarantees AVX-512F.
+        F32x16(unsafe { _mm512_add_ps(a.0, b.0) })
+    }
+}
+
+pub(crate) const MR: usize = 12;
+pub(crate) const NV: usize = 2;
+
+pub(crate) struct Avx512Kernel;
+
+impl MicroKernel for Avx512Kernel {
+    const MR: usize = MR;
+    const NR: usize = NV * 16;
+
+    #[inline(always)]
+    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+        // SAFETY: forwarded contract; AVX-512F is guaranteed by the caller.
+        unsafe { tile_avx512(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+    }
+}
+
+/// The microkernel compiled with AVX-512F enabled, kept out of line so it gets its own register allocation.
+///
+/// # Safety
+/// AVX-512F must be available; pointer contract of [`microkernel`].
+#[target_feature(enable = "avx512f,fma")]
+#[inline(never)]
+unsafe fn tile_avx512(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+    // SAFETY: forwarded contract.
+    unsafe { microkernel::<F32x16, MR, NV>(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+}
+
+/// The generic GEMM body compiled with AVX-512F enabled.
+///
+/// # Safety
+/// AVX-512F must be available; the descriptors must be valid (see [`MatRef`], [`MatMut`]).
+#[target_feature(enable = "avx512f,fma")]
+pub(crate) unsafe fn gemm(a: MatRef, b: MatRef, c: MatMut, accumulate: bool, blocking: SimdBlocking, workspace: &mut Workspace) {
+    // SAFETY: forwarded contract.
+    unsafe { gemm_body::<Avx512Kernel>(a, b, c, accumulate, blocking, workspace) }
+}

@@ -1,0 +1,197 @@
+//! The one generic GEMM body: block the operands for the caches, pack them into panels, run the microkernel.
+//!
+//! Loop order (outermost first), with `C[m × n] (+)= A[m × k] · B[k × n]` row-major and vectors along `n`:
+//!
+//! 1. `ic`: `mc` rows of A, packed once per `kc` slab into `MR`-row micro-panels (lives in L3/L2).
+//! 2. `pc`: `kc`-deep slabs of the inner dimension.
+//! 3. `jc`: `nc` columns of B, packed into `NR`-wide micro-panels (sized to stay in L2).
+//! 4. `ir`: one A micro-panel (`MR × kc`, stays in L1 while...)
+//! 5. `jr`: ...every B micro-panel of the block streams past it through the microkernel.
+//!
+//! For sizes up to `mc` rows and `nc` columns each operand is packed exactly once.
+
+use super::workspace::Workspace;
+use super::{MatMut, MatRef, SimdBlocking};
+
+/// A register-blocked tile kernel for one instruction set: `MR` rows by `NR` columns of C.
+pub(crate) trait MicroKernel {
+    const MR: usize;
+    const NR: usize;
+
+    /// See [`super::vector::microkernel`] for the contract.
+    ///
+    /// # Safety
+    /// As `microkernel`, with `NV · LANES = NR`.
+    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool);
+}
+
+/// Largest `MR · NR` of any kernel; the edge tile buffer has this many elements.
+pub(crate) const MAX_TILE: usize = 512;
+
+#[repr(C, align(64))]
+struct EdgeTile([f32; MAX_TILE]);
+
+fn round_up(value: usize, multiple: usize) -> usize {
+    value.div_ceil(multiple) * multiple
+}
+
+/// `c (+)= a · b` with packing. Shapes must agree (`a.cols == b.rows`, `c` is `a.rows × b.cols`).
+///
+/// # Safety
+/// The CPU must support `K`'s instruction set, and the matrix descriptors must describe valid, non-aliasing
+/// memory (see [`MatRef`], [`MatMut`]).
+#[inline(always)]
+pub(crate) unsafe fn gemm_body<K: MicroKernel>(
+    a: MatRef,
+    b: MatRef,
+    c: MatMut,
+    accumulate: bool,
+    blocking: SimdBlocking,
+    workspace: &mut Workspace,
+) {
+    const { assert!(K::MR * K::NR <= MAX_TILE) };
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for row_idx in 0..m {
+                for col_idx in 0..n {
+                    // SAFETY: (row_idx, col_idx) is inside c.
+                    unsafe { *c.at(row_idx, col_idx) = 0.0 };
+                }
+            }
+        }
+        return;
+    }
+    let kc_max = blocking.kc.min(k);
+    let mc_max = round_up(blocking.mc.min(m), K::MR);
+    let nc_max = round_up(blocking.nc.min(n), K::NR);
+    let (a_pack, b_pack) = workspace.buffers(mc_max * kc_max, kc_max * nc_max);
+    let mut edge_tile = EdgeTile([0.0; MAX_TILE]);
+
+    for row_block in (0..m).step_by(blocking.mc) {
+        let mc = blocking.mc.min(m - row_block);
+        for inner_block in (0..k).step_by(blocking.kc) {
+            let kc = blocking.kc.min(k - inner_block);
+            let load_c = accumulate || inner_block > 0;
+            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · kc_max ≥ round_up(mc, MR) · kc floats.
+            unsafe { pack_a::<K>(a.sub(row_block, inner_block, mc, kc), a_pack) };
+            for col_block in (0..n).step_by(blocking.nc) {
+                let nc = blocking.nc.min(n - col_block);
+                // SAFETY: the sub-block lies inside b; b_pack holds kc_max · nc_max ≥ kc · round_up(nc, NR) floats.
+                unsafe { pack_b::<K>(b.sub(inner_block, col_block, kc, nc), b_pack) };
+                for panel_row in (0..mc).step_by(K::MR) {
+                    let rows = K::MR.min(mc - panel_row);
+                    // SAFETY: panel offsets stay inside the packed buffers (see the packing loops).
+                    let a_panel = unsafe { a_pack.add(panel_row * kc) };
+                    for panel_col in (0..nc).step_by(K::NR) {
+                        let cols = K::NR.min(nc - panel_col);
+                        // SAFETY: as above.
+                        let b_panel = unsafe { b_pack.add(panel_col * kc) };
+                        let c_row = row_block + panel_row;
+                        let c_col = col_block + panel_col;
+                        // SAFETY: (c_row, c_col) is inside c.
+                        let c_ptr = unsafe { c.at(c_row, c_col) };
+                        if rows == K::MR && cols == K::NR && c.col_stride == 1 {
+                            // SAFETY: a full tile with contiguous rows; the panels hold kc steps each.
+                            unsafe { K::run(kc, a_panel, b_panel, c_ptr, c.row_stride, load_c) };
+                            continue;
+                        }
+                        // Edge or strided tile: compute the whole padded tile into a local buffer, then copy the
+                        // valid part. The padding rows/columns of the panels are zeros, so nothing leaks.
+                        let tile = edge_tile.0.as_mut_ptr();
+                        // SAFETY: the edge tile holds MR · NR ≤ MAX_TILE floats with row stride NR.
+                        unsafe { K::run(kc, a_panel, b_panel, tile, K::NR as isize, false) };
+                        for row_idx in 0..rows {
+                            for col_idx in 0..cols {
+                                // SAFETY: (c_row + row_idx, c_col + col_idx) is inside c; the tile index is < MR · NR.
+                                unsafe {
+                                    let out = c.at(c_row + row_idx, c_col + col_idx);
+                                    let value = *tile.add(row_idx * K::NR + col_idx);
+                                    *out = if load_c { *out + value } else { value };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `src` (`mc × kc`) into `MR`-row micro-panels: panel `t` holds, for each `p < kc`, the `MR` values
+/// `src[t·MR .. t·MR+MR, p]`, zero-padded past `mc`.
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for `round_up(mc, MR) · kc` writes.
+#[inline(always)]
+unsafe fn pack_a<K: MicroKernel>(src: MatRef, dst: *mut f32) {
+    let (mc, kc) = (src.rows, src.cols);
+    for panel_row in (0..mc).step_by(K::MR) {
+        let rows = K::MR.min(mc - panel_row);
+        // SAFETY: panel_row · kc + kc · MR ≤ round_up(mc, MR) · kc.
+        let panel = unsafe { dst.add(panel_row * kc) };
+        if rows == K::MR && src.col_stride == 1 {
+            for row_idx in 0..K::MR {
+                // SAFETY: row panel_row + row_idx < mc, columns 0..kc contiguous; writes stay in the panel.
+                unsafe {
+                    let src_row = src.at(panel_row + row_idx, 0);
+                    for inner_idx in 0..kc {
+                        *panel.add(inner_idx * K::MR + row_idx) = *src_row.add(inner_idx);
+                    }
+                }
+            }
+            continue;
+        }
+        for inner_idx in 0..kc {
+            for row_idx in 0..K::MR {
+                let value = if row_idx < rows {
+                    // SAFETY: inside src.
+                    unsafe { *src.at(panel_row + row_idx, inner_idx) }
+                } else {
+                    0.0
+                };
+                // SAFETY: inside the panel.
+                unsafe { *panel.add(inner_idx * K::MR + row_idx) = value };
+            }
+        }
+    }
+}
+
+/// Packs `src` (`kc × nc`) into `NR`-wide micro-panels: panel `t` holds, for each `p < kc`, the `NR` values
+/// `src[p, t·NR .. t·NR+NR]`, zero-padded past `nc`.
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for `kc · round_up(nc, NR)` writes.
+#[inline(always)]
+unsafe fn pack_b<K: MicroKernel>(src: MatRef, dst: *mut f32) {
+    let (kc, nc) = (src.rows, src.cols);
+    for panel_col in (0..nc).step_by(K::NR) {
+        let cols = K::NR.min(nc - panel_col);
+        // SAFETY: panel_col · kc + kc · NR ≤ kc · round_up(nc, NR).
+        let panel = unsafe { dst.add(panel_col * kc) };
+        if cols == K::NR && src.col_stride == 1 {
+            for inner_idx in 0..kc {
+                // SAFETY: NR contiguous floats of row inner_idx of src, into the panel; no overlap (dst is ours).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.at(inner_idx, panel_col), panel.add(inner_idx * K::NR), K::NR)
+                };
+            }
+            continue;
+        }
+        for inner_idx in 0..kc {
+            for col_idx in 0..K::NR {
+                let value = if col_idx < cols {
+                    // SAFETY: inside src.
+                    unsafe { *src.at(inner_idx, panel_col + col_idx) }
+                } else {
+                    0.0
+                };
+                // SAFETY: inside the panel.
+                unsafe { *panel.add(inner_idx * K::NR + col_idx) = value };
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The small vector abstraction the generic microkernel is written against, and that microkernel.
+//!
+//! Each instruction set supplies one `Vector` type whose methods are `#[inline(always)]` wrappers over its
+//! intrinsics. They carry no `#[target_feature]` themselves: they are only ever inlined into a function that has
+//! the features enabled (the thin wrappers in `avx512.rs`, `avx2.rs`, `scalar.rs`), the pattern memchr uses.
+
+/// A register of `LANES` f32 values.
+pub(crate) trait Vector: Copy {
+    const LANES: usize;
+
+    /// # Safety
+    /// The CPU must support the instruction set of the implementing type.
+    unsafe fn zero() -> Self;
+
+    /// Broadcasts the f32 at `ptr` to every lane.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`]; `ptr` must be valid for one f32 read.
+    unsafe fn splat_from(ptr: *const f32) -> Self;
+
+    /// # Safety
+    /// As [`Vector::zero`]; `ptr` must be valid for `LANES` f32 reads (no alignment needed).
+    unsafe fn load(ptr: *const f32) -> Self;
+
+    /// # Safety
+    /// As [`Vector::zero`]; `ptr` must be valid for `LANES` f32 writes (no alignment needed).
+    unsafe fn store(ptr: *mut f32, value: Self);
+
+    /// `a · b + acc`, fused where the instruction set has it.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`].
+    unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self;
+
+    /// # Safety
+    /// As [`Vector::zero`].
+    unsafe fn add(a: Self, b: Self) -> Self;
+
+}
+
+/// One register-blocked tile: `c[0..MR, 0..NV·LANES] (+)= a_panel · b_panel` over `depth` steps.
+///
+/// `a_panel` holds `depth` groups of `MR` values (column `p` of an `MR`-row slice of A), `b_panel` holds `depth`
+/// groups of `NV · LANES` values (row `p` of a column slice of B), as written by the packing routines. The
+/// `MR × NV` accumulators live in registers for the whole loop; `c` is read (when `load_c`) and written once.
+///
+/// # Safety
+/// The CPU must support `V`'s instruction set. `a_panel` must be valid for `depth · MR` reads, `b_panel` for
+/// `depth · NV · LANES` reads, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
+/// contiguous reads and writes, none of which alias the panels.
+#[inline(always)]
+pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
+    depth: usize,
+    a_panel: *const f32,
+    b_panel: *const f32,
+    c: *mut f32,
+    c_row_stride: isize,
+    load_c: bool,
+) {
+    // SAFETY: the caller guarantees the instruction set (for every `V::` call below) and the pointer ranges.
+    unsafe {
+        let mut acc = [[V::zero(); NV]; MR];
+        let mut a_ptr = a_panel;
+        let mut b_ptr = b_panel;
+        for _ in 0..depth {
+            let mut b_vec = [V::zero(); NV];
+            for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
+                *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
+            }
+            for (row_idx, acc_row) in acc.iter_mut().enumerate() {
+                let a_value = V::splat_from(a_ptr.add(row_idx));
+                for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
+                    *acc_value = V::mul_add(a_value, b_value, *acc_value);
+                }
+            }
+            a_ptr = a_ptr.add(MR);
+            b_ptr = b_ptr.add(NV * V::LANES);
+        }
+        for (row_idx, acc_row) in acc.iter().enumerate() {
+            let c_row = c.offset(row_idx as isize * c_row_stride);
+            for (vec_idx, &acc_value) in acc_row.iter().enumerate() {
+                let c_ptr = c_row.add(vec_idx * V::LANES);
+                let value = if load_c { V::add(V::load(c_ptr), acc_value) } else { acc_value };
+                V::store(c_ptr, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Compressed sparse row (CSR) storage built from a dense matrix, and CSR × dense products — for pruned weights.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+
+use crate::naive::axpy;
+use crate::AccelError;
+
+/// A sparse `rows × cols` f32 matrix in CSR form.
+///
+/// Invariants (kept by the only constructor, [`CsrMatrix::from_dense`]): `row_offsets` has `rows + 1`
+/// non-decreasing entries starting at 0 and ending at `nnz`; the column indices of each row are increasing and
+/// below `cols`; `values` and `col_indices` both hold `nnz` entries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsrMatrix {
+    rows: usize,
+    cols: usize,
+    row_offsets: Vec<usize>,
+    col_indices: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl CsrMatrix {
+    /// Keeps the entries of `dense` with `|value| > threshold` (so `threshold = 0.0` keeps every non-zero).
+    ///
+    /// # Errors
+    /// [`AccelError::InvalidConfig`] when `threshold` is negative or NaN, or `dense` has more than `u32::MAX`
+    /// columns (column indices are stored as `u32` to halve their bytes).
+    pub fn from_dense(dense: ArrayView2<'_, f32>, threshold: f32) -> Result<CsrMatrix, AccelError> {
+        if threshold.is_nan() || threshold < 0.0 {
+            return Err(AccelError::InvalidConfig { what: format!("sparsity threshold must be >= 0, got {threshold}") });
+        }
+        let (rows, cols) = dense.dim();
+        if u32::try_from(cols).is_err() {
+            return Err(AccelError::InvalidConfig { what: format!("{cols} columns do not fit u32 column indices") });
+        }
+        let mut row_offsets = Vec::with_capacity(rows + 1);
+        let mut col_indices = Vec::new();
+        let mut values = Vec::new();
+        row_offsets.push(0);
+        for row in dense.rows() {
+            for (col_idx, &value) in row.iter().enumerate() {
+                // NaN is kept (its magnitude is not comparable), so pruning never hides a NaN weight.
+                if value.abs() > threshold || value.is_nan() {
+                    col_indices.push(col_idx as u32);
+                    values.push(value);
+                }
+            }
+            row_offsets.push(values.len());
+        }
+        col_indices.shrink_to_fit();
+        values.shrink_to_fit();
+        Ok(CsrMatrix { rows, cols, row_offsets, col_indices, values })
+    }
+
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.cols]
+    }
+
+    /// Stored (non-zero) entries.
+    pub fn nnz(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `nnz / (rows · cols)`, 0 for an empty matrix.
+    pub fn density(&self) -> f64 {
+        let total = self.rows * self.cols;
+        if total == 0 {
+            return 0.0;
+        }
+        self.nnz() as f64 / total as f64
+    }
+
+    /// Bytes of the storage that really exists: `nnz` f32 values, `nnz` u32 column indices and `rows + 1` usize
+    /// row offsets (lengths, not capacities, after `shrink_to_fit`).
+    pub fn storage_bytes(&self) -> usize {
+        self.values.len() * std::mem::size_of::<f32>()
+            + self.col_indices.len() * std::mem::size_of::<u32>()
+            + self.row_offsets.len() * std::mem::size_of::<usize>()
+    }
+
+    /// Bytes the same matrix takes dense (`rows · cols` f32 values), for comparison.
+    pub fn dense_bytes(&self) -> usize {
+        self.rows * self.cols * std::mem::size_of::<f32>()
+    }
+
+    /// The matrix back in dense form (pruned entries are zero).
+    pub fn to_dense(&self) -> Array2<f32> {
+        let mut dense = Array2::zeros((self.rows, self.cols));
+        for row_idx in 0..self.rows {
+            for entry in self.row_offsets[row_idx]..self.row_offsets[row_idx + 1] {
+                dense[[row_idx, self.col_indices[entry] as usize]] = self.values[entry];
+            }
+        }
+        dense
+    }
+
+    /// `self · b` for a dense `b`.
+    ///
+    /// # Errors
+    /// [`AccelError::ShapeMismatch`] when `b.nrows() != self.shape()[1]`.
+    pub fn matmul_dense(&self, b: ArrayView2<'_, f32>) -> Result<Array2<f32>, AccelError> {
+        self.check_inner(&b)?;
+        let mut product = Array2::zeros((self.rows, b.ncols()));
+        self.matmul_dense_into(b, product.view_mut(), false)?;
+        Ok(product)
+    }
+
+    /// `c = self · b`, or `c += self · b` when `accumulate`. Row `i` of `c` gathers `value · b[col, ..]` over
+    /// row `i`'s stored entries, so the inner loop runs along contiguous rows of `b` and `c`.
+    ///
+    /// # Errors
+    /// [`AccelError::ShapeMismatch`], [`AccelError::OutputShapeMismatch`].
+    pub fn matmul_dense_into(
+        &self,
+        b: ArrayView2<'_, f32>,
+        mut c: ArrayViewMut2<'_, f32>,
+        accumulate: bool,
+    ) -> Result<(), AccelError> {
+        self.check_inner(&b)?;
+        let expected = [self.rows, b.ncols()];
+        let actual = [c.nrows(), c.ncols()];
+        if expected != actual {
+            return Err(AccelError::OutputShapeMismatch { expected, actual });
+        }
+        if !accumulate {
+            c.fill(0.0);
+        }
+        for (row_idx, mut c_row) in c.rows_mut().into_iter().enumerate() {
+            for entry in self.row_offsets[row_idx]..self.row_offsets[row_idx + 1] {
+                axpy(c_row.view_mut(), self.values[entry], b.row(self.col_indices[entry] as usize));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_inner(&self, b: &ArrayView2<'_, f32>) -> Result<(), AccelError> {
+        if b.nrows() != self.cols {
+            return Err(AccelError::ShapeMismatch { a_shape: self.shape(), b_shape: [b.nrows(), b.ncols()] });
+        }
+        Ok(())
+    }
+}
