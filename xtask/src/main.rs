@@ -1,1 +1,80 @@
-fn main() {}
+//! `cargo xtask`: TorchPerf's orchestration — `validate` runs every module's claims and archives
+//! the run, `compare` diffs two archived runs, `report` re-renders an archived run's report.
+
+mod archive;
+mod compare_runs;
+mod modules;
+mod report;
+mod validate;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "TorchPerf validation suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every module's claims and archive the results.
+    Validate(validate::ValidateArgs),
+    /// Compare two archived runs (default: the last two).
+    Compare {
+        /// The earlier run (directory or results.json); default: the second newest.
+        run_a: Option<PathBuf>,
+        /// The later run; default: the newest.
+        run_b: Option<PathBuf>,
+        /// Directory holding the runs.
+        #[arg(long, default_value = "validation_results")]
+        out: PathBuf,
+        /// Exit non-zero when any claim regressed significantly.
+        #[arg(long)]
+        fail_on_regression: bool,
+    },
+    /// Re-render the report of an archived run.
+    Report {
+        /// Run directory or results.json (default: latest).
+        run: Option<PathBuf>,
+        /// Directory holding the runs.
+        #[arg(long, default_value = "validation_results")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    // Relative paths (validation_results/, --out, --data-dir) resolve against the workspace root,
+    // wherever the command is run from, so that runs land in one archive.
+    let workspace_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&workspace_root)?;
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Compare {
+            run_a,
+            run_b,
+            out,
+            fail_on_regression,
+        } => compare_runs::run(run_a, run_b, &out, fail_on_regression),
+        Command::Report { run, out } => {
+            let path = archive::resolve_run(run, &out, 0)?;
+            let loaded = archive::load(&path)?;
+            print!("{}", report::render_markdown(&loaded));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -145,6 +145,29 @@ pub fn median_interval(sorted: &[f64], confidence: f64) -> Option<(f64, f64)> {
     Some((lower, upper))
 }
 
+/// Clopper–Pearson (exact) interval on a binomial proportion: `successes` of `trials`.
+///
+/// # Errors
+/// `InvalidInput` when `trials` is 0 or `successes > trials`; `InvalidConfig` for a bad level.
+pub fn binomial_interval(successes: u64, trials: u64, confidence: f64) -> Result<(f64, f64), PerfError> {
+    check_confidence(confidence)?;
+    if trials == 0 || successes > trials {
+        return Err(PerfError::InvalidInput(format!(
+            "binomial interval needs 0 ≤ successes ≤ trials and trials > 0, got {successes} of {trials}"
+        )));
+    }
+    let tail = (1.0 - confidence) / 2.0;
+    let (k, n) = (successes as f64, trials as f64);
+    let beta_quantile = |a: f64, b: f64, p: f64| -> Result<f64, PerfError> {
+        statrs::distribution::Beta::new(a, b)
+            .map(|beta| beta.inverse_cdf(p))
+            .map_err(|e| PerfError::InvalidInput(format!("beta({a}, {b}): {e}")))
+    };
+    let lower = if successes == 0 { 0.0 } else { beta_quantile(k, n - k + 1.0, tail)? };
+    let upper = if successes == trials { 1.0 } else { beta_quantile(k + 1.0, n - k, 1.0 - tail)? };
+    Ok((lower, upper))
+}
+
 /// Linear-interpolation quantile (Hyndman–Fan type 7, numpy's default) of sorted data.
 ///
 /// # Panics
@@ -584,6 +607,20 @@ mod tests {
         // n = 6: γ_1 = 0.96875, γ_2 = 0.78125, I = 0.1, λ = 0.5 / 1.4.
         let (lower, upper) = median_interval(&six, 0.95).unwrap();
         assert!((lower - (1.0 + 0.5 / 1.4)).abs() < 1e-12 && (upper - (6.0 - 0.5 / 1.4)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn clopper_pearson_matches_published_values() {
+        // 20 of 20: lower bound (0.025)^(1/20) = 0.8316; 0 of 10: upper 1 − 0.025^(1/10) = 0.3085.
+        let (lower, upper) = binomial_interval(20, 20, 0.95).unwrap();
+        assert!((lower - 0.025f64.powf(1.0 / 20.0)).abs() < 1e-6 && upper == 1.0);
+        let (lower, upper) = binomial_interval(0, 10, 0.95).unwrap();
+        assert!(lower == 0.0 && (upper - (1.0 - 0.025f64.powf(0.1))).abs() < 1e-6);
+        // 5 of 10: [0.1871, 0.8129] (standard tables).
+        let (lower, upper) = binomial_interval(5, 10, 0.95).unwrap();
+        assert!((lower - 0.1871).abs() < 1e-3 && (upper - 0.8129).abs() < 1e-3, "{lower} {upper}");
+        assert!(binomial_interval(3, 2, 0.95).is_err());
+        assert!(binomial_interval(0, 0, 0.95).is_err());
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! The run archive: `validation_results/<timestamp>-<commit>/` written atomically (a temporary
+//! directory renamed into place), never overwritten, with a `latest` pointer.
+
+use anyhow::{bail, Context, Result};
+use perf_core::results::{load_run, ValidationRun};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Files of one run, written together.
+pub struct RunFiles<'a> {
+    /// The run itself.
+    pub run: &'a ValidationRun,
+    /// Rendered Markdown report.
+    pub report_markdown: String,
+}
+
+/// Write a run into `out/<run_id>/` atomically and point `out/latest` at it. Returns the directory.
+pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut run_id = files.run.run_id.clone();
+    let mut suffix = 2;
+    while out.join(&run_id).exists() {
+        run_id = format!("{}-{suffix}", files.run.run_id);
+        suffix += 1;
+    }
+    let staging = out.join(format!(".tmp-{run_id}-{}", std::process::id()));
+    fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let json = serde_json::to_string_pretty(files.run).context("serializing results")?;
+    write_file(&staging.join("results.json"), json.as_bytes())?;
+    write_file(&staging.join("report.md"), files.report_markdown.as_bytes())?;
+    let final_dir = out.join(&run_id);
+    fs::rename(&staging, &final_dir)
+        .with_context(|| format!("moving {} to {}", staging.display(), final_dir.display()))?;
+    point_latest(out, &run_id)?;
+    Ok(final_dir)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    Ok(())
+}
+
+/// Replace `out/latest` (a symlink on Unix, a one-line file elsewhere) atomically.
+fn point_latest(out: &Path, run_id: &str) -> Result<()> {
+    let temporary = out.join(format!(".latest-{}", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(run_id, &temporary).context("creating latest symlink")?;
+    #[cfg(not(unix))]
+    fs::write(&temporary, run_id).context("writing latest pointer")?;
+    fs::rename(&temporary, out.join("latest")).context("replacing latest pointer")?;
+    Ok(())
+}
+
+/// Run directories in `out`, oldest first (names start with a sortable timestamp).
+pub fn list_runs(out: &Path) -> Result<Vec<PathBuf>> {
+    if !out.exists() {
+        return Ok(Vec::new());
+    }
+    let mut runs: Vec<PathBuf> = fs::read_dir(out)
+        .with_context(|| format!("listing {}", out.display()))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            path.is_dir()
+                && !path.is_symlink()
+                && name.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && path.join("results.json").exists()
+        })
+        .collect();
+    runs.sort();
+    Ok(runs)
+}
+
+/// The run at `explicit`, or the `back`-th newest in `out` (0 = newest).
+pub fn resolve_run(explicit: Option<PathBuf>, out: &Path, back: usize) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let runs = list_runs(out)?;
+    if runs.len() <= back {
+        bail!(
+            "{} holds {} run(s); need at least {} (run `cargo xtask validate` first)",
+            out.display(),
+            runs.len(),
+            back + 1
+        );
+    }
+    Ok(runs[runs.len() - 1 - back].clone())
+}
+
+/// Load a run from its directory or its results.json.
+pub fn load(path: &Path) -> Result<ValidationRun> {
+    let file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
+    Ok(load_run(&file)?)
+}

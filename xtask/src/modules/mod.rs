@@ -1,0 +1,39 @@
+//! The modules whose claims `validate` runs. Each is a function from the run's context to its
+//! judged claims; an `Err` or a panic makes the whole module ERROR and the run goes on.
+
+mod perf_core_claims;
+
+use anyhow::Result;
+use perf_core::claim::ClaimResult;
+use std::path::PathBuf;
+
+/// What every module gets.
+#[derive(Debug, Clone)]
+pub struct ModuleContext {
+    /// Reduced configuration.
+    pub quick: bool,
+    /// Seed for random inputs.
+    pub seed: u64,
+    /// Threads for parallel kernels.
+    #[allow(dead_code)] // read by the kernel modules as they register claims
+    pub threads: Option<usize>,
+    /// Installed data directory.
+    #[allow(dead_code)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A module and its claim runner.
+pub struct Module {
+    /// Name used by `--module`.
+    pub name: &'static str,
+    /// Runs the claims.
+    pub run: fn(&ModuleContext) -> Result<Vec<ClaimResult>>,
+}
+
+/// Every module, in run order.
+pub fn registry() -> Vec<Module> {
+    vec![Module {
+        name: "perf-core",
+        run: perf_core_claims::run,
+    }]
+}

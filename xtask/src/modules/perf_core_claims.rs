@@ -1,0 +1,298 @@
+//! perf-core's own claims: the clock is measured, an A/A pair is not called different, a known
+//! 2× work ratio measures 2×, and the benchmarking-reliability claims (reproducibility, detection
+//! of injected slowdowns with measured power, ranking of variants with known ordered costs).
+
+use super::ModuleContext;
+use anyhow::{Context, Result};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
+use perf_core::compare::{compare, CompareConfig, Comparison};
+use perf_core::measure::{measure, MeasureConfig, WarmUp};
+use perf_core::stats::{binomial_interval, BenchmarkResult};
+use perf_core::timer::ClockInfo;
+use std::hint::black_box;
+use std::time::Duration;
+
+const MODULE: &str = "perf-core";
+
+/// A fixed operation whose cost is exactly linear in `steps`: a dependent chain of 64-bit
+/// multiply–adds (an LCG step) that the compiler cannot shorten or vectorize. Never inlined, so
+/// both sides of an A/A pair run the very same machine code (inlined copies can differ by 10–20%
+/// through code alignment alone, which is a real difference, not the one under test).
+#[inline(never)]
+fn known_work(steps: u64) -> u64 {
+    let mut state = black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..black_box(steps) {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    }
+    state
+}
+
+fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
+    Ok(Estimate::from_t(
+        TInference {
+            center: comparison.speedup.log_ratio_mean,
+            standard_error: comparison.speedup.log_ratio_standard_error,
+            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
+            log_scale: true,
+        },
+        "×",
+        comparison.speedup.confidence,
+    )?)
+}
+
+fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
+    let (lower, upper) = result
+        .median_ci
+        .with_context(|| format!("{}: {}", result.metric_name, result.median_ci_note.clone().unwrap_or_default()))?;
+    Ok(Estimate::new(result.median, lower, upper, &result.unit, result.confidence_level)?)
+}
+
+fn compare_config(context: &ModuleContext) -> CompareConfig {
+    let base = if context.quick { CompareConfig::quick() } else { CompareConfig::default() };
+    CompareConfig {
+        seed: context.seed,
+        ..base
+    }
+}
+
+pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
+    let mut claims = Vec::new();
+    claims.extend(timer_claims(context));
+    claims.push(or_error(aa_self_test(context), &aa_claim()));
+    claims.push(or_error(known_ratio(context), &known_ratio_claim()));
+    claims.push(or_error(reproducibility(context), &reproducibility_claim()));
+    claims.extend(detection_claims(context));
+    claims.push(or_error(ranking(context), &ranking_claim()));
+    Ok(claims)
+}
+
+fn or_error(result: Result<ClaimResult>, claim: &Claim) -> ClaimResult {
+    result.unwrap_or_else(|error| claim.error(format!("{error:#}")))
+}
+
+fn timer_claims(context: &ModuleContext) -> Vec<ClaimResult> {
+    let overhead_claim = Claim::threshold(
+        "perf_core.timer_overhead",
+        MODULE,
+        "one Instant::now() call costs at most 100 ns (so a 1 ms sample spends < 0.02% reading the clock)",
+        100.0,
+        Direction::AtMost,
+    );
+    let resolution_claim = Claim::threshold(
+        "perf_core.timer_resolution",
+        MODULE,
+        "the monotonic clock resolves steps of at most 100 ns (so a 1 ms sample is ≥ 10,000 ticks)",
+        100.0,
+        Direction::AtMost,
+    );
+    let probes = if context.quick { 10 } else { 30 };
+    let infos: Vec<ClockInfo> = (0..probes).map(|_| ClockInfo::measure()).collect();
+    let judge = |claim: &Claim, values: Vec<f64>, name: &str| -> ClaimResult {
+        let result = BenchmarkResult::from_values(name, "ns", values)
+            .map_err(anyhow::Error::from)
+            .and_then(|result| Ok((median_estimate(&result)?, result)));
+        match result {
+            Ok((estimate, result)) => claim
+                .judge(estimate)
+                .with_detail("probes", probes)
+                .with_detail("samples", &result.values),
+            Err(error) => claim.error(format!("{error:#}")),
+        }
+    };
+    vec![
+        judge(&overhead_claim, infos.iter().map(|i| i.overhead_ns).collect(), "Instant::now cost"),
+        judge(&resolution_claim, infos.iter().map(|i| i.resolution_ns).collect(), "clock resolution"),
+    ]
+}
+
+fn aa_claim() -> Claim {
+    Claim::equivalence(
+        "perf_core.aa_self_test",
+        MODULE,
+        "A/A: two identical closures measured interleaved are not called different (speedup within ±5%, TOST)",
+        0.95,
+        1.0 / 0.95,
+    )
+}
+
+fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
+    let steps = 20_000u64;
+    let comparison = compare(&compare_config(context), &steps, |&s| known_work(s), |&s| known_work(s))?;
+    Ok(aa_claim()
+        .judge(speedup_estimate(&comparison)?)
+        .with_detail("significant_at_95", comparison.is_significant())
+        .with_detail("minimum_detectable_speedup", comparison.minimum_detectable_speedup)
+        .with_detail("mann_whitney_p", comparison.rank.test.p_value)
+        .with_detail("cliffs_delta", comparison.rank.cliffs_delta)
+        .with_detail("fairness", &comparison.fairness)
+        .with_detail("baseline_ns", &comparison.baseline.values)
+        .with_detail("candidate_ns", &comparison.candidate.values))
+}
+
+fn known_ratio_claim() -> Claim {
+    Claim::equivalence(
+        "perf_core.known_ratio_2x",
+        MODULE,
+        "work of 2k iterations of a fixed operation measures 2.0× the work of k (ratio within [1.9, 2.1], TOST)",
+        1.9,
+        2.1,
+    )
+}
+
+fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
+    let steps = 40_000u64;
+    // Speedup of the k-step candidate over the 2k-step baseline = time(2k) / time(k).
+    let comparison = compare(
+        &compare_config(context),
+        &steps,
+        |&s| known_work(2 * s),
+        |&s| known_work(s),
+    )?;
+    Ok(known_ratio_claim()
+        .judge(speedup_estimate(&comparison)?)
+        .with_detail("k_steps", steps)
+        .with_detail("median_ns_k", comparison.candidate.median)
+        .with_detail("median_ns_2k", comparison.baseline.median)
+        .with_detail("fairness", &comparison.fairness))
+}
+
+fn reproducibility_claim() -> Claim {
+    Claim::equivalence(
+        "perf_core.reproducibility",
+        MODULE,
+        "two back-to-back measurements of the same workload agree: ratio of medians within ±5%",
+        0.95,
+        1.0 / 0.95,
+    )
+}
+
+fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
+    let config = if context.quick { MeasureConfig::quick() } else { MeasureConfig::default() };
+    let steps = 20_000u64;
+    let first = measure("first", &config, &steps, |&s| known_work(s))?;
+    let second = measure("second", &config, &steps, |&s| known_work(s))?;
+    let half_width = |result: &BenchmarkResult| -> Result<f64> {
+        let (lower, upper) = result.median_ci.context("median interval missing")?;
+        Ok((upper.ln() - lower.ln()) / 2.0)
+    };
+    // Ratio of medians with the two (independent) log half-widths combined in quadrature.
+    let log_ratio = (second.result.median / first.result.median).ln();
+    let combined = half_width(&first.result)?.hypot(half_width(&second.result)?);
+    let estimate = Estimate::new(log_ratio.exp(), (log_ratio - combined).exp(), (log_ratio + combined).exp(), "×", 0.95)?;
+    let overlap = {
+        let (a, b) = (first.result.median_ci.unwrap_or_default(), second.result.median_ci.unwrap_or_default());
+        a.0 <= b.1 && b.0 <= a.1
+    };
+    Ok(reproducibility_claim()
+        .judge(estimate)
+        .with_detail("median_intervals_overlap", overlap)
+        .with_detail("first_median_ns", first.result.median)
+        .with_detail("second_median_ns", second.result.median)
+        .with_detail("steady_state", first.steady_state && second.steady_state))
+}
+
+fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
+    let trials = 20u64;
+    let steps = 20_000u64;
+    let config = CompareConfig {
+        warm_up: WarmUp::Time(Duration::from_millis(20)),
+        ..compare_config(context)
+    };
+    let mut results = Vec::new();
+    for slowdown_percent in [0u64, 5, 10, 20] {
+        let claim = if slowdown_percent == 0 {
+            Claim::threshold(
+                "perf_core.detect_aa_false_positives",
+                MODULE,
+                "A/A pairs over repeated trials are rarely called different (false-positive rate ≤ 20% bound on 20 trials)",
+                0.20,
+                Direction::AtMost,
+            )
+        } else {
+            Claim::threshold(
+                &format!("perf_core.detect_slowdown_{slowdown_percent}pct"),
+                MODULE,
+                &format!("an injected {slowdown_percent}% slowdown of a known workload is detected with power ≥ 80% (20 trials)"),
+                0.80,
+                Direction::AtLeast,
+            )
+        };
+        let slowed_steps = steps * (100 + slowdown_percent) / 100;
+        let mut detected = 0u64;
+        let mut speedups = Vec::new();
+        let mut failure = None;
+        for trial in 0..trials {
+            let trial_config = CompareConfig {
+                seed: context.seed.wrapping_add(trial),
+                ..config.clone()
+            };
+            match compare(&trial_config, &steps, |&s| known_work(s), |_| known_work(slowed_steps)) {
+                Ok(comparison) => {
+                    speedups.push(comparison.speedup.point);
+                    let called = if slowdown_percent == 0 {
+                        comparison.is_significant()
+                    } else {
+                        comparison.speedup.ci_upper < 1.0
+                    };
+                    detected += u64::from(called);
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failure {
+            results.push(claim.error(format!("comparison failed: {error}")));
+            continue;
+        }
+        let rate = detected as f64 / trials as f64;
+        let estimate = binomial_interval(detected, trials, 0.95)
+            .map_err(anyhow::Error::from)
+            .and_then(|(lower, upper)| Ok(Estimate::new(rate, lower, upper, "", 0.95)?));
+        results.push(match estimate {
+            Ok(estimate) => claim
+                .judge(estimate)
+                .with_detail("trials", trials)
+                .with_detail("called_different", detected)
+                .with_detail("interval", "Clopper-Pearson")
+                .with_detail("speedups", &speedups),
+            Err(error) => claim.error(format!("{error:#}")),
+        });
+    }
+    results
+}
+
+fn ranking_claim() -> Claim {
+    Claim::threshold(
+        "perf_core.ranking",
+        MODULE,
+        "variants with known ordered costs (k, 1.5k, 2k, 3k steps) are ranked in that order with separated median intervals",
+        1.0,
+        Direction::AtLeast,
+    )
+}
+
+fn ranking(context: &ModuleContext) -> Result<ClaimResult> {
+    let config = MeasureConfig {
+        warm_up: WarmUp::Time(Duration::from_millis(30)),
+        ..MeasureConfig::quick()
+    };
+    let _ = context;
+    let base = 10_000u64;
+    let variants = [base, base * 3 / 2, base * 2, base * 3];
+    let mut medians = Vec::new();
+    let mut intervals = Vec::new();
+    for &steps in &variants {
+        let measurement = measure(&format!("steps {steps}"), &config, &steps, |&s| known_work(s))?;
+        medians.push(measurement.result.median);
+        intervals.push(measurement.result.median_ci.context("median interval missing")?);
+    }
+    let ordered_pairs = intervals.windows(2).filter(|pair| pair[0].1 < pair[1].0).count();
+    let fraction = ordered_pairs as f64 / (variants.len() - 1) as f64;
+    Ok(ranking_claim()
+        .judge(Estimate::new(fraction, fraction, fraction, "", 1.0)?)
+        .with_detail("variant_steps", variants)
+        .with_detail("median_ns", &medians)
+        .with_detail("median_intervals_ns", &intervals))
+}
