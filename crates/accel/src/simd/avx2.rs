@@ -51,6 +51,12 @@ impl Vector for F32x8 {
         // SAFETY: the caller guarantees AVX2 and FMA.
         F32x8(unsafe { _mm256_add_ps(a.0, b.0) })
     }
+
+    #[inline(always)]
+    unsafe fn prefetch(ptr: *const f32) {
+        // SAFETY: prefetching is a hint and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) }
+    }
 }
 
 pub(crate) const MR: usize = 6;

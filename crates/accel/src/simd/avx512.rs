@@ -51,10 +51,16 @@ impl Vector for F32x16 {
         // SAFETY: the caller guarantees AVX-512F.
         F32x16(unsafe { _mm512_add_ps(a.0, b.0) })
     }
+
+    #[inline(always)]
+    unsafe fn prefetch(ptr: *const f32) {
+        // SAFETY: prefetching is a hint and never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) }
+    }
 }
 
-pub(crate) const MR: usize = 12;
-pub(crate) const NV: usize = 2;
+pub(crate) const MR: usize = 6;
+pub(crate) const NV: usize = 4;
 
 pub(crate) struct Avx512Kernel;
 

@@ -10,6 +10,7 @@
 //!
 //! For sizes up to `mc` rows and `nc` columns each operand is packed exactly once.
 
+use super::vector::{A_ROW_STRIDE, KC_LIMIT};
 use super::workspace::Workspace;
 use super::{MatMut, MatRef, SimdBlocking};
 
@@ -65,10 +66,12 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
         }
         return;
     }
+    // The packed A layout holds at most KC_LIMIT steps per slab.
+    let blocking = SimdBlocking { kc: blocking.kc.min(KC_LIMIT), ..blocking };
     let kc_max = blocking.kc.min(k);
     let mc_max = round_up(blocking.mc.min(m), K::MR);
     let nc_max = round_up(blocking.nc.min(n), K::NR);
-    let (a_pack, b_pack) = workspace.buffers(mc_max * kc_max, kc_max * nc_max);
+    let (a_pack, b_pack) = workspace.buffers(mc_max * A_ROW_STRIDE, kc_max * nc_max);
     let mut edge_tile = EdgeTile([0.0; MAX_TILE]);
 
     for row_block in (0..m).step_by(blocking.mc) {
@@ -76,7 +79,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
         for inner_block in (0..k).step_by(blocking.kc) {
             let kc = blocking.kc.min(k - inner_block);
             let load_c = accumulate || inner_block > 0;
-            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · kc_max ≥ round_up(mc, MR) · kc floats.
+            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) · A_ROW_STRIDE floats.
             unsafe { pack_a::<K>(a.sub(row_block, inner_block, mc, kc), a_pack) };
             for col_block in (0..n).step_by(blocking.nc) {
                 let nc = blocking.nc.min(n - col_block);
@@ -85,7 +88,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                 for panel_row in (0..mc).step_by(K::MR) {
                     let rows = K::MR.min(mc - panel_row);
                     // SAFETY: panel offsets stay inside the packed buffers (see the packing loops).
-                    let a_panel = unsafe { a_pack.add(panel_row * kc) };
+                    let a_panel = unsafe { a_pack.add(panel_row * A_ROW_STRIDE) };
                     for panel_col in (0..nc).step_by(K::NR) {
                         let cols = K::NR.min(nc - panel_col);
                         // SAFETY: as above.
@@ -121,41 +124,31 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     }
 }
 
-/// Packs `src` (`mc × kc`) into `MR`-row micro-panels: panel `t` holds, for each `p < kc`, the `MR` values
-/// `src[t·MR .. t·MR+MR, p]`, zero-padded past `mc`.
+/// Packs `src` (`mc × kc`, `kc <= KC_LIMIT`) into `MR`-row micro-panels: row `r` of panel `t` holds
+/// `src[t·MR + r, 0..kc]` at offset `(t·MR + r) · A_ROW_STRIDE`; rows past `mc` are zeros.
 ///
 /// # Safety
-/// `src` must be valid for reads and `dst` for `round_up(mc, MR) · kc` writes.
+/// `src` must be valid for reads and `dst` for `round_up(mc, MR) · A_ROW_STRIDE` writes.
 #[inline(always)]
 unsafe fn pack_a<K: MicroKernel>(src: MatRef, dst: *mut f32) {
     let (mc, kc) = (src.rows, src.cols);
-    for panel_row in (0..mc).step_by(K::MR) {
-        let rows = K::MR.min(mc - panel_row);
-        // SAFETY: panel_row · kc + kc · MR ≤ round_up(mc, MR) · kc.
-        let panel = unsafe { dst.add(panel_row * kc) };
-        if rows == K::MR && src.col_stride == 1 {
-            for row_idx in 0..K::MR {
-                // SAFETY: row panel_row + row_idx < mc, columns 0..kc contiguous; writes stay in the panel.
-                unsafe {
-                    let src_row = src.at(panel_row + row_idx, 0);
-                    for inner_idx in 0..kc {
-                        *panel.add(inner_idx * K::MR + row_idx) = *src_row.add(inner_idx);
-                    }
-                }
-            }
+    debug_assert!(kc <= KC_LIMIT);
+    for row_idx in 0..round_up(mc, K::MR) {
+        // SAFETY: row_idx · A_ROW_STRIDE + kc ≤ round_up(mc, MR) · A_ROW_STRIDE.
+        let dst_row = unsafe { dst.add(row_idx * A_ROW_STRIDE) };
+        if row_idx >= mc {
+            // SAFETY: kc floats inside this packed row.
+            unsafe { std::ptr::write_bytes(dst_row, 0, kc) };
+            continue;
+        }
+        if src.col_stride == 1 {
+            // SAFETY: kc contiguous floats of row row_idx of src into our own buffer.
+            unsafe { std::ptr::copy_nonoverlapping(src.at(row_idx, 0), dst_row, kc) };
             continue;
         }
         for inner_idx in 0..kc {
-            for row_idx in 0..K::MR {
-                let value = if row_idx < rows {
-                    // SAFETY: inside src.
-                    unsafe { *src.at(panel_row + row_idx, inner_idx) }
-                } else {
-                    0.0
-                };
-                // SAFETY: inside the panel.
-                unsafe { *panel.add(inner_idx * K::MR + row_idx) = value };
-            }
+            // SAFETY: inside src and inside the packed row.
+            unsafe { *dst_row.add(inner_idx) = *src.at(row_idx, inner_idx) };
         }
     }
 }

@@ -36,16 +36,35 @@ pub(crate) trait Vector: Copy {
     /// As [`Vector::zero`].
     unsafe fn add(a: Self, b: Self) -> Self;
 
+    /// Hints that the cache line holding `ptr` will be needed soon. A no-op by default.
+    ///
+    /// # Safety
+    /// As [`Vector::zero`]. `ptr` need not be valid: prefetches never fault.
+    #[inline(always)]
+    unsafe fn prefetch(_ptr: *const f32) {}
 }
+
+/// Row stride, in floats, of a packed A micro-panel: rows are stored one after another at this fixed stride so
+/// the microkernel reaches row `r` with a constant displacement (`r · A_ROW_STRIDE · 4` bytes) from one moving
+/// pointer, and packing A is a plain row copy rather than a transpose. The 8 floats of padding keep the rows from
+/// mapping onto the same L1 sets. The depth `kc` of a packed slab is therefore at most [`KC_LIMIT`].
+pub(crate) const A_ROW_STRIDE: usize = KC_LIMIT + 8;
+
+/// Largest `kc` the packed A layout supports.
+pub(crate) const KC_LIMIT: usize = 512;
+
+/// How many `k` steps ahead the microkernel prefetches its B panel, which streams from L2.
+const B_PREFETCH_STEPS: usize = 8;
 
 /// One register-blocked tile: `c[0..MR, 0..NV·LANES] (+)= a_panel · b_panel` over `depth` steps.
 ///
-/// `a_panel` holds `depth` groups of `MR` values (column `p` of an `MR`-row slice of A), `b_panel` holds `depth`
+/// `a_panel` holds `MR` rows of `depth` values at a stride of [`A_ROW_STRIDE`] floats, `b_panel` holds `depth`
 /// groups of `NV · LANES` values (row `p` of a column slice of B), as written by the packing routines. The
 /// `MR × NV` accumulators live in registers for the whole loop; `c` is read (when `load_c`) and written once.
 ///
 /// # Safety
-/// The CPU must support `V`'s instruction set. `a_panel` must be valid for `depth · MR` reads, `b_panel` for
+/// The CPU must support `V`'s instruction set, `depth <= KC_LIMIT`. `a_panel` must be valid for reads of
+/// `a_panel[r · A_ROW_STRIDE + p]` for `r < MR`, `p < depth`, `b_panel` for
 /// `depth · NV · LANES` reads, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
@@ -59,21 +78,32 @@ pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
 ) {
     // SAFETY: the caller guarantees the instruction set (for every `V::` call below) and the pointer ranges.
     unsafe {
+        // C is read (or written) only after the loop: start pulling its lines in now so the miss overlaps the work.
+        for row_idx in 0..MR {
+            let c_row = c.wrapping_offset(row_idx as isize * c_row_stride);
+            for line in (0..NV * V::LANES).step_by(16) {
+                V::prefetch(c_row.wrapping_add(line));
+            }
+            V::prefetch(c_row.wrapping_add(NV * V::LANES - 1));
+        }
         let mut acc = [[V::zero(); NV]; MR];
         let mut a_ptr = a_panel;
         let mut b_ptr = b_panel;
         for _ in 0..depth {
+            for line in (0..NV * V::LANES).step_by(16) {
+                V::prefetch(b_ptr.wrapping_add(B_PREFETCH_STEPS * NV * V::LANES + line));
+            }
             let mut b_vec = [V::zero(); NV];
             for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
                 *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
             }
             for (row_idx, acc_row) in acc.iter_mut().enumerate() {
-                let a_value = V::splat_from(a_ptr.add(row_idx));
+                let a_value = V::splat_from(a_ptr.add(row_idx * A_ROW_STRIDE));
                 for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
                     *acc_value = V::mul_add(a_value, b_value, *acc_value);
                 }
             }
-            a_ptr = a_ptr.add(MR);
+            a_ptr = a_ptr.add(1);
             b_ptr = b_ptr.add(NV * V::LANES);
         }
         for (row_idx, acc_row) in acc.iter().enumerate() {
