@@ -8,7 +8,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 const SEED: u64 = 0x7e57_acce1;
 
 /// The shared shape table (STYLE.md), as (m, k, n): zero, one, one lane below / at / above the AVX2 (8) and
-/// AVX-512 (16) widths, the register-tile edges ± 1 (AVX-512 12 × 32, AVX2 6 × 16, scalar 4 × 4), primes,
+/// AVX-512 (16) widths, the register-tile edges ± 1 (AVX-512 6 × 64, AVX2 6 × 16, scalar 4 × 4), primes,
 /// tall-skinny and short-wide. Kept small: the tests run in debug builds.
 const SHAPES: &[(usize, usize, usize)] = &[
     (0, 0, 0),
@@ -24,6 +24,10 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (5, 6, 7),
     (11, 12, 13),
     (12, 7, 32),
+    (6, 5, 64),
+    (7, 9, 65),
+    (5, 3, 63),
+    (6, 2, 128),
     (13, 31, 33),
     (24, 3, 64),
     (31, 33, 31),

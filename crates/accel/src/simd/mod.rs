@@ -23,7 +23,7 @@ use workspace::Workspace;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Isa {
-    /// AVX-512F, 16 f32 lanes, 12 × 32 register tile.
+    /// AVX-512F, 16 f32 lanes, 6 × 64 register tile.
     Avx512,
     /// AVX2 with FMA, 8 f32 lanes, 6 × 16 register tile.
     Avx2Fma,
