@@ -37,9 +37,12 @@ pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    let mut file =
+        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(())
 }
 
@@ -95,6 +98,10 @@ pub fn resolve_run(explicit: Option<PathBuf>, out: &Path, back: usize) -> Result
 
 /// Load a run from its directory or its results.json.
 pub fn load(path: &Path) -> Result<ValidationRun> {
-    let file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    };
     Ok(load_run(&file)?)
 }

@@ -87,8 +87,10 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
                 _ => None,
             })
             .unwrap_or(None);
-        let within_floor = 1.0 - NOISE_FLOOR <= change.ratio_ci.0 && change.ratio_ci.1 <= 1.0 / (1.0 - NOISE_FLOOR);
-        let beyond_floor = change.ratio < 1.0 - NOISE_FLOOR || change.ratio > 1.0 / (1.0 - NOISE_FLOOR);
+        let within_floor = 1.0 - NOISE_FLOOR <= change.ratio_ci.0
+            && change.ratio_ci.1 <= 1.0 / (1.0 - NOISE_FLOOR);
+        let beyond_floor =
+            change.ratio < 1.0 - NOISE_FLOOR || change.ratio > 1.0 / (1.0 - NOISE_FLOOR);
         change.verdict = if p_holm <= ALPHA && beyond_floor {
             match (direction, change.ratio > 1.0) {
                 (Some(Direction::AtLeast), true) | (Some(Direction::AtMost), false) => "improved",
@@ -104,7 +106,12 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
     found
 }
 
-pub fn run(run_a: Option<PathBuf>, run_b: Option<PathBuf>, out: &Path, fail_on_regression: bool) -> Result<ExitCode> {
+pub fn run(
+    run_a: Option<PathBuf>,
+    run_b: Option<PathBuf>,
+    out: &Path,
+    fail_on_regression: bool,
+) -> Result<ExitCode> {
     let (path_a, path_b) = match (run_a, run_b) {
         (Some(a), Some(b)) => (a, b),
         (Some(a), None) => (a, resolve_run(None, out, 0)?),
@@ -136,10 +143,17 @@ pub fn run(run_a: Option<PathBuf>, run_b: Option<PathBuf>, out: &Path, fail_on_r
     for claim in &b.claims {
         if let Some(before) = a.claims.iter().find(|c| c.id == claim.id) {
             if before.verdict != claim.verdict {
-                println!("\nverdict of `{}` changed: {} → {}", claim.id, before.verdict, claim.verdict);
+                println!(
+                    "\nverdict of `{}` changed: {} → {}",
+                    claim.id, before.verdict, claim.verdict
+                );
             }
         }
     }
     let regressed = found.iter().any(|change| change.verdict == "regressed");
-    Ok(if fail_on_regression && regressed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if fail_on_regression && regressed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -41,7 +41,11 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         run.config.seed,
         run.elapsed_seconds,
         probe(&p.git_commit),
-        if matches!(p.git_dirty.value(), Some(true)) { " (dirty)" } else { "" },
+        if matches!(p.git_dirty.value(), Some(true)) {
+            " (dirty)"
+        } else {
+            ""
+        },
         p.rustc_version,
         p.build_profile,
         p.opt_level
@@ -76,7 +80,10 @@ pub fn render_markdown(run: &ValidationRun) -> String {
 
     let mut by_module: BTreeMap<&str, Vec<&ClaimResult>> = BTreeMap::new();
     for claim in &run.claims {
-        by_module.entry(claim.module.as_str()).or_default().push(claim);
+        by_module
+            .entry(claim.module.as_str())
+            .or_default()
+            .push(claim);
     }
     for module in &run.modules {
         let claims = by_module.remove(module.name.as_str()).unwrap_or_default();
@@ -90,12 +97,20 @@ pub fn render_markdown(run: &ValidationRun) -> String {
             module.elapsed_seconds
         );
         if let Some(reason) = &module.reason {
-            let _ = writeln!(out, "**Module {}:** {}\n", module.status.to_uppercase(), escape(reason));
+            let _ = writeln!(
+                out,
+                "**Module {}:** {}\n",
+                module.status.to_uppercase(),
+                escape(reason)
+            );
         }
         if claims.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "| claim | verdict | estimate [95% CI] | why |\n|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| claim | verdict | estimate [95% CI] | why |\n|---|---|---|---|"
+        );
         for claim in claims {
             let _ = writeln!(
                 out,

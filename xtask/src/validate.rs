@@ -7,7 +7,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 use perf_core::claim::{apply_holm, Verdict};
 use perf_core::provenance::{compact_timestamp, Provenance};
-use perf_core::results::{ModuleStatus, MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION};
+use perf_core::results::{
+    ModuleStatus, MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION,
+};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,7 +66,9 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
     };
     let selected: Vec<_> = registry
         .iter()
-        .filter(|module| args.modules.is_empty() || args.modules.iter().any(|name| name == module.name))
+        .filter(|module| {
+            args.modules.is_empty() || args.modules.iter().any(|name| name == module.name)
+        })
         .collect();
     let mut claims = Vec::new();
     let mut statuses = Vec::new();
@@ -82,7 +86,12 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         match outcome {
             Ok(Ok(module_claims)) => {
                 for claim in &module_claims {
-                    eprintln!("    {:<8} {}: {}", claim.verdict.to_string(), claim.id, claim.reason);
+                    eprintln!(
+                        "    {:<8} {}: {}",
+                        claim.verdict.to_string(),
+                        claim.id,
+                        claim.reason
+                    );
                 }
                 claims.extend(module_claims);
                 statuses.push(ModuleStatus {
@@ -173,5 +182,9 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         .iter()
         .any(|claim| matches!(claim.verdict, Verdict::Fail | Verdict::Error))
         || run.modules.iter().any(|module| module.status == "error");
-    Ok(if args.strict && failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if args.strict && failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

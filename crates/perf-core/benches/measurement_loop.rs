@@ -2,7 +2,7 @@
 //! overhead of the measurement loop on an empty routine.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use perf_core::measure::{TimedBatch, ClosureBatch};
+use perf_core::measure::{ClosureBatch, TimedBatch};
 use perf_core::timer::Stopwatch;
 use std::hint::black_box;
 use std::time::Instant;

@@ -203,7 +203,13 @@ pub fn process_memory() -> ProcessMemory {
         status
             .lines()
             .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or_else(
                 || Probe::Unavailable(format!("unavailable: no {name} line in /proc/self/status")),
                 |kib| Probe::Available(kib * 1024),
@@ -223,7 +229,10 @@ mod tests {
     fn without_installation_scoped_measurement_is_an_error() {
         // The unit-test binary does not install the counting allocator.
         assert!(!is_installed());
-        assert!(matches!(measure_peak(|| vec![0u8; 16]), Err(PerfError::AllocatorNotInstalled)));
+        assert!(matches!(
+            measure_peak(|| vec![0u8; 16]),
+            Err(PerfError::AllocatorNotInstalled)
+        ));
     }
 
     #[test]

@@ -106,7 +106,13 @@ impl Estimate {
     ///
     /// # Errors
     /// `NonFinite` for NaN/inf values; `InvalidInput` when the interval is not ordered around the point.
-    pub fn new(point: f64, ci_lower: f64, ci_upper: f64, unit: &str, confidence: f64) -> Result<Self, PerfError> {
+    pub fn new(
+        point: f64,
+        ci_lower: f64,
+        ci_upper: f64,
+        unit: &str,
+        confidence: f64,
+    ) -> Result<Self, PerfError> {
         crate::error::check_finite("estimate", &[point, ci_lower, ci_upper])?;
         if !(ci_lower <= point && point <= ci_upper) {
             return Err(PerfError::InvalidInput(format!(
@@ -127,18 +133,20 @@ impl Estimate {
     ///
     /// # Errors
     /// As [`Estimate::new`], plus invalid degrees of freedom.
-    pub fn from_t(
-        inference: TInference,
-        unit: &str,
-        confidence: f64,
-    ) -> Result<Self, PerfError> {
+    pub fn from_t(inference: TInference, unit: &str, confidence: f64) -> Result<Self, PerfError> {
         let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, inference.degrees_of_freedom)?;
         let (lower, upper) = (
             inference.center - t * inference.standard_error,
             inference.center + t * inference.standard_error,
         );
         let transform = |v: f64| if inference.log_scale { v.exp() } else { v };
-        let mut estimate = Self::new(transform(inference.center), transform(lower), transform(upper), unit, confidence)?;
+        let mut estimate = Self::new(
+            transform(inference.center),
+            transform(lower),
+            transform(upper),
+            unit,
+            confidence,
+        )?;
         estimate.inference = Some(inference);
         Ok(estimate)
     }
@@ -215,7 +223,8 @@ pub struct ClaimResult {
 impl ClaimResult {
     /// Attach a detail (builder style).
     pub fn with_detail(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("unserializable: {e}")));
+        let value = serde_json::to_value(value)
+            .unwrap_or_else(|e| serde_json::Value::String(format!("unserializable: {e}")));
         self.details.insert(key.into(), value);
         self
     }
@@ -223,12 +232,21 @@ impl ClaimResult {
 
 impl Claim {
     /// A claim with a one-sided threshold.
-    pub fn threshold(id: &str, module: &str, statement: &str, threshold: f64, direction: Direction) -> Self {
+    pub fn threshold(
+        id: &str,
+        module: &str,
+        statement: &str,
+        threshold: f64,
+        direction: Direction,
+    ) -> Self {
         Self {
             id: id.into(),
             module: module.into(),
             statement: statement.into(),
-            criterion: Criterion::Threshold { threshold, direction },
+            criterion: Criterion::Threshold {
+                threshold,
+                direction,
+            },
         }
     }
 
@@ -258,9 +276,13 @@ impl Claim {
             _ => None,
         };
         let p_value = match (self.criterion, &estimate) {
-            (Criterion::Threshold { threshold, direction }, Some(estimate)) => {
-                estimate.one_sided_p_value(threshold, direction)
-            }
+            (
+                Criterion::Threshold {
+                    threshold,
+                    direction,
+                },
+                Some(estimate),
+            ) => estimate.one_sided_p_value(threshold, direction),
             _ => None,
         };
         ClaimResult {
@@ -301,9 +323,17 @@ impl Claim {
                 );
                 self.result(Verdict::Pass, reason, Some(estimate))
             }
-            Criterion::Threshold { threshold, direction } => {
+            Criterion::Threshold {
+                threshold,
+                direction,
+            } => {
                 let (lo, hi) = (estimate.ci_lower, estimate.ci_upper);
-                let interval = format!("{:.0}% CI [{}, {}]", 100.0 * estimate.confidence, show(lo), show(hi));
+                let interval = format!(
+                    "{:.0}% CI [{}, {}]",
+                    100.0 * estimate.confidence,
+                    show(lo),
+                    show(hi)
+                );
                 let (verdict, relation) = match direction {
                     Direction::AtLeast if lo >= threshold => (Verdict::Pass, "whole interval ≥"),
                     Direction::AtLeast if hi < threshold => (Verdict::Fail, "whole interval <"),
@@ -404,7 +434,10 @@ pub fn apply_holm(results: &mut [ClaimResult], alpha: f64) -> usize {
         .filter(|(_, result)| result.p_value.is_some() && result.verdict != Verdict::Error)
         .map(|(index, _)| index)
         .collect();
-    let p_values: Vec<f64> = members.iter().map(|&i| results[i].p_value.unwrap_or(1.0)).collect();
+    let p_values: Vec<f64> = members
+        .iter()
+        .map(|&i| results[i].p_value.unwrap_or(1.0))
+        .collect();
     let adjusted = holm_adjust(&p_values);
     for (&index, &p_adjusted) in members.iter().zip(&adjusted) {
         let result = &mut results[index];
@@ -452,13 +485,29 @@ mod tests {
     fn threshold_verdicts_follow_the_interval() {
         let claim = Claim::threshold("t", "m", "at least 2", 2.0, Direction::AtLeast);
         assert_eq!(claim.judge(estimate(2.5, 2.1, 2.9)).verdict, Verdict::Pass);
-        assert_eq!(claim.judge(estimate(2.5, 2.0, 2.9)).verdict, Verdict::Pass, "exactly at the bar clears it");
-        assert_eq!(claim.judge(estimate(2.1, 1.9, 2.3)).verdict, Verdict::Partial);
+        assert_eq!(
+            claim.judge(estimate(2.5, 2.0, 2.9)).verdict,
+            Verdict::Pass,
+            "exactly at the bar clears it"
+        );
+        assert_eq!(
+            claim.judge(estimate(2.1, 1.9, 2.3)).verdict,
+            Verdict::Partial
+        );
         assert_eq!(claim.judge(estimate(1.5, 1.4, 1.6)).verdict, Verdict::Fail);
         let at_most = Claim::threshold("t", "m", "at most 5", 5.0, Direction::AtMost);
-        assert_eq!(at_most.judge(estimate(4.0, 3.0, 5.0)).verdict, Verdict::Pass);
-        assert_eq!(at_most.judge(estimate(6.0, 5.5, 7.0)).verdict, Verdict::Fail);
-        assert_eq!(at_most.judge(estimate(5.0, 4.0, 6.0)).verdict, Verdict::Partial);
+        assert_eq!(
+            at_most.judge(estimate(4.0, 3.0, 5.0)).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            at_most.judge(estimate(6.0, 5.5, 7.0)).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            at_most.judge(estimate(5.0, 4.0, 6.0)).verdict,
+            Verdict::Partial
+        );
         assert_eq!(claim.error("no data").verdict, Verdict::Error);
     }
 
@@ -479,7 +528,11 @@ mod tests {
         let tight = Claim::equivalence("e", "m", "within 1%", 0.99, 1.0 / 0.99);
         assert_eq!(tight.judge(estimate).verdict, Verdict::Partial);
         let far = Claim::equivalence("e", "m", "within 1%", 0.99, 1.01);
-        assert_eq!(far.judge(Estimate::new(1.5, 1.4, 1.6, "×", 0.95).unwrap()).verdict, Verdict::Fail);
+        assert_eq!(
+            far.judge(Estimate::new(1.5, 1.4, 1.6, "×", 0.95).unwrap())
+                .verdict,
+            Verdict::Fail
+        );
     }
 
     #[test]
@@ -493,7 +546,9 @@ mod tests {
             log_scale: false,
         };
         let estimate = Estimate::from_t(inference, "", 0.95).unwrap();
-        let p = estimate.one_sided_p_value(estimate.ci_lower, Direction::AtLeast).unwrap();
+        let p = estimate
+            .one_sided_p_value(estimate.ci_lower, Direction::AtLeast)
+            .unwrap();
         assert!((p - 0.025).abs() < 1e-9, "{p}");
     }
 
@@ -533,7 +588,10 @@ mod tests {
 
     #[test]
     fn verdicts_serialize_uppercase() {
-        assert_eq!(serde_json::to_string(&Verdict::Partial).unwrap(), "\"PARTIAL\"");
+        assert_eq!(
+            serde_json::to_string(&Verdict::Partial).unwrap(),
+            "\"PARTIAL\""
+        );
         assert!(Estimate::new(1.0, 2.0, 3.0, "", 0.95).is_err());
         assert!(Estimate::new(f64::NAN, 2.0, 3.0, "", 0.95).is_err());
     }

@@ -6,7 +6,9 @@
 //! (ABBA… by default), so slow drifts of the machine fall on both sides alike.
 
 use crate::error::PerfError;
-use crate::measure::{warm_up_and_calibrate, ClosureBatch, MeasureConfig, TimedBatch, WarmUp, WarmUpReport};
+use crate::measure::{
+    warm_up_and_calibrate, ClosureBatch, MeasureConfig, TimedBatch, WarmUp, WarmUpReport,
+};
 use crate::stats::{mean_and_std, median, student_t_cdf, student_t_quantile, BenchmarkResult};
 use crate::timer::clock_info;
 use rand::rngs::StdRng;
@@ -119,7 +121,10 @@ impl SpeedupEstimate {
     pub fn interval(&self, confidence: f64) -> Result<(f64, f64), PerfError> {
         let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, self.degrees_of_freedom)?;
         let half = t * self.log_ratio_standard_error;
-        Ok(((self.log_ratio_mean - half).exp(), (self.log_ratio_mean + half).exp()))
+        Ok((
+            (self.log_ratio_mean - half).exp(),
+            (self.log_ratio_mean + half).exp(),
+        ))
     }
 
     /// True when the interval excludes 1.
@@ -204,7 +209,10 @@ pub fn compare_sources(
         )));
     }
     if !(0.0 < config.power && config.power < 1.0) {
-        return Err(PerfError::InvalidConfig(format!("power must be in (0, 1), got {}", config.power)));
+        return Err(PerfError::InvalidConfig(format!(
+            "power must be in (0, 1), got {}",
+            config.power
+        )));
     }
     let measure_config = MeasureConfig {
         warm_up: config.warm_up,
@@ -214,15 +222,20 @@ pub fn compare_sources(
     };
     let target = measure_config.target_sample_ns(&clock_info());
     // Warm up both, interleaved at the granularity of whole warm-ups, baseline first.
-    let (baseline_iterations, baseline_warm_up) = warm_up_and_calibrate(&measure_config, target, baseline)?;
-    let (candidate_iterations, candidate_warm_up) = warm_up_and_calibrate(&measure_config, target, candidate)?;
+    let (baseline_iterations, baseline_warm_up) =
+        warm_up_and_calibrate(&measure_config, target, baseline)?;
+    let (candidate_iterations, candidate_warm_up) =
+        warm_up_and_calibrate(&measure_config, target, candidate)?;
 
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut baseline_values = vec![0.0; config.pairs];
     let mut candidate_values = vec![0.0; config.pairs];
-    let sample_baseline = |source: &mut dyn TimedBatch| source.run_batch(baseline_iterations) / baseline_iterations as f64;
-    let sample_candidate =
-        |source: &mut dyn TimedBatch| source.run_batch(candidate_iterations) / candidate_iterations as f64;
+    let sample_baseline = |source: &mut dyn TimedBatch| {
+        source.run_batch(baseline_iterations) / baseline_iterations as f64
+    };
+    let sample_candidate = |source: &mut dyn TimedBatch| {
+        source.run_batch(candidate_iterations) / candidate_iterations as f64
+    };
     match config.order {
         Order::Sequential => {
             for value in baseline_values.iter_mut() {
@@ -248,8 +261,10 @@ pub fn compare_sources(
             }
         }
     }
-    let baseline_result = BenchmarkResult::with_confidence("baseline", "ns", baseline_values, config.confidence)?;
-    let candidate_result = BenchmarkResult::with_confidence("candidate", "ns", candidate_values, config.confidence)?;
+    let baseline_result =
+        BenchmarkResult::with_confidence("baseline", "ns", baseline_values, config.confidence)?;
+    let candidate_result =
+        BenchmarkResult::with_confidence("candidate", "ns", candidate_values, config.confidence)?;
     let mut comparison = analyse_pairs(&baseline_result, &candidate_result, config)?;
     comparison.fairness = Fairness {
         same_input: true,
@@ -280,7 +295,8 @@ pub fn analyse_pairs(
     }
     if a.iter().chain(b.iter()).any(|&v| v <= 0.0) {
         return Err(PerfError::InvalidInput(
-            "speedup needs strictly positive times (a zero or negative duration was measured)".into(),
+            "speedup needs strictly positive times (a zero or negative duration was measured)"
+                .into(),
         ));
     }
     let log_ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x / y).ln()).collect();
@@ -346,7 +362,11 @@ pub fn welch_t_test(a: &[f64], b: &[f64]) -> Result<TestResult, PerfError> {
     if va + vb == 0.0 {
         let p_value = if mean_a == mean_b { 1.0 } else { 0.0 };
         return Ok(TestResult {
-            statistic: if mean_a == mean_b { 0.0 } else { f64::INFINITY.copysign(mean_a - mean_b) },
+            statistic: if mean_a == mean_b {
+                0.0
+            } else {
+                f64::INFINITY.copysign(mean_a - mean_b)
+            },
             degrees_of_freedom: Some(na + nb - 2.0),
             p_value,
         });
@@ -373,7 +393,11 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<RankComparison, PerfError> {
         });
     }
     let (na, nb) = (a.len() as f64, b.len() as f64);
-    let mut pooled: Vec<(f64, bool)> = a.iter().map(|&v| (v, true)).chain(b.iter().map(|&v| (v, false))).collect();
+    let mut pooled: Vec<(f64, bool)> = a
+        .iter()
+        .map(|&v| (v, true))
+        .chain(b.iter().map(|&v| (v, false)))
+        .collect();
     pooled.sort_by(|x, y| x.0.total_cmp(&y.0));
     let mut rank_sum_a = 0.0;
     let mut tie_term = 0.0;
@@ -385,7 +409,8 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<RankComparison, PerfError> {
         }
         let tied = (end - start + 1) as f64;
         let average_rank = (start + end) as f64 / 2.0 + 1.0;
-        rank_sum_a += pooled[start..=end].iter().filter(|entry| entry.1).count() as f64 * average_rank;
+        rank_sum_a +=
+            pooled[start..=end].iter().filter(|entry| entry.1).count() as f64 * average_rank;
         tie_term += tied.powi(3) - tied;
         start = end + 1;
     }
@@ -443,7 +468,11 @@ mod tests {
         assert!((result.statistic + 3.0).abs() < 1e-12);
         assert!((result.degrees_of_freedom.unwrap() - 8.0).abs() < 1e-12);
         // Two-sided p for t = 3 with 8 df is 0.01707 (tables).
-        assert!((result.p_value - 0.01707).abs() < 1e-4, "{}", result.p_value);
+        assert!(
+            (result.p_value - 0.01707).abs() < 1e-4,
+            "{}",
+            result.p_value
+        );
     }
 
     #[test]

@@ -63,7 +63,10 @@ fn relative_linear_fit(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
     }
     let determinant = sw * swxx - swx * swx;
     let (mut c0, mut c1) = if determinant.abs() > f64::MIN_POSITIVE {
-        ((swy * swxx - swx * swxy) / determinant, (sw * swxy - swx * swy) / determinant)
+        (
+            (swy * swxx - swx * swxy) / determinant,
+            (sw * swxy - swx * swy) / determinant,
+        )
     } else {
         (0.0, swxy / swxx)
     };
@@ -89,7 +92,11 @@ fn relative_linear_fit(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
 /// # Errors
 /// `NonFinite` / `Empty` for bad data, `InvalidInput` for non-positive sizes or times or unequal
 /// lengths, `InsufficientSamples` for fewer than 3 distinct sizes or fewer than 4 points.
-pub fn fit_power_law(sizes: &[f64], times: &[f64], confidence: f64) -> Result<ComplexityFit, PerfError> {
+pub fn fit_power_law(
+    sizes: &[f64],
+    times: &[f64],
+    confidence: f64,
+) -> Result<ComplexityFit, PerfError> {
     check_finite("complexity sizes", sizes)?;
     check_finite("complexity times", times)?;
     if sizes.len() != times.len() {
@@ -100,7 +107,9 @@ pub fn fit_power_law(sizes: &[f64], times: &[f64], confidence: f64) -> Result<Co
         )));
     }
     if sizes.iter().chain(times).any(|&v| v <= 0.0) {
-        return Err(PerfError::InvalidInput("sizes and times must be positive".into()));
+        return Err(PerfError::InvalidInput(
+            "sizes and times must be positive".into(),
+        ));
     }
     let mut distinct: Vec<f64> = sizes.to_vec();
     distinct.sort_by(f64::total_cmp);
@@ -120,7 +129,9 @@ pub fn fit_power_law(sizes: &[f64], times: &[f64], confidence: f64) -> Result<Co
     const LOW: f64 = 0.0;
     const HIGH: f64 = 4.0;
     const STEP: f64 = 0.005;
-    let grid: Vec<f64> = (0..=((HIGH - LOW) / STEP) as usize).map(|i| LOW + i as f64 * STEP).collect();
+    let grid: Vec<f64> = (0..=((HIGH - LOW) / STEP) as usize)
+        .map(|i| LOW + i as f64 * STEP)
+        .collect();
     let profile: Vec<f64> = grid.iter().map(|&b| rss_at(b).2).collect();
     let best_index = (0..grid.len())
         .min_by(|&i, &j| profile[i].total_cmp(&profile[j]))
@@ -164,7 +175,11 @@ pub fn fit_power_law(sizes: &[f64], times: &[f64], confidence: f64) -> Result<Co
     let (mean_x, _) = mean_and_std(&log_n);
     let (mean_y, _) = mean_and_std(&log_t);
     let sxx: f64 = log_n.iter().map(|x| (x - mean_x).powi(2)).sum();
-    let sxy: f64 = log_n.iter().zip(&log_t).map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let sxy: f64 = log_n
+        .iter()
+        .zip(&log_t)
+        .map(|(x, y)| (x - mean_x) * (y - mean_y))
+        .sum();
     let slope = sxy / sxx;
     let intercept = mean_y - slope * mean_x;
     let loglog_rss: f64 = log_n
@@ -250,8 +265,16 @@ mod tests {
         for seed in 0..5 {
             let (sizes, times) = synthetic(20_000.0, 2.0, 1.0, 0.03, seed);
             let fit = fit_power_law(&sizes, &times, 0.95).unwrap();
-            assert!((fit.exponent - 1.0).abs() <= 0.1, "seed {seed}: b = {}", fit.exponent);
-            assert!(fit.is_consistent_with(1.0), "seed {seed}: {:?}", fit.exponent_ci);
+            assert!(
+                (fit.exponent - 1.0).abs() <= 0.1,
+                "seed {seed}: b = {}",
+                fit.exponent
+            );
+            assert!(
+                fit.is_consistent_with(1.0),
+                "seed {seed}: {:?}",
+                fit.exponent_ci
+            );
             // The naive log–log slope is dragged far below 1 by the constant.
             assert!(fit.loglog_slope < 0.8, "log-log slope {}", fit.loglog_slope);
         }
@@ -262,7 +285,11 @@ mod tests {
         for seed in 0..5 {
             let (sizes, times) = synthetic(1.0e6, 0.5, 2.0, 0.03, seed + 100);
             let fit = fit_power_law(&sizes, &times, 0.95).unwrap();
-            assert!((fit.exponent - 2.0).abs() <= 0.1, "seed {seed}: b = {}", fit.exponent);
+            assert!(
+                (fit.exponent - 2.0).abs() <= 0.1,
+                "seed {seed}: b = {}",
+                fit.exponent
+            );
             assert!(fit.is_consistent_with(2.0));
             assert!(!fit.is_consistent_with(1.0));
         }
@@ -294,7 +321,10 @@ mod tests {
 
     #[test]
     fn geometric_grid_spans_its_ends() {
-        assert_eq!(geometric_grid(32, 1024, 6), vec![32, 64, 128, 256, 512, 1024]);
+        assert_eq!(
+            geometric_grid(32, 1024, 6),
+            vec![32, 64, 128, 256, 512, 1024]
+        );
         assert_eq!(geometric_grid(5, 5, 3), vec![5]);
     }
 }

@@ -19,7 +19,8 @@
 //! ```
 #![deny(unsafe_code)]
 
-#[allow(unsafe_code)] // GlobalAlloc is an unsafe trait; the module is the only place unsafe is allowed.
+#[allow(unsafe_code)]
+// GlobalAlloc is an unsafe trait; the module is the only place unsafe is allowed.
 pub mod alloc;
 pub mod claim;
 pub mod compare;
@@ -33,3 +34,8 @@ pub mod timer;
 pub mod workloads;
 
 pub use error::PerfError;
+
+/// The workspace README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

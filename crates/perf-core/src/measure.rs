@@ -208,7 +208,8 @@ pub fn measure_source(
     let mut sample_totals_ns = Vec::with_capacity(config.samples * config.rounds);
     let mut rounds = Vec::with_capacity(config.rounds);
     for _ in 0..config.rounds {
-        let (iterations_per_sample, warm_up) = warm_up_and_calibrate(config, target_sample_ns, source)?;
+        let (iterations_per_sample, warm_up) =
+            warm_up_and_calibrate(config, target_sample_ns, source)?;
         let mut round_values = Vec::with_capacity(config.samples);
         for _ in 0..config.samples {
             let total = source.run_batch(iterations_per_sample);
@@ -293,9 +294,13 @@ pub(crate) fn warm_up_and_calibrate(
     let mut trend = f64::NAN;
     loop {
         let within_budget = !budget_reached(total_iterations, total_ns, 1);
-        let within_extension = !budget_reached(total_iterations, total_ns, config.max_warm_up_factor);
+        let within_extension =
+            !budget_reached(total_iterations, total_ns, config.max_warm_up_factor);
         if !within_budget && batch_per_iteration.len() >= window {
-            (steady, trend) = window_trend(&batch_per_iteration[batch_per_iteration.len() - window..], config);
+            (steady, trend) = window_trend(
+                &batch_per_iteration[batch_per_iteration.len() - window..],
+                config,
+            );
             if steady || !within_extension {
                 break;
             }
@@ -371,7 +376,11 @@ mod tests {
     impl TimedBatch for Simulated {
         fn run_batch(&mut self, iterations: u64) -> f64 {
             self.calls += 1;
-            let factor = if self.calls <= self.cold_batches { 3.0 } else { 1.0 };
+            let factor = if self.calls <= self.cold_batches {
+                3.0
+            } else {
+                1.0
+            };
             self.per_iteration * iterations as f64 * factor
         }
     }

@@ -54,7 +54,8 @@ impl Provenance {
     /// Collect the record now.
     pub fn collect(seed: Option<u64>) -> Self {
         let git_commit = run_command("git", &["rev-parse", "HEAD"]);
-        let git_dirty = match run_command("git", &["status", "--porcelain", "--untracked-files=no"]) {
+        let git_dirty = match run_command("git", &["status", "--porcelain", "--untracked-files=no"])
+        {
             Probe::Available(text) => Probe::Available(!text.trim().is_empty()),
             Probe::Unavailable(reason) => Probe::Unavailable(reason),
         };
@@ -99,11 +100,23 @@ impl Provenance {
         note("git_commit", unavailable_reason(&self.git_commit).as_ref());
         note("git_dirty", unavailable_reason(&self.git_dirty).as_ref());
         note("cpu_model", unavailable_reason(&self.cpu_model).as_ref());
-        note("available_cores", unavailable_reason(&self.available_cores).as_ref());
+        note(
+            "available_cores",
+            unavailable_reason(&self.available_cores).as_ref(),
+        );
         note("kernel", unavailable_reason(&self.kernel).as_ref());
-        note("load_average", unavailable_reason(&self.load_average).as_ref());
-        note("cpu_governor", unavailable_reason(&self.cpu_governor).as_ref());
-        note("memory_total_bytes", unavailable_reason(&self.memory_total_bytes).as_ref());
+        note(
+            "load_average",
+            unavailable_reason(&self.load_average).as_ref(),
+        );
+        note(
+            "cpu_governor",
+            unavailable_reason(&self.cpu_governor).as_ref(),
+        );
+        note(
+            "memory_total_bytes",
+            unavailable_reason(&self.memory_total_bytes).as_ref(),
+        );
         if self.rustc_version.starts_with("unavailable") {
             missing.push(format!("rustc_version: {}", self.rustc_version));
         }
@@ -147,7 +160,9 @@ fn cpu_model() -> Probe<String> {
             .find(|line| line.starts_with("model name"))
             .and_then(|line| line.split(':').nth(1))
             .map(|name| Probe::Available(name.trim().to_string()))
-            .unwrap_or_else(|| Probe::Unavailable("unavailable: no model name in /proc/cpuinfo".into())),
+            .unwrap_or_else(|| {
+                Probe::Unavailable("unavailable: no model name in /proc/cpuinfo".into())
+            }),
         Err(error) => Probe::Unavailable(format!("unavailable: /proc/cpuinfo: {error}")),
     }
 }
@@ -155,7 +170,11 @@ fn cpu_model() -> Probe<String> {
 fn load_average() -> Probe<[f64; 3]> {
     match std::fs::read_to_string("/proc/loadavg") {
         Ok(text) => {
-            let fields: Vec<f64> = text.split_whitespace().take(3).filter_map(|f| f.parse().ok()).collect();
+            let fields: Vec<f64> = text
+                .split_whitespace()
+                .take(3)
+                .filter_map(|f| f.parse().ok())
+                .collect();
             match fields.as_slice() {
                 [one, five, fifteen] => Probe::Available([*one, *five, *fifteen]),
                 _ => Probe::Unavailable(format!("unavailable: unexpected /proc/loadavg: {text}")),
@@ -170,9 +189,17 @@ fn memory_total() -> Probe<u64> {
         Ok(text) => text
             .lines()
             .find_map(|line| line.strip_prefix("MemTotal:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map(|kib| Probe::Available(kib * 1024))
-            .unwrap_or_else(|| Probe::Unavailable("unavailable: no MemTotal in /proc/meminfo".into())),
+            .unwrap_or_else(|| {
+                Probe::Unavailable("unavailable: no MemTotal in /proc/meminfo".into())
+            }),
         Err(error) => Probe::Unavailable(format!("unavailable: /proc/meminfo: {error}")),
     }
 }
@@ -190,8 +217,18 @@ pub fn detected_cpu_features() -> Vec<String> {
             };
         }
         probe!(
-            "sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni",
-            "avx512bf16", "avxvnni"
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512dq",
+            "avx512vnni",
+            "avx512bf16",
+            "avxvnni"
         );
         features
     }
@@ -232,11 +269,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -250,8 +292,14 @@ mod tests {
     fn timestamps_are_correct_utc() {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         // 2000-02-29T12:34:56Z is 951827696 seconds after the epoch.
-        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_827_696)), "2000-02-29T12:34:56Z");
-        assert_eq!(compact_timestamp(UNIX_EPOCH + Duration::from_secs(951_827_696)), "20000229T123456Z");
+        assert_eq!(
+            utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_827_696)),
+            "2000-02-29T12:34:56Z"
+        );
+        assert_eq!(
+            compact_timestamp(UNIX_EPOCH + Duration::from_secs(951_827_696)),
+            "20000229T123456Z"
+        );
     }
 
     #[test]

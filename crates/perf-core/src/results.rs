@@ -75,7 +75,12 @@ pub struct MultipleComparisons {
 impl ValidationRun {
     /// Counts of each verdict.
     pub fn verdict_counts(&self) -> [(Verdict, usize); 4] {
-        let count = |verdict| self.claims.iter().filter(|claim| claim.verdict == verdict).count();
+        let count = |verdict| {
+            self.claims
+                .iter()
+                .filter(|claim| claim.verdict == verdict)
+                .count()
+        };
         [
             (Verdict::Pass, count(Verdict::Pass)),
             (Verdict::Partial, count(Verdict::Partial)),
@@ -106,7 +111,8 @@ pub fn parse_run(text: &str, origin: &str) -> Result<ValidationRun, PerfError> {
             "schema_version {version} is not supported (this build reads {SCHEMA_VERSION})"
         )));
     }
-    serde_json::from_value(value).map_err(|e| format_error(format!("does not match schema {SCHEMA_VERSION}: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| format_error(format!("does not match schema {SCHEMA_VERSION}: {e}")))
 }
 
 /// Read and parse a results file.
@@ -162,10 +168,16 @@ mod tests {
         let run = sample_run();
         let text = serde_json::to_string(&run).unwrap();
         let truncated = &text[..text.len() / 2];
-        assert!(matches!(parse_run(truncated, "t"), Err(PerfError::ResultsFormat { .. })));
+        assert!(matches!(
+            parse_run(truncated, "t"),
+            Err(PerfError::ResultsFormat { .. })
+        ));
         let old = text.replacen("\"schema_version\":1", "\"schema_version\":0", 1);
         let error = parse_run(&old, "old").unwrap_err().to_string();
-        assert!(error.contains("schema_version 0 is not supported"), "{error}");
+        assert!(
+            error.contains("schema_version 0 is not supported"),
+            "{error}"
+        );
         assert!(parse_run("{}", "empty").is_err());
         assert!(parse_run("{\"schema_version\":1}", "bare").is_err());
         assert!(matches!(

@@ -28,7 +28,7 @@ fn check_confidence(confidence: f64) -> Result<(), PerfError> {
 /// # Errors
 /// `InvalidInput` when `p` is not in (0, 1) or `df` is not positive and finite.
 pub fn student_t_quantile(p: f64, df: f64) -> Result<f64, PerfError> {
-    if !(0.0 < p && p < 1.0) || !(df.is_finite() && df > 0.0) {
+    if !(0.0 < p && p < 1.0 && df.is_finite() && df > 0.0) {
         return Err(PerfError::InvalidInput(format!(
             "student t quantile needs 0 < p < 1 and df > 0, got p = {p}, df = {df}"
         )));
@@ -57,7 +57,7 @@ pub fn student_t_cdf(t: f64, df: f64) -> Result<f64, PerfError> {
 /// largest with `P(B <= l - 1) <= alpha / 2`, the upper the smallest with `P(B <= u - 1) >= 1 - alpha / 2`,
 /// so the coverage is at least the nominal level (the interval is conservative by construction).
 pub fn order_statistic_ranks(n: usize, p: f64, confidence: f64) -> Option<(usize, usize)> {
-    if n == 0 || !(0.0 < p && p < 1.0) || !(0.0 < confidence && confidence < 1.0) {
+    if n == 0 || !(0.0 < p && p < 1.0 && 0.0 < confidence && confidence < 1.0) {
         return None;
     }
     let binomial = Binomial::new(p, n as u64).ok()?;
@@ -99,7 +99,7 @@ pub fn order_statistic_coverage(n: usize, p: f64, ranks: (usize, usize)) -> f64 
 /// The widest interval is `[X_(1), X_(n)]`, which exists when both tails are small enough:
 /// `(1 − p)^n ≤ α/2` and `p^n ≤ α/2`.
 pub fn min_samples_for_quantile(p: f64, confidence: f64) -> usize {
-    if !(0.0 < p && p < 1.0) || !(0.0 < confidence && confidence < 1.0) {
+    if !(0.0 < p && p < 1.0 && 0.0 < confidence && confidence < 1.0) {
         return usize::MAX;
     }
     let tail = (1.0 - confidence) / 2.0;
@@ -126,7 +126,7 @@ pub fn median_interval(sorted: &[f64], confidence: f64) -> Option<(f64, f64)> {
         return None;
     }
     let mut d = 1;
-    while d + 1 <= n - d && coverage(d + 1) >= confidence {
+    while d < n - d && coverage(d + 1) >= confidence {
         d += 1;
     }
     let outer = (sorted[d - 1], sorted[n - d]);
@@ -149,7 +149,11 @@ pub fn median_interval(sorted: &[f64], confidence: f64) -> Option<(f64, f64)> {
 ///
 /// # Errors
 /// `InvalidInput` when `trials` is 0 or `successes > trials`; `InvalidConfig` for a bad level.
-pub fn binomial_interval(successes: u64, trials: u64, confidence: f64) -> Result<(f64, f64), PerfError> {
+pub fn binomial_interval(
+    successes: u64,
+    trials: u64,
+    confidence: f64,
+) -> Result<(f64, f64), PerfError> {
     check_confidence(confidence)?;
     if trials == 0 || successes > trials {
         return Err(PerfError::InvalidInput(format!(
@@ -163,8 +167,16 @@ pub fn binomial_interval(successes: u64, trials: u64, confidence: f64) -> Result
             .map(|beta| beta.inverse_cdf(p))
             .map_err(|e| PerfError::InvalidInput(format!("beta({a}, {b}): {e}")))
     };
-    let lower = if successes == 0 { 0.0 } else { beta_quantile(k, n - k + 1.0, tail)? };
-    let upper = if successes == trials { 1.0 } else { beta_quantile(k + 1.0, n - k, 1.0 - tail)? };
+    let lower = if successes == 0 {
+        0.0
+    } else {
+        beta_quantile(k, n - k + 1.0, tail)?
+    };
+    let upper = if successes == trials {
+        1.0
+    } else {
+        beta_quantile(k + 1.0, n - k, 1.0 - tail)?
+    };
     Ok((lower, upper))
 }
 
@@ -443,7 +455,11 @@ impl BenchmarkResult {
     }
 
     /// Attach a metadata entry (builder style).
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_metadata(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.metadata.insert(key.into(), value.into());
         self
     }
@@ -460,7 +476,12 @@ fn classify_outliers(values: &[f64], sorted: &[f64], median: f64) -> OutlierRepo
     let q1 = quantile_sorted(sorted, 0.25);
     let q3 = quantile_sorted(sorted, 0.75);
     let iqr = q3 - q1;
-    let fences = [q1 - 3.0 * iqr, q1 - 1.5 * iqr, q3 + 1.5 * iqr, q3 + 3.0 * iqr];
+    let fences = [
+        q1 - 3.0 * iqr,
+        q1 - 1.5 * iqr,
+        q3 + 1.5 * iqr,
+        q3 + 3.0 * iqr,
+    ];
     let mut report = OutlierReport {
         low_severe: 0,
         low_mild: 0,
@@ -514,7 +535,10 @@ fn distribution_shape(values: &[f64], mean: f64, std: f64) -> DistributionShape 
     let skewness = m3 / m2.powf(1.5);
     let excess_kurtosis = m4 / (m2 * m2) - 3.0;
     let bimodality_coefficient = if values.len() >= 4 {
-        Some((skewness * skewness + 1.0) / (excess_kurtosis + 3.0 * (n - 1.0).powi(2) / ((n - 2.0) * (n - 3.0))))
+        Some(
+            (skewness * skewness + 1.0)
+                / (excess_kurtosis + 3.0 * (n - 1.0).powi(2) / ((n - 2.0) * (n - 3.0))),
+        )
     } else {
         None
     };
@@ -579,7 +603,10 @@ mod tests {
         ];
         for (df, p, expected) in table {
             let got = student_t_quantile(p, df).unwrap();
-            assert!((got - expected).abs() < 1e-3, "t({p}, {df}) = {got}, table {expected}");
+            assert!(
+                (got - expected).abs() < 1e-3,
+                "t({p}, {df}) = {got}, table {expected}"
+            );
         }
         assert!(student_t_quantile(1.5, 3.0).is_err());
         assert!(student_t_quantile(0.5, 0.0).is_err());
@@ -606,7 +633,9 @@ mod tests {
         let six: Vec<f64> = (1..=6).map(f64::from).collect();
         // n = 6: γ_1 = 0.96875, γ_2 = 0.78125, I = 0.1, λ = 0.5 / 1.4.
         let (lower, upper) = median_interval(&six, 0.95).unwrap();
-        assert!((lower - (1.0 + 0.5 / 1.4)).abs() < 1e-12 && (upper - (6.0 - 0.5 / 1.4)).abs() < 1e-12);
+        assert!(
+            (lower - (1.0 + 0.5 / 1.4)).abs() < 1e-12 && (upper - (6.0 - 0.5 / 1.4)).abs() < 1e-12
+        );
     }
 
     #[test]
@@ -618,7 +647,10 @@ mod tests {
         assert!(lower == 0.0 && (upper - (1.0 - 0.025f64.powf(0.1))).abs() < 1e-6);
         // 5 of 10: [0.1871, 0.8129] (standard tables).
         let (lower, upper) = binomial_interval(5, 10, 0.95).unwrap();
-        assert!((lower - 0.1871).abs() < 1e-3 && (upper - 0.8129).abs() < 1e-3, "{lower} {upper}");
+        assert!(
+            (lower - 0.1871).abs() < 1e-3 && (upper - 0.8129).abs() < 1e-3,
+            "{lower} {upper}"
+        );
         assert!(binomial_interval(3, 2, 0.95).is_err());
         assert!(binomial_interval(0, 0, 0.95).is_err());
     }
@@ -632,19 +664,33 @@ mod tests {
         assert_eq!(min_samples_for_quantile(0.99, 0.95), 368);
         // The closed form agrees with a brute-force search over n.
         for (p, confidence) in [(0.5, 0.95), (0.9, 0.9), (0.95, 0.95), (0.25, 0.99)] {
-            let brute = (1..1_000).find(|&n| order_statistic_ranks(n, p, confidence).is_some()).unwrap();
-            assert_eq!(min_samples_for_quantile(p, confidence), brute, "p = {p}, level {confidence}");
+            let brute = (1..1_000)
+                .find(|&n| order_statistic_ranks(n, p, confidence).is_some())
+                .unwrap();
+            assert_eq!(
+                min_samples_for_quantile(p, confidence),
+                brute,
+                "p = {p}, level {confidence}"
+            );
         }
-        let result = BenchmarkResult::from_values("x", "ns", (0..20).map(f64::from).collect()).unwrap();
+        let result =
+            BenchmarkResult::from_values("x", "ns", (0..20).map(f64::from).collect()).unwrap();
         let p90 = result.percentile(90.0).unwrap();
         assert!(p90.ci_lower.is_none());
-        assert_eq!(p90.note.as_deref(), Some("insufficient samples (need ≥ 36)"));
+        assert_eq!(
+            p90.note.as_deref(),
+            Some("insufficient samples (need ≥ 36)")
+        );
     }
 
     #[test]
     fn summary_statistics_on_a_known_sample() {
-        let result =
-            BenchmarkResult::from_values("known", "ns", vec![2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+        let result = BenchmarkResult::from_values(
+            "known",
+            "ns",
+            vec![2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0],
+        )
+        .unwrap();
         assert_eq!(result.count, 8);
         assert!((result.mean - 5.0).abs() < 1e-12);
         assert!((result.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
@@ -705,7 +751,16 @@ mod tests {
         let result = BenchmarkResult::from_values("s", "ns", vec![1.0, 2.0, 3.0]).unwrap();
         let json = serde_json::to_value(&result).unwrap();
         for key in [
-            "metric_name", "values", "mean", "std", "median", "min", "max", "count", "ci_lower", "ci_upper",
+            "metric_name",
+            "values",
+            "mean",
+            "std",
+            "median",
+            "min",
+            "max",
+            "count",
+            "ci_lower",
+            "ci_upper",
             "metadata",
         ] {
             assert!(json.get(key).is_some(), "missing {key}");

@@ -89,49 +89,114 @@ impl WorkloadShape {
         let product = |values: &[usize]| values.iter().map(|&v| v as u64).product::<u64>();
         match *self {
             WorkloadShape::Matmul { m, k, n } => product(&[m, k, n]),
-            WorkloadShape::TransformerFfn { tokens, d_model, d_ff } => 2 * product(&[tokens, d_model, d_ff]),
-            WorkloadShape::Attention { batch, heads, query_len, key_len, head_dim } => {
-                2 * product(&[batch, heads, query_len, key_len, head_dim])
-            }
+            WorkloadShape::TransformerFfn {
+                tokens,
+                d_model,
+                d_ff,
+            } => 2 * product(&[tokens, d_model, d_ff]),
+            WorkloadShape::Attention {
+                batch,
+                heads,
+                query_len,
+                key_len,
+                head_dim,
+            } => 2 * product(&[batch, heads, query_len, key_len, head_dim]),
             WorkloadShape::Conv2d { .. } => {
                 let (out_h, out_w) = self.conv_output().unwrap_or((0, 0));
-                let WorkloadShape::Conv2d { batch, in_channels, out_channels, kernel_h, kernel_w, groups, .. } = *self
+                let WorkloadShape::Conv2d {
+                    batch,
+                    in_channels,
+                    out_channels,
+                    kernel_h,
+                    kernel_w,
+                    groups,
+                    ..
+                } = *self
                 else {
                     return 0;
                 };
-                product(&[batch, out_channels, out_h, out_w, in_channels / groups.max(1), kernel_h, kernel_w])
+                product(&[
+                    batch,
+                    out_channels,
+                    out_h,
+                    out_w,
+                    in_channels / groups.max(1),
+                    kernel_h,
+                    kernel_w,
+                ])
             }
         }
     }
 
     /// Output height and width of a convolution, `None` for other shapes or an invalid one.
     pub fn conv_output(&self) -> Option<(usize, usize)> {
-        let WorkloadShape::Conv2d { height, width, kernel_h, kernel_w, stride, padding, .. } = *self else {
+        let WorkloadShape::Conv2d {
+            height,
+            width,
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+            ..
+        } = *self
+        else {
             return None;
         };
         if stride == 0 || height + 2 * padding < kernel_h || width + 2 * padding < kernel_w {
             return None;
         }
-        Some(((height + 2 * padding - kernel_h) / stride + 1, (width + 2 * padding - kernel_w) / stride + 1))
+        Some((
+            (height + 2 * padding - kernel_h) / stride + 1,
+            (width + 2 * padding - kernel_w) / stride + 1,
+        ))
     }
 
     /// Elements of inputs, weights and outputs.
     pub fn elements(&self) -> u64 {
         let product = |values: &[usize]| values.iter().map(|&v| v as u64).product::<u64>();
         match *self {
-            WorkloadShape::Matmul { m, k, n } => product(&[m, k]) + product(&[k, n]) + product(&[m, n]),
-            WorkloadShape::TransformerFfn { tokens, d_model, d_ff } => {
-                2 * product(&[tokens, d_model]) + 2 * product(&[d_model, d_ff]) + product(&[tokens, d_ff])
+            WorkloadShape::Matmul { m, k, n } => {
+                product(&[m, k]) + product(&[k, n]) + product(&[m, n])
             }
-            WorkloadShape::Attention { batch, heads, query_len, key_len, head_dim } => {
+            WorkloadShape::TransformerFfn {
+                tokens,
+                d_model,
+                d_ff,
+            } => {
+                2 * product(&[tokens, d_model])
+                    + 2 * product(&[d_model, d_ff])
+                    + product(&[tokens, d_ff])
+            }
+            WorkloadShape::Attention {
+                batch,
+                heads,
+                query_len,
+                key_len,
+                head_dim,
+            } => {
                 product(&[batch, heads, query_len, head_dim]) * 2
                     + product(&[batch, heads, key_len, head_dim]) * 2
                     + product(&[batch, heads, query_len, key_len])
             }
-            WorkloadShape::Conv2d { batch, in_channels, out_channels, height, width, kernel_h, kernel_w, groups, .. } => {
+            WorkloadShape::Conv2d {
+                batch,
+                in_channels,
+                out_channels,
+                height,
+                width,
+                kernel_h,
+                kernel_w,
+                groups,
+                ..
+            } => {
                 let (out_h, out_w) = self.conv_output().unwrap_or((0, 0));
                 product(&[batch, in_channels, height, width])
-                    + product(&[out_channels, in_channels / groups.max(1), kernel_h, kernel_w])
+                    + product(&[
+                        out_channels,
+                        in_channels / groups.max(1),
+                        kernel_h,
+                        kernel_w,
+                    ])
                     + product(&[batch, out_channels, out_h, out_w])
             }
         }
@@ -155,20 +220,34 @@ impl Workload {
 pub fn square_matmul_grid(sizes: &[usize]) -> Vec<Workload> {
     sizes
         .iter()
-        .map(|&n| Workload::new(format!("matmul.square.{n}"), "square grid", WorkloadShape::Matmul { m: n, k: n, n }))
+        .map(|&n| {
+            Workload::new(
+                format!("matmul.square.{n}"),
+                "square grid",
+                WorkloadShape::Matmul { m: n, k: n, n },
+            )
+        })
         .collect()
 }
 
 /// Feed-forward blocks of common transformer widths at several token counts.
 pub fn transformer_ffn_shapes() -> Vec<Workload> {
-    let widths = [("tiny-char", 128, 512), ("gpt2-small", 768, 3072), ("bert-base", 768, 3072)];
+    let widths = [
+        ("tiny-char", 128, 512),
+        ("gpt2-small", 768, 3072),
+        ("bert-base", 768, 3072),
+    ];
     let mut workloads = Vec::new();
     for (model, d_model, d_ff) in widths {
         for tokens in [1, 32, 128] {
             workloads.push(Workload::new(
                 format!("ffn.{model}.tokens{tokens}"),
                 format!("{model} feed-forward block"),
-                WorkloadShape::TransformerFfn { tokens, d_model, d_ff },
+                WorkloadShape::TransformerFfn {
+                    tokens,
+                    d_model,
+                    d_ff,
+                },
             ));
         }
     }
@@ -183,12 +262,24 @@ pub fn attention_shapes() -> Vec<Workload> {
             workloads.push(Workload::new(
                 format!("attention.{model}.prefill{context}"),
                 format!("{model} attention, prefill"),
-                WorkloadShape::Attention { batch: 1, heads, query_len: context, key_len: context, head_dim },
+                WorkloadShape::Attention {
+                    batch: 1,
+                    heads,
+                    query_len: context,
+                    key_len: context,
+                    head_dim,
+                },
             ));
             workloads.push(Workload::new(
                 format!("attention.{model}.decode_ctx{context}"),
                 format!("{model} attention, one decode step"),
-                WorkloadShape::Attention { batch: 1, heads, query_len: 1, key_len: context, head_dim },
+                WorkloadShape::Attention {
+                    batch: 1,
+                    heads,
+                    query_len: 1,
+                    key_len: context,
+                    head_dim,
+                },
             ));
         }
     }
@@ -197,7 +288,16 @@ pub fn attention_shapes() -> Vec<Workload> {
 
 /// Representative layers of the four MLPerf Tiny reference models (batch 1).
 pub fn mlperf_tiny_layers() -> Vec<Workload> {
-    let conv = |name: &str, source: &str, c_in, c_out, h, w, k: (usize, usize), stride, padding, groups| {
+    let conv = |name: &str,
+                source: &str,
+                c_in,
+                c_out,
+                h,
+                w,
+                k: (usize, usize),
+                stride,
+                padding,
+                groups| {
         Workload::new(
             name,
             source,
@@ -216,17 +316,98 @@ pub fn mlperf_tiny_layers() -> Vec<Workload> {
         )
     };
     vec![
-        conv("kws.dscnn.conv1", "DS-CNN keyword spotting, first conv (49×10 MFCC)", 1, 64, 49, 10, (10, 4), 2, 1, 1),
-        conv("kws.dscnn.depthwise", "DS-CNN depthwise 3×3", 64, 64, 25, 5, (3, 3), 1, 1, 64),
-        conv("kws.dscnn.pointwise", "DS-CNN pointwise 1×1", 64, 64, 25, 5, (1, 1), 1, 0, 1),
-        conv("ic.resnet8.conv1", "ResNet-8 image classification, first conv (32×32×3)", 3, 16, 32, 32, (3, 3), 1, 1, 1),
-        conv("ic.resnet8.stage3", "ResNet-8 last stage 3×3", 64, 64, 8, 8, (3, 3), 1, 1, 1),
-        conv("vww.mobilenet.conv1", "MobileNetV1 0.25 visual wake words, first conv (96×96×3)", 3, 8, 96, 96, (3, 3), 2, 1, 1),
-        conv("vww.mobilenet.depthwise", "MobileNetV1 depthwise 3×3", 8, 8, 48, 48, (3, 3), 1, 1, 8),
+        conv(
+            "kws.dscnn.conv1",
+            "DS-CNN keyword spotting, first conv (49×10 MFCC)",
+            1,
+            64,
+            49,
+            10,
+            (10, 4),
+            2,
+            1,
+            1,
+        ),
+        conv(
+            "kws.dscnn.depthwise",
+            "DS-CNN depthwise 3×3",
+            64,
+            64,
+            25,
+            5,
+            (3, 3),
+            1,
+            1,
+            64,
+        ),
+        conv(
+            "kws.dscnn.pointwise",
+            "DS-CNN pointwise 1×1",
+            64,
+            64,
+            25,
+            5,
+            (1, 1),
+            1,
+            0,
+            1,
+        ),
+        conv(
+            "ic.resnet8.conv1",
+            "ResNet-8 image classification, first conv (32×32×3)",
+            3,
+            16,
+            32,
+            32,
+            (3, 3),
+            1,
+            1,
+            1,
+        ),
+        conv(
+            "ic.resnet8.stage3",
+            "ResNet-8 last stage 3×3",
+            64,
+            64,
+            8,
+            8,
+            (3, 3),
+            1,
+            1,
+            1,
+        ),
+        conv(
+            "vww.mobilenet.conv1",
+            "MobileNetV1 0.25 visual wake words, first conv (96×96×3)",
+            3,
+            8,
+            96,
+            96,
+            (3, 3),
+            2,
+            1,
+            1,
+        ),
+        conv(
+            "vww.mobilenet.depthwise",
+            "MobileNetV1 depthwise 3×3",
+            8,
+            8,
+            48,
+            48,
+            (3, 3),
+            1,
+            1,
+            8,
+        ),
         Workload::new(
             "ad.autoencoder.dense1",
             "FC autoencoder anomaly detection, 640 → 128",
-            WorkloadShape::Matmul { m: 1, k: 640, n: 128 },
+            WorkloadShape::Matmul {
+                m: 1,
+                k: 640,
+                n: 128,
+            },
         ),
         Workload::new(
             "ad.autoencoder.bottleneck",
@@ -259,7 +440,9 @@ impl WorkloadGenerator {
 
     /// `rows × cols` row-major values uniform in [−1, 1).
     pub fn matrix_f32(&mut self, rows: usize, cols: usize) -> Vec<f32> {
-        (0..rows * cols).map(|_| self.rng.random_range(-1.0f32..1.0)).collect()
+        (0..rows * cols)
+            .map(|_| self.rng.random_range(-1.0f32..1.0))
+            .collect()
     }
 
     /// `len` values uniform in [−1, 1).
@@ -277,7 +460,15 @@ mod tests {
         let matmul = Workload::new("m", "t", WorkloadShape::Matmul { m: 2, k: 3, n: 4 });
         assert_eq!(matmul.flops, 48);
         assert_eq!(matmul.elements, 6 + 12 + 8);
-        let ffn = Workload::new("f", "t", WorkloadShape::TransformerFfn { tokens: 2, d_model: 4, d_ff: 8 });
+        let ffn = Workload::new(
+            "f",
+            "t",
+            WorkloadShape::TransformerFfn {
+                tokens: 2,
+                d_model: 4,
+                d_ff: 8,
+            },
+        );
         assert_eq!(ffn.flops, 2 * 2 * (2 * 4 * 8));
         // 3×3 depthwise on 8 channels of 4×4 with padding 1: 8 · 16 · 9 multiply–adds.
         let depthwise = WorkloadShape::Conv2d {

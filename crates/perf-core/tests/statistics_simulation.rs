@@ -80,7 +80,10 @@ fn median_coverage(shape: Shape, n: usize, seed: u64) -> f64 {
 #[test]
 fn median_interval_covers_about_95_percent() {
     let mut report = Vec::new();
-    for (index, shape) in [Shape::Normal, Shape::LogNormal, Shape::TwoModeMixture].into_iter().enumerate() {
+    for (index, shape) in [Shape::Normal, Shape::LogNormal, Shape::TwoModeMixture]
+        .into_iter()
+        .enumerate()
+    {
         for n in [10, 30] {
             let coverage = median_coverage(shape, n, 1_000 + index as u64 * 10 + n as u64);
             report.push(format!("{shape:?} n={n}: {:.1}%", 100.0 * coverage));
@@ -90,7 +93,10 @@ fn median_interval_covers_about_95_percent() {
             );
         }
     }
-    println!("median interval coverage over {TRIALS} trials: {}", report.join(", "));
+    println!(
+        "median interval coverage over {TRIALS} trials: {}",
+        report.join(", ")
+    );
 }
 
 #[test]
@@ -106,8 +112,14 @@ fn mean_t_interval_covers_about_95_percent_on_normal_data() {
             }
         }
         let coverage = covered as f64 / TRIALS as f64;
-        println!("mean t-interval coverage, normal, n = {n}: {:.1}%", 100.0 * coverage);
-        assert!((0.93..=0.97).contains(&coverage), "t coverage {coverage} at n = {n}");
+        println!(
+            "mean t-interval coverage, normal, n = {n}: {:.1}%",
+            100.0 * coverage
+        );
+        assert!(
+            (0.93..=0.97).contains(&coverage),
+            "t coverage {coverage} at n = {n}"
+        );
     }
 }
 
@@ -130,7 +142,9 @@ impl TimedBatch for Side {
     fn run_batch(&mut self, iterations: u64) -> f64 {
         let mut machine = self.machine.borrow_mut();
         let drift = 1.0 + machine.drift_over_run * (machine.virtual_ns / machine.run_length_ns);
-        let noise = LogNormal::new(0.0, machine.noise_sigma).unwrap().sample(&mut machine.rng);
+        let noise = LogNormal::new(0.0, machine.noise_sigma)
+            .unwrap()
+            .sample(&mut machine.rng);
         let elapsed = iterations as f64 * self.per_iteration_ns * drift * noise;
         machine.virtual_ns += elapsed;
         elapsed
@@ -147,7 +161,13 @@ fn simulated_config(order: Order) -> CompareConfig {
 }
 
 /// Fraction of trials called significant, and of those, how many in the right direction.
-fn rejection_rate(order: Order, true_speedup: f64, noise_sigma: f64, trials: usize, seed: u64) -> (f64, f64) {
+fn rejection_rate(
+    order: Order,
+    true_speedup: f64,
+    noise_sigma: f64,
+    trials: usize,
+    seed: u64,
+) -> (f64, f64) {
     let config = simulated_config(order);
     let mut significant = 0;
     let mut right_direction = 0;
@@ -178,7 +198,11 @@ fn rejection_rate(order: Order, true_speedup: f64, noise_sigma: f64, trials: usi
     }
     (
         significant as f64 / trials as f64,
-        if significant == 0 { 1.0 } else { right_direction as f64 / significant as f64 },
+        if significant == 0 {
+            1.0
+        } else {
+            right_direction as f64 / significant as f64
+        },
     )
 }
 
@@ -193,19 +217,34 @@ fn aa_false_positive_rate_under_drift_is_controlled_by_interleaving() {
         100.0 * randomized,
         100.0 * sequential
     );
-    assert!(alternating <= 0.07, "alternating A/A false positives {alternating}");
-    assert!(randomized <= 0.07, "randomized A/A false positives {randomized}");
+    assert!(
+        alternating <= 0.07,
+        "alternating A/A false positives {alternating}"
+    );
+    assert!(
+        randomized <= 0.07,
+        "randomized A/A false positives {randomized}"
+    );
     // Running all of A then all of B is the trap METHODS.md warns about: it must look bad here.
-    assert!(sequential > 0.15, "sequential order should be fooled by drift, got {sequential}");
+    assert!(
+        sequential > 0.15,
+        "sequential order should be fooled by drift, got {sequential}"
+    );
 }
 
 #[test]
 fn power_for_a_true_ten_percent_difference() {
     // 5% per-sample noise (a noisy shared machine) plus the same 3% drift.
     let (power, direction) = rejection_rate(Order::Alternating, 1.10, 0.05, 1_000, 40_000);
-    println!("power for a true 10% speedup at 5% noise, default config: {:.1}%", 100.0 * power);
+    println!(
+        "power for a true 10% speedup at 5% noise, default config: {:.1}%",
+        100.0 * power
+    );
     assert!(power >= 0.90, "power {power}");
-    assert!(direction == 1.0, "a significant result pointed the wrong way");
+    assert!(
+        direction == 1.0,
+        "a significant result pointed the wrong way"
+    );
     let (power_slower, _) = rejection_rate(Order::Alternating, 1.0 / 1.10, 0.05, 500, 50_000);
     assert!(power_slower >= 0.90, "power for a slowdown {power_slower}");
 }

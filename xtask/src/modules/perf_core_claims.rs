@@ -22,7 +22,9 @@ const MODULE: &str = "perf-core";
 fn known_work(steps: u64) -> u64 {
     let mut state = black_box(0x9E37_79B9_7F4A_7C15u64);
     for _ in 0..black_box(steps) {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
     }
     state
 }
@@ -41,14 +43,28 @@ fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
 }
 
 fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
-    let (lower, upper) = result
-        .median_ci
-        .with_context(|| format!("{}: {}", result.metric_name, result.median_ci_note.clone().unwrap_or_default()))?;
-    Ok(Estimate::new(result.median, lower, upper, &result.unit, result.confidence_level)?)
+    let (lower, upper) = result.median_ci.with_context(|| {
+        format!(
+            "{}: {}",
+            result.metric_name,
+            result.median_ci_note.clone().unwrap_or_default()
+        )
+    })?;
+    Ok(Estimate::new(
+        result.median,
+        lower,
+        upper,
+        &result.unit,
+        result.confidence_level,
+    )?)
 }
 
 fn compare_config(context: &ModuleContext) -> CompareConfig {
-    let base = if context.quick { CompareConfig::quick() } else { CompareConfig::default() };
+    let base = if context.quick {
+        CompareConfig::quick()
+    } else {
+        CompareConfig::default()
+    };
     CompareConfig {
         seed: context.seed,
         ..base
@@ -100,8 +116,16 @@ fn timer_claims(context: &ModuleContext) -> Vec<ClaimResult> {
         }
     };
     vec![
-        judge(&overhead_claim, infos.iter().map(|i| i.overhead_ns).collect(), "Instant::now cost"),
-        judge(&resolution_claim, infos.iter().map(|i| i.resolution_ns).collect(), "clock resolution"),
+        judge(
+            &overhead_claim,
+            infos.iter().map(|i| i.overhead_ns).collect(),
+            "Instant::now cost",
+        ),
+        judge(
+            &resolution_claim,
+            infos.iter().map(|i| i.resolution_ns).collect(),
+            "clock resolution",
+        ),
     ]
 }
 
@@ -117,11 +141,19 @@ fn aa_claim() -> Claim {
 
 fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
     let steps = 20_000u64;
-    let comparison = compare(&compare_config(context), &steps, |&s| known_work(s), |&s| known_work(s))?;
+    let comparison = compare(
+        &compare_config(context),
+        &steps,
+        |&s| known_work(s),
+        |&s| known_work(s),
+    )?;
     Ok(aa_claim()
         .judge(speedup_estimate(&comparison)?)
         .with_detail("significant_at_95", comparison.is_significant())
-        .with_detail("minimum_detectable_speedup", comparison.minimum_detectable_speedup)
+        .with_detail(
+            "minimum_detectable_speedup",
+            comparison.minimum_detectable_speedup,
+        )
         .with_detail("mann_whitney_p", comparison.rank.test.p_value)
         .with_detail("cliffs_delta", comparison.rank.cliffs_delta)
         .with_detail("fairness", &comparison.fairness)
@@ -167,7 +199,11 @@ fn reproducibility_claim() -> Claim {
 }
 
 fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
-    let config = if context.quick { MeasureConfig::quick() } else { MeasureConfig::default() };
+    let config = if context.quick {
+        MeasureConfig::quick()
+    } else {
+        MeasureConfig::default()
+    };
     let steps = 20_000u64;
     let first = measure("first", &config, &steps, |&s| known_work(s))?;
     let second = measure("second", &config, &steps, |&s| known_work(s))?;
@@ -178,9 +214,18 @@ fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
     // Ratio of medians with the two (independent) log half-widths combined in quadrature.
     let log_ratio = (second.result.median / first.result.median).ln();
     let combined = half_width(&first.result)?.hypot(half_width(&second.result)?);
-    let estimate = Estimate::new(log_ratio.exp(), (log_ratio - combined).exp(), (log_ratio + combined).exp(), "×", 0.95)?;
+    let estimate = Estimate::new(
+        log_ratio.exp(),
+        (log_ratio - combined).exp(),
+        (log_ratio + combined).exp(),
+        "×",
+        0.95,
+    )?;
     let overlap = {
-        let (a, b) = (first.result.median_ci.unwrap_or_default(), second.result.median_ci.unwrap_or_default());
+        let (a, b) = (
+            first.result.median_ci.unwrap_or_default(),
+            second.result.median_ci.unwrap_or_default(),
+        );
         a.0 <= b.1 && b.0 <= a.1
     };
     Ok(reproducibility_claim()
@@ -226,7 +271,12 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
                 seed: context.seed.wrapping_add(trial),
                 ..config.clone()
             };
-            match compare(&trial_config, &steps, |&s| known_work(s), |_| known_work(slowed_steps)) {
+            match compare(
+                &trial_config,
+                &steps,
+                |&s| known_work(s),
+                |_| known_work(slowed_steps),
+            ) {
                 Ok(comparison) => {
                     speedups.push(comparison.speedup.point);
                     let called = if slowdown_percent == 0 {
@@ -284,11 +334,21 @@ fn ranking(context: &ModuleContext) -> Result<ClaimResult> {
     let mut medians = Vec::new();
     let mut intervals = Vec::new();
     for &steps in &variants {
-        let measurement = measure(&format!("steps {steps}"), &config, &steps, |&s| known_work(s))?;
+        let measurement = measure(&format!("steps {steps}"), &config, &steps, |&s| {
+            known_work(s)
+        })?;
         medians.push(measurement.result.median);
-        intervals.push(measurement.result.median_ci.context("median interval missing")?);
+        intervals.push(
+            measurement
+                .result
+                .median_ci
+                .context("median interval missing")?,
+        );
     }
-    let ordered_pairs = intervals.windows(2).filter(|pair| pair[0].1 < pair[1].0).count();
+    let ordered_pairs = intervals
+        .windows(2)
+        .filter(|pair| pair[0].1 < pair[1].0)
+        .count();
     let fraction = ordered_pairs as f64 / (variants.len() - 1) as f64;
     Ok(ranking_claim()
         .judge(Estimate::new(fraction, fraction, fraction, "", 1.0)?)
