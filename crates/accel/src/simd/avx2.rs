@@ -67,23 +67,51 @@ pub(crate) struct Avx2Kernel;
 impl MicroKernel for Avx2Kernel {
     const MR: usize = MR;
     const NR: usize = NV * 8;
+    const LANES: usize = 8;
 
     #[inline(always)]
-    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+    unsafe fn run(
+        vectors: usize,
+        depth: usize,
+        a_panel: *const f32,
+        a_row_stride: isize,
+        b_panel: *const f32,
+        c: *mut f32,
+        c_row_stride: isize,
+        load_c: bool,
+    ) {
         // SAFETY: forwarded contract; AVX2 and FMA is guaranteed by the caller.
-        unsafe { tile_avx2(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+        unsafe {
+            match vectors {
+                1 => tile_avx2::<1>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                2 => tile_avx2::<2>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                3 => tile_avx2::<3>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                _ => tile_avx2::<NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+            }
+        }
     }
 }
 
-/// The microkernel compiled with AVX2 and FMA enabled, kept out of line so it gets its own register allocation.
+/// The microkernel with `VECTORS` vector columns, compiled with AVX2 and FMA enabled and kept out of line so each
+/// width gets its own register allocation.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; pointer contract of [`microkernel`].
+/// AVX2 and FMA must be available; pointer contract of [`microkernel`] with B rows `NV · 8` floats apart.
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-unsafe fn tile_avx2(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+unsafe fn tile_avx2<const VECTORS: usize>(
+    depth: usize,
+    a_panel: *const f32,
+    a_row_stride: isize,
+    b_panel: *const f32,
+    c: *mut f32,
+    c_row_stride: isize,
+    load_c: bool,
+) {
     // SAFETY: forwarded contract.
-    unsafe { microkernel::<F32x8, MR, NV>(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+    unsafe {
+        microkernel::<F32x8, MR, VECTORS, { NV * 8 }>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c)
+    }
 }
 
 /// The generic GEMM body compiled with AVX2 and FMA enabled.

@@ -69,23 +69,51 @@ pub(crate) struct Avx512Kernel;
 impl MicroKernel for Avx512Kernel {
     const MR: usize = MR;
     const NR: usize = NV * 16;
+    const LANES: usize = 16;
 
     #[inline(always)]
-    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+    unsafe fn run(
+        vectors: usize,
+        depth: usize,
+        a_panel: *const f32,
+        a_row_stride: isize,
+        b_panel: *const f32,
+        c: *mut f32,
+        c_row_stride: isize,
+        load_c: bool,
+    ) {
         // SAFETY: forwarded contract; AVX-512F is guaranteed by the caller.
-        unsafe { tile_avx512(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+        unsafe {
+            match vectors {
+                1 => tile_avx512::<1>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                2 => tile_avx512::<2>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                3 => tile_avx512::<3>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                _ => tile_avx512::<NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+            }
+        }
     }
 }
 
-/// The microkernel compiled with AVX-512F enabled, kept out of line so it gets its own register allocation.
+/// The microkernel with `VECTORS` vector columns, compiled with AVX-512F enabled and kept out of line so each
+/// width gets its own register allocation.
 ///
 /// # Safety
-/// AVX-512F must be available; pointer contract of [`microkernel`].
+/// AVX-512F must be available; pointer contract of [`microkernel`] with B rows `NV · 16` floats apart.
 #[target_feature(enable = "avx512f,fma")]
 #[inline(never)]
-unsafe fn tile_avx512(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+unsafe fn tile_avx512<const VECTORS: usize>(
+    depth: usize,
+    a_panel: *const f32,
+    a_row_stride: isize,
+    b_panel: *const f32,
+    c: *mut f32,
+    c_row_stride: isize,
+    load_c: bool,
+) {
     // SAFETY: forwarded contract.
-    unsafe { microkernel::<F32x16, MR, NV>(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+    unsafe {
+        microkernel::<F32x16, MR, VECTORS, { NV * 16 }>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c)
+    }
 }
 
 /// The generic GEMM body compiled with AVX-512F enabled.

@@ -14,16 +14,29 @@ use super::vector::{A_ROW_STRIDE, KC_LIMIT};
 use super::workspace::Workspace;
 use super::{MatMut, MatRef, SimdBlocking};
 
-/// A register-blocked tile kernel for one instruction set: `MR` rows by `NR` columns of C.
+/// A register-blocked tile kernel for one instruction set: `MR` rows by `NR` columns of C (`NR / LANES` vectors).
 pub(crate) trait MicroKernel {
     const MR: usize;
     const NR: usize;
+    const LANES: usize;
 
-    /// See [`super::vector::microkernel`] for the contract.
+    /// Runs the tile with `vectors` (1 ..= `NR / LANES`) vector columns: the full width, or a narrower tile for the
+    /// right edge of C, so a 16-wide remainder does not pay for 64 columns. See [`super::vector::microkernel`]
+    /// for the pointer contract; `b_panel` rows are `NR` floats apart.
     ///
     /// # Safety
-    /// As `microkernel`, with `NV · LANES = NR`.
-    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool);
+    /// As `microkernel`, and `1 <= vectors <= NR / LANES`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(
+        vectors: usize,
+        depth: usize,
+        a_panel: *const f32,
+        a_row_stride: isize,
+        b_panel: *const f32,
+        c: *mut f32,
+        c_row_stride: isize,
+        load_c: bool,
+    );
 }
 
 /// Largest `MR · NR` of any kernel; the edge tile buffer has this many elements.
@@ -73,40 +86,51 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     let nc_max = round_up(blocking.nc.min(n), K::NR);
     let (a_pack, b_pack) = workspace.buffers(mc_max * A_ROW_STRIDE, kc_max * nc_max);
     let mut edge_tile = EdgeTile([0.0; MAX_TILE]);
+    // Row-major A needs no packing: the microkernel broadcasts straight from its rows. Only a partial last panel
+    // (fewer than MR rows) is packed, zero-padded, so the kernel never reads past A.
+    let a_direct = a.col_stride == 1;
 
     for row_block in (0..m).step_by(blocking.mc) {
         let mc = blocking.mc.min(m - row_block);
         for inner_block in (0..k).step_by(blocking.kc) {
             let kc = blocking.kc.min(k - inner_block);
             let load_c = accumulate || inner_block > 0;
-            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) · A_ROW_STRIDE floats.
-            unsafe { pack_a::<K>(a.sub(row_block, inner_block, mc, kc), a_pack) };
+            let first_packed_row = if a_direct { mc / K::MR * K::MR } else { 0 };
+            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) ·
+            // A_ROW_STRIDE floats.
+            unsafe { pack_a::<K>(a.sub(row_block, inner_block, mc, kc), first_packed_row, a_pack) };
             for col_block in (0..n).step_by(blocking.nc) {
                 let nc = blocking.nc.min(n - col_block);
                 // SAFETY: the sub-block lies inside b; b_pack holds kc_max · nc_max ≥ kc · round_up(nc, NR) floats.
                 unsafe { pack_b::<K>(b.sub(inner_block, col_block, kc, nc), b_pack) };
                 for panel_row in (0..mc).step_by(K::MR) {
                     let rows = K::MR.min(mc - panel_row);
-                    // SAFETY: panel offsets stay inside the packed buffers (see the packing loops).
-                    let a_panel = unsafe { a_pack.add(panel_row * A_ROW_STRIDE) };
+                    let (a_panel, a_row_stride) = if panel_row < first_packed_row {
+                        // SAFETY: rows panel_row .. panel_row + MR and columns inner_block .. + kc are inside a.
+                        (unsafe { a.at(row_block + panel_row, inner_block) }, a.row_stride)
+                    } else {
+                        // SAFETY: panel offsets stay inside the packed buffer (see pack_a).
+                        (unsafe { a_pack.add(panel_row * A_ROW_STRIDE) }.cast_const(), A_ROW_STRIDE as isize)
+                    };
                     for panel_col in (0..nc).step_by(K::NR) {
                         let cols = K::NR.min(nc - panel_col);
+                        let vectors = cols.div_ceil(K::LANES);
                         // SAFETY: as above.
                         let b_panel = unsafe { b_pack.add(panel_col * kc) };
                         let c_row = row_block + panel_row;
                         let c_col = col_block + panel_col;
                         // SAFETY: (c_row, c_col) is inside c.
                         let c_ptr = unsafe { c.at(c_row, c_col) };
-                        if rows == K::MR && cols == K::NR && c.col_stride == 1 {
-                            // SAFETY: a full tile with contiguous rows; the panels hold kc steps each.
-                            unsafe { K::run(kc, a_panel, b_panel, c_ptr, c.row_stride, load_c) };
+                        if rows == K::MR && cols % K::LANES == 0 && c.col_stride == 1 {
+                            // SAFETY: whole vectors of contiguous C rows; the panels hold kc steps each.
+                            unsafe { K::run(vectors, kc, a_panel, a_row_stride, b_panel, c_ptr, c.row_stride, load_c) };
                             continue;
                         }
-                        // Edge or strided tile: compute the whole padded tile into a local buffer, then copy the
-                        // valid part. The padding rows/columns of the panels are zeros, so nothing leaks.
+                        // Edge or strided tile: compute the padded tile into a local buffer, then copy the valid
+                        // part. The padding rows/columns of the panels are zeros, so nothing leaks.
                         let tile = edge_tile.0.as_mut_ptr();
                         // SAFETY: the edge tile holds MR · NR ≤ MAX_TILE floats with row stride NR.
-                        unsafe { K::run(kc, a_panel, b_panel, tile, K::NR as isize, false) };
+                        unsafe { K::run(vectors, kc, a_panel, a_row_stride, b_panel, tile, K::NR as isize, false) };
                         for row_idx in 0..rows {
                             for col_idx in 0..cols {
                                 // SAFETY: (c_row + row_idx, c_col + col_idx) is inside c; the tile index is < MR · NR.
@@ -124,16 +148,16 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     }
 }
 
-/// Packs `src` (`mc × kc`, `kc <= KC_LIMIT`) into `MR`-row micro-panels: row `r` of panel `t` holds
-/// `src[t·MR + r, 0..kc]` at offset `(t·MR + r) · A_ROW_STRIDE`; rows past `mc` are zeros.
+/// Packs rows `first_row ..` of `src` (`mc × kc`, `kc <= KC_LIMIT`) into `MR`-row micro-panels: row `r` of panel
+/// `t` holds `src[t·MR + r, 0..kc]` at offset `(t·MR + r) · A_ROW_STRIDE`; rows past `mc` are zeros.
 ///
 /// # Safety
 /// `src` must be valid for reads and `dst` for `round_up(mc, MR) · A_ROW_STRIDE` writes.
 #[inline(always)]
-unsafe fn pack_a<K: MicroKernel>(src: MatRef, dst: *mut f32) {
+unsafe fn pack_a<K: MicroKernel>(src: MatRef, first_row: usize, dst: *mut f32) {
     let (mc, kc) = (src.rows, src.cols);
     debug_assert!(kc <= KC_LIMIT);
-    for row_idx in 0..round_up(mc, K::MR) {
+    for row_idx in first_row..round_up(mc, K::MR) {
         // SAFETY: row_idx · A_ROW_STRIDE + kc ≤ round_up(mc, MR) · A_ROW_STRIDE.
         let dst_row = unsafe { dst.add(row_idx * A_ROW_STRIDE) };
         if row_idx >= mc {

@@ -54,11 +54,28 @@ pub(crate) struct ScalarKernel;
 impl MicroKernel for ScalarKernel {
     const MR: usize = MR;
     const NR: usize = NV;
+    const LANES: usize = 1;
 
     #[inline(always)]
-    unsafe fn run(depth: usize, a_panel: *const f32, b_panel: *const f32, c: *mut f32, c_row_stride: isize, load_c: bool) {
+    unsafe fn run(
+        vectors: usize,
+        depth: usize,
+        a_panel: *const f32,
+        a_row_stride: isize,
+        b_panel: *const f32,
+        c: *mut f32,
+        c_row_stride: isize,
+        load_c: bool,
+    ) {
         // SAFETY: forwarded contract; the scalar kernel needs no CPU feature.
-        unsafe { microkernel::<F32x1, MR, NV>(depth, a_panel, b_panel, c, c_row_stride, load_c) }
+        unsafe {
+            match vectors {
+                1 => microkernel::<F32x1, MR, 1, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                2 => microkernel::<F32x1, MR, 2, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                3 => microkernel::<F32x1, MR, 3, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                _ => microkernel::<F32x1, MR, NV, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+            }
+        }
     }
 }
 

@@ -58,19 +58,21 @@ const B_PREFETCH_STEPS: usize = 8;
 
 /// One register-blocked tile: `c[0..MR, 0..NV·LANES] (+)= a_panel · b_panel` over `depth` steps.
 ///
-/// `a_panel` holds `MR` rows of `depth` values at a stride of [`A_ROW_STRIDE`] floats, `b_panel` holds `depth`
-/// groups of `NV · LANES` values (row `p` of a column slice of B), as written by the packing routines. The
+/// `a_panel` holds `MR` rows of `depth` contiguous values, `a_row_stride` floats apart (a packed panel, or A
+/// itself when it is row-major); `b_panel` holds `depth` rows of `NV · LANES` values, `B_ROW_STRIDE` floats apart
+/// (a packed B panel is `NR` wide; a narrow edge tile reads only its first vectors). The
 /// `MR × NV` accumulators live in registers for the whole loop; `c` is read (when `load_c`) and written once.
 ///
 /// # Safety
-/// The CPU must support `V`'s instruction set, `depth <= KC_LIMIT`. `a_panel` must be valid for reads of
-/// `a_panel[r · A_ROW_STRIDE + p]` for `r < MR`, `p < depth`, `b_panel` for
-/// `depth · NV · LANES` reads, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
+/// The CPU must support `V`'s instruction set. `a_panel` must be valid for reads of
+/// `a_panel[r · a_row_stride + p]` for `r < MR`, `p < depth`, `b_panel` for reads of
+/// `b_panel[p · B_ROW_STRIDE + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
-pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
+pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize, const B_ROW_STRIDE: usize>(
     depth: usize,
     a_panel: *const f32,
+    a_row_stride: isize,
     b_panel: *const f32,
     c: *mut f32,
     c_row_stride: isize,
@@ -91,20 +93,20 @@ pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
         let mut b_ptr = b_panel;
         for _ in 0..depth {
             for line in (0..NV * V::LANES).step_by(16) {
-                V::prefetch(b_ptr.wrapping_add(B_PREFETCH_STEPS * NV * V::LANES + line));
+                V::prefetch(b_ptr.wrapping_add(B_PREFETCH_STEPS * B_ROW_STRIDE + line));
             }
             let mut b_vec = [V::zero(); NV];
             for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
                 *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
             }
             for (row_idx, acc_row) in acc.iter_mut().enumerate() {
-                let a_value = V::splat_from(a_ptr.add(row_idx * A_ROW_STRIDE));
+                let a_value = V::splat_from(a_ptr.offset(row_idx as isize * a_row_stride));
                 for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
                     *acc_value = V::mul_add(a_value, b_value, *acc_value);
                 }
             }
             a_ptr = a_ptr.add(1);
-            b_ptr = b_ptr.add(NV * V::LANES);
+            b_ptr = b_ptr.add(B_ROW_STRIDE);
         }
         for (row_idx, acc_row) in acc.iter().enumerate() {
             let c_row = c.offset(row_idx as isize * c_row_stride);
