@@ -3,8 +3,7 @@
 //!
 //! `cargo run -p accel --release --example tune -- N [kc:nc ...]` (default sweep when no pairs are given)
 //!
-//! Time is the thread's on-CPU time from `/proc/thread-self/schedstat` (nanoseconds), so time spent descheduled
-//! while other processes compete for the cores does not count; falls back to wall time when it cannot be read.
+//! Wall time per batch, median over 9 interleaved rounds.
 
 use std::time::Instant;
 
@@ -13,16 +12,7 @@ use anyhow::Context;
 use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-/// On-CPU seconds of the calling thread, or wall seconds since `origin` when schedstat is unavailable.
-fn thread_seconds(origin: Instant) -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or_else(|| origin.elapsed().as_secs_f64(), |nanos| nanos / 1e9)
-}
-
 fn main() -> anyhow::Result<()> {
-    let origin = Instant::now();
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().context("usage: tune N [kc:nc ...]")?.parse()?;
     let mut pairs: Vec<(usize, usize)> = args
@@ -50,13 +40,13 @@ fn main() -> anyhow::Result<()> {
     for _round in 0..9 {
         for (idx, blocking) in configs.iter().enumerate() {
             let config = MatmulConfig { backend: Backend::Simd(isa), simd_blocking: *blocking, ..MatmulConfig::default() };
-            let start = thread_seconds(origin);
+            let start = Instant::now();
             for _ in 0..calls {
                 accel::matmul_into_with(a.view(), b.view(), c.view_mut(), false, &config)?;
             }
-            samples[idx].push(flops * calls as f64 / (thread_seconds(origin) - start) / 1e9);
+            samples[idx].push(flops * calls as f64 / (start.elapsed().as_secs_f64()) / 1e9);
         }
-        let start = thread_seconds(origin);
+        let start = Instant::now();
         for _ in 0..calls {
             // SAFETY: pointers/strides of live n × n row-major arrays; read_dst = false.
             unsafe {
@@ -66,7 +56,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        samples[configs.len()].push(flops * calls as f64 / (thread_seconds(origin) - start) / 1e9);
+        samples[configs.len()].push(flops * calls as f64 / (start.elapsed().as_secs_f64()) / 1e9);
     }
     let median = |values: &mut Vec<f64>| {
         values.sort_by(f64::total_cmp);

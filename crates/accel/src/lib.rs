@@ -338,6 +338,12 @@ pub fn matmul_into_with(
             let threads = parallel::effective_threads(m, k, n, isa, threads, config.parallel_min_flops);
             run_simd(isa, threads, a, b, c, accumulate, config)
         }
+        // `Auto` on a tiny product: the fixed cost of the packed path (workspace, packing, edge tiles; about a
+        // quarter of a microsecond) exceeds the whole product, and the plain loop wins (measured up to ~10³).
+        _ if m * k * n <= TINY_PRODUCT => {
+            naive::matmul_ikj(a, b, c, accumulate);
+            Ok(KernelRun { kernel: Kernel::NaiveIkj, threads: 1 })
+        }
         // `Auto`: the best instruction set, and threads where the product is big enough to pay for them.
         _ => {
             let isa = Isa::best();
@@ -346,6 +352,9 @@ pub fn matmul_into_with(
         }
     }
 }
+
+/// `Auto` runs products with at most this many multiply-adds (`m·k·n`) with the i-k-j loop.
+const TINY_PRODUCT: usize = 512;
 
 fn run_simd(
     isa: Isa,

@@ -16,7 +16,7 @@ pub(crate) fn effective_threads(m: usize, k: usize, n: usize, isa: Isa, requeste
         return 1;
     }
     let (mr, nr) = isa.register_tile();
-    let strips = if m >= n { m.div_ceil(mr) } else { n.div_ceil(nr) };
+    let strips = m.div_ceil(mr).max(n.div_ceil(nr));
     requested.min(strips).max(1)
 }
 
@@ -32,8 +32,14 @@ pub(crate) fn gemm_parallel(
 ) -> Result<usize, AccelError> {
     let (m, n) = (a.nrows(), b.ncols());
     let (mr, nr) = isa.register_tile();
-    // Split the longer side of C; strips are whole register tiles so only the last one has an edge.
-    let split_rows = m >= n;
+    // Strips are whole register tiles, so only the last one has an edge. Cutting C into column strips means each
+    // thread packs only its own part of B and nothing is packed twice (row-major A is read in place); cutting into
+    // row strips makes every thread pack all of B. So columns win unless they balance clearly worse.
+    let imbalance = |extent: usize, unit: usize| {
+        let units = extent.div_ceil(unit).max(1);
+        (units.div_ceil(threads) * threads) as f64 / units as f64
+    };
+    let split_rows = imbalance(n, nr) > 1.05 * imbalance(m, mr);
     let (extent, unit) = if split_rows { (m, mr) } else { (n, nr) };
     let units = extent.div_ceil(unit);
     let threads = threads.clamp(1, units.max(1));
