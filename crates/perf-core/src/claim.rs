@@ -389,6 +389,38 @@ impl Claim {
     }
 }
 
+impl Claim {
+    /// Judge against a primary estimate and require a robust cross-check to agree: when the two
+    /// verdicts differ, the claim is PARTIAL (the evidence depends on the method, so it is not
+    /// conclusive). For an equivalence claim pass the cross-check at the TOST level (0.90).
+    pub fn judge_with_cross_check(
+        &self,
+        primary: Estimate,
+        cross_check: Estimate,
+        cross_check_name: &str,
+    ) -> ClaimResult {
+        let primary_result = self.judge(primary);
+        let cross_result = self.judge(cross_check.clone());
+        let agreed = primary_result.verdict == cross_result.verdict;
+        let mut result = primary_result.with_detail(
+            "cross_check",
+            serde_json::json!({
+                "method": cross_check_name,
+                "estimate": cross_check,
+                "verdict": cross_result.verdict,
+            }),
+        );
+        if !agreed && result.verdict != Verdict::Error {
+            result.reason = format!(
+                "{}; but the {cross_check_name} cross-check says {} ({}): inconclusive",
+                result.reason, cross_result.verdict, cross_result.reason
+            );
+            result.verdict = Verdict::Partial;
+        }
+        result
+    }
+}
+
 /// TOST p-value: the larger of the two one-sided p-values against the margins.
 pub fn tost_p_value(inference: TInference, lower: f64, upper: f64) -> Option<f64> {
     if inference.standard_error <= 0.0 {
@@ -584,6 +616,25 @@ mod tests {
         assert_eq!(results[1].verdict, Verdict::Partial);
         assert_eq!(results[2].verdict, Verdict::Pass);
         assert!(results[0].reason.contains("Holm"));
+    }
+
+    #[test]
+    fn a_disagreeing_cross_check_makes_the_claim_inconclusive() {
+        let claim = Claim::threshold("t", "m", "at least 2", 2.0, Direction::AtLeast);
+        let agree = claim.judge_with_cross_check(
+            estimate(2.5, 2.1, 2.9),
+            estimate(2.4, 2.2, 2.6),
+            "robust",
+        );
+        assert_eq!(agree.verdict, Verdict::Pass);
+        assert!(agree.details.contains_key("cross_check"));
+        let disagree = claim.judge_with_cross_check(
+            estimate(2.5, 2.1, 2.9),
+            estimate(2.1, 1.8, 2.4),
+            "robust",
+        );
+        assert_eq!(disagree.verdict, Verdict::Partial);
+        assert!(disagree.reason.contains("robust cross-check says PARTIAL"));
     }
 
     #[test]

@@ -159,19 +159,89 @@ pub struct Comparison {
     pub speedup: SpeedupEstimate,
     /// Welch's t-test on the raw per-iteration times.
     pub welch: TestResult,
-    /// The robust cross-check.
+    /// The robust cross-check on the independent samples.
     pub rank: RankComparison,
+    /// The robust cross-check on the pairs: exp of the Hodges–Lehmann estimate of the paired log
+    /// ratios with its Wilcoxon signed-rank interval (resistant to a few preempted samples).
+    pub robust_speedup: Option<RobustSpeedup>,
+    /// ln(baseline / candidate) of every pair, in measurement order.
+    pub log_ratios: Vec<f64>,
     /// Smallest speedup (as a ratio > 1) this run could detect with the configured power.
     pub minimum_detectable_speedup: f64,
     /// How the comparison was kept fair.
     pub fairness: Fairness,
 }
 
+/// The paired robust speedup estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RobustSpeedup {
+    /// exp(Hodges–Lehmann estimate of the paired log ratios).
+    pub point: f64,
+    /// Lower end of the signed-rank interval.
+    pub ci_lower: f64,
+    /// Upper end.
+    pub ci_upper: f64,
+    /// Confidence level.
+    pub confidence: f64,
+}
+
 impl Comparison {
-    /// True when the primary interval excludes 1.
+    /// True when the comparison calls a difference: the primary t-interval excludes 1 and the
+    /// robust paired interval (when it exists) excludes 1 on the same side. A disagreement means a
+    /// few extreme pairs drive the t-interval, which is not evidence of a difference.
     pub fn is_significant(&self) -> bool {
-        self.speedup.is_significant()
+        if !self.speedup.is_significant() {
+            return false;
+        }
+        match self.robust_speedup {
+            Some(robust) => {
+                let faster = self.speedup.ci_lower > 1.0;
+                if faster {
+                    robust.ci_lower > 1.0
+                } else {
+                    robust.ci_upper < 1.0
+                }
+            }
+            None => true,
+        }
     }
+
+    /// The robust paired interval at another confidence level (0.90 for a TOST).
+    pub fn robust_interval(&self, confidence: f64) -> Option<(f64, f64)> {
+        signed_rank_interval(&self.log_ratios, confidence)
+            .map(|(_, lower, upper)| (lower.exp(), upper.exp()))
+    }
+}
+
+/// Hodges–Lehmann estimate (median of the Walsh averages) of paired differences with the
+/// Wilcoxon signed-rank interval (normal approximation of the rank statistic). Returns
+/// (estimate, lower, upper) on the scale of `differences`, or `None` for fewer than 6 pairs.
+pub fn signed_rank_interval(differences: &[f64], confidence: f64) -> Option<(f64, f64, f64)> {
+    let n = differences.len();
+    if n < 6
+        || !(0.0 < confidence && confidence < 1.0)
+        || differences.iter().any(|d| !d.is_finite())
+    {
+        return None;
+    }
+    let mut walsh = Vec::with_capacity(n * (n + 1) / 2);
+    for i in 0..n {
+        for j in i..n {
+            walsh.push((differences[i] + differences[j]) / 2.0);
+        }
+    }
+    walsh.sort_by(f64::total_cmp);
+    let m = walsh.len();
+    let n_f = n as f64;
+    let normal = Normal::new(0.0, 1.0).ok()?;
+    let z = normal.inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    let mean = n_f * (n_f + 1.0) / 4.0;
+    let sd = (n_f * (n_f + 1.0) * (2.0 * n_f + 1.0) / 24.0).sqrt();
+    // With C the critical value of the signed-rank statistic (largest c with P(T ≤ c) ≤ α/2,
+    // here from the normal approximation), the interval is [W_(C+1), W_(M−C)].
+    let critical = ((mean - z * sd).floor().max(0.0) as usize).min(m / 2 - 1);
+    let estimate = crate::stats::quantile_sorted(&walsh, 0.5);
+    Some((estimate, walsh[critical], walsh[m - 1 - critical]))
 }
 
 /// Compare two closures on the same input (baseline first).
@@ -316,7 +386,18 @@ pub fn analyse_pairs(
     };
     let t_power = student_t_quantile(config.power, df)?;
     let minimum_detectable_speedup = ((t + t_power) * log_ratio_standard_error).exp();
+    let robust_speedup =
+        signed_rank_interval(&log_ratios, config.confidence).map(|(point, lower, upper)| {
+            RobustSpeedup {
+                point: point.exp(),
+                ci_lower: lower.exp(),
+                ci_upper: upper.exp(),
+                confidence: config.confidence,
+            }
+        });
     Ok(Comparison {
+        robust_speedup,
+        log_ratios,
         welch: welch_t_test(a, b)?,
         rank: mann_whitney(a, b)?,
         baseline: baseline.clone(),
@@ -488,6 +569,33 @@ mod tests {
         assert!(same.test.p_value > 0.9);
         let flat = mann_whitney(&[1.0, 1.0], &[1.0, 1.0]).unwrap();
         assert_eq!(flat.test.p_value, 1.0);
+    }
+
+    #[test]
+    fn signed_rank_interval_is_robust_to_one_wild_pair() {
+        // Twenty pairs around 0 with one enormous outlier: the t-interval is dragged, the
+        // Hodges–Lehmann interval still covers 0.
+        let mut differences: Vec<f64> = (0..20).map(|i| f64::from(i % 5 - 2) * 0.01).collect();
+        differences[7] = 3.0;
+        let (estimate, lower, upper) = signed_rank_interval(&differences, 0.95).unwrap();
+        assert!(lower <= 0.0 && 0.0 <= upper, "[{lower}, {upper}]");
+        assert!(estimate.abs() < 0.02);
+        let (mean, _) = mean_and_std(&differences);
+        assert!(mean > 0.1, "the mean is dragged by the outlier: {mean}");
+        assert!(signed_rank_interval(&differences[..5], 0.95).is_none());
+        // n = 10: the exact critical value for 95% is 8 (tables); the normal approximation gives
+        // floor(27.5 − 19.23) = 8 as well, so the interval is [W_(9), W_(47)] of 55. Powers of two
+        // make every Walsh average distinct, so the ranks are checked exactly.
+        let ten: Vec<f64> = (1..=10).map(|i| f64::from(1u32 << i)).collect();
+        let (_, lower, upper) = signed_rank_interval(&ten, 0.95).unwrap();
+        let mut walsh: Vec<f64> = Vec::new();
+        for i in 0..10 {
+            for j in i..10 {
+                walsh.push((ten[i] + ten[j]) / 2.0);
+            }
+        }
+        walsh.sort_by(f64::total_cmp);
+        assert_eq!((lower, upper), (walsh[8], walsh[46]));
     }
 
     #[test]

@@ -42,6 +42,26 @@ fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
     )?)
 }
 
+/// The robust paired cross-check (Hodges–Lehmann of the log ratios, signed-rank interval).
+fn robust_estimate(comparison: &Comparison, confidence: f64) -> Result<Estimate> {
+    let (lower, upper) = comparison
+        .robust_interval(confidence)
+        .context("too few pairs for the signed-rank interval")?;
+    let point = comparison
+        .robust_speedup
+        .context("no robust estimate")?
+        .point;
+    Ok(Estimate::new(
+        point,
+        lower.min(point),
+        upper.max(point),
+        "×",
+        confidence,
+    )?)
+}
+
+const ROBUST: &str = "Hodges–Lehmann / signed-rank";
+
 fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
     let (lower, upper) = result.median_ci.with_context(|| {
         format!(
@@ -148,7 +168,11 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
         |&s| known_work(s),
     )?;
     Ok(aa_claim()
-        .judge(speedup_estimate(&comparison)?)
+        .judge_with_cross_check(
+            speedup_estimate(&comparison)?,
+            robust_estimate(&comparison, 0.90)?,
+            ROBUST,
+        )
         .with_detail("significant_at_95", comparison.is_significant())
         .with_detail(
             "minimum_detectable_speedup",
@@ -181,7 +205,11 @@ fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
         |&s| known_work(s),
     )?;
     Ok(known_ratio_claim()
-        .judge(speedup_estimate(&comparison)?)
+        .judge_with_cross_check(
+            speedup_estimate(&comparison)?,
+            robust_estimate(&comparison, 0.90)?,
+            ROBUST,
+        )
         .with_detail("k_steps", steps)
         .with_detail("median_ns_k", comparison.candidate.median)
         .with_detail("median_ns_2k", comparison.baseline.median)
@@ -279,11 +307,10 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
             ) {
                 Ok(comparison) => {
                     speedups.push(comparison.speedup.point);
-                    let called = if slowdown_percent == 0 {
-                        comparison.is_significant()
-                    } else {
-                        comparison.speedup.ci_upper < 1.0
-                    };
+                    // "Called" = the primary and the robust interval both exclude 1 (on the slow side
+                    // for an injected slowdown).
+                    let called = comparison.is_significant()
+                        && (slowdown_percent == 0 || comparison.speedup.ci_upper < 1.0);
                     detected += u64::from(called);
                 }
                 Err(error) => {
