@@ -12,6 +12,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Memory claims measure by allocation, so the harness counts every allocation.
+#[global_allocator]
+static ALLOCATOR: perf_core::alloc::CountingAllocator = perf_core::alloc::CountingAllocator::new();
+
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "TorchPerf validation suite")]
 struct Cli {
