@@ -23,9 +23,19 @@ fn operands(n: usize) -> (Array2<f32>, Array2<f32>) {
 
 fn bench_backend(criterion: &mut Criterion, group_name: &str, backend: Backend, max_n: usize) {
     let mut group = criterion.benchmark_group(group_name);
-    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for n in SIZES.into_iter().filter(|&n| n <= max_n) {
-        if n >= 256 && matches!(backend, Backend::NaiveIjk | Backend::NaiveIkj | Backend::Blocked | Backend::Simd(Isa::Scalar)) {
+        if n >= 256
+            && matches!(
+                backend,
+                Backend::NaiveIjk
+                    | Backend::NaiveIkj
+                    | Backend::Blocked
+                    | Backend::Simd(Isa::Scalar)
+            )
+        {
             group.sample_size(10);
         }
         let (a, b) = operands(n);
@@ -34,8 +44,14 @@ fn bench_backend(criterion: &mut Criterion, group_name: &str, backend: Backend, 
         group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bencher, _| {
             bencher.iter(|| {
-                accel::matmul_into_with(std::hint::black_box(a.view()), b.view(), c.view_mut(), false, &config)
-                    .expect("benchmarked backend runs on this cpu")
+                accel::matmul_into_with(
+                    std::hint::black_box(a.view()),
+                    b.view(),
+                    c.view_mut(),
+                    false,
+                    &config,
+                )
+                .expect("benchmarked backend runs on this cpu")
             });
         });
     }
@@ -49,13 +65,20 @@ fn kernels(criterion: &mut Criterion) {
     for isa in Isa::available() {
         bench_backend(criterion, &format!("simd-{isa}"), Backend::Simd(isa), 1024);
     }
-    bench_backend(criterion, &format!("parallel-{}", Isa::best()), Backend::Parallel(Isa::best()), 1024);
+    bench_backend(
+        criterion,
+        &format!("parallel-{}", Isa::best()),
+        Backend::Parallel(Isa::best()),
+        1024,
+    );
     bench_backend(criterion, "auto", Backend::Auto, 1024);
 }
 
 fn reference_crates(criterion: &mut Criterion) {
     let mut group = criterion.benchmark_group("matrixmultiply");
-    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for n in SIZES {
         let (a, b) = operands(n);
         let mut c = Array2::<f32>::zeros((n, n));
@@ -65,8 +88,20 @@ fn reference_crates(criterion: &mut Criterion) {
                 // SAFETY: pointers and strides of live row-major n × n arrays; c is uniquely borrowed.
                 unsafe {
                     matrixmultiply::sgemm(
-                        n, n, n, 1.0, a.as_ptr(), n as isize, 1, b.as_ptr(), n as isize, 1, 0.0, c.as_mut_ptr(),
-                        n as isize, 1,
+                        n,
+                        n,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        n as isize,
+                        1,
+                        b.as_ptr(),
+                        n as isize,
+                        1,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
                     )
                 }
             });
@@ -75,7 +110,9 @@ fn reference_crates(criterion: &mut Criterion) {
     group.finish();
 
     let mut group = criterion.benchmark_group("gemm-x86-v4");
-    group.warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for n in SIZES {
         let (a, b) = operands(n);
         let mut c = Array2::<f32>::zeros((n, n));
@@ -85,8 +122,25 @@ fn reference_crates(criterion: &mut Criterion) {
                 // SAFETY: as above; gemm takes (column stride, row stride) pairs and read_dst = false.
                 unsafe {
                     gemm::gemm(
-                        n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, b.as_ptr(), 1,
-                        n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                        n,
+                        n,
+                        n,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        a.as_ptr(),
+                        1,
+                        n as isize,
+                        b.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     )
                 }
             });

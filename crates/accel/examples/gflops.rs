@@ -43,10 +43,19 @@ impl Contender {
     }
 
     /// Runs `c = a · b` once; returns what accel reports it ran (None for the other crates).
-    fn run(&self, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: ArrayViewMut2<'_, f32>) -> anyhow::Result<Option<KernelRun>> {
+    fn run(
+        &self,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        c: ArrayViewMut2<'_, f32>,
+    ) -> anyhow::Result<Option<KernelRun>> {
         match *self {
             Contender::Accel(backend, threads) => {
-                let config = MatmulConfig { backend, threads, ..MatmulConfig::default() };
+                let config = MatmulConfig {
+                    backend,
+                    threads,
+                    ..MatmulConfig::default()
+                };
                 Ok(Some(accel::matmul_into_with(a, b, c, false, &config)?))
             }
             Contender::MatrixMultiply => {
@@ -61,26 +70,79 @@ impl Contender {
     }
 }
 
-fn matrixmultiply_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>) {
+fn matrixmultiply_into(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    let (sa, sb, sc) = (a.strides().to_vec(), b.strides().to_vec(), c.strides().to_vec());
+    let (sa, sb, sc) = (
+        a.strides().to_vec(),
+        b.strides().to_vec(),
+        c.strides().to_vec(),
+    );
     // SAFETY: pointers and strides come from live ndarray views of shapes m×k, k×n and m×n; c is borrowed mutably.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1], 0.0, c.as_mut_ptr(), sc[0], sc[1]);
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            sa[0],
+            sa[1],
+            b.as_ptr(),
+            sb[0],
+            sb[1],
+            0.0,
+            c.as_mut_ptr(),
+            sc[0],
+            sc[1],
+        );
     }
 }
 
-fn gemm_into(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>, threads: usize) {
+fn gemm_into(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+    threads: usize,
+) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    let (sa, sb, sc) = (a.strides().to_vec(), b.strides().to_vec(), c.strides().to_vec());
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let (sa, sb, sc) = (
+        a.strides().to_vec(),
+        b.strides().to_vec(),
+        c.strides().to_vec(),
+    );
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: as above; gemm takes (column stride, row stride) pairs, and read_dst = false never reads c.
     unsafe {
         gemm::gemm(
-            m, n, k, c.as_mut_ptr(), sc[1], sc[0], false, a.as_ptr(), sa[1], sa[0], b.as_ptr(), sb[1], sb[0], 0.0, 1.0,
-            false, false, false, parallelism,
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            sc[1],
+            sc[0],
+            false,
+            a.as_ptr(),
+            sa[1],
+            sa[0],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
 }
@@ -94,18 +156,33 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let mut options =
-        Options { sizes: vec![64, 128, 256, 512, 1024], rounds: 7, sample_ms: 10.0, full: false, threads: accel::default_threads() };
+    let mut options = Options {
+        sizes: vec![64, 128, 256, 512, 1024],
+        rounds: 7,
+        sample_ms: 10.0,
+        full: false,
+        threads: accel::default_threads(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sizes" => {
                 let list = args.next().context("--sizes needs a value")?;
-                options.sizes = list.split(',').map(|s| s.trim().parse()).collect::<Result<_, _>>().context("bad --sizes")?;
+                options.sizes = list
+                    .split(',')
+                    .map(|s| s.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("bad --sizes")?;
             }
-            "--rounds" => options.rounds = args.next().context("--rounds needs a value")?.parse()?,
-            "--sample-ms" => options.sample_ms = args.next().context("--sample-ms needs a value")?.parse()?,
-            "--threads" => options.threads = args.next().context("--threads needs a value")?.parse()?,
+            "--rounds" => {
+                options.rounds = args.next().context("--rounds needs a value")?.parse()?
+            }
+            "--sample-ms" => {
+                options.sample_ms = args.next().context("--sample-ms needs a value")?.parse()?
+            }
+            "--threads" => {
+                options.threads = args.next().context("--threads needs a value")?.parse()?
+            }
             "--full" => options.full = true,
             other => bail!("unknown argument {other:?}"),
         }
@@ -129,11 +206,23 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unavailable".to_owned());
+    let load =
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unavailable".to_owned());
     println!("load average before: {}", load.trim());
-    println!("isa: best {} (available: {:?}); seed {SEED:#x}", Isa::best(), Isa::available());
-    println!("cache: {:?}; simd blocking: {:?}", accel::CacheInfo::detect(), accel::SimdBlocking::detect(Isa::best()));
-    let peak = accel::peak_probe(&PeakProbeConfig { threads: Some(options.threads), ..PeakProbeConfig::default() })?;
+    println!(
+        "isa: best {} (available: {:?}); seed {SEED:#x}",
+        Isa::best(),
+        Isa::available()
+    );
+    println!(
+        "cache: {:?}; simd blocking: {:?}",
+        accel::CacheInfo::detect(),
+        accel::SimdBlocking::detect(Isa::best())
+    );
+    let peak = accel::peak_probe(&PeakProbeConfig {
+        threads: Some(options.threads),
+        ..PeakProbeConfig::default()
+    })?;
     println!(
         "measured FMA peak ({}): {:.1} GFLOP/s one core, {:.1} GFLOP/s on {} threads",
         peak.isa, peak.gflops_per_core, peak.gflops_all_cores, peak.threads
@@ -145,25 +234,38 @@ fn main() -> anyhow::Result<()> {
         Contender::Accel(Backend::NaiveIkj, None),
         Contender::Accel(Backend::Blocked, None),
     ];
-    contenders.extend(Isa::available().into_iter().rev().map(|isa| Contender::Accel(Backend::Simd(isa), None)));
+    contenders.extend(
+        Isa::available()
+            .into_iter()
+            .rev()
+            .map(|isa| Contender::Accel(Backend::Simd(isa), None)),
+    );
     contenders.push(Contender::MatrixMultiply);
     contenders.push(Contender::Gemm(1));
     if options.threads > 1 {
-        contenders.push(Contender::Accel(Backend::Parallel(best), Some(options.threads)));
+        contenders.push(Contender::Accel(
+            Backend::Parallel(best),
+            Some(options.threads),
+        ));
         contenders.push(Contender::Gemm(options.threads));
     }
     contenders.push(Contender::Accel(Backend::Auto, None));
 
     let mut rng = StdRng::seed_from_u64(SEED);
     // results[contender][size] = (median GFLOP/s, what ran)
-    let mut results: Vec<Vec<Option<(f64, String)>>> = vec![vec![None; options.sizes.len()]; contenders.len()];
+    let mut results: Vec<Vec<Option<(f64, String)>>> =
+        vec![vec![None; options.sizes.len()]; contenders.len()];
     for (size_idx, &n) in options.sizes.iter().enumerate() {
         let a = random_matrix(&mut rng, n, n);
         let b = random_matrix(&mut rng, n, n);
         let mut c = Array2::<f32>::zeros((n, n));
         let flops = 2.0 * (n as f64).powi(3);
         let active: Vec<usize> = (0..contenders.len())
-            .filter(|&idx| options.full || n <= 512 || contenders[idx] != Contender::Accel(Backend::NaiveIjk, None))
+            .filter(|&idx| {
+                options.full
+                    || n <= 512
+                    || contenders[idx] != Contender::Accel(Backend::NaiveIjk, None)
+            })
             .collect();
         // Calibrate: calls per sample so that one sample lasts at least sample_ms.
         let mut calls = vec![1usize; contenders.len()];
@@ -204,12 +306,25 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
     for (idx, contender) in contenders.iter().enumerate() {
-        let ran = results[idx].iter().flatten().map(|(_, ran)| ran.as_str()).last().unwrap_or("-").to_owned();
+        let ran = results[idx]
+            .iter()
+            .flatten()
+            .map(|(_, ran)| ran.as_str())
+            .next_back()
+            .unwrap_or("-")
+            .to_owned();
         print!("{:<34}", format!("{} [{ran}]", contender.label()));
-        let peak_here = if contender.threads() > 1 { peak.gflops_all_cores } else { peak.gflops_per_core };
+        let peak_here = if contender.threads() > 1 {
+            peak.gflops_all_cores
+        } else {
+            peak.gflops_per_core
+        };
         for cell in &results[idx] {
             match cell {
-                Some((gflops, _)) => print!("{:>16}", format!("{gflops:.1} ({:.0}%)", 100.0 * gflops / peak_here)),
+                Some((gflops, _)) => print!(
+                    "{:>16}",
+                    format!("{gflops:.1} ({:.0}%)", 100.0 * gflops / peak_here)
+                ),
                 None => print!("{:>16}", "skipped"),
             }
         }
@@ -218,10 +333,12 @@ fn main() -> anyhow::Result<()> {
 
     let find = |wanted: Contender| contenders.iter().position(|c| *c == wanted);
     let ratio_row = |label: &str, top: Option<usize>, bottom: Option<usize>| {
-        let (Some(top), Some(bottom)) = (top, bottom) else { return };
+        let (Some(top), Some(bottom)) = (top, bottom) else {
+            return;
+        };
         print!("{label:<34}");
-        for size_idx in 0..options.sizes.len() {
-            match (&results[top][size_idx], &results[bottom][size_idx]) {
+        for (top_cell, bottom_cell) in results[top].iter().zip(&results[bottom]) {
+            match (top_cell, bottom_cell) {
                 (Some((x, _)), Some((y, _))) => print!("{:>16}", format!("{:.3}x", x / y)),
                 _ => print!("{:>16}", "-"),
             }
@@ -231,14 +348,49 @@ fn main() -> anyhow::Result<()> {
     println!();
     let simd = find(Contender::Accel(Backend::Simd(best), None));
     ratio_row("simd / gemm (1t)", simd, find(Contender::Gemm(1)));
-    ratio_row("simd / matrixmultiply", simd, find(Contender::MatrixMultiply));
-    ratio_row("parallel / simd (thread scaling)", find(Contender::Accel(Backend::Parallel(best), Some(options.threads))), simd);
-    ratio_row("parallel / gemm (same threads)", find(Contender::Accel(Backend::Parallel(best), Some(options.threads))), find(Contender::Gemm(options.threads)));
-    ratio_row("blocked / naive-ikj", find(Contender::Accel(Backend::Blocked, None)), find(Contender::Accel(Backend::NaiveIkj, None)));
-    ratio_row("simd / blocked", simd, find(Contender::Accel(Backend::Blocked, None)));
-    ratio_row("simd / naive-ijk", simd, find(Contender::Accel(Backend::NaiveIjk, None)));
-    ratio_row("auto / naive-ijk (full spectrum)", find(Contender::Accel(Backend::Auto, None)), find(Contender::Accel(Backend::NaiveIjk, None)));
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unavailable".to_owned());
+    ratio_row(
+        "simd / matrixmultiply",
+        simd,
+        find(Contender::MatrixMultiply),
+    );
+    ratio_row(
+        "parallel / simd (thread scaling)",
+        find(Contender::Accel(
+            Backend::Parallel(best),
+            Some(options.threads),
+        )),
+        simd,
+    );
+    ratio_row(
+        "parallel / gemm (same threads)",
+        find(Contender::Accel(
+            Backend::Parallel(best),
+            Some(options.threads),
+        )),
+        find(Contender::Gemm(options.threads)),
+    );
+    ratio_row(
+        "blocked / naive-ikj",
+        find(Contender::Accel(Backend::Blocked, None)),
+        find(Contender::Accel(Backend::NaiveIkj, None)),
+    );
+    ratio_row(
+        "simd / blocked",
+        simd,
+        find(Contender::Accel(Backend::Blocked, None)),
+    );
+    ratio_row(
+        "simd / naive-ijk",
+        simd,
+        find(Contender::Accel(Backend::NaiveIjk, None)),
+    );
+    ratio_row(
+        "auto / naive-ijk (full spectrum)",
+        find(Contender::Accel(Backend::Auto, None)),
+        find(Contender::Accel(Backend::NaiveIjk, None)),
+    );
+    let load =
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_else(|_| "unavailable".to_owned());
     println!("\nload average after: {}", load.trim());
     Ok(())
 }

@@ -22,7 +22,15 @@ fn main() -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<_>>()?;
     if pairs.is_empty() {
-        pairs = vec![(128, 512), (256, 256), (256, 512), (256, 1024), (384, 512), (512, 256), (512, 512)];
+        pairs = vec![
+            (128, 512),
+            (256, 256),
+            (256, 512),
+            (256, 1024),
+            (384, 512),
+            (512, 256),
+            (512, 512),
+        ];
     }
     let isa = Isa::best();
     let detected = SimdBlocking::detect(isa);
@@ -34,12 +42,20 @@ fn main() -> anyhow::Result<()> {
     let flops = 2.0 * (n as f64).powi(3);
     let calls = ((2e9 * 0.02 / flops).ceil() as usize).max(1) * 5;
     let configs: Vec<Option<SimdBlocking>> = std::iter::once(None)
-        .chain(pairs.iter().map(|&(kc, nc)| Some(SimdBlocking { kc, nc, ..detected })))
+        .chain(
+            pairs
+                .iter()
+                .map(|&(kc, nc)| Some(SimdBlocking { kc, nc, ..detected })),
+        )
         .collect();
     let mut samples = vec![Vec::new(); configs.len() + 1];
     for _round in 0..9 {
         for (idx, blocking) in configs.iter().enumerate() {
-            let config = MatmulConfig { backend: Backend::Simd(isa), simd_blocking: *blocking, ..MatmulConfig::default() };
+            let config = MatmulConfig {
+                backend: Backend::Simd(isa),
+                simd_blocking: *blocking,
+                ..MatmulConfig::default()
+            };
             let start = Instant::now();
             for _ in 0..calls {
                 accel::matmul_into_with(a.view(), b.view(), c.view_mut(), false, &config)?;
@@ -51,8 +67,25 @@ fn main() -> anyhow::Result<()> {
             // SAFETY: pointers/strides of live n × n row-major arrays; read_dst = false.
             unsafe {
                 gemm::gemm(
-                    n, n, n, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, n as isize, b.as_ptr(), 1, n as isize,
-                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                    n,
+                    n,
+                    n,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    n as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
                 );
             }
         }
@@ -66,7 +99,9 @@ fn main() -> anyhow::Result<()> {
     println!("{:<28}{:>10}{:>10}", "blocking", "GFLOP/s", "vs gemm");
     for (idx, blocking) in configs.iter().enumerate() {
         let value = median(&mut samples[idx]);
-        let label = blocking.map_or("detected".to_owned(), |b| format!("kc={} nc={}", b.kc, b.nc));
+        let label = blocking.map_or("detected".to_owned(), |b| {
+            format!("kc={} nc={}", b.kc, b.nc)
+        });
         println!("{label:<28}{value:>10.1}{:>10.3}", value / gemm_median);
     }
     println!("{:<28}{gemm_median:>10.1}", "gemm x86-v4 (1t)");

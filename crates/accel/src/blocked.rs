@@ -38,7 +38,9 @@ impl TileSizes {
 
     pub(crate) fn validate(&self) -> Result<(), AccelError> {
         if self.mc == 0 || self.kc == 0 || self.nc == 0 {
-            return Err(AccelError::InvalidConfig { what: format!("tile sizes must be positive, got {self:?}") });
+            return Err(AccelError::InvalidConfig {
+                what: format!("tile sizes must be positive, got {self:?}"),
+            });
         }
         Ok(())
     }
@@ -86,11 +88,25 @@ mod tests {
 
     #[test]
     fn tiles_follow_the_cache_sizes() {
-        let small = TileSizes::from_cache(&CacheInfo { l1d_bytes: 32 * 1024, l2_bytes: 256 * 1024, ..CacheInfo::DEFAULT });
-        let large = TileSizes::from_cache(&CacheInfo { l1d_bytes: 48 * 1024, l2_bytes: 2048 * 1024, ..CacheInfo::DEFAULT });
+        let small = TileSizes::from_cache(&CacheInfo {
+            l1d_bytes: 32 * 1024,
+            l2_bytes: 256 * 1024,
+            ..CacheInfo::DEFAULT
+        });
+        let large = TileSizes::from_cache(&CacheInfo {
+            l1d_bytes: 48 * 1024,
+            l2_bytes: 2048 * 1024,
+            ..CacheInfo::DEFAULT
+        });
         assert!(small.kc * small.nc * 4 <= 128 * 1024);
         assert!(large.kc * large.nc >= small.kc * small.nc);
         assert!(small.validate().is_ok());
-        assert!(TileSizes { mc: 0, kc: 1, nc: 1 }.validate().is_err());
+        assert!(TileSizes {
+            mc: 0,
+            kc: 1,
+            nc: 1
+        }
+        .validate()
+        .is_err());
     }
 }

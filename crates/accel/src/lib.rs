@@ -74,7 +74,8 @@ pub enum Backend {
 }
 
 /// The names [`Backend::from_str`] and `ACCEL_KERNEL` accept.
-pub const BACKEND_NAMES: &str = "auto, naive-ijk, naive-ikj, blocked, simd-avx512, simd-avx2, simd-scalar, \
+pub const BACKEND_NAMES: &str =
+    "auto, naive-ijk, naive-ikj, blocked, simd-avx512, simd-avx2, simd-scalar, \
                                  parallel-avx512, parallel-avx2, parallel-scalar";
 
 impl Backend {
@@ -103,7 +104,10 @@ impl Backend {
         FORCED
             .get_or_init(|| match std::env::var(KERNEL_ENV_VAR) {
                 Ok(value) if value.trim().is_empty() => Ok(None),
-                Ok(value) => value.trim().parse::<Backend>().map(|backend| Some(backend).filter(|b| *b != Backend::Auto)),
+                Ok(value) => value
+                    .trim()
+                    .parse::<Backend>()
+                    .map(|backend| Some(backend).filter(|b| *b != Backend::Auto)),
                 Err(_) => Ok(None),
             })
             .clone()
@@ -136,9 +140,15 @@ impl FromStr for Backend {
             _ => None,
         };
         let parsed = parsed.or_else(|| {
-            Backend::all().into_iter().chain(std::iter::once(Backend::Auto)).find(|backend| backend.to_string() == text)
+            Backend::all()
+                .into_iter()
+                .chain(std::iter::once(Backend::Auto))
+                .find(|backend| backend.to_string() == text)
         });
-        parsed.ok_or_else(|| AccelError::UnknownKernelName { value: text.to_owned(), expected: BACKEND_NAMES })
+        parsed.ok_or_else(|| AccelError::UnknownKernelName {
+            value: text.to_owned(),
+            expected: BACKEND_NAMES,
+        })
     }
 }
 
@@ -237,7 +247,10 @@ impl Default for MatmulConfig {
 impl MatmulConfig {
     /// The default configuration with `backend` forced.
     pub fn with_backend(backend: Backend) -> MatmulConfig {
-        MatmulConfig { backend, ..MatmulConfig::default() }
+        MatmulConfig {
+            backend,
+            ..MatmulConfig::default()
+        }
     }
 }
 
@@ -313,7 +326,11 @@ pub fn matmul_into_with(
         return Err(AccelError::KernelUnavailable { backend });
     }
     let threads = match config.threads {
-        Some(0) => return Err(AccelError::InvalidConfig { what: "threads must be at least 1".to_owned() }),
+        Some(0) => {
+            return Err(AccelError::InvalidConfig {
+                what: "threads must be at least 1".to_owned(),
+            })
+        }
         Some(threads) => threads,
         None => default_threads(),
     };
@@ -321,33 +338,47 @@ pub fn matmul_into_with(
     match backend {
         Backend::NaiveIjk => {
             naive::matmul_ijk(a, b, c, accumulate);
-            Ok(KernelRun { kernel: Kernel::NaiveIjk, threads: 1 })
+            Ok(KernelRun {
+                kernel: Kernel::NaiveIjk,
+                threads: 1,
+            })
         }
         Backend::NaiveIkj => {
             naive::matmul_ikj(a, b, c, accumulate);
-            Ok(KernelRun { kernel: Kernel::NaiveIkj, threads: 1 })
+            Ok(KernelRun {
+                kernel: Kernel::NaiveIkj,
+                threads: 1,
+            })
         }
         Backend::Blocked => {
             let tiles = config.tiles.unwrap_or_else(TileSizes::detect);
             tiles.validate()?;
             blocked::matmul_blocked(a, b, c, accumulate, tiles);
-            Ok(KernelRun { kernel: Kernel::Blocked, threads: 1 })
+            Ok(KernelRun {
+                kernel: Kernel::Blocked,
+                threads: 1,
+            })
         }
         Backend::Simd(isa) => run_simd(isa, 1, a, b, c, accumulate, config),
         Backend::Parallel(isa) => {
-            let threads = parallel::effective_threads(m, k, n, isa, threads, config.parallel_min_flops);
+            let threads =
+                parallel::effective_threads(m, k, n, isa, threads, config.parallel_min_flops);
             run_simd(isa, threads, a, b, c, accumulate, config)
         }
         // `Auto` on a tiny product: the fixed cost of the packed path (workspace, packing, edge tiles; about a
         // quarter of a microsecond) exceeds the whole product, and the plain loop wins (measured up to ~10³).
         _ if m * k * n <= TINY_PRODUCT => {
             naive::matmul_ikj(a, b, c, accumulate);
-            Ok(KernelRun { kernel: Kernel::NaiveIkj, threads: 1 })
+            Ok(KernelRun {
+                kernel: Kernel::NaiveIkj,
+                threads: 1,
+            })
         }
         // `Auto`: the best instruction set, and threads where the product is big enough to pay for them.
         _ => {
             let isa = Isa::best();
-            let threads = parallel::effective_threads(m, k, n, isa, threads, config.parallel_min_flops);
+            let threads =
+                parallel::effective_threads(m, k, n, isa, threads, config.parallel_min_flops);
             run_simd(isa, threads, a, b, c, accumulate, config)
         }
     }
@@ -365,7 +396,9 @@ fn run_simd(
     accumulate: bool,
     config: &MatmulConfig,
 ) -> Result<KernelRun, AccelError> {
-    let blocking = config.simd_blocking.unwrap_or_else(|| SimdBlocking::detect(isa));
+    let blocking = config
+        .simd_blocking
+        .unwrap_or_else(|| SimdBlocking::detect(isa));
     blocking.validate()?;
     let threads = if threads <= 1 {
         simd::workspace::with_workspaces(1, |workspaces| {
@@ -375,12 +408,18 @@ fn run_simd(
     } else {
         parallel::gemm_parallel(isa, a, b, c, accumulate, blocking, threads)?
     };
-    Ok(KernelRun { kernel: Kernel::Simd(isa), threads })
+    Ok(KernelRun {
+        kernel: Kernel::Simd(isa),
+        threads,
+    })
 }
 
 fn check_inner(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) -> Result<(), AccelError> {
     if a.ncols() != b.nrows() {
-        return Err(AccelError::ShapeMismatch { a_shape: [a.nrows(), a.ncols()], b_shape: [b.nrows(), b.ncols()] });
+        return Err(AccelError::ShapeMismatch {
+            a_shape: [a.nrows(), a.ncols()],
+            b_shape: [b.nrows(), b.ncols()],
+        });
     }
     Ok(())
 }

@@ -6,7 +6,12 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Zip};
 
 /// Textbook `c[i, j] = Σ_p a[i, p] · b[p, j]`: the innermost loop walks down a column of `b`, one cache line per
 /// element once `b` is large, which is why it collapses at big sizes.
-pub(crate) fn matmul_ijk(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>, accumulate: bool) {
+pub(crate) fn matmul_ijk(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+) {
     let (m, k) = a.dim();
     let n = b.ncols();
     for row_idx in 0..m {
@@ -23,7 +28,12 @@ pub(crate) fn matmul_ijk(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: 
 
 /// The i-k-j order: for each row of `a`, add `a[i, p] ·` row `p` of `b` into row `i` of `c`. The inner loop runs
 /// along contiguous rows, so the compiler vectorizes it; but all of `b` is streamed once per row of `c`.
-pub(crate) fn matmul_ikj(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, mut c: ArrayViewMut2<'_, f32>, accumulate: bool) {
+pub(crate) fn matmul_ikj(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    mut c: ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+) {
     if !accumulate {
         c.fill(0.0);
     }
@@ -44,6 +54,8 @@ pub(crate) fn axpy(mut y: ArrayViewMut1<'_, f32>, alpha: f32, x: ArrayView1<'_, 
                 *y_value += alpha * x_value;
             }
         }
-        _ => Zip::from(&mut y).and(&x).for_each(|y_value, &x_value| *y_value += alpha * x_value),
+        _ => Zip::from(&mut y)
+            .and(&x)
+            .for_each(|y_value, &x_value| *y_value += alpha * x_value),
     }
 }

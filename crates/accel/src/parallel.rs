@@ -10,7 +10,14 @@ use crate::AccelError;
 
 /// How many threads to use for an `m × k · k × n` product: 1 when the work is too small for a second thread to
 /// pay for its wake-up, never more than there are register-tile strips to hand out.
-pub(crate) fn effective_threads(m: usize, k: usize, n: usize, isa: Isa, requested: usize, min_flops: u64) -> usize {
+pub(crate) fn effective_threads(
+    m: usize,
+    k: usize,
+    n: usize,
+    isa: Isa,
+    requested: usize,
+    min_flops: u64,
+) -> usize {
     let flops = 2 * (m as u64) * (k as u64) * (n as u64);
     if requested <= 1 || flops < min_flops {
         return 1;
@@ -61,9 +68,14 @@ pub(crate) fn gemm_parallel(
                 let axis = if split_rows { Axis(0) } else { Axis(1) };
                 let (c_part, tail) = rest.split_at(axis, end - start);
                 rest = tail;
-                let (a_part, b_part) =
-                    if split_rows { (a.slice_move(s![start..end, ..]), b) } else { (a, b.slice_move(s![.., start..end])) };
-                let job = move || simd::gemm(isa, a_part, b_part, c_part, accumulate, blocking, workspace);
+                let (a_part, b_part) = if split_rows {
+                    (a.slice_move(s![start..end, ..]), b)
+                } else {
+                    (a, b.slice_move(s![.., start..end]))
+                };
+                let job = move || {
+                    simd::gemm(isa, a_part, b_part, c_part, accumulate, blocking, workspace)
+                };
                 if local.is_none() {
                     // The calling thread does the first strip itself instead of idling.
                     local = Some(job);
@@ -73,7 +85,9 @@ pub(crate) fn gemm_parallel(
             }
             let mut result = local.map_or(Ok(()), |job| job());
             for handle in handles {
-                let joined = handle.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+                let joined = handle
+                    .join()
+                    .unwrap_or_else(|payload| std::panic::resume_unwind(payload));
                 result = result.and(joined);
             }
             result

@@ -28,7 +28,12 @@ pub struct PeakProbeConfig {
 
 impl Default for PeakProbeConfig {
     fn default() -> Self {
-        PeakProbeConfig { isa: None, threads: None, min_duration: Duration::from_millis(100), repetitions: 3 }
+        PeakProbeConfig {
+            isa: None,
+            threads: None,
+            min_duration: Duration::from_millis(100),
+            repetitions: 3,
+        }
     }
 }
 
@@ -55,11 +60,15 @@ pub struct PeakReport {
 pub fn peak_probe(config: &PeakProbeConfig) -> Result<PeakReport, AccelError> {
     let isa = config.isa.unwrap_or_else(Isa::best);
     if !isa.is_available() {
-        return Err(AccelError::KernelUnavailable { backend: crate::Backend::Simd(isa) });
+        return Err(AccelError::KernelUnavailable {
+            backend: crate::Backend::Simd(isa),
+        });
     }
     let threads = config.threads.unwrap_or_else(crate::default_threads);
     if threads == 0 || config.repetitions == 0 {
-        return Err(AccelError::InvalidConfig { what: "peak probe needs at least one thread and one repetition".into() });
+        return Err(AccelError::InvalidConfig {
+            what: "peak probe needs at least one thread and one repetition".into(),
+        });
     }
     let flops_per_iteration = (CHAINS * lanes(isa) * 2) as f64;
 

@@ -27,11 +27,15 @@ impl CsrMatrix {
     /// columns (column indices are stored as `u32` to halve their bytes).
     pub fn from_dense(dense: ArrayView2<'_, f32>, threshold: f32) -> Result<CsrMatrix, AccelError> {
         if threshold.is_nan() || threshold < 0.0 {
-            return Err(AccelError::InvalidConfig { what: format!("sparsity threshold must be >= 0, got {threshold}") });
+            return Err(AccelError::InvalidConfig {
+                what: format!("sparsity threshold must be >= 0, got {threshold}"),
+            });
         }
         let (rows, cols) = dense.dim();
         if u32::try_from(cols).is_err() {
-            return Err(AccelError::InvalidConfig { what: format!("{cols} columns do not fit u32 column indices") });
+            return Err(AccelError::InvalidConfig {
+                what: format!("{cols} columns do not fit u32 column indices"),
+            });
         }
         let mut row_offsets = Vec::with_capacity(rows + 1);
         let mut col_indices = Vec::new();
@@ -49,7 +53,13 @@ impl CsrMatrix {
         }
         col_indices.shrink_to_fit();
         values.shrink_to_fit();
-        Ok(CsrMatrix { rows, cols, row_offsets, col_indices, values })
+        Ok(CsrMatrix {
+            rows,
+            cols,
+            row_offsets,
+            col_indices,
+            values,
+        })
     }
 
     /// `[rows, cols]`.
@@ -128,7 +138,11 @@ impl CsrMatrix {
         }
         for (row_idx, mut c_row) in c.rows_mut().into_iter().enumerate() {
             for entry in self.row_offsets[row_idx]..self.row_offsets[row_idx + 1] {
-                axpy(c_row.view_mut(), self.values[entry], b.row(self.col_indices[entry] as usize));
+                axpy(
+                    c_row.view_mut(),
+                    self.values[entry],
+                    b.row(self.col_indices[entry] as usize),
+                );
             }
         }
         Ok(())
@@ -136,7 +150,10 @@ impl CsrMatrix {
 
     fn check_inner(&self, b: &ArrayView2<'_, f32>) -> Result<(), AccelError> {
         if b.nrows() != self.cols {
-            return Err(AccelError::ShapeMismatch { a_shape: self.shape(), b_shape: [b.nrows(), b.ncols()] });
+            return Err(AccelError::ShapeMismatch {
+                a_shape: self.shape(),
+                b_shape: [b.nrows(), b.ncols()],
+            });
         }
         Ok(())
     }

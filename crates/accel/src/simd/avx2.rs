@@ -83,10 +83,42 @@ impl MicroKernel for Avx2Kernel {
         // SAFETY: forwarded contract; AVX2 and FMA is guaranteed by the caller.
         unsafe {
             match vectors {
-                1 => tile_avx2::<1>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                2 => tile_avx2::<2>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                3 => tile_avx2::<3>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                _ => tile_avx2::<NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                1 => tile_avx2::<1>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                2 => tile_avx2::<2>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                3 => tile_avx2::<3>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                _ => tile_avx2::<NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
             }
         }
     }
@@ -110,7 +142,15 @@ unsafe fn tile_avx2<const VECTORS: usize>(
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        microkernel::<F32x8, MR, VECTORS, { NV * 8 }>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c)
+        microkernel::<F32x8, MR, VECTORS, { NV * 8 }>(
+            depth,
+            a_panel,
+            a_row_stride,
+            b_panel,
+            c,
+            c_row_stride,
+            load_c,
+        )
     }
 }
 
@@ -119,7 +159,14 @@ unsafe fn tile_avx2<const VECTORS: usize>(
 /// # Safety
 /// AVX2 and FMA must be available; the descriptors must be valid (see [`MatRef`], [`MatMut`]).
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn gemm(a: MatRef, b: MatRef, c: MatMut, accumulate: bool, blocking: SimdBlocking, workspace: &mut Workspace) {
+pub(crate) unsafe fn gemm(
+    a: MatRef,
+    b: MatRef,
+    c: MatMut,
+    accumulate: bool,
+    blocking: SimdBlocking,
+    workspace: &mut Workspace,
+) {
     // SAFETY: forwarded contract.
     unsafe { gemm_body::<Avx2Kernel>(a, b, c, accumulate, blocking, workspace) }
 }

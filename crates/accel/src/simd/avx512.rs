@@ -85,10 +85,42 @@ impl MicroKernel for Avx512Kernel {
         // SAFETY: forwarded contract; AVX-512F is guaranteed by the caller.
         unsafe {
             match vectors {
-                1 => tile_avx512::<1>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                2 => tile_avx512::<2>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                3 => tile_avx512::<3>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                _ => tile_avx512::<NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                1 => tile_avx512::<1>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                2 => tile_avx512::<2>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                3 => tile_avx512::<3>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                _ => tile_avx512::<NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
             }
         }
     }
@@ -112,7 +144,15 @@ unsafe fn tile_avx512<const VECTORS: usize>(
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        microkernel::<F32x16, MR, VECTORS, { NV * 16 }>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c)
+        microkernel::<F32x16, MR, VECTORS, { NV * 16 }>(
+            depth,
+            a_panel,
+            a_row_stride,
+            b_panel,
+            c,
+            c_row_stride,
+            load_c,
+        )
     }
 }
 
@@ -121,7 +161,14 @@ unsafe fn tile_avx512<const VECTORS: usize>(
 /// # Safety
 /// AVX-512F must be available; the descriptors must be valid (see [`MatRef`], [`MatMut`]).
 #[target_feature(enable = "avx512f,fma")]
-pub(crate) unsafe fn gemm(a: MatRef, b: MatRef, c: MatMut, accumulate: bool, blocking: SimdBlocking, workspace: &mut Workspace) {
+pub(crate) unsafe fn gemm(
+    a: MatRef,
+    b: MatRef,
+    c: MatMut,
+    accumulate: bool,
+    blocking: SimdBlocking,
+    workspace: &mut Workspace,
+) {
     // SAFETY: forwarded contract.
     unsafe { gemm_body::<Avx512Kernel>(a, b, c, accumulate, blocking, workspace) }
 }

@@ -80,7 +80,10 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
         return;
     }
     // The packed A layout holds at most KC_LIMIT steps per slab.
-    let blocking = SimdBlocking { kc: blocking.kc.min(KC_LIMIT), ..blocking };
+    let blocking = SimdBlocking {
+        kc: blocking.kc.min(KC_LIMIT),
+        ..blocking
+    };
     let kc_max = blocking.kc.min(k);
     let mc_max = round_up(blocking.mc.min(m), K::MR);
     let nc_max = round_up(blocking.nc.min(n), K::NR);
@@ -98,7 +101,13 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
             let first_packed_row = if a_direct { mc / K::MR * K::MR } else { 0 };
             // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) ·
             // A_ROW_STRIDE floats.
-            unsafe { pack_a::<K>(a.sub(row_block, inner_block, mc, kc), first_packed_row, a_pack) };
+            unsafe {
+                pack_a::<K>(
+                    a.sub(row_block, inner_block, mc, kc),
+                    first_packed_row,
+                    a_pack,
+                )
+            };
             for col_block in (0..n).step_by(blocking.nc) {
                 let nc = blocking.nc.min(n - col_block);
                 // SAFETY: the sub-block lies inside b; b_pack holds kc_max · nc_max ≥ kc · round_up(nc, NR) floats.
@@ -107,10 +116,16 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                     let rows = K::MR.min(mc - panel_row);
                     let (a_panel, a_row_stride) = if panel_row < first_packed_row {
                         // SAFETY: rows panel_row .. panel_row + MR and columns inner_block .. + kc are inside a.
-                        (unsafe { a.at(row_block + panel_row, inner_block) }, a.row_stride)
+                        (
+                            unsafe { a.at(row_block + panel_row, inner_block) },
+                            a.row_stride,
+                        )
                     } else {
                         // SAFETY: panel offsets stay inside the packed buffer (see pack_a).
-                        (unsafe { a_pack.add(panel_row * A_ROW_STRIDE) }.cast_const(), A_ROW_STRIDE as isize)
+                        (
+                            unsafe { a_pack.add(panel_row * A_ROW_STRIDE) }.cast_const(),
+                            A_ROW_STRIDE as isize,
+                        )
                     };
                     for panel_col in (0..nc).step_by(K::NR) {
                         let cols = K::NR.min(nc - panel_col);
@@ -123,14 +138,36 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                         let c_ptr = unsafe { c.at(c_row, c_col) };
                         if rows == K::MR && cols % K::LANES == 0 && c.col_stride == 1 {
                             // SAFETY: whole vectors of contiguous C rows; the panels hold kc steps each.
-                            unsafe { K::run(vectors, kc, a_panel, a_row_stride, b_panel, c_ptr, c.row_stride, load_c) };
+                            unsafe {
+                                K::run(
+                                    vectors,
+                                    kc,
+                                    a_panel,
+                                    a_row_stride,
+                                    b_panel,
+                                    c_ptr,
+                                    c.row_stride,
+                                    load_c,
+                                )
+                            };
                             continue;
                         }
                         // Edge or strided tile: compute the padded tile into a local buffer, then copy the valid
                         // part. The padding rows/columns of the panels are zeros, so nothing leaks.
                         let tile = edge_tile.0.as_mut_ptr();
                         // SAFETY: the edge tile holds MR · NR ≤ MAX_TILE floats with row stride NR.
-                        unsafe { K::run(vectors, kc, a_panel, a_row_stride, b_panel, tile, K::NR as isize, false) };
+                        unsafe {
+                            K::run(
+                                vectors,
+                                kc,
+                                a_panel,
+                                a_row_stride,
+                                b_panel,
+                                tile,
+                                K::NR as isize,
+                                false,
+                            )
+                        };
                         for row_idx in 0..rows {
                             for col_idx in 0..cols {
                                 // SAFETY: (c_row + row_idx, c_col + col_idx) is inside c; the tile index is < MR · NR.
@@ -193,7 +230,11 @@ unsafe fn pack_b<K: MicroKernel>(src: MatRef, dst: *mut f32) {
             for inner_idx in 0..kc {
                 // SAFETY: NR contiguous floats of row inner_idx of src, into the panel; no overlap (dst is ours).
                 unsafe {
-                    std::ptr::copy_nonoverlapping(src.at(inner_idx, panel_col), panel.add(inner_idx * K::NR), K::NR)
+                    std::ptr::copy_nonoverlapping(
+                        src.at(inner_idx, panel_col),
+                        panel.add(inner_idx * K::NR),
+                        K::NR,
+                    )
                 };
             }
             continue;

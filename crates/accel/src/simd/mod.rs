@@ -39,9 +39,13 @@ impl Isa {
     pub fn is_available(self) -> bool {
         match self {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Isa::Avx512 => std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma"),
+            Isa::Avx512 => {
+                std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma")
+            }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Isa::Avx2Fma => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+            Isa::Avx2Fma => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
             Isa::Scalar => true,
             #[allow(unreachable_patterns)]
             _ => false,
@@ -51,12 +55,20 @@ impl Isa {
     /// The best instruction set this CPU has, detected on first use and cached.
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
-        *BEST.get_or_init(|| Isa::ALL.into_iter().find(|isa| isa.is_available()).unwrap_or(Isa::Scalar))
+        *BEST.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .find(|isa| isa.is_available())
+                .unwrap_or(Isa::Scalar)
+        })
     }
 
     /// The instruction sets this CPU has, best first.
     pub fn available() -> Vec<Isa> {
-        Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_available())
+            .collect()
     }
 
     /// Short lowercase name: `avx512`, `avx2`, `scalar`.
@@ -118,7 +130,9 @@ impl SimdBlocking {
 
     pub(crate) fn validate(&self) -> Result<(), AccelError> {
         if self.mc == 0 || self.kc == 0 || self.nc == 0 {
-            return Err(AccelError::InvalidConfig { what: format!("simd blocking must be positive, got {self:?}") });
+            return Err(AccelError::InvalidConfig {
+                what: format!("simd blocking must be positive, got {self:?}"),
+            });
         }
         Ok(())
     }
@@ -140,21 +154,30 @@ pub(crate) struct MatRef {
 impl MatRef {
     fn from_view(view: &ArrayView2<'_, f32>) -> MatRef {
         let strides = view.strides();
-        MatRef { ptr: view.as_ptr(), rows: view.nrows(), cols: view.ncols(), row_stride: strides[0], col_stride: strides[1] }
+        MatRef {
+            ptr: view.as_ptr(),
+            rows: view.nrows(),
+            cols: view.ncols(),
+            row_stride: strides[0],
+            col_stride: strides[1],
+        }
     }
 
     /// # Safety
     /// `row < rows` and `col < cols` (or the pointer is only used as a base for in-bounds offsets).
     #[inline(always)]
     unsafe fn at(&self, row: usize, col: usize) -> *const f32 {
-        self.ptr.wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride)
+        self.ptr
+            .wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride)
     }
 
     /// The `rows × cols` sub-matrix starting at `(row, col)`; the caller keeps it inside `self`.
     #[inline(always)]
     fn sub(&self, row: usize, col: usize, rows: usize, cols: usize) -> MatRef {
         MatRef {
-            ptr: self.ptr.wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride),
+            ptr: self
+                .ptr
+                .wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride),
             rows,
             cols,
             ..*self
@@ -175,14 +198,19 @@ impl MatMut {
     fn from_view(view: &mut ArrayViewMut2<'_, f32>) -> MatMut {
         let strides = view.strides();
         let (row_stride, col_stride) = (strides[0], strides[1]);
-        MatMut { ptr: view.as_mut_ptr(), row_stride, col_stride }
+        MatMut {
+            ptr: view.as_mut_ptr(),
+            row_stride,
+            col_stride,
+        }
     }
 
     /// # Safety
     /// `(row, col)` must be inside the matrix.
     #[inline(always)]
     unsafe fn at(&self, row: usize, col: usize) -> *mut f32 {
-        self.ptr.wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride)
+        self.ptr
+            .wrapping_offset(row as isize * self.row_stride + col as isize * self.col_stride)
     }
 }
 
@@ -204,7 +232,9 @@ pub(crate) fn gemm(
     debug_assert_eq!(a.ncols(), b.nrows());
     debug_assert_eq!(c.dim(), (a.nrows(), b.ncols()));
     if !isa.is_available() {
-        return Err(AccelError::KernelUnavailable { backend: crate::Backend::Simd(isa) });
+        return Err(AccelError::KernelUnavailable {
+            backend: crate::Backend::Simd(isa),
+        });
     }
     let a_ref = MatRef::from_view(&a);
     let b_ref = MatRef::from_view(&b);
@@ -213,7 +243,9 @@ pub(crate) fn gemm(
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         // SAFETY: AVX-512F and FMA were detected above; the descriptors come from live ndarray views of the checked
         // shapes, and `c` is a unique mutable borrow, so it aliases neither `a` nor `b`.
-        Isa::Avx512 => unsafe { avx512::gemm(a_ref, b_ref, c_mut, accumulate, blocking, workspace) },
+        Isa::Avx512 => unsafe {
+            avx512::gemm(a_ref, b_ref, c_mut, accumulate, blocking, workspace)
+        },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         // SAFETY: as above, with AVX2 and FMA detected.
         Isa::Avx2Fma => unsafe { avx2::gemm(a_ref, b_ref, c_mut, accumulate, blocking, workspace) },

@@ -70,10 +70,42 @@ impl MicroKernel for ScalarKernel {
         // SAFETY: forwarded contract; the scalar kernel needs no CPU feature.
         unsafe {
             match vectors {
-                1 => microkernel::<F32x1, MR, 1, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                2 => microkernel::<F32x1, MR, 2, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                3 => microkernel::<F32x1, MR, 3, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
-                _ => microkernel::<F32x1, MR, NV, NV>(depth, a_panel, a_row_stride, b_panel, c, c_row_stride, load_c),
+                1 => microkernel::<F32x1, MR, 1, NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                2 => microkernel::<F32x1, MR, 2, NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                3 => microkernel::<F32x1, MR, 3, NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
+                _ => microkernel::<F32x1, MR, NV, NV>(
+                    depth,
+                    a_panel,
+                    a_row_stride,
+                    b_panel,
+                    c,
+                    c_row_stride,
+                    load_c,
+                ),
             }
         }
     }
@@ -83,7 +115,14 @@ impl MicroKernel for ScalarKernel {
 ///
 /// # Safety
 /// The descriptors must be valid (see [`MatRef`], [`MatMut`]).
-pub(crate) unsafe fn gemm(a: MatRef, b: MatRef, c: MatMut, accumulate: bool, blocking: SimdBlocking, workspace: &mut Workspace) {
+pub(crate) unsafe fn gemm(
+    a: MatRef,
+    b: MatRef,
+    c: MatMut,
+    accumulate: bool,
+    blocking: SimdBlocking,
+    workspace: &mut Workspace,
+) {
     // SAFETY: forwarded contract.
     unsafe { gemm_body::<ScalarKernel>(a, b, c, accumulate, blocking, workspace) }
 }

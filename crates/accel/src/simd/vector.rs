@@ -69,7 +69,12 @@ const B_PREFETCH_STEPS: usize = 8;
 /// `b_panel[p · B_ROW_STRIDE + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
-pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize, const B_ROW_STRIDE: usize>(
+pub(crate) unsafe fn microkernel<
+    V: Vector,
+    const MR: usize,
+    const NV: usize,
+    const B_ROW_STRIDE: usize,
+>(
     depth: usize,
     a_panel: *const f32,
     a_row_stride: isize,
@@ -89,9 +94,12 @@ pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize, co
             V::prefetch(c_row.wrapping_add(NV * V::LANES - 1));
         }
         let mut acc = [[V::zero(); NV]; MR];
-        let mut a_ptr = a_panel;
+        // One base pointer per A row, indexed by the step: each broadcast is a single `base + 4·p` load.
+        let a_rows: [*const f32; MR] =
+            std::array::from_fn(|row_idx| a_panel.wrapping_offset(row_idx as isize * a_row_stride));
         let mut b_ptr = b_panel;
-        for _ in 0..depth {
+        // One step of the rank-1 update: NV vector loads of B, MR broadcasts of A, MR · NV FMAs.
+        let mut step = |inner_idx: usize, b_ptr: *const f32| {
             for line in (0..NV * V::LANES).step_by(16) {
                 V::prefetch(b_ptr.wrapping_add(B_PREFETCH_STEPS * B_ROW_STRIDE + line));
             }
@@ -99,20 +107,33 @@ pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize, co
             for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
                 *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
             }
-            for (row_idx, acc_row) in acc.iter_mut().enumerate() {
-                let a_value = V::splat_from(a_ptr.offset(row_idx as isize * a_row_stride));
+            for (acc_row, a_row) in acc.iter_mut().zip(a_rows.iter()) {
+                let a_value = V::splat_from(a_row.add(inner_idx));
                 for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
                     *acc_value = V::mul_add(a_value, b_value, *acc_value);
                 }
             }
-            a_ptr = a_ptr.add(1);
-            b_ptr = b_ptr.add(B_ROW_STRIDE);
+        };
+        // Unrolled by two to halve the loop bookkeeping.
+        let mut inner_idx = 0;
+        while inner_idx + 2 <= depth {
+            step(inner_idx, b_ptr);
+            step(inner_idx + 1, b_ptr.add(B_ROW_STRIDE));
+            b_ptr = b_ptr.add(2 * B_ROW_STRIDE);
+            inner_idx += 2;
+        }
+        if inner_idx < depth {
+            step(inner_idx, b_ptr);
         }
         for (row_idx, acc_row) in acc.iter().enumerate() {
             let c_row = c.offset(row_idx as isize * c_row_stride);
             for (vec_idx, &acc_value) in acc_row.iter().enumerate() {
                 let c_ptr = c_row.add(vec_idx * V::LANES);
-                let value = if load_c { V::add(V::load(c_ptr), acc_value) } else { acc_value };
+                let value = if load_c {
+                    V::add(V::load(c_ptr), acc_value)
+                } else {
+                    acc_value
+                };
                 V::store(c_ptr, value);
             }
         }

@@ -24,7 +24,10 @@ fn aligned_start(storage: &mut Vec<f32>, len: usize) -> *mut f32 {
 impl Workspace {
     /// Two aligned buffers of at least `a_len` and `b_len` floats. The pointers stay valid until the next call.
     pub(crate) fn buffers(&mut self, a_len: usize, b_len: usize) -> (*mut f32, *mut f32) {
-        (aligned_start(&mut self.a_storage, a_len), aligned_start(&mut self.b_storage, b_len))
+        (
+            aligned_start(&mut self.a_storage, a_len),
+            aligned_start(&mut self.b_storage, b_len),
+        )
     }
 }
 
