@@ -1,6 +1,7 @@
 //! GFLOP/s of every accel kernel next to the `matrixmultiply` and `gemm` (x86-v4) crates, measured in one run.
 //!
-//! `cargo run -p accel --release --example gflops [-- --sizes 64,128,256,512,1024 --rounds 7 --sample-ms 10]`
+//! `cargo run -p accel --release --example gflops [-- --sizes 64,128,256,512,1024 --rounds 7 --sample-ms 10
+//! --threads 2 --only naive-ikj,blocked --full]`
 //!
 //! Kernels are measured in interleaved rounds (every kernel once per round, the round order fixed), so slow drift
 //! of the machine affects them alike; each cell is the median over rounds of GFLOP/s, where one sample is a batch
@@ -153,6 +154,8 @@ struct Options {
     sample_ms: f64,
     full: bool,
     threads: usize,
+    /// Keep only contenders whose label contains one of these (comma-separated `--only`).
+    only: Vec<String>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -162,6 +165,7 @@ fn parse_options() -> anyhow::Result<Options> {
         sample_ms: 10.0,
         full: false,
         threads: accel::default_threads(),
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -184,6 +188,10 @@ fn parse_options() -> anyhow::Result<Options> {
                 options.threads = args.next().context("--threads needs a value")?.parse()?
             }
             "--full" => options.full = true,
+            "--only" => {
+                let list = args.next().context("--only needs a value")?;
+                options.only = list.split(',').map(|s| s.trim().to_owned()).collect();
+            }
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -250,6 +258,9 @@ fn main() -> anyhow::Result<()> {
         contenders.push(Contender::Gemm(options.threads));
     }
     contenders.push(Contender::Accel(Backend::Auto, None));
+    if !options.only.is_empty() {
+        contenders.retain(|contender| options.only.iter().any(|wanted| contender.label().contains(wanted.as_str())));
+    }
 
     let mut rng = StdRng::seed_from_u64(SEED);
     // results[contender][size] = (median GFLOP/s, what ran)
