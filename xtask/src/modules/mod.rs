@@ -1,6 +1,7 @@
 //! The modules whose claims `validate` runs. Each is a function from the run's context to its
 //! judged claims; an `Err` or a panic makes the whole module ERROR and the run goes on.
 
+mod accel_claims;
 mod perf_core_claims;
 
 use anyhow::Result;
@@ -32,8 +33,14 @@ pub struct Module {
 
 /// Every module, in run order.
 pub fn registry() -> Vec<Module> {
-    vec![Module {
-        name: "perf-core",
-        run: perf_core_claims::run,
-    }]
+    vec![
+        Module {
+            name: "perf-core",
+            run: perf_core_claims::run,
+        },
+        Module {
+            name: "accel",
+            run: accel_claims::run,
+        },
+    ]
 }

@@ -1,0 +1,488 @@
+//! accel's claims: the whole spectrum from the textbook loop to the best kernel, each step with its
+//! measured interval and the kernel that actually ran, against the `matrixmultiply` and `gemm`
+//! crates measured side by side (interleaved) in the same run.
+
+use super::ModuleContext;
+use accel::{Backend, Isa, MatmulConfig};
+use anyhow::{Context, Result};
+use ndarray::{Array2, ArrayView2};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
+use perf_core::compare::{compare, CompareConfig, Comparison};
+use perf_core::workloads::WorkloadGenerator;
+use serde_json::json;
+
+const MODULE: &str = "accel";
+const ROBUST: &str = "Hodges–Lehmann / signed-rank";
+
+fn flops(n: usize) -> f64 {
+    2.0 * (n as f64).powi(3)
+}
+
+fn square(generator: &mut WorkloadGenerator, n: usize) -> Array2<f32> {
+    Array2::from_shape_vec((n, n), generator.matrix_f32(n, n)).expect("n × n values")
+}
+
+/// `matrixmultiply::sgemm`, single thread, into `c` (row-major, contiguous).
+fn matrixmultiply_sgemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let (sa, sb, sc) = (
+        a.strides().to_vec(),
+        b.strides().to_vec(),
+        c.strides().to_vec(),
+    );
+    // SAFETY: the pointers and strides come from live ndarray views of exactly m × k, k × n and
+    // m × n elements; beta = 0 means c is written, never read.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            sa[0],
+            sa[1],
+            b.as_ptr(),
+            sb[0],
+            sb[1],
+            0.0,
+            c.as_mut_ptr(),
+            sc[0],
+            sc[1],
+        );
+    }
+}
+
+/// The `gemm` crate (feature `x86-v4`), single thread, into `c`.
+fn gemm_sgemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32>) {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let (sa, sb, sc) = (
+        a.strides().to_vec(),
+        b.strides().to_vec(),
+        c.strides().to_vec(),
+    );
+    // SAFETY: as above; gemm takes (column stride, row stride) pairs, and read_dst = false never
+    // reads c.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            sc[1],
+            sc[0],
+            false,
+            a.as_ptr(),
+            sa[1],
+            sa[0],
+            b.as_ptr(),
+            sb[1],
+            sb[0],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// A named implementation: runs C = A·B and reports the kernel that ran.
+type Runner = Box<dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> String>;
+
+fn accel_runner(n: usize, backend: Backend, threads: Option<usize>) -> Runner {
+    let mut c = Array2::<f32>::zeros((n, n));
+    let config = MatmulConfig {
+        backend,
+        threads,
+        ..MatmulConfig::default()
+    };
+    Box::new(move |a, b| {
+        accel::matmul_into_with(a, b, c.view_mut(), false, &config)
+            .map(|run| run.to_string())
+            .unwrap_or_else(|error| format!("error: {error}"))
+    })
+}
+
+fn crate_runner(n: usize, which: &'static str) -> Runner {
+    let mut c = Array2::<f32>::zeros((n, n));
+    Box::new(move |a, b| {
+        match which {
+            "matrixmultiply" => matrixmultiply_sgemm(a, b, &mut c),
+            _ => gemm_sgemm(a, b, &mut c),
+        }
+        format!("{which} x1")
+    })
+}
+
+struct Pair<'a> {
+    a: &'a Array2<f32>,
+    b: &'a Array2<f32>,
+}
+
+/// Compare two runners on the same inputs; returns the comparison and the kernels that ran.
+fn compare_runners(
+    config: &CompareConfig,
+    inputs: &Pair<'_>,
+    mut baseline: Runner,
+    mut candidate: Runner,
+) -> Result<(Comparison, String, String)> {
+    let baseline_kernel = baseline(inputs.a.view(), inputs.b.view());
+    let candidate_kernel = candidate(inputs.a.view(), inputs.b.view());
+    for kernel in [&baseline_kernel, &candidate_kernel] {
+        if kernel.starts_with("error") {
+            anyhow::bail!("{kernel}");
+        }
+    }
+    let comparison = compare(
+        config,
+        inputs,
+        |p| baseline(p.a.view(), p.b.view()),
+        |p| candidate(p.a.view(), p.b.view()),
+    )?;
+    Ok((comparison, baseline_kernel, candidate_kernel))
+}
+
+fn t_estimate(comparison: &Comparison) -> Result<Estimate> {
+    Ok(Estimate::from_t(
+        TInference {
+            center: comparison.speedup.log_ratio_mean,
+            standard_error: comparison.speedup.log_ratio_standard_error,
+            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
+            log_scale: true,
+        },
+        "×",
+        comparison.speedup.confidence,
+    )?)
+}
+
+fn robust_estimate(comparison: &Comparison, confidence: f64) -> Result<Estimate> {
+    let (lower, upper) = comparison
+        .robust_interval(confidence)
+        .context("too few pairs for the signed-rank interval")?;
+    let point = comparison
+        .robust_speedup
+        .context("no robust estimate")?
+        .point;
+    Ok(Estimate::new(
+        point,
+        lower.min(point),
+        upper.max(point),
+        "×",
+        confidence,
+    )?)
+}
+
+fn judge(
+    claim: &Claim,
+    comparison: &Comparison,
+    kernels: (&str, &str),
+    n: usize,
+) -> Result<ClaimResult> {
+    let robust_level = match claim.criterion {
+        perf_core::claim::Criterion::Equivalence { .. } => 0.90,
+        _ => comparison.speedup.confidence,
+    };
+    let gflops = |median_ns: f64| flops(n) / median_ns;
+    Ok(claim
+        .judge_with_cross_check(
+            t_estimate(comparison)?,
+            robust_estimate(comparison, robust_level)?,
+            ROBUST,
+        )
+        .with_detail("n", n)
+        .with_detail("baseline_kernel", kernels.0)
+        .with_detail("candidate_kernel", kernels.1)
+        .with_detail("baseline_gflops_median", gflops(comparison.baseline.median))
+        .with_detail(
+            "candidate_gflops_median",
+            gflops(comparison.candidate.median),
+        )
+        .with_detail("baseline_ns", &comparison.baseline.values)
+        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("fairness", &comparison.fairness))
+}
+
+fn best_isa() -> Isa {
+    Isa::ALL
+        .into_iter()
+        .find(|isa| isa.is_available())
+        .unwrap_or(Isa::Scalar)
+}
+
+pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
+    let mut generator = WorkloadGenerator::new(context.seed);
+    let base_config = if context.quick {
+        CompareConfig::quick()
+    } else {
+        CompareConfig::default()
+    };
+    let config = CompareConfig {
+        seed: context.seed,
+        ..base_config
+    };
+    // Slow baselines (the textbook loop takes ~0.2 s per call at n = 512) get fewer pairs.
+    let slow_config = CompareConfig {
+        pairs: if context.quick { 8 } else { 15 },
+        ..config.clone()
+    };
+    let threads = context.threads.unwrap_or_else(accel::default_threads);
+    let isa = best_isa();
+    let simd = Backend::Simd(isa);
+    let grid: Vec<usize> = if context.quick {
+        vec![64, 128, 256, 512]
+    } else {
+        vec![64, 128, 256, 512, 1024]
+    };
+    let largest = *grid.last().unwrap_or(&512);
+    let mut results = Vec::new();
+
+    // The measured FMA peak: every "% of peak" below divides by this, never by a datasheet figure.
+    let peak_claim = Claim::measured(
+        "accel.peak_probe",
+        MODULE,
+        "this CPU's f32 FMA throughput, measured at run time (best of repetitions; one core)",
+    );
+    let peak = accel::peak_probe(&accel::PeakProbeConfig {
+        threads: Some(threads),
+        ..accel::PeakProbeConfig::default()
+    });
+    let peak_per_core = match &peak {
+        Ok(report) => {
+            let value = report.gflops_per_core;
+            results.push(
+                peak_claim
+                    .judge(Estimate::new(value, value, value, "GFLOP/s", 1.0)?)
+                    .with_detail("isa", report.isa.to_string())
+                    .with_detail("gflops_all_cores", report.gflops_all_cores)
+                    .with_detail("threads", report.threads),
+            );
+            Some(value)
+        }
+        Err(error) => {
+            results.push(peak_claim.error(format!("peak probe failed: {error}")));
+            None
+        }
+    };
+
+    // simd vs matrixmultiply at every n, simd vs gemm at n ≥ 256, and the GFLOP/s curve.
+    let mut curve = Vec::new();
+    for &n in &grid {
+        let (a, b) = (square(&mut generator, n), square(&mut generator, n));
+        let inputs = Pair { a: &a, b: &b };
+        let claim = Claim::threshold(
+            &format!("accel.simd_vs_matrixmultiply_n{n}"),
+            MODULE,
+            &format!("at n = {n}, one thread, packing included, accel's SIMD kernel is faster than matrixmultiply (speedup ≥ 1)"),
+            1.0,
+            Direction::AtLeast,
+        );
+        let outcome = compare_runners(&config, &inputs, crate_runner(n, "matrixmultiply"), accel_runner(n, simd, Some(1)))
+            .and_then(|(comparison, base, cand)| {
+                let result = judge(&claim, &comparison, (&base, &cand), n)?;
+                curve.push(json!({
+                    "n": n,
+                    "kernel": cand,
+                    "gflops_median": flops(n) / comparison.candidate.median,
+                    "gflops_ci": comparison.candidate.median_ci.map(|(lo, hi)| [flops(n) / hi, flops(n) / lo]),
+                    "matrixmultiply_gflops_median": flops(n) / comparison.baseline.median,
+                    "fraction_of_peak": peak_per_core.map(|p| flops(n) / comparison.candidate.median / p),
+                }));
+                Ok(result)
+            });
+        results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+        if n >= 256 {
+            let claim = Claim::threshold(
+                &format!("accel.simd_vs_gemm_n{n}"),
+                MODULE,
+                &format!("at n = {n}, one thread, accel's SIMD kernel reaches ≥ 0.97× the gemm crate (x86-v4)"),
+                0.97,
+                Direction::AtLeast,
+            );
+            let outcome = compare_runners(
+                &config,
+                &inputs,
+                crate_runner(n, "gemm"),
+                accel_runner(n, simd, Some(1)),
+            )
+            .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+            results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+        }
+    }
+
+    // % of peak at n = 512 from the curve.
+    let fraction_claim = Claim::threshold(
+        "accel.simd_fraction_of_peak_n512",
+        MODULE,
+        "at n = 512, one thread, the SIMD kernel runs at ≥ 92% of the measured FMA peak",
+        0.92,
+        Direction::AtLeast,
+    );
+    let point_512 = curve.iter().find(|point| point["n"] == 512).cloned();
+    results.push(match (point_512, peak_per_core) {
+        (Some(point), Some(peak)) => {
+            let median = point["gflops_median"].as_f64().unwrap_or(f64::NAN) / peak;
+            let ci = point["gflops_ci"].as_array().cloned().unwrap_or_default();
+            let lower = ci.first().and_then(|v| v.as_f64()).unwrap_or(f64::NAN) / peak;
+            let upper = ci.get(1).and_then(|v| v.as_f64()).unwrap_or(f64::NAN) / peak;
+            match Estimate::new(median, lower, upper, "", 0.95) {
+                Ok(estimate) => fraction_claim
+                    .judge(estimate)
+                    .with_detail("peak_gflops_per_core", peak)
+                    .with_detail("kernel", point["kernel"].clone())
+                    .with_detail("note", "interval from the median time's order-statistic interval; the peak is a best-of measurement"),
+                Err(error) => fraction_claim.error(format!("{error}")),
+            }
+        }
+        _ => fraction_claim.error("no n = 512 point or no measured peak"),
+    });
+    results.push(
+        Claim::measured(
+            "accel.gflops_vs_size",
+            MODULE,
+            "GFLOP/s of the one-thread SIMD kernel over sizes, against the measured peak",
+        )
+        .judge({
+            let last = curve.last().context("no GFLOP/s curve")?;
+            let median = last["gflops_median"].as_f64().unwrap_or(f64::NAN);
+            let ci = last["gflops_ci"].as_array().cloned().unwrap_or_default();
+            Estimate::new(
+                median,
+                ci.first().and_then(|v| v.as_f64()).unwrap_or(median),
+                ci.get(1).and_then(|v| v.as_f64()).unwrap_or(median),
+                "GFLOP/s",
+                0.95,
+            )?
+        })
+        .with_detail("curve", &curve)
+        .with_detail("peak_gflops_per_core", peak_per_core),
+    );
+
+    // The cache effect and the spectrum at n = 512.
+    let n = 512;
+    let (a, b) = (square(&mut generator, n), square(&mut generator, n));
+    let inputs = Pair { a: &a, b: &b };
+    let spectrum: [(Claim, Backend, Option<usize>, Backend, Option<usize>, &CompareConfig); 3] = [
+        (
+            Claim::threshold(
+                "accel.blocked_vs_naive_ikj_n512",
+                MODULE,
+                "cache blocking pays at n = 512 (operands 3 MiB > L2): blocked scalar ≥ naive i-k-j",
+                1.0,
+                Direction::AtLeast,
+            ),
+            Backend::NaiveIkj,
+            Some(1),
+            Backend::Blocked,
+            Some(1),
+            &config,
+        ),
+        (
+            Claim::threshold(
+                "accel.simd_vs_blocked_n512",
+                MODULE,
+                "packing + SIMD microkernel over cache blocking alone at n = 512: ≥ 2×",
+                2.0,
+                Direction::AtLeast,
+            ),
+            Backend::Blocked,
+            Some(1),
+            simd,
+            Some(1),
+            &config,
+        ),
+        (
+            Claim::threshold(
+                "accel.spectrum_naive_ijk_to_best_n512",
+                MODULE,
+                "full spectrum at n = 512: the best kernel (auto dispatch, all threads) ≥ 100× the textbook i-j-k loop",
+                100.0,
+                Direction::AtLeast,
+            ),
+            Backend::NaiveIjk,
+            Some(1),
+            Backend::Auto,
+            Some(threads),
+            &slow_config,
+        ),
+    ];
+    for (claim, base_backend, base_threads, cand_backend, cand_threads, run_config) in spectrum {
+        let outcome = compare_runners(
+            run_config,
+            &inputs,
+            accel_runner(n, base_backend, base_threads),
+            accel_runner(n, cand_backend, cand_threads),
+        )
+        .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+        results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+    }
+
+    // Dispatch overhead: auto (one thread) vs the same kernel forced.
+    let n = 256;
+    let (a, b) = (square(&mut generator, n), square(&mut generator, n));
+    let inputs = Pair { a: &a, b: &b };
+    let claim = Claim::equivalence(
+        "accel.dispatch_overhead_n256",
+        MODULE,
+        "run-time dispatch costs nothing measurable: auto vs the same kernel forced, n = 256, within ±5% (TOST)",
+        0.95,
+        1.0 / 0.95,
+    );
+    let outcome = compare_runners(
+        &config,
+        &inputs,
+        accel_runner(n, simd, Some(1)),
+        accel_runner(n, Backend::Auto, Some(1)),
+    )
+    .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+    results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+
+    // Threading: no slowdown at small n, scaling at the largest n.
+    let n = 64;
+    let (a, b) = (square(&mut generator, n), square(&mut generator, n));
+    let inputs = Pair { a: &a, b: &b };
+    let claim = Claim::equivalence(
+        "accel.no_threading_slowdown_n64",
+        MODULE,
+        "at n = 64 the default (all threads allowed) is as fast as one thread: within ±5% (TOST)",
+        0.95,
+        1.0 / 0.95,
+    );
+    let outcome = compare_runners(
+        &config,
+        &inputs,
+        accel_runner(n, simd, Some(1)),
+        accel_runner(n, Backend::Auto, Some(threads)),
+    )
+    .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+    results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+
+    let n = largest;
+    let (a, b) = (square(&mut generator, n), square(&mut generator, n));
+    let inputs = Pair { a: &a, b: &b };
+    let claim = Claim::threshold(
+        &format!("accel.thread_scaling_n{n}"),
+        MODULE,
+        &format!(
+            "{threads} threads vs one at n = {n}: ≥ {:.2}× (0.925 × threads)",
+            0.925 * threads as f64
+        ),
+        0.925 * threads as f64,
+        Direction::AtLeast,
+    );
+    let outcome = if threads < 2 {
+        Err(anyhow::anyhow!(
+            "only {threads} thread available: scaling cannot be measured"
+        ))
+    } else {
+        compare_runners(
+            &config,
+            &inputs,
+            accel_runner(n, simd, Some(1)),
+            accel_runner(n, Backend::Parallel(isa), Some(threads)),
+        )
+        .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
+    };
+    results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
+    Ok(results)
+}
