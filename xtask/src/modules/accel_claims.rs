@@ -362,7 +362,9 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     let n = 512;
     let (a, b) = (square(&mut generator, n), square(&mut generator, n));
     let inputs = Pair { a: &a, b: &b };
-    let spectrum: [(Claim, Backend, Option<usize>, Backend, Option<usize>, &CompareConfig); 3] = [
+    // (claim, baseline backend and threads, candidate backend and threads, configuration)
+    type Step<'c> = (Claim, Backend, Option<usize>, Backend, Option<usize>, &'c CompareConfig);
+    let spectrum: [Step<'_>; 3] = [
         (
             Claim::threshold(
                 "accel.blocked_vs_naive_ikj_n512",
