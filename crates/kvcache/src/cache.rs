@@ -1,0 +1,301 @@
+//! The contiguous KV cache: one preallocated K and one V buffer per layer, laid out
+//! `[sequence][head][position][d_head]` so that each head's keys are one contiguous
+//! `capacity × d_head` slab, and the [`KvStore`] trait the attention reads through.
+
+use crate::error::KvCacheError;
+use ndarray::ArrayView2;
+
+/// The shape of the K/V state of a batch: plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheShape {
+    /// Decoder layers.
+    pub n_layers: usize,
+    /// Sequences decoded side by side.
+    pub batch_size: usize,
+    /// Attention heads per layer.
+    pub n_heads: usize,
+    /// Width of one head.
+    pub d_head: usize,
+}
+
+impl CacheShape {
+    /// `n_heads · d_head`.
+    pub fn d_model(&self) -> usize {
+        self.n_heads * self.d_head
+    }
+
+    /// Bytes one token of one sequence occupies over all layers, K and V.
+    pub fn bytes_per_token(&self) -> usize {
+        2 * self.n_layers * self.d_model() * std::mem::size_of::<f32>()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), KvCacheError> {
+        let sizes = [
+            ("n_layers", self.n_layers),
+            ("batch_size", self.batch_size),
+            ("n_heads", self.n_heads),
+            ("d_head", self.d_head),
+        ];
+        match sizes.iter().find(|(_, size)| *size == 0) {
+            Some((name, _)) => Err(KvCacheError::InvalidConfig {
+                what: format!("cache {name} must be at least 1"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Storage of keys and values the attention reads through: the contiguous [`KvCache`] and the
+/// paged [`crate::PagedKvCache`].
+///
+/// Keys and values of new tokens arrive as `(batch_size · tokens) × d_model` matrices, rows in
+/// sequence-major order (all tokens of sequence 0 first), head `h` in columns
+/// `h·d_head .. (h+1)·d_head`. Every layer has its own length: a forward pass appends to layer 0,
+/// then layer 1, and so on.
+pub trait KvStore: std::fmt::Debug {
+    /// The shape this store was built for.
+    fn shape(&self) -> CacheShape;
+
+    /// Tokens per sequence stored in `layer`.
+    ///
+    /// # Panics
+    /// When `layer` is out of range (a programmer error).
+    fn layer_len(&self, layer: usize) -> usize;
+
+    /// Make room for `tokens` more tokens per sequence in every layer, so that the appends of a
+    /// whole forward pass cannot fail half-way.
+    ///
+    /// # Errors
+    /// [`KvCacheError::CacheOverflow`] or [`KvCacheError::OutOfBlocks`]; nothing changes then.
+    fn reserve(&mut self, tokens: usize) -> Result<(), KvCacheError>;
+
+    /// Append the keys and values of `tokens = rows / batch_size` new tokens per sequence to
+    /// `layer`, without reallocating.
+    ///
+    /// # Errors
+    /// [`KvCacheError::ShapeMismatch`] for a bad matrix, [`KvCacheError::CacheOverflow`] or
+    /// [`KvCacheError::OutOfBlocks`] when it does not fit; nothing is written then.
+    fn append(
+        &mut self,
+        layer: usize,
+        keys: ArrayView2<'_, f32>,
+        values: ArrayView2<'_, f32>,
+    ) -> Result<(), KvCacheError>;
+
+    /// Call `visit(keys, values)` on borrowed `rows × d_head` views (no copies) covering the
+    /// stored positions of (`layer`, `sequence`, `head`) in order.
+    ///
+    /// # Errors
+    /// Whatever `visit` returns.
+    ///
+    /// # Panics
+    /// When an index is out of range (a programmer error).
+    fn visit_chunks(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+        visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
+    ) -> Result<(), KvCacheError>;
+
+    /// Forget every token; keeps the buffers, so refilling does not allocate.
+    fn reset(&mut self);
+
+    /// Bytes of K/V storage that exist (allocated), used or not.
+    fn allocated_bytes(&self) -> usize;
+
+    /// Bytes of K/V storage that hold a token.
+    fn used_bytes(&self) -> usize;
+}
+
+pub(crate) fn check_new_rows(
+    shape: &CacheShape,
+    keys: &ArrayView2<'_, f32>,
+    values: &ArrayView2<'_, f32>,
+) -> Result<usize, KvCacheError> {
+    let rows = keys.nrows();
+    if keys.ncols() != shape.d_model() || rows % shape.batch_size != 0 {
+        return Err(KvCacheError::ShapeMismatch {
+            what: "keys (rows = batch_size · tokens, cols = d_model)",
+            expected: vec![shape.batch_size * (rows / shape.batch_size).max(1), shape.d_model()],
+            actual: keys.shape().to_vec(),
+        });
+    }
+    if values.shape() != keys.shape() {
+        return Err(KvCacheError::ShapeMismatch {
+            what: "values (same shape as keys)",
+            expected: keys.shape().to_vec(),
+            actual: values.shape().to_vec(),
+        });
+    }
+    Ok(rows / shape.batch_size)
+}
+
+/// The contiguous KV cache: per layer, one K and one V buffer of
+/// `batch_size · n_heads · capacity · d_head` floats, allocated once at construction.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    shape: CacheShape,
+    capacity: usize,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    layer_lens: Vec<usize>,
+}
+
+impl KvCache {
+    /// A cache for `capacity` tokens per sequence, allocated (zeroed) now.
+    ///
+    /// # Errors
+    /// [`KvCacheError::InvalidConfig`] for a zero dimension in `shape` or a size that overflows.
+    pub fn new(shape: CacheShape, capacity: usize) -> Result<Self, KvCacheError> {
+        shape.validate()?;
+        let per_layer = shape
+            .batch_size
+            .checked_mul(shape.n_heads)
+            .and_then(|v| v.checked_mul(capacity))
+            .and_then(|v| v.checked_mul(shape.d_head))
+            .ok_or_else(|| KvCacheError::InvalidConfig {
+                what: format!("cache of capacity {capacity} overflows usize"),
+            })?;
+        Ok(KvCache {
+            shape,
+            capacity,
+            keys: (0..shape.n_layers).map(|_| vec![0.0; per_layer]).collect(),
+            values: (0..shape.n_layers).map(|_| vec![0.0; per_layer]).collect(),
+            layer_lens: vec![0; shape.n_layers],
+        })
+    }
+
+    /// Tokens per sequence the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Tokens per sequence stored in every layer (the minimum over layers).
+    pub fn len(&self) -> usize {
+        self.layer_lens.iter().copied().min().unwrap_or(0)
+    }
+
+    /// True when no token is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn slab_start(&self, sequence: usize, head: usize) -> usize {
+        (sequence * self.shape.n_heads + head) * self.capacity * self.shape.d_head
+    }
+
+    /// The stored keys of (`layer`, `sequence`, `head`): a borrowed `len × d_head` view.
+    ///
+    /// # Panics
+    /// When an index is out of range (a programmer error).
+    pub fn keys(&self, layer: usize, sequence: usize, head: usize) -> ArrayView2<'_, f32> {
+        self.view(&self.keys[layer], layer, sequence, head)
+    }
+
+    /// The stored values of (`layer`, `sequence`, `head`): a borrowed `len × d_head` view.
+    ///
+    /// # Panics
+    /// When an index is out of range (a programmer error).
+    pub fn values(&self, layer: usize, sequence: usize, head: usize) -> ArrayView2<'_, f32> {
+        self.view(&self.values[layer], layer, sequence, head)
+    }
+
+    fn view<'a>(&self, buffer: &'a [f32], layer: usize, sequence: usize, head: usize) -> ArrayView2<'a, f32> {
+        assert!(sequence < self.shape.batch_size && head < self.shape.n_heads);
+        let len = self.layer_lens[layer];
+        let start = self.slab_start(sequence, head);
+        let slab = &buffer[start..start + len * self.shape.d_head];
+        ArrayView2::from_shape((len, self.shape.d_head), slab)
+            .expect("slab length is len · d_head by construction")
+    }
+}
+
+impl KvStore for KvCache {
+    fn shape(&self) -> CacheShape {
+        self.shape
+    }
+
+    fn layer_len(&self, layer: usize) -> usize {
+        self.layer_lens[layer]
+    }
+
+    fn reserve(&mut self, tokens: usize) -> Result<(), KvCacheError> {
+        let stored = self.layer_lens.iter().copied().max().unwrap_or(0);
+        if stored + tokens > self.capacity {
+            return Err(KvCacheError::CacheOverflow {
+                stored,
+                appended: tokens,
+                capacity: self.capacity,
+            });
+        }
+        Ok(())
+    }
+
+    fn append(
+        &mut self,
+        layer: usize,
+        keys: ArrayView2<'_, f32>,
+        values: ArrayView2<'_, f32>,
+    ) -> Result<(), KvCacheError> {
+        let tokens = check_new_rows(&self.shape, &keys, &values)?;
+        let stored = self.layer_lens[layer];
+        if stored + tokens > self.capacity {
+            return Err(KvCacheError::CacheOverflow {
+                stored,
+                appended: tokens,
+                capacity: self.capacity,
+            });
+        }
+        let d_head = self.shape.d_head;
+        for sequence in 0..self.shape.batch_size {
+            for head in 0..self.shape.n_heads {
+                let start = self.slab_start(sequence, head) + stored * d_head;
+                let columns = ndarray::s![head * d_head..(head + 1) * d_head];
+                for (source, buffer) in [
+                    (keys.view(), &mut self.keys[layer]),
+                    (values.view(), &mut self.values[layer]),
+                ] {
+                    for token in 0..tokens {
+                        let row = source.row(sequence * tokens + token);
+                        let target = &mut buffer[start + token * d_head..start + (token + 1) * d_head];
+                        for (t, &s) in target.iter_mut().zip(row.slice(columns)) {
+                            *t = s;
+                        }
+                    }
+                }
+            }
+        }
+        self.layer_lens[layer] = stored + tokens;
+        Ok(())
+    }
+
+    fn visit_chunks(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+        visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
+    ) -> Result<(), KvCacheError> {
+        visit(self.keys(layer, sequence, head), self.values(layer, sequence, head))
+    }
+
+    fn reset(&mut self) {
+        self.layer_lens.iter_mut().for_each(|len| *len = 0);
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        self.keys
+            .iter()
+            .chain(&self.values)
+            .map(|buffer| buffer.capacity() * std::mem::size_of::<f32>())
+            .sum()
+    }
+
+    fn used_bytes(&self) -> usize {
+        self.layer_lens
+            .iter()
+            .map(|&len| 2 * len * self.shape.batch_size * self.shape.d_model() * std::mem::size_of::<f32>())
+            .sum()
+    }
+}

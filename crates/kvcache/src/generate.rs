@@ -1,0 +1,349 @@
+//! Generation: a [`Decoder`] that prefills a prompt in one pass and then decodes one token per
+//! step, with the contiguous cache, the paged cache, or no cache at all (full recompute of the
+//! prefix at every step) behind the same calls; and [`generate`] with greedy or seeded sampling.
+
+use crate::cache::{KvCache, KvStore};
+use crate::error::KvCacheError;
+use crate::model::Transformer;
+use crate::paged::PagedKvCache;
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Where a [`Decoder`] keeps keys and values between steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheMode {
+    /// [`KvCache`]: preallocated for the capacity.
+    Contiguous,
+    /// [`PagedKvCache`] with blocks of `block_size` tokens, budgeted to the capacity.
+    Paged {
+        /// Tokens per block.
+        block_size: usize,
+    },
+    /// No cache: every step recomputes the whole prefix (the baseline).
+    Disabled,
+}
+
+#[derive(Debug)]
+enum Storage {
+    Contiguous(KvCache),
+    Paged(PagedKvCache),
+    Disabled { history: Vec<Vec<u32>> },
+}
+
+/// Incremental decoding of a batch: [`Decoder::prefill`] once, then [`Decoder::step`] per token.
+#[derive(Debug)]
+pub struct Decoder<'model> {
+    model: &'model Transformer,
+    batch_size: usize,
+    capacity: usize,
+    len: usize,
+    storage: Storage,
+}
+
+impl<'model> Decoder<'model> {
+    /// A decoder for `batch_size` sequences of at most `capacity` tokens each (prompt included).
+    /// The contiguous cache is allocated here; the paged cache gets a budget of
+    /// `batch_size · ⌈capacity / block_size⌉` blocks.
+    ///
+    /// # Errors
+    /// [`KvCacheError::InvalidConfig`] for a zero batch or block size, or a capacity beyond the
+    /// model's `max_seq_len`.
+    pub fn new(
+        model: &'model Transformer,
+        batch_size: usize,
+        capacity: usize,
+        mode: CacheMode,
+    ) -> Result<Self, KvCacheError> {
+        if capacity > model.config().max_seq_len {
+            return Err(KvCacheError::InvalidConfig {
+                what: format!(
+                    "capacity {capacity} exceeds the model's max_seq_len {}",
+                    model.config().max_seq_len
+                ),
+            });
+        }
+        let storage = match mode {
+            CacheMode::Contiguous => Storage::Contiguous(model.new_cache(batch_size, capacity)?),
+            CacheMode::Paged { block_size } => {
+                let cache = model.new_paged_cache(batch_size, block_size)?;
+                let budget = batch_size * capacity.div_ceil(block_size);
+                Storage::Paged(cache.with_block_budget(budget))
+            }
+            CacheMode::Disabled => {
+                model.cache_shape(batch_size).validate()?;
+                Storage::Disabled {
+                    history: vec![Vec::with_capacity(capacity); batch_size],
+                }
+            }
+        };
+        Ok(Decoder {
+            model,
+            batch_size,
+            capacity,
+            len: 0,
+            storage,
+        })
+    }
+
+    /// Tokens per sequence processed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the prefill.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most tokens per sequence.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Sequences in the batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The cache, when there is one.
+    pub fn cache(&self) -> Option<&dyn KvStore> {
+        match &self.storage {
+            Storage::Contiguous(cache) => Some(cache),
+            Storage::Paged(cache) => Some(cache),
+            Storage::Disabled { .. } => None,
+        }
+    }
+
+    /// Forget every token (the cache keeps its buffers).
+    pub fn reset(&mut self) {
+        self.len = 0;
+        match &mut self.storage {
+            Storage::Contiguous(cache) => cache.reset(),
+            Storage::Paged(cache) => cache.reset(),
+            Storage::Disabled { history } => history.iter_mut().for_each(Vec::clear),
+        }
+    }
+
+    /// Run the whole prompt (`batch_size × prompt_len`) in one pass, filling the cache, and return
+    /// the next-token logits (`batch_size × vocab_size`).
+    ///
+    /// # Errors
+    /// [`KvCacheError::InvalidState`] when the decoder is not empty or the prompt is;
+    /// [`KvCacheError::ShapeMismatch`] for a wrong batch; [`KvCacheError::CacheOverflow`] when
+    /// the prompt exceeds the capacity; as [`Transformer::forward`].
+    pub fn prefill(&mut self, prompts: ArrayView2<'_, u32>) -> Result<Array2<f32>, KvCacheError> {
+        if !self.is_empty() {
+            return Err(KvCacheError::InvalidState {
+                what: "prefill needs an empty decoder (call reset first)",
+            });
+        }
+        if prompts.ncols() == 0 {
+            return Err(KvCacheError::InvalidState {
+                what: "the prompt is empty",
+            });
+        }
+        self.run(prompts)
+    }
+
+    /// Feed one token per sequence (at position `len()`) and return the next-token logits.
+    ///
+    /// # Errors
+    /// [`KvCacheError::InvalidState`] before the prefill; [`KvCacheError::ShapeMismatch`] when
+    /// `tokens.len() != batch_size`; [`KvCacheError::CacheOverflow`] at capacity; as
+    /// [`Transformer::forward`].
+    pub fn step(&mut self, tokens: &[u32]) -> Result<Array2<f32>, KvCacheError> {
+        if self.is_empty() {
+            return Err(KvCacheError::InvalidState {
+                what: "step needs a prefill first",
+            });
+        }
+        let column = ArrayView2::from_shape((tokens.len(), 1), tokens).map_err(|_| {
+            KvCacheError::ShapeMismatch {
+                what: "step tokens",
+                expected: vec![self.batch_size],
+                actual: vec![tokens.len()],
+            }
+        })?;
+        self.run(column)
+    }
+
+    fn run(&mut self, tokens: ArrayView2<'_, u32>) -> Result<Array2<f32>, KvCacheError> {
+        let (batch_size, new_tokens) = tokens.dim();
+        if batch_size != self.batch_size {
+            return Err(KvCacheError::ShapeMismatch {
+                what: "tokens (batch_size rows)",
+                expected: vec![self.batch_size, new_tokens],
+                actual: vec![batch_size, new_tokens],
+            });
+        }
+        if self.len + new_tokens > self.capacity {
+            return Err(KvCacheError::CacheOverflow {
+                stored: self.len,
+                appended: new_tokens,
+                capacity: self.capacity,
+            });
+        }
+        let logits = match &mut self.storage {
+            Storage::Contiguous(cache) => self.model.forward(tokens, cache)?,
+            Storage::Paged(cache) => self.model.forward(tokens, cache)?,
+            Storage::Disabled { history } => {
+                // Validate before recording, so a failed step leaves the history unchanged.
+                let vocab_size = self.model.config().vocab_size;
+                if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+                    return Err(KvCacheError::TokenOutOfRange { token, vocab_size });
+                }
+                for (sequence, row) in history.iter_mut().zip(tokens.rows()) {
+                    sequence.extend(row.iter().copied());
+                }
+                let total = self.len + new_tokens;
+                let prefix = Array2::from_shape_fn((batch_size, total), |(s, t)| history[s][t]);
+                // A throw-away store for this pass only: the full recompute.
+                let mut scratch = self.model.new_cache(batch_size, total)?;
+                self.model.forward(prefix.view(), &mut scratch)?
+            }
+        };
+        self.len += new_tokens;
+        Ok(logits)
+    }
+}
+
+/// How the next token is chosen from the logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Sampling {
+    /// The most likely token (the lowest id among ties).
+    Greedy,
+    /// A draw from `softmax(logits / temperature)` with a seeded generator.
+    Temperature {
+        /// Finite and positive.
+        temperature: f32,
+        /// Seed of the generator.
+        seed: u64,
+    },
+}
+
+/// Knobs of [`generate`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerationConfig {
+    /// Tokens to generate per sequence.
+    pub max_new_tokens: usize,
+    /// Greedy or sampled.
+    pub sampling: Sampling,
+    /// Cache or recompute.
+    pub cache: CacheMode,
+    /// Keep the logits of every step in [`Generation::step_logits`].
+    pub record_logits: bool,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            max_new_tokens: 32,
+            sampling: Sampling::Greedy,
+            cache: CacheMode::Contiguous,
+            record_logits: false,
+        }
+    }
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// New tokens, `batch_size × max_new_tokens`.
+    pub tokens: Array2<u32>,
+    /// Logits each token was chosen from (`batch_size × vocab_size` per step) when recorded.
+    pub step_logits: Vec<Array2<f32>>,
+}
+
+/// Generate `config.max_new_tokens` tokens after each prompt (`batch_size × prompt_len`): one
+/// prefill, then one decode step per token after the first.
+///
+/// # Errors
+/// [`KvCacheError::InvalidConfig`] for a non-positive temperature; as [`Decoder::new`],
+/// [`Decoder::prefill`] and [`Decoder::step`].
+pub fn generate(
+    model: &Transformer,
+    prompts: ArrayView2<'_, u32>,
+    config: &GenerationConfig,
+) -> Result<Generation, KvCacheError> {
+    if let Sampling::Temperature { temperature, .. } = config.sampling {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(KvCacheError::InvalidConfig {
+                what: format!("temperature must be finite and positive, got {temperature}"),
+            });
+        }
+    }
+    let (batch_size, prompt_len) = prompts.dim();
+    let mut tokens = Array2::<u32>::zeros((batch_size, config.max_new_tokens));
+    let mut step_logits = Vec::new();
+    if config.max_new_tokens == 0 {
+        return Ok(Generation {
+            tokens,
+            step_logits,
+        });
+    }
+    let capacity = prompt_len + config.max_new_tokens - 1;
+    let mut decoder = Decoder::new(model, batch_size, capacity, config.cache)?;
+    let mut rng = match config.sampling {
+        Sampling::Temperature { seed, .. } => Some(StdRng::seed_from_u64(seed)),
+        Sampling::Greedy => None,
+    };
+    let mut logits = decoder.prefill(prompts)?;
+    for step in 0..config.max_new_tokens {
+        let next: Vec<u32> = logits
+            .rows()
+            .into_iter()
+            .map(|row| match (config.sampling, rng.as_mut()) {
+                (Sampling::Temperature { temperature, .. }, Some(rng)) => {
+                    sample(row, temperature, rng)
+                }
+                _ => argmax(row),
+            })
+            .collect();
+        tokens
+            .column_mut(step)
+            .iter_mut()
+            .zip(&next)
+            .for_each(|(slot, &token)| *slot = token);
+        if config.record_logits {
+            step_logits.push(logits.clone());
+        }
+        if step + 1 < config.max_new_tokens {
+            logits = decoder.step(&next)?;
+        }
+    }
+    Ok(Generation {
+        tokens,
+        step_logits,
+    })
+}
+
+/// Index of the largest logit (the lowest among ties; NaN never wins).
+pub fn argmax(logits: ArrayView1<'_, f32>) -> u32 {
+    let mut best = 0usize;
+    for (idx, &value) in logits.iter().enumerate() {
+        if value > logits[best] {
+            best = idx;
+        }
+    }
+    best as u32
+}
+
+fn sample(logits: ArrayView1<'_, f32>, temperature: f32, rng: &mut StdRng) -> u32 {
+    let maximum = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weights: Vec<f64> = logits
+        .iter()
+        .map(|&v| f64::from((v - maximum) / temperature).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut target = rng.random::<f64>() * total;
+    for (idx, &weight) in weights.iter().enumerate() {
+        target -= weight;
+        if target < 0.0 {
+            return idx as u32;
+        }
+    }
+    (weights.len() - 1) as u32
+}
