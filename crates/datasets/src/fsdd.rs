@@ -107,6 +107,12 @@ pub fn load_fsdd_clips(dir: &Path) -> Result<Vec<SpokenDigitClip>, DatasetError>
 fn read_mono_pcm16(path: &Path) -> Result<(Vec<f32>, u32), DatasetError> {
     let corrupt = |reason: String| DatasetError::Corrupt { dataset: DATASET, path: path.to_path_buf(), reason };
     let reader = hound::WavReader::open(path).map_err(|error| match error {
+        // A truncated or mangled header surfaces as an end-of-file I/O error: that is corruption, not I/O.
+        hound::Error::IoError(io)
+            if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) =>
+        {
+            corrupt(format!("truncated or malformed WAV: {io}"))
+        }
         hound::Error::IoError(io) => io_error(path, io),
         other => corrupt(other.to_string()),
     })?;

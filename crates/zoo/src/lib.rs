@@ -1,1 +1,35 @@
-//! zoo: reference models (in progress).
+//! zoo: TorchPerf's reference models, trained with candle on real data and exported to plain ndarray structs
+//! whose inference runs on the project's matrix-multiply kernel.
+//!
+//! - [`train_or_load`] trains (or loads from the [`WeightCache`]) one [`ReferenceModel`] and evaluates it on
+//!   held-out data, returning a [`TrainedModel`] with a [`ModelReport`] (metric, n, Wilson interval, timings).
+//! - [`models`] holds the exported networks ([`Mlp`], [`Cnn`], [`DsCnn`], [`Autoencoder`], [`CharTransformer`]);
+//!   they do not depend on candle, so quantization and benchmarks can rewrite their weights.
+//! - candle appears only in the private training module; no candle type crosses this crate's public API
+//!   except inside [`ZooError::Candle`].
+// `deny` rather than `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` that `forbid` rejects.
+#![deny(unsafe_code)]
+
+mod cache;
+mod error;
+pub mod kernel;
+pub mod layers;
+pub mod metrics;
+pub mod models;
+mod reference;
+mod train;
+
+pub use cache::{data_fingerprint, CacheKey, CacheMetadata, WeightCache, CACHE_DIR_ENV, ZOO_FORMAT_VERSION};
+pub use error::ZooError;
+pub use layers::{Conv2d, DepthwiseConv2d, LayerNorm, Linear, Standardizer};
+pub use metrics::{wilson_interval, ProportionEstimate};
+pub use models::{
+    Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DepthwiseSeparableBlock, DsCnn, Mlp,
+    TransformerBlock,
+};
+pub use reference::{
+    default_char_transformer_config, default_train_config, evaluate_language_model, train_or_load,
+    train_or_load_with, unigram_cross_entropy, DataOptions, HeldOutMetric, ModelReport, ReferenceModel,
+    TrainedModel, TrainedWeights, ZooConfig, CHAR_TRANSFORMER_STEPS,
+};
+pub use train::{train_mlp_classifier, CnnShape, DsCnnShape, TrainConfig, TrainingLog};
