@@ -259,7 +259,12 @@ fn main() -> anyhow::Result<()> {
     }
     contenders.push(Contender::Accel(Backend::Auto, None));
     if !options.only.is_empty() {
-        contenders.retain(|contender| options.only.iter().any(|wanted| contender.label().contains(wanted.as_str())));
+        contenders.retain(|contender| {
+            options
+                .only
+                .iter()
+                .any(|wanted| contender.label().contains(wanted.as_str()))
+        });
     }
 
     let mut rng = StdRng::seed_from_u64(SEED);
