@@ -112,13 +112,14 @@ pub struct SimdBlocking {
 
 impl SimdBlocking {
     /// Blocking derived from cache sizes for `isa`'s register tile: `kc` so that an A micro-panel takes at most a
-    /// quarter of L1d, `nc` so that the packed B block takes half of L2, `mc` so that the packed A block takes at
+    /// quarter of L1d, `nc` so that the packed B block takes a quarter of L2 (the B block shares L2 with the A rows
+    /// and C tiles streaming through, and guests can over-report L2), `mc` so that the packed A block takes at
     /// most a quarter of L3.
     pub fn from_cache(cache: &CacheInfo, isa: Isa) -> SimdBlocking {
         let (mr, nr) = isa.register_tile();
         let floats = |bytes: usize| bytes / std::mem::size_of::<f32>();
         let kc = (floats(cache.l1d_bytes) / 4 / mr).clamp(64, 512) / 8 * 8;
-        let nc = (floats(cache.l2_bytes) / 2 / kc / nr * nr).clamp(nr, 4096 / nr * nr);
+        let nc = (floats(cache.l2_bytes) / 4 / kc / nr * nr).clamp(nr, 4096 / nr * nr);
         let mc = (floats(cache.l3_bytes) / 4 / kc / mr * mr).clamp(mr, 8192 / mr * mr);
         SimdBlocking { mc, kc, nc }
     }
