@@ -45,12 +45,19 @@ pub struct ActivationMemory {
     pub peak_bytes: usize,
     /// Per layer.
     pub layers: Vec<LayerMemory>,
+    /// Bytes a first, unmeasured pass left allocated beyond its output: state the kernels create
+    /// lazily and keep (accel's packing buffers, cached CPU information). Excluded from the
+    /// figures above, which describe a steady-state pass.
+    pub first_pass_retained_bytes: i64,
 }
 
 /// Measure the heap a forward pass of `network` uses on `input`.
 ///
 /// Each layer's output is freed once the next layer has consumed it, as an inference runtime
-/// would; the peak is therefore the largest (input + output + scratch) of any one step.
+/// would; the peak is therefore the largest (input + output + scratch) of any one step. A first
+/// pass runs before the measured one so that state kernels allocate once and keep is not counted
+/// as activations; what it kept is reported in
+/// [`ActivationMemory::first_pass_retained_bytes`].
 ///
 /// # Errors
 /// [`ProfilingError::Measurement`] without the counting allocator; errors of
@@ -61,6 +68,11 @@ pub fn activation_memory(
     batch: usize,
 ) -> Result<ActivationMemory, ProfilingError> {
     let layer_count = network.model().layers().len();
+    let (first_output, first_pass) = profile_memory(|| network.forward(input, batch))?;
+    let first_output = first_output?;
+    let first_pass_retained_bytes =
+        first_pass.net_bytes - std::mem::size_of_val(first_output.as_slice()) as i64;
+    drop(first_output);
     let (layers, whole) = profile_memory(|| -> Result<Vec<LayerMemory>, ProfilingError> {
         let mut layers = Vec::with_capacity(layer_count);
         let mut activation: Option<Vec<f32>> = None;
@@ -83,6 +95,7 @@ pub fn activation_memory(
         batch,
         peak_bytes: whole.peak_bytes,
         layers: layers?,
+        first_pass_retained_bytes,
     })
 }
 
