@@ -12,6 +12,8 @@ pub struct RunFiles<'a> {
     pub run: &'a ValidationRun,
     /// Rendered Markdown report.
     pub report_markdown: String,
+    /// Rendered HTML report with SVG figures.
+    pub report_html: String,
 }
 
 /// Write a run into `out/<run_id>/` atomically and point `out/latest` at it. Returns the directory.
@@ -28,6 +30,7 @@ pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
     let json = serde_json::to_string_pretty(files.run).context("serializing results")?;
     write_file(&staging.join("results.json"), json.as_bytes())?;
     write_file(&staging.join("report.md"), files.report_markdown.as_bytes())?;
+    write_file(&staging.join("report.html"), files.report_html.as_bytes())?;
     let final_dir = out.join(&run_id);
     fs::rename(&staging, &final_dir)
         .with_context(|| format!("moving {} to {}", staging.display(), final_dir.display()))?;

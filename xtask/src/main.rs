@@ -3,6 +3,7 @@
 
 mod archive;
 mod compare_runs;
+mod html;
 mod modules;
 mod report;
 mod validate;

@@ -72,17 +72,36 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         .collect();
     let mut claims = Vec::new();
     let mut statuses = Vec::new();
+    // A progress bar on a terminal (hidden otherwise, where the plain lines below suffice).
+    let progress = indicatif::ProgressBar::new(selected.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} modules · {msg} · {elapsed} elapsed, ~{eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     for (index, module) in selected.iter().enumerate() {
-        eprintln!(
+        progress.set_message(module.name);
+        progress.println(format!(
             "[{}/{}] {} ({:.0} s elapsed)",
             index + 1,
             selected.len(),
             module.name,
             started.elapsed().as_secs_f64()
-        );
+        ));
+        if progress.is_hidden() {
+            eprintln!(
+                "[{}/{}] {} ({:.0} s elapsed)",
+                index + 1,
+                selected.len(),
+                module.name,
+                started.elapsed().as_secs_f64()
+            );
+        }
         let module_started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| (module.run)(&context)));
         let elapsed_seconds = module_started.elapsed().as_secs_f64();
+        progress.inc(1);
         match outcome {
             Ok(Ok(module_claims)) => {
                 for claim in &module_claims {
@@ -126,6 +145,7 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
             }
         }
     }
+    progress.finish_and_clear();
     let family_size = apply_holm(&mut claims, HOLM_ALPHA);
     let commit = provenance
         .git_commit
@@ -158,11 +178,13 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode> {
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };
     let report_markdown = render_markdown(&run);
+    let report_html = crate::html::render_html(&run, &report_markdown);
     let directory = write_run(
         &args.out,
         &RunFiles {
             run: &run,
             report_markdown,
+            report_html,
         },
     )?;
     let counts = run.verdict_counts();

@@ -1,0 +1,418 @@
+//! `report.html`: the Markdown report's content plus SVG figures drawn with plotters — every claim
+//! against its bar (a forest plot), GFLOP/s against the measured peak, raw latency samples of the
+//! comparisons, and any figure a module describes in a claim's `details.plot`.
+//!
+//! A module adds a figure by putting, in one claim's details, `"plot": {"title", "x_label",
+//! "y_label", "log_x", "log_y", "series": [{"name", "points": [[x, y], ...]}]}`.
+
+use perf_core::claim::{ClaimResult, Criterion, Direction, Verdict};
+use perf_core::results::ValidationRun;
+use plotters::prelude::*;
+use serde_json::Value;
+use std::fmt::Write;
+
+const WIDTH: u32 = 860;
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn verdict_color(verdict: Verdict) -> RGBColor {
+    match verdict {
+        Verdict::Pass => RGBColor(44, 160, 44),
+        Verdict::Partial => RGBColor(230, 160, 0),
+        Verdict::Fail => RGBColor(214, 39, 40),
+        Verdict::Error => RGBColor(120, 120, 120),
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Each claim's interval divided by its bar, oriented so that right of 1 is good.
+fn forest_rows(run: &ValidationRun) -> Vec<(String, Verdict, f64, f64, f64)> {
+    let mut rows = Vec::new();
+    for claim in &run.claims {
+        let Some(estimate) = &claim.estimate else {
+            continue;
+        };
+        let normalized = match claim.criterion {
+            Criterion::Threshold {
+                threshold,
+                direction,
+            } if threshold > 0.0 && estimate.ci_lower > 0.0 => match direction {
+                Direction::AtLeast => (
+                    estimate.point / threshold,
+                    estimate.ci_lower / threshold,
+                    estimate.ci_upper / threshold,
+                ),
+                Direction::AtMost => (
+                    threshold / estimate.point,
+                    threshold / estimate.ci_upper,
+                    threshold / estimate.ci_lower,
+                ),
+            },
+            _ => continue,
+        };
+        rows.push((
+            claim.id.clone(),
+            claim.verdict,
+            normalized.0,
+            normalized.1,
+            normalized.2,
+        ));
+    }
+    rows
+}
+
+fn forest_plot(run: &ValidationRun) -> Option<String> {
+    let rows = forest_rows(run);
+    if rows.is_empty() {
+        return None;
+    }
+    let height = 60 + 22 * rows.len() as u32;
+    let (mut low, mut high) = (0.5f64, 2.0f64);
+    for row in &rows {
+        low = low.min(row.3);
+        high = high.max(row.4);
+    }
+    let (low, high) = ((low * 0.8).max(1e-3), (high * 1.25).min(1e4));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Every threshold claim against its bar (right of 1 = clears it)",
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(280)
+            .build_cartesian_2d((low..high).log_scale(), 0..rows.len())
+            .ok()?;
+        let labels: Vec<String> = rows.iter().map(|row| row.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .y_labels(rows.len())
+            .y_label_formatter(&|index| labels.get(*index).cloned().unwrap_or_default())
+            .x_desc("estimate / bar (log scale), 95% interval")
+            .draw()
+            .ok()?;
+        chart
+            .draw_series(LineSeries::new(
+                [(1.0, 0), (1.0, rows.len())],
+                BLACK.stroke_width(1),
+            ))
+            .ok()?;
+        for (index, row) in rows.iter().enumerate() {
+            let color = verdict_color(row.1);
+            chart
+                .draw_series(LineSeries::new(
+                    [(row.3, index), (row.4, index)],
+                    color.stroke_width(3),
+                ))
+                .ok()?;
+            chart
+                .draw_series([Circle::new((row.2, index), 4, color.filled())])
+                .ok()?;
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+/// A plot description from a claim's details (see the module docs).
+fn described_plot(description: &Value) -> Option<String> {
+    let title = description.get("title")?.as_str()?.to_string();
+    let x_label = description
+        .get("x_label")
+        .and_then(Value::as_str)
+        .unwrap_or("x")
+        .to_string();
+    let y_label = description
+        .get("y_label")
+        .and_then(Value::as_str)
+        .unwrap_or("y")
+        .to_string();
+    let log_x = description
+        .get("log_x")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let log_y = description
+        .get("log_y")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for entry in description.get("series")?.as_array()? {
+        let name = entry
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let points: Vec<(f64, f64)> = entry
+            .get("points")?
+            .as_array()?
+            .iter()
+            .filter_map(|point| Some((point.get(0)?.as_f64()?, point.get(1)?.as_f64()?)))
+            .filter(|(x, y)| {
+                x.is_finite() && y.is_finite() && (!log_x || *x > 0.0) && (!log_y || *y > 0.0)
+            })
+            .collect();
+        if !points.is_empty() {
+            series.push((name, points));
+        }
+    }
+    line_chart(&title, &x_label, &y_label, log_x, log_y, &series)
+}
+
+fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+    log_y: bool,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|(_, points)| points.iter().copied())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let fold = |f: fn(f64, f64) -> f64, start: f64, pick: fn(&(f64, f64)) -> f64| {
+        all.iter().map(pick).fold(start, f)
+    };
+    let (mut x0, mut x1) = (
+        fold(f64::min, f64::INFINITY, |p| p.0),
+        fold(f64::max, f64::NEG_INFINITY, |p| p.0),
+    );
+    let (mut y0, mut y1) = (
+        fold(f64::min, f64::INFINITY, |p| p.1),
+        fold(f64::max, f64::NEG_INFINITY, |p| p.1),
+    );
+    let pad = |lo: &mut f64, hi: &mut f64, log: bool| {
+        if log {
+            *lo *= 0.8;
+            *hi *= 1.25;
+        } else {
+            let span = (*hi - *lo).abs().max(hi.abs() * 0.1).max(1e-12);
+            *lo -= 0.05 * span;
+            *hi += 0.05 * span;
+        }
+    };
+    pad(&mut x0, &mut x1, log_x);
+    pad(&mut y0, &mut y1, log_y);
+    if !log_y && y0 > 0.0 && y0 < 0.3 * y1 {
+        y0 = 0.0;
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70);
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .draw()
+                    .ok()?;
+                for (index, (name, points)) in series.iter().enumerate() {
+                    let color = PALETTE[index % PALETTE.len()];
+                    chart
+                        .draw_series(LineSeries::new(
+                            points.iter().copied(),
+                            color.stroke_width(2),
+                        ))
+                        .ok()?
+                        .label(name.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                        });
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .ok()?;
+                }
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .ok()?;
+            }};
+        }
+        match (log_x, log_y) {
+            (true, true) => draw!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .ok()?),
+            (true, false) => draw!(builder
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+                .ok()?),
+            (false, true) => draw!(builder
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .ok()?),
+            (false, false) => draw!(builder.build_cartesian_2d(x0..x1, y0..y1).ok()?),
+        }
+        root.present().ok()?;
+    }
+    Some(svg)
+}
+
+fn gflops_plot(run: &ValidationRun) -> Option<String> {
+    let claim = run.claims.iter().find(|c| c.id == "accel.gflops_vs_size")?;
+    let curve = claim.details.get("curve")?.as_array()?;
+    let point =
+        |entry: &Value, key: &str| Some((entry.get("n")?.as_f64()?, entry.get(key)?.as_f64()?));
+    let simd: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|e| point(e, "gflops_median"))
+        .collect();
+    let baseline: Vec<(f64, f64)> = curve
+        .iter()
+        .filter_map(|e| point(e, "matrixmultiply_gflops_median"))
+        .collect();
+    let mut series = vec![
+        ("accel simd, 1 thread (median)".to_string(), simd.clone()),
+        ("matrixmultiply, 1 thread (median)".to_string(), baseline),
+    ];
+    if let Some(peak) = claim
+        .details
+        .get("peak_gflops_per_core")
+        .and_then(Value::as_f64)
+    {
+        let (first, last) = (simd.first()?.0, simd.last()?.0);
+        series.push((
+            "measured FMA peak, 1 core".to_string(),
+            vec![(first, peak), (last, peak)],
+        ));
+    }
+    line_chart(
+        "Matmul GFLOP/s vs size",
+        "n (square n × n × n)",
+        "GFLOP/s",
+        true,
+        false,
+        &series,
+    )
+}
+
+fn samples_plot(claim: &ClaimResult) -> Option<String> {
+    let values = |key: &str| -> Option<Vec<(f64, f64)>> {
+        Some(
+            claim
+                .details
+                .get(key)?
+                .as_array()?
+                .iter()
+                .enumerate()
+                .filter_map(|(index, v)| Some((index as f64, v.as_f64()? / 1e3)))
+                .collect(),
+        )
+    };
+    let baseline = values("baseline_ns")?;
+    let candidate = values("candidate_ns")?;
+    let kernel = |key: &str| {
+        claim
+            .details
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = |side: &str, key: &str| {
+        let kernel = kernel(key);
+        if kernel.is_empty() {
+            side.to_string()
+        } else {
+            format!("{side}: {kernel}")
+        }
+    };
+    line_chart(
+        &format!(
+            "{} — raw samples in measurement order (interleaved)",
+            claim.id
+        ),
+        "pair index",
+        "µs per iteration",
+        false,
+        false,
+        &[
+            (name("baseline", "baseline_kernel"), baseline),
+            (name("candidate", "candidate_kernel"), candidate),
+        ],
+    )
+}
+
+/// The HTML report: the Markdown text (as preformatted text) and the figures.
+pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
+    let mut figures: Vec<(String, String)> = Vec::new();
+    if let Some(svg) = forest_plot(run) {
+        figures.push((
+            "Claims against their bars: green PASS, amber PARTIAL, red FAIL; equivalence claims are in the report table"
+                .into(),
+            svg,
+        ));
+    }
+    if let Some(svg) = gflops_plot(run) {
+        figures.push(("Matmul throughput".into(), svg));
+    }
+    for claim in &run.claims {
+        if let Some(description) = claim.details.get("plot") {
+            if let Some(svg) = described_plot(description) {
+                figures.push((claim.id.clone(), svg));
+            }
+        }
+    }
+    for id in [
+        "perf_core.aa_self_test",
+        "perf_core.known_ratio_2x",
+        "accel.simd_vs_gemm_n512",
+    ] {
+        if let Some(svg) = run
+            .claims
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(samples_plot)
+        {
+            figures.push((format!("Latency samples: {id}"), svg));
+        }
+    }
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>TorchPerf validation — {}</title>\
+         <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;}} pre{{white-space:pre-wrap;font-size:13px;}} \
+         figure{{margin:1.5em 0;}}</style></head><body>\n<h1>TorchPerf validation — {}</h1>\n",
+        escape_html(&run.run_id),
+        escape_html(&run.run_id)
+    );
+    for (caption, svg) in &figures {
+        let _ = writeln!(
+            html,
+            "<figure>{svg}<figcaption>{}</figcaption></figure>",
+            escape_html(caption)
+        );
+    }
+    let _ = write!(
+        html,
+        "<h2>Report</h2>\n<pre>{}</pre>\n</body></html>\n",
+        escape_html(markdown)
+    );
+    html
+}
