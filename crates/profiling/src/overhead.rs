@@ -2,6 +2,7 @@
 //! with perf-core's interleaved comparator.
 
 use crate::error::ProfilingError;
+use crate::network::Network;
 use crate::profiler::Profiler;
 use perf_core::compare::{compare, CompareConfig, Comparison};
 use serde::{Deserialize, Serialize};
@@ -31,12 +32,37 @@ pub fn measure_overhead<I, O>(
 ) -> Result<OverheadReport, ProfilingError> {
     let mut profiler = Profiler::new(["op".to_string()]);
     let comparison = compare(config, input, &op, |x| profiler.record(0, || op(x)))?;
-    let recorded_calls = profiler.entries()[0].calls;
+    Ok(report(comparison, profiler.entries()[0].calls))
+}
+
+/// Compare a bare forward pass of `network` with one that records every layer in a [`Profiler`].
+///
+/// # Errors
+/// Errors of [`Network::forward`] (checked by one run first) and [`ProfilingError::Measurement`].
+pub fn measure_model_overhead(
+    config: &CompareConfig,
+    network: &Network,
+    input: &[f32],
+    batch: usize,
+) -> Result<OverheadReport, ProfilingError> {
+    network.forward(input, batch)?;
+    let mut profiler = Profiler::for_model(network.model());
+    let comparison = compare(
+        config,
+        &input,
+        |x| network.forward(x, batch),
+        |x| network.forward_profiled(x, batch, &mut profiler),
+    )?;
+    let recorded_calls = profiler.entries().iter().map(|entry| entry.calls).sum();
+    Ok(report(comparison, recorded_calls))
+}
+
+fn report(comparison: Comparison, recorded_calls: u64) -> OverheadReport {
     let speedup = &comparison.speedup;
-    Ok(OverheadReport {
+    OverheadReport {
         overhead: 1.0 / speedup.point - 1.0,
         overhead_interval: (1.0 / speedup.ci_upper - 1.0, 1.0 / speedup.ci_lower - 1.0),
         recorded_calls,
         comparison,
-    })
+    }
 }

@@ -3,6 +3,7 @@
 
 mod accel_claims;
 mod perf_core_claims;
+mod profiling_claims;
 
 use anyhow::Result;
 use perf_core::claim::ClaimResult;
@@ -41,6 +42,10 @@ pub fn registry() -> Vec<Module> {
         Module {
             name: "accel",
             run: accel_claims::run,
+        },
+        Module {
+            name: "profiling",
+            run: profiling_claims::run,
         },
     ]
 }
