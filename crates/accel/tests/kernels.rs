@@ -195,6 +195,20 @@ fn strided_transposed_and_reversed_views_work() {
                 "{backend} wrote outside its view"
             );
 
+            // Rows reversed, columns contiguous: the SIMD kernel reads A in place with a negative row stride.
+            let a_flipped = a_big.slice(s![..m;-1, ..k]);
+            let (expected_flipped, magnitude_flipped) = reference(a_flipped, b);
+            let mut c_flipped = Array2::from_elem((m, n), f32::NAN);
+            accel::matmul_into_with(a_flipped, b, c_flipped.view_mut(), false, &config).unwrap();
+            assert_close(
+                &c_flipped,
+                &expected_flipped,
+                &magnitude_flipped,
+                None,
+                k,
+                &format!("{backend} flipped rows"),
+            );
+
             let mut c_t = Array2::from_elem((n, m), f32::NAN);
             accel::matmul_into_with(a_rev, b, c_t.view_mut().reversed_axes(), false, &config)
                 .unwrap();
@@ -343,5 +357,40 @@ fn accel_kernel_environment_variable_is_honoured() {
             matches!(result, Err(AccelError::KernelUnavailable { .. })),
             "{backend}"
         ),
+    }
+}
+
+/// Default blocking on shapes that cross every block edge (kc, nc) with odd remainders, for the SIMD and parallel
+/// paths. Too slow for a debug build, so gated: `ACCEL_LARGE_TESTS=1 cargo test -p accel --release`.
+#[test]
+fn large_shapes_cross_the_default_blocks() {
+    if std::env::var_os("ACCEL_LARGE_TESTS").is_none() {
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(SEED + 3);
+    for &(m, k, n) in &[(301, 1031, 517), (1000, 3, 1000), (7, 2000, 9)] {
+        let a = random_matrix(&mut rng, m, k);
+        let b = random_matrix(&mut rng, k, n);
+        let (expected, magnitude) = reference(a.view(), b.view());
+        for backend in Isa::available()
+            .into_iter()
+            .flat_map(|isa| [Backend::Simd(isa), Backend::Parallel(isa)])
+        {
+            let config = MatmulConfig {
+                backend,
+                threads: Some(2),
+                ..MatmulConfig::default()
+            };
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            accel::matmul_into_with(a.view(), b.view(), c.view_mut(), false, &config).unwrap();
+            assert_close(
+                &c,
+                &expected,
+                &magnitude,
+                None,
+                k,
+                &format!("{backend} {m}x{k}x{n}"),
+            );
+        }
     }
 }
