@@ -79,10 +79,16 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
         }
         return;
     }
-    // The packed A layout holds at most KC_LIMIT steps per slab.
+    // Split k and n into equal blocks no larger than asked (so no sliver of a last block runs at poor
+    // efficiency), the depth capped by the packed A layout and the width a whole number of register tiles.
+    let kc = blocking.kc.clamp(1, KC_LIMIT);
+    let kc = k.div_ceil(k.div_ceil(kc));
+    let nc = round_up(blocking.nc.max(1), K::NR);
+    let nc = round_up(n.div_ceil(n.div_ceil(nc)), K::NR);
     let blocking = SimdBlocking {
-        kc: blocking.kc.min(KC_LIMIT),
-        ..blocking
+        kc,
+        nc,
+        mc: blocking.mc.max(1),
     };
     let kc_max = blocking.kc.min(k);
     let mc_max = round_up(blocking.mc.min(m), K::MR);
