@@ -50,6 +50,8 @@ fn validate_writes_a_parsable_run_and_survives_being_killed() {
     assert!(run.claims.iter().all(|c| c.module == "perf-core"));
     let report = std::fs::read_to_string(runs[0].join("report.md")).unwrap();
     assert!(report.contains("perf_core.aa_self_test"));
+    let html = std::fs::read_to_string(runs[0].join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("perf_core.known_ratio_2x"));
     let latest = std::fs::canonicalize(out.join("latest")).unwrap();
     assert_eq!(latest, std::fs::canonicalize(&runs[0]).unwrap());
 
