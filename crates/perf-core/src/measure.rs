@@ -304,9 +304,9 @@ pub(crate) fn warm_up_and_calibrate(
             if steady || !within_extension {
                 break;
             }
-        } else if !within_extension && batch_per_iteration.len() >= window {
-            break;
         }
+        // Past the budget with a full window, the loop above stops when steady or when the
+        // extension is spent; otherwise it keeps warming up.
         // Warm-up batches are shorter than samples so that short budgets still give a window.
         let batch = (iterations_per_sample / 4).max(1);
         let elapsed = source.run_batch(batch);

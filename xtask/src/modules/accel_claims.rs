@@ -363,7 +363,14 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     let (a, b) = (square(&mut generator, n), square(&mut generator, n));
     let inputs = Pair { a: &a, b: &b };
     // (claim, baseline backend and threads, candidate backend and threads, configuration)
-    type Step<'c> = (Claim, Backend, Option<usize>, Backend, Option<usize>, &'c CompareConfig);
+    type Step<'c> = (
+        Claim,
+        Backend,
+        Option<usize>,
+        Backend,
+        Option<usize>,
+        &'c CompareConfig,
+    );
     let spectrum: [Step<'_>; 3] = [
         (
             Claim::threshold(
