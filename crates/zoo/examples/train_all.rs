@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run -p zoo --release --example train_all            # use the cache
 //! cargo run -p zoo --release --example train_all -- --retrain   # ignore and overwrite the cache
-//! cargo run -p zoo --release --example train_all -- --json out.json
+//! cargo run -p zoo --release --example train_all -- --json out.json --only digits-mlp,fashion-cnn
 //! ```
 //! Environment: TORCHPERF_ZOO_CACHE (cache directory), TORCHPERF_FASHION_MNIST_DIR, TORCHPERF_FSDD_DIR.
 
@@ -21,6 +21,12 @@ fn main() -> anyhow::Result<()> {
         .position(|argument| argument == "--json")
         .and_then(|index| arguments.get(index + 1))
         .cloned();
+    // `--only NAME[,NAME]` restricts the run to the named models.
+    let only: Option<Vec<String>> = arguments
+        .iter()
+        .position(|argument| argument == "--only")
+        .and_then(|index| arguments.get(index + 1))
+        .map(|names| names.split(',').map(str::to_string).collect());
     let mut config = ZooConfig::default();
     if retrain {
         // A fresh, empty cache directory makes every model train; it is then the cache's new content.
@@ -34,6 +40,9 @@ fn main() -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut embedded_training_seconds = 0.0;
     for model in ReferenceModel::ALL {
+        if only.as_ref().is_some_and(|names| !names.iter().any(|name| name == model.name())) {
+            continue;
+        }
         match train_or_load(model, &config) {
             Ok(trained) => {
                 let report = &trained.report;

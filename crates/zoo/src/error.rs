@@ -14,7 +14,7 @@ pub enum ZooError {
     Candle(#[from] candle_core::Error),
     /// The inference kernel (accel) reported an error.
     #[error("inference kernel: {0}")]
-    Kernel(String),
+    Kernel(#[from] accel::AccelError),
     /// An input or weight has the wrong shape for the operation.
     #[error("shape mismatch in {context}: expected {expected}, got {actual}")]
     Shape {

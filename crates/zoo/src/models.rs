@@ -77,8 +77,7 @@ fn rows_to_nhwc(
 
 /// A small CNN for 1-channel images: `conv3×3 → ReLU → maxpool2 → conv3×3 → ReLU → maxpool2 → Linear`.
 ///
-/// The classifier reads the last feature map flattened channel-major (`C × H × W`), as candle and PyTorch
-/// flatten NCHW tensors.
+/// The classifier reads the last feature map flattened in NHWC order (`H × W × C`, channels fastest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cnn {
     /// Input image height.
@@ -103,12 +102,8 @@ impl Classifier for Cnn {
         relu_in_place(&mut hidden);
         let hidden = max_pool2d(hidden.view(), 2);
         let (batch, height, width, channels) = hidden.dim();
-        // NHWC → NCHW before flattening, to match the order the classifier was trained on.
         let flat = hidden
-            .permuted_axes([0, 3, 1, 2])
-            .as_standard_layout()
-            .to_owned()
-            .into_shape_with_order((batch, channels * height * width))
+            .into_shape_with_order((batch, height * width * channels))
             .map_err(|error| shape_error("Cnn flatten", "contiguous", error))?;
         self.classifier.forward(flat.view())
     }
