@@ -117,7 +117,10 @@ pub(crate) fn check_new_rows(
     if keys.ncols() != shape.d_model() || rows % shape.batch_size != 0 {
         return Err(KvCacheError::ShapeMismatch {
             what: "keys (rows = batch_size · tokens, cols = d_model)",
-            expected: vec![shape.batch_size * (rows / shape.batch_size).max(1), shape.d_model()],
+            expected: vec![
+                shape.batch_size * (rows / shape.batch_size).max(1),
+                shape.d_model(),
+            ],
             actual: keys.shape().to_vec(),
         });
     }
@@ -201,7 +204,13 @@ impl KvCache {
         self.view(&self.values[layer], layer, sequence, head)
     }
 
-    fn view<'a>(&self, buffer: &'a [f32], layer: usize, sequence: usize, head: usize) -> ArrayView2<'a, f32> {
+    fn view<'a>(
+        &self,
+        buffer: &'a [f32],
+        layer: usize,
+        sequence: usize,
+        head: usize,
+    ) -> ArrayView2<'a, f32> {
         assert!(sequence < self.shape.batch_size && head < self.shape.n_heads);
         let len = self.layer_lens[layer];
         let start = self.slab_start(sequence, head);
@@ -258,7 +267,8 @@ impl KvStore for KvCache {
                 ] {
                     for token in 0..tokens {
                         let row = source.row(sequence * tokens + token);
-                        let target = &mut buffer[start + token * d_head..start + (token + 1) * d_head];
+                        let target =
+                            &mut buffer[start + token * d_head..start + (token + 1) * d_head];
                         for (t, &s) in target.iter_mut().zip(row.slice(columns)) {
                             *t = s;
                         }
@@ -277,7 +287,10 @@ impl KvStore for KvCache {
         head: usize,
         visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
     ) -> Result<(), KvCacheError> {
-        visit(self.keys(layer, sequence, head), self.values(layer, sequence, head))
+        visit(
+            self.keys(layer, sequence, head),
+            self.values(layer, sequence, head),
+        )
     }
 
     fn reset(&mut self) {
@@ -295,7 +308,9 @@ impl KvStore for KvCache {
     fn used_bytes(&self) -> usize {
         self.layer_lens
             .iter()
-            .map(|&len| 2 * len * self.shape.batch_size * self.shape.d_model() * std::mem::size_of::<f32>())
+            .map(|&len| {
+                2 * len * self.shape.batch_size * self.shape.d_model() * std::mem::size_of::<f32>()
+            })
             .sum()
     }
 }

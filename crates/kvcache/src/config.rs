@@ -83,7 +83,10 @@ impl ModelConfig {
         }
         if self.vocab_size > u32::MAX as usize {
             return Err(KvCacheError::InvalidConfig {
-                what: format!("vocab_size {} does not fit token ids (u32)", self.vocab_size),
+                what: format!(
+                    "vocab_size {} does not fit token ids (u32)",
+                    self.vocab_size
+                ),
             });
         }
         if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {

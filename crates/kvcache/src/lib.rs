@@ -51,7 +51,10 @@ pub use paged::PagedKvCache;
 ///
 /// # Panics
 /// When the shapes differ (a programmer error).
-pub fn max_relative_error(candidate: &ndarray::Array2<f32>, reference: &ndarray::Array2<f32>) -> f64 {
+pub fn max_relative_error(
+    candidate: &ndarray::Array2<f32>,
+    reference: &ndarray::Array2<f32>,
+) -> f64 {
     assert_eq!(candidate.shape(), reference.shape(), "logit shapes differ");
     candidate
         .rows()
@@ -59,10 +62,9 @@ pub fn max_relative_error(candidate: &ndarray::Array2<f32>, reference: &ndarray:
         .zip(reference.rows())
         .map(|(a, b)| {
             let scale = b.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-            let difference = a
-                .iter()
-                .zip(b)
-                .fold(0.0f64, |m, (&x, &y)| m.max((f64::from(x) - f64::from(y)).abs()));
+            let difference = a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| {
+                m.max((f64::from(x) - f64::from(y)).abs())
+            });
             if scale == 0.0 {
                 difference
             } else {

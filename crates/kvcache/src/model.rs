@@ -5,13 +5,23 @@
 use crate::cache::{CacheShape, KvCache, KvStore};
 use crate::config::{ModelConfig, PositionalEncoding};
 use crate::error::KvCacheError;
-use crate::ops::{add_bias, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table};
+use crate::ops::{
+    add_bias, dot_rows, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table,
+};
 use crate::paged::PagedKvCache;
-use accel::MatmulConfig;
+use accel::{Backend, MatmulConfig};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
+
+/// Attention with at most this many queries per sequence (decode steps) reads the cached keys row
+/// by row with a dot product, and multiplies by the values with accel's i-k-j loop. Measured on
+/// the reference machine, accel's packed kernel on a 1 × len · len × d_head product (d_head = 32)
+/// took 40× longer than the i-k-j loop, and on 1 × d_head · d_headᵀ × len 5× longer than the
+/// row-wise dot product: packing a whole panel to multiply it by one row does not pay. Prefill
+/// and full recompute (many queries) use accel's default kernel.
+const FEW_QUERIES: usize = 4;
 
 #[derive(Debug, Clone)]
 struct DecoderLayer {
@@ -180,7 +190,12 @@ impl Transformer {
                     expected_shape.n_heads,
                     expected_shape.d_head,
                 ],
-                actual: vec![shape.n_layers, shape.batch_size, shape.n_heads, shape.d_head],
+                actual: vec![
+                    shape.n_layers,
+                    shape.batch_size,
+                    shape.n_heads,
+                    shape.d_head,
+                ],
             });
         }
         if new_tokens == 0 {
@@ -200,7 +215,10 @@ impl Transformer {
                 max_seq_len: self.config.max_seq_len,
             });
         }
-        if let Some(&token) = tokens.iter().find(|&&token| token as usize >= self.config.vocab_size) {
+        if let Some(&token) = tokens
+            .iter()
+            .find(|&&token| token as usize >= self.config.vocab_size)
+        {
             return Err(KvCacheError::TokenOutOfRange {
                 token,
                 vocab_size: self.config.vocab_size,
@@ -232,7 +250,12 @@ impl Transformer {
                 epsilon,
                 normed.view_mut(),
             );
-            self.product(normed.view(), layer.qkv_weight.view(), qkv.view_mut(), false)?;
+            self.product(
+                normed.view(),
+                layer.qkv_weight.view(),
+                qkv.view_mut(),
+                false,
+            )?;
             add_bias(qkv.view_mut(), layer.qkv_bias.view());
             store.append(
                 layer_idx,
@@ -248,7 +271,12 @@ impl Transformer {
                 attention.view_mut(),
             )?;
             // The residual add is the product's accumulation: hidden += attention · W_out.
-            self.product(attention.view(), layer.output_weight.view(), hidden.view_mut(), true)?;
+            self.product(
+                attention.view(),
+                layer.output_weight.view(),
+                hidden.view_mut(),
+                true,
+            )?;
             add_bias(hidden.view_mut(), layer.output_bias.view());
 
             layer_norm_into(
@@ -258,10 +286,20 @@ impl Transformer {
                 epsilon,
                 normed.view_mut(),
             );
-            self.product(normed.view(), layer.up_weight.view(), mlp_hidden.view_mut(), false)?;
+            self.product(
+                normed.view(),
+                layer.up_weight.view(),
+                mlp_hidden.view_mut(),
+                false,
+            )?;
             add_bias(mlp_hidden.view_mut(), layer.up_bias.view());
             gelu_in_place(mlp_hidden.view_mut());
-            self.product(mlp_hidden.view(), layer.down_weight.view(), hidden.view_mut(), true)?;
+            self.product(
+                mlp_hidden.view(),
+                layer.down_weight.view(),
+                hidden.view_mut(),
+                true,
+            )?;
             add_bias(hidden.view_mut(), layer.down_bias.view());
         }
 
@@ -280,7 +318,12 @@ impl Transformer {
             last_normed.view_mut(),
         );
         let mut logits = Array2::<f32>::zeros((batch_size, self.config.vocab_size));
-        self.product(last_normed.view(), self.lm_head.view(), logits.view_mut(), false)?;
+        self.product(
+            last_normed.view(),
+            self.lm_head.view(),
+            logits.view_mut(),
+            false,
+        )?;
         Ok(logits)
     }
 
@@ -312,6 +355,10 @@ impl Transformer {
         let scale = 1.0 / (d_head as f32).sqrt();
         let mut scores = Array2::<f32>::zeros((new_tokens, total));
         let batch_size = queries.nrows() / new_tokens;
+        let few_rows = MatmulConfig {
+            backend: Backend::NaiveIkj,
+            ..self.matmul
+        };
         for sequence in 0..batch_size {
             let rows = sequence * new_tokens..(sequence + 1) * new_tokens;
             for head in 0..self.config.n_heads {
@@ -320,12 +367,16 @@ impl Transformer {
                 let mut offset = 0;
                 store.visit_chunks(layer, sequence, head, &mut |keys, _| {
                     let chunk = keys.nrows();
-                    self.product(
-                        head_queries,
-                        keys.t(),
-                        scores.slice_mut(s![.., offset..offset + chunk]),
-                        false,
-                    )?;
+                    let mut target = scores.slice_mut(s![.., offset..offset + chunk]);
+                    if new_tokens <= FEW_QUERIES {
+                        // A query against cached keys is a matrix–vector product: read each
+                        // key row in place (see FEW_QUERIES for why not accel here).
+                        for (query, row) in head_queries.rows().into_iter().zip(target.rows_mut()) {
+                            dot_rows(query, keys, row);
+                        }
+                    } else {
+                        self.product(head_queries, keys.t(), target, false)?;
+                    }
                     offset += chunk;
                     Ok(())
                 })?;
@@ -336,12 +387,19 @@ impl Transformer {
                 let mut offset = 0;
                 store.visit_chunks(layer, sequence, head, &mut |_, values| {
                     let chunk = values.nrows();
-                    self.product(
-                        scores.slice(s![.., offset..offset + chunk]),
-                        values,
-                        head_output.view_mut(),
-                        offset > 0,
-                    )?;
+                    let weights = scores.slice(s![.., offset..offset + chunk]);
+                    let accumulate = offset > 0;
+                    if new_tokens <= FEW_QUERIES {
+                        accel::matmul_into_with(
+                            weights,
+                            values,
+                            head_output.view_mut(),
+                            accumulate,
+                            &few_rows,
+                        )?;
+                    } else {
+                        self.product(weights, values, head_output.view_mut(), accumulate)?;
+                    }
                     offset += chunk;
                     Ok(())
                 })?;

@@ -36,13 +36,24 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         2usize..=40, // vocab
         any::<bool>(),
         any::<u64>(),
-        1usize..=3, // batch
-        1usize..=6, // prompt length
+        1usize..=3,  // batch
+        1usize..=6,  // prompt length
         1usize..=10, // steps
-        1usize..=5, // block size
+        1usize..=5,  // block size
     )
         .prop_flat_map(
-            |(heads, quarter_head, layers, vocab, learned, seed, batch, prompt_len, steps, block)| {
+            |(
+                heads,
+                quarter_head,
+                layers,
+                vocab,
+                learned,
+                seed,
+                batch,
+                prompt_len,
+                steps,
+                block,
+            )| {
                 let d_model = heads * quarter_head * 4;
                 let config = ModelConfig {
                     vocab_size: vocab,
@@ -69,14 +80,16 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 )
             },
         )
-        .prop_map(|(config, seed, batch_size, prompt, continuation, block_size)| Case {
-            config,
-            seed,
-            batch_size,
-            prompt,
-            continuation,
-            block_size,
-        })
+        .prop_map(
+            |(config, seed, batch_size, prompt, continuation, block_size)| Case {
+                config,
+                seed,
+                batch_size,
+                prompt,
+                continuation,
+                block_size,
+            },
+        )
 }
 
 /// Feed the same tokens through every mode; return the worst error against recomputation.
@@ -141,7 +154,10 @@ fn cached_and_paged_logits_equal_full_recompute_at_every_step() {
     runner
         .run(&case_strategy(), |case| {
             let worst = worst_error(&case).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert!(worst <= TOLERANCE, "max relative error {worst} > {TOLERANCE}");
+            prop_assert!(
+                worst <= TOLERANCE,
+                "max relative error {worst} > {TOLERANCE}"
+            );
             Ok(())
         })
         .unwrap();
