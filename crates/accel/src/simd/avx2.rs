@@ -76,6 +76,7 @@ impl MicroKernel for Avx2Kernel {
         a_panel: *const f32,
         a_row_stride: isize,
         b_panel: *const f32,
+        b_row_stride: isize,
         c: *mut f32,
         c_row_stride: isize,
         load_c: bool,
@@ -88,6 +89,7 @@ impl MicroKernel for Avx2Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -97,6 +99,7 @@ impl MicroKernel for Avx2Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -106,6 +109,7 @@ impl MicroKernel for Avx2Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -115,6 +119,7 @@ impl MicroKernel for Avx2Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -128,25 +133,28 @@ impl MicroKernel for Avx2Kernel {
 /// width gets its own register allocation.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; pointer contract of [`microkernel`] with B rows `NV · 8` floats apart.
+/// AVX2 and FMA must be available; pointer contract of [`microkernel`].
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx2<const VECTORS: usize>(
     depth: usize,
     a_panel: *const f32,
     a_row_stride: isize,
     b_panel: *const f32,
+    b_row_stride: isize,
     c: *mut f32,
     c_row_stride: isize,
     load_c: bool,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        microkernel::<F32x8, MR, VECTORS, { NV * 8 }>(
+        microkernel::<F32x8, MR, VECTORS>(
             depth,
             a_panel,
             a_row_stride,
             b_panel,
+            b_row_stride,
             c,
             c_row_stride,
             load_c,

@@ -78,6 +78,7 @@ impl MicroKernel for Avx512Kernel {
         a_panel: *const f32,
         a_row_stride: isize,
         b_panel: *const f32,
+        b_row_stride: isize,
         c: *mut f32,
         c_row_stride: isize,
         load_c: bool,
@@ -90,6 +91,7 @@ impl MicroKernel for Avx512Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -99,6 +101,7 @@ impl MicroKernel for Avx512Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -108,6 +111,7 @@ impl MicroKernel for Avx512Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -117,6 +121,7 @@ impl MicroKernel for Avx512Kernel {
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
@@ -130,25 +135,28 @@ impl MicroKernel for Avx512Kernel {
 /// width gets its own register allocation.
 ///
 /// # Safety
-/// AVX-512F must be available; pointer contract of [`microkernel`] with B rows `NV · 16` floats apart.
+/// AVX-512F must be available; pointer contract of [`microkernel`].
 #[target_feature(enable = "avx512f,fma")]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx512<const VECTORS: usize>(
     depth: usize,
     a_panel: *const f32,
     a_row_stride: isize,
     b_panel: *const f32,
+    b_row_stride: isize,
     c: *mut f32,
     c_row_stride: isize,
     load_c: bool,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
-        microkernel::<F32x16, MR, VECTORS, { NV * 16 }>(
+        microkernel::<F32x16, MR, VECTORS>(
             depth,
             a_panel,
             a_row_stride,
             b_panel,
+            b_row_stride,
             c,
             c_row_stride,
             load_c,

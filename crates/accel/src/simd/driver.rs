@@ -22,7 +22,7 @@ pub(crate) trait MicroKernel {
 
     /// Runs the tile with `vectors` (1 ..= `NR / LANES`) vector columns: the full width, or a narrower tile for the
     /// right edge of C, so a 16-wide remainder does not pay for 64 columns. See [`super::vector::microkernel`]
-    /// for the pointer contract; `b_panel` rows are `NR` floats apart.
+    /// for the pointer contract; `b_panel` rows are `b_row_stride` floats apart.
     ///
     /// # Safety
     /// As `microkernel`, and `1 <= vectors <= NR / LANES`.
@@ -33,6 +33,7 @@ pub(crate) trait MicroKernel {
         a_panel: *const f32,
         a_row_stride: isize,
         b_panel: *const f32,
+        b_row_stride: isize,
         c: *mut f32,
         c_row_stride: isize,
         load_c: bool,
@@ -98,6 +99,12 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     // Row-major A needs no packing: the microkernel broadcasts straight from its rows. Only a partial last panel
     // (fewer than MR rows) is packed, zero-padded, so the kernel never reads past A.
     let a_direct = a.col_stride == 1;
+    // Row-major B no wider than one panel is not packed either: the panel would be a plain copy of B, and the
+    // copy dominates such small products. (Unpacked wider B measured slower from n = 256: its panels' rows are a
+    // full B row apart.) A panel whose width is not a whole number of vectors is still packed, zero-padded, so
+    // the kernel never reads past B.
+    let b_direct = b.col_stride == 1 && n <= K::NR;
+    let b_panel_direct = |cols: usize| b_direct && cols % K::LANES == 0;
 
     for row_block in (0..m).step_by(blocking.mc) {
         let mc = blocking.mc.min(m - row_block);
@@ -117,7 +124,13 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
             for col_block in (0..n).step_by(blocking.nc) {
                 let nc = blocking.nc.min(n - col_block);
                 // SAFETY: the sub-block lies inside b; b_pack holds kc_max · nc_max ≥ kc · round_up(nc, NR) floats.
-                unsafe { pack_b::<K>(b.sub(inner_block, col_block, kc, nc), b_pack) };
+                unsafe {
+                    pack_b::<K>(
+                        b.sub(inner_block, col_block, kc, nc),
+                        b_pack,
+                        b_panel_direct,
+                    )
+                };
                 for panel_row in (0..mc).step_by(K::MR) {
                     let rows = K::MR.min(mc - panel_row);
                     let (a_panel, a_row_stride) = if panel_row < first_packed_row {
@@ -136,8 +149,20 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                     for panel_col in (0..nc).step_by(K::NR) {
                         let cols = K::NR.min(nc - panel_col);
                         let vectors = cols.div_ceil(K::LANES);
-                        // SAFETY: as above.
-                        let b_panel = unsafe { b_pack.add(panel_col * kc) };
+                        let (b_panel, b_row_stride) = if b_panel_direct(cols) {
+                            // SAFETY: rows inner_block .. + kc and columns col_block + panel_col .. + cols are
+                            // inside b, and the kernel reads whole vectors only (cols is a multiple of LANES).
+                            (
+                                unsafe { b.at(inner_block, col_block + panel_col) },
+                                b.row_stride,
+                            )
+                        } else {
+                            // SAFETY: panel offsets stay inside the packed buffer (see pack_b).
+                            (
+                                unsafe { b_pack.add(panel_col * kc) }.cast_const(),
+                                K::NR as isize,
+                            )
+                        };
                         let c_row = row_block + panel_row;
                         let c_col = col_block + panel_col;
                         // SAFETY: (c_row, c_col) is inside c.
@@ -151,6 +176,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                                     a_panel,
                                     a_row_stride,
                                     b_panel,
+                                    b_row_stride,
                                     c_ptr,
                                     c.row_stride,
                                     load_c,
@@ -169,6 +195,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                                 a_panel,
                                 a_row_stride,
                                 b_panel,
+                                b_row_stride,
                                 tile,
                                 K::NR as isize,
                                 false,
@@ -221,15 +248,19 @@ unsafe fn pack_a<K: MicroKernel>(src: MatRef, first_row: usize, dst: *mut f32) {
 }
 
 /// Packs `src` (`kc × nc`) into `NR`-wide micro-panels: panel `t` holds, for each `p < kc`, the `NR` values
-/// `src[p, t·NR .. t·NR+NR]`, zero-padded past `nc`.
+/// `src[p, t·NR .. t·NR+NR]`, zero-padded past `nc`. Panels for which `skip(width)` is true are read in place
+/// by the kernel and left unpacked.
 ///
 /// # Safety
 /// `src` must be valid for reads and `dst` for `kc · round_up(nc, NR)` writes.
 #[inline(always)]
-unsafe fn pack_b<K: MicroKernel>(src: MatRef, dst: *mut f32) {
+unsafe fn pack_b<K: MicroKernel>(src: MatRef, dst: *mut f32, skip: impl Fn(usize) -> bool) {
     let (kc, nc) = (src.rows, src.cols);
     for panel_col in (0..nc).step_by(K::NR) {
         let cols = K::NR.min(nc - panel_col);
+        if skip(cols) {
+            continue;
+        }
         // SAFETY: panel_col · kc + kc · NR ≤ kc · round_up(nc, NR).
         let panel = unsafe { dst.add(panel_col * kc) };
         if cols == K::NR && src.col_stride == 1 {

@@ -63,6 +63,7 @@ impl MicroKernel for ScalarKernel {
         a_panel: *const f32,
         a_row_stride: isize,
         b_panel: *const f32,
+        b_row_stride: isize,
         c: *mut f32,
         c_row_stride: isize,
         load_c: bool,
@@ -70,38 +71,42 @@ impl MicroKernel for ScalarKernel {
         // SAFETY: forwarded contract; the scalar kernel needs no CPU feature.
         unsafe {
             match vectors {
-                1 => microkernel::<F32x1, MR, 1, NV>(
+                1 => microkernel::<F32x1, MR, 1>(
                     depth,
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
                 ),
-                2 => microkernel::<F32x1, MR, 2, NV>(
+                2 => microkernel::<F32x1, MR, 2>(
                     depth,
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
                 ),
-                3 => microkernel::<F32x1, MR, 3, NV>(
+                3 => microkernel::<F32x1, MR, 3>(
                     depth,
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,
                 ),
-                _ => microkernel::<F32x1, MR, NV, NV>(
+                _ => microkernel::<F32x1, MR, NV>(
                     depth,
                     a_panel,
                     a_row_stride,
                     b_panel,
+                    b_row_stride,
                     c,
                     c_row_stride,
                     load_c,

@@ -59,26 +59,23 @@ const B_PREFETCH_STEPS: usize = 8;
 /// One register-blocked tile: `c[0..MR, 0..NV·LANES] (+)= a_panel · b_panel` over `depth` steps.
 ///
 /// `a_panel` holds `MR` rows of `depth` contiguous values, `a_row_stride` floats apart (a packed panel, or A
-/// itself when it is row-major); `b_panel` holds `depth` rows of `NV · LANES` values, `B_ROW_STRIDE` floats apart
-/// (a packed B panel is `NR` wide; a narrow edge tile reads only its first vectors). The
+/// itself when it is row-major); `b_panel` holds `depth` rows of `NV · LANES` values, `b_row_stride` floats apart
+/// (a packed B panel is `NR` wide, a narrow edge tile reads only its first vectors; or B itself when it is
+/// row-major and small enough to stay in L2 unpacked). The
 /// `MR × NV` accumulators live in registers for the whole loop; `c` is read (when `load_c`) and written once.
 ///
 /// # Safety
 /// The CPU must support `V`'s instruction set. `a_panel` must be valid for reads of
 /// `a_panel[r · a_row_stride + p]` for `r < MR`, `p < depth`, `b_panel` for reads of
-/// `b_panel[p · B_ROW_STRIDE + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
+/// `b_panel[p · b_row_stride + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
-pub(crate) unsafe fn microkernel<
-    V: Vector,
-    const MR: usize,
-    const NV: usize,
-    const B_ROW_STRIDE: usize,
->(
+pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
     depth: usize,
     a_panel: *const f32,
     a_row_stride: isize,
     b_panel: *const f32,
+    b_row_stride: isize,
     c: *mut f32,
     c_row_stride: isize,
     load_c: bool,
@@ -98,32 +95,22 @@ pub(crate) unsafe fn microkernel<
         let a_rows: [*const f32; MR] =
             std::array::from_fn(|row_idx| a_panel.wrapping_offset(row_idx as isize * a_row_stride));
         let mut b_ptr = b_panel;
-        // One step of the rank-1 update: NV vector loads of B, MR broadcasts of A, MR · NV FMAs.
-        let mut step = |inner_idx: usize, b_ptr: *const f32| {
-            for line in (0..NV * V::LANES).step_by(16) {
-                V::prefetch(b_ptr.wrapping_add(B_PREFETCH_STEPS * B_ROW_STRIDE + line));
-            }
-            let mut b_vec = [V::zero(); NV];
-            for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
-                *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
-            }
-            for (acc_row, a_row) in acc.iter_mut().zip(a_rows.iter()) {
-                let a_value = V::splat_from(a_row.add(inner_idx));
-                for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
-                    *acc_value = V::mul_add(a_value, b_value, *acc_value);
-                }
-            }
-        };
         // Unrolled by two to halve the loop bookkeeping.
         let mut inner_idx = 0;
         while inner_idx + 2 <= depth {
-            step(inner_idx, b_ptr);
-            step(inner_idx + 1, b_ptr.add(B_ROW_STRIDE));
-            b_ptr = b_ptr.add(2 * B_ROW_STRIDE);
+            step::<V, MR, NV>(&mut acc, &a_rows, inner_idx, b_ptr, b_row_stride);
+            step::<V, MR, NV>(
+                &mut acc,
+                &a_rows,
+                inner_idx + 1,
+                b_ptr.offset(b_row_stride),
+                b_row_stride,
+            );
+            b_ptr = b_ptr.offset(2 * b_row_stride);
             inner_idx += 2;
         }
         if inner_idx < depth {
-            step(inner_idx, b_ptr);
+            step::<V, MR, NV>(&mut acc, &a_rows, inner_idx, b_ptr, b_row_stride);
         }
         for (row_idx, acc_row) in acc.iter().enumerate() {
             let c_row = c.offset(row_idx as isize * c_row_stride);
@@ -135,6 +122,39 @@ pub(crate) unsafe fn microkernel<
                     acc_value
                 };
                 V::store(c_ptr, value);
+            }
+        }
+    }
+}
+
+/// One step of the rank-1 update: `NV` vector loads of B, `MR` broadcasts of A, `MR · NV` FMAs. A function rather
+/// than a closure so it can be forced inline: an out-of-line step would keep the accumulators in memory.
+///
+/// # Safety
+/// As [`microkernel`], for step `inner_idx` with `b_ptr` at row `inner_idx` of the B panel.
+#[inline(always)]
+unsafe fn step<V: Vector, const MR: usize, const NV: usize>(
+    acc: &mut [[V; NV]; MR],
+    a_rows: &[*const f32; MR],
+    inner_idx: usize,
+    b_ptr: *const f32,
+    b_row_stride: isize,
+) {
+    // SAFETY: the caller guarantees the instruction set and that these reads are inside the panels.
+    unsafe {
+        for line in (0..NV * V::LANES).step_by(16) {
+            V::prefetch(
+                b_ptr.wrapping_offset(B_PREFETCH_STEPS as isize * b_row_stride + line as isize),
+            );
+        }
+        let mut b_vec = [V::zero(); NV];
+        for (vec_idx, b_value) in b_vec.iter_mut().enumerate() {
+            *b_value = V::load(b_ptr.add(vec_idx * V::LANES));
+        }
+        for (acc_row, a_row) in acc.iter_mut().zip(a_rows.iter()) {
+            let a_value = V::splat_from(a_row.add(inner_idx));
+            for (acc_value, &b_value) in acc_row.iter_mut().zip(b_vec.iter()) {
+                *acc_value = V::mul_add(a_value, b_value, *acc_value);
             }
         }
     }
