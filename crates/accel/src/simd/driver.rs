@@ -104,7 +104,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     // full B row apart.) A panel whose width is not a whole number of vectors is still packed, zero-padded, so
     // the kernel never reads past B.
     let b_direct = b.col_stride == 1 && n <= K::NR;
-    let b_panel_direct = |cols: usize| b_direct && cols % K::LANES == 0;
+    let b_panel_direct = |cols: usize| b_direct && cols.is_multiple_of(K::LANES);
 
     for row_block in (0..m).step_by(blocking.mc) {
         let mc = blocking.mc.min(m - row_block);
@@ -167,7 +167,7 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                         let c_col = col_block + panel_col;
                         // SAFETY: (c_row, c_col) is inside c.
                         let c_ptr = unsafe { c.at(c_row, c_col) };
-                        if rows == K::MR && cols % K::LANES == 0 && c.col_stride == 1 {
+                        if rows == K::MR && cols.is_multiple_of(K::LANES) && c.col_stride == 1 {
                             // SAFETY: whole vectors of contiguous C rows; the panels hold kc steps each.
                             unsafe {
                                 K::run(

@@ -70,6 +70,7 @@ const B_PREFETCH_STEPS: usize = 8;
 /// `b_panel[p · b_row_stride + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
     depth: usize,
     a_panel: *const f32,
