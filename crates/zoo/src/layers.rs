@@ -112,39 +112,57 @@ impl Conv2d {
             ));
         }
         let (out_height, out_width) = self.output_size(height, width);
-        let mut columns = Array2::<f32>::zeros((batch * out_height * out_width, patch));
-        for image_idx in 0..batch {
-            for out_row in 0..out_height {
-                for out_col in 0..out_width {
-                    let row_idx = (image_idx * out_height + out_row) * out_width + out_col;
-                    let mut column = columns.row_mut(row_idx);
-                    for channel in 0..channels {
-                        for kernel_row in 0..self.kernel_height {
-                            let in_row = (out_row * self.stride + kernel_row) as isize - self.padding as isize;
-                            if !(0 <= in_row && in_row < height as isize) {
-                                continue;
-                            }
-                            for kernel_col in 0..self.kernel_width {
-                                let in_col =
-                                    (out_col * self.stride + kernel_col) as isize - self.padding as isize;
-                                if !(0 <= in_col && in_col < width as isize) {
-                                    continue;
-                                }
-                                let col_idx = (channel * self.kernel_height + kernel_row) * self.kernel_width
-                                    + kernel_col;
-                                column[col_idx] = x[[image_idx, in_row as usize, in_col as usize, channel]];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let columns = im2col_nhwc(x, self.kernel_height, self.kernel_width, self.stride, self.padding);
         let mut y = matmul(columns.view(), self.weight.view())?;
         y += &self.bias;
         let out_channels = self.out_channels();
         y.into_shape_with_order((batch, out_height, out_width, out_channels))
             .map_err(|error| shape_error("Conv2d output", "NHWC", error))
     }
+}
+
+/// The im2col matrix of an NHWC batch: one row per output position (image-major, then output row, then output
+/// column), one column per (input channel, kernel row, kernel column), channel-major; zero where the window hangs
+/// over the padding.
+///
+/// The caller guarantees `stride > 0` and that the kernel fits the padded input.
+pub(crate) fn im2col_nhwc(
+    x: ArrayView4<'_, f32>,
+    kernel_height: usize,
+    kernel_width: usize,
+    stride: usize,
+    padding: usize,
+) -> Array2<f32> {
+    let (batch, height, width, channels) = x.dim();
+    let out_height = (height + 2 * padding - kernel_height) / stride + 1;
+    let out_width = (width + 2 * padding - kernel_width) / stride + 1;
+    let patch = channels * kernel_height * kernel_width;
+    let mut columns = Array2::<f32>::zeros((batch * out_height * out_width, patch));
+    for image_idx in 0..batch {
+        for out_row in 0..out_height {
+            for out_col in 0..out_width {
+                let row_idx = (image_idx * out_height + out_row) * out_width + out_col;
+                let mut column = columns.row_mut(row_idx);
+                for channel in 0..channels {
+                    for kernel_row in 0..kernel_height {
+                        let in_row = (out_row * stride + kernel_row) as isize - padding as isize;
+                        if !(0 <= in_row && in_row < height as isize) {
+                            continue;
+                        }
+                        for kernel_col in 0..kernel_width {
+                            let in_col = (out_col * stride + kernel_col) as isize - padding as isize;
+                            if !(0 <= in_col && in_col < width as isize) {
+                                continue;
+                            }
+                            let col_idx = (channel * kernel_height + kernel_row) * kernel_width + kernel_col;
+                            column[col_idx] = x[[image_idx, in_row as usize, in_col as usize, channel]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    columns
 }
 
 /// A depthwise 2-D convolution (one `kernel_height × kernel_width` filter per channel), stride 1, zero padding

@@ -22,7 +22,7 @@ use crate::metrics::{argmax_rows, classification_accuracy, roc_auc, ProportionEs
 use crate::models::{Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DsCnn, Mlp};
 use crate::train::{
     export_char_transformer, export_cnn, export_ds_cnn, export_mlp, fit, fit_char_transformer, CandleCharTransformer,
-    CandleCnn, CandleDsCnn, CandleMlp, CnnShape, DsCnnShape, Objective, ParamStore, TrainConfig, TrainingLog,
+    CandleCnn, CandleDsCnn, CandleMlp, CnnShape, DsCnnShape, Objective, ParamStore, TrainConfig, TrainingLog, ds_cnn_patches, scaling_tensors,
 };
 use crate::ZooError;
 
@@ -446,11 +446,12 @@ fn ds_cnn(
     let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
         let scaling = Standardizer::fit(dataset.train.features().view());
         let mut store = ParamStore::new(train_config.seed);
-        let candle_model = CandleDsCnn::new(&mut store, shape, &scaling)?;
+        let candle_model = CandleDsCnn::new(&mut store, shape)?;
         let train = &dataset.train;
-        let log = fit(model.name(), &candle_model, &store, train.features().view(), Objective::Classification(train.labels()), train_config)?;
+        let patches = ds_cnn_patches(train.features().view(), &shape, &scaling)?;
+        let log = fit(model.name(), &candle_model, &store, patches.view(), Objective::Classification(train.labels()), train_config)?;
         let mut tensors = store.named_tensors();
-        tensors.extend(candle_model.scaling_tensors());
+        tensors.extend(scaling_tensors(&scaling)?);
         Ok((tensors, log, HashMap::new()))
     })?;
     let network = export_ds_cnn(&tensors, model.name(), shape)?;

@@ -237,10 +237,6 @@ impl CandleModel for CandleCnn {
     }
 }
 
-fn conv_bias_relu(x: &Tensor, (weight, bias): &(Tensor, Tensor), padding: usize, stride: usize) -> Result<Tensor, ZooError> {
-    let channels = bias.dim(0)?;
-    Ok(x.conv2d(weight, padding, stride, 1, 1)?.broadcast_add(&bias.reshape((1, channels, 1, 1))?)?.relu()?)
-}
 
 /// Shape of the DS-CNN keyword-spotting model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,19 +261,47 @@ const DS_CNN_PADDING: usize = 1;
 
 pub(crate) struct CandleDsCnn {
     shape: DsCnnShape,
-    mean: Tensor,
-    std: Tensor,
     conv: (Tensor, Tensor),
     blocks: Vec<((Tensor, Tensor), (Tensor, Tensor))>,
     classifier: (Tensor, Tensor),
 }
 
+/// Output height and width of the DS-CNN's first convolution.
+pub(crate) fn ds_cnn_conv_output(shape: &DsCnnShape) -> (usize, usize) {
+    let (kernel_height, kernel_width) = DS_CNN_KERNEL;
+    (
+        (shape.n_frames + 2 * DS_CNN_PADDING - kernel_height) / DS_CNN_STRIDE + 1,
+        (shape.n_coefficients + 2 * DS_CNN_PADDING - kernel_width) / DS_CNN_STRIDE + 1,
+    )
+}
+
+/// The training input of [`CandleDsCnn`]: each window standardized, then unfolded into the im2col patches of
+/// the first convolution (one row per window, `positions × kernel taps` columns).
+///
+/// The first convolution's input is data, which needs no gradient, so its im2col is done once here; candle's
+/// strided `conv2d` backward also fails on these shapes (its transposed convolution produces 11 columns for 10).
+pub(crate) fn ds_cnn_patches(features: ArrayView2<'_, f32>, shape: &DsCnnShape, scaling: &Standardizer) -> Result<Array2<f32>, ZooError> {
+    let scaled = scaling.apply(features)?;
+    let batch = scaled.nrows();
+    let windows = scaled
+        .into_shape_with_order((batch, shape.n_frames, shape.n_coefficients, 1))
+        .map_err(|error| crate::error::shape_error("DS-CNN windows", "n_frames x n_coefficients", error))?;
+    let (kernel_height, kernel_width) = DS_CNN_KERNEL;
+    let columns = crate::layers::im2col_nhwc(windows.view(), kernel_height, kernel_width, DS_CNN_STRIDE, DS_CNN_PADDING);
+    let per_window = columns.len() / batch.max(1);
+    columns
+        .into_shape_with_order((batch, per_window))
+        .map_err(|error| crate::error::shape_error("DS-CNN patches", "contiguous", error))
+}
+
 impl CandleDsCnn {
-    pub(crate) fn new(store: &mut ParamStore, shape: DsCnnShape, scaling: &Standardizer) -> Result<Self, ZooError> {
+    pub(crate) fn new(store: &mut ParamStore, shape: DsCnnShape) -> Result<Self, ZooError> {
         let (kernel_height, kernel_width) = DS_CNN_KERNEL;
-        let bound = 1.0 / ((kernel_height * kernel_width) as f32).sqrt();
+        let taps = kernel_height * kernel_width;
+        let bound = 1.0 / (taps as f32).sqrt();
+        // Stored as the (taps × channels) matrix the ndarray `Conv2d` multiplies by (one input channel).
         let conv = (
-            store.uniform("conv.weight", &[shape.channels, 1, kernel_height, kernel_width], bound)?,
+            store.uniform("conv.weight", &[taps, shape.channels], bound)?,
             store.uniform("conv.bias", &[shape.channels], bound)?,
         );
         let mut blocks = Vec::new();
@@ -291,15 +315,16 @@ impl CandleDsCnn {
             blocks.push((depthwise, pointwise));
         }
         let classifier = linear_params(store, "classifier", shape.channels, shape.n_classes)?;
-        // The standardization is part of the model (stored with it), but not trained.
-        let mean = Tensor::from_slice(scaling.mean.as_slice().expect("contiguous"), scaling.mean.len(), &Device::Cpu)?;
-        let std = Tensor::from_slice(scaling.std.as_slice().expect("contiguous"), scaling.std.len(), &Device::Cpu)?;
-        Ok(CandleDsCnn { shape, mean, std, conv, blocks, classifier })
+        Ok(CandleDsCnn { shape, conv, blocks, classifier })
     }
+}
 
-    pub(crate) fn scaling_tensors(&self) -> [(String, Tensor); 2] {
-        [("input_scaling.mean".into(), self.mean.clone()), ("input_scaling.std".into(), self.std.clone())]
-    }
+/// The standardization as named tensors, stored with the DS-CNN's weights (it is part of the model, untrained).
+pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor); 2], ZooError> {
+    Ok([
+        ("input_scaling.mean".into(), Tensor::from_slice(&scaling.mean.to_vec(), scaling.mean.len(), &Device::Cpu)?),
+        ("input_scaling.std".into(), Tensor::from_slice(&scaling.std.to_vec(), scaling.std.len(), &Device::Cpu)?),
+    ])
 }
 
 /// Depthwise 3 × 3 convolution, padding 1, on an NHWC tensor: a sum of nine shifted, channel-scaled copies.
@@ -318,12 +343,15 @@ fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, 
 }
 
 impl CandleModel for CandleDsCnn {
+    /// `x`: patches from [`ds_cnn_patches`], `batch × (positions · taps)`.
     fn forward(&self, x: &Tensor) -> Result<Tensor, ZooError> {
         let batch = x.dim(0)?;
-        let scaled = x.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
-        let windows = scaled.reshape((batch, 1, self.shape.n_frames, self.shape.n_coefficients))?;
-        let hidden = conv_bias_relu(&windows, &self.conv, DS_CNN_PADDING, DS_CNN_STRIDE)?;
-        let mut hidden = hidden.permute((0, 2, 3, 1))?.contiguous()?;
+        let (out_height, out_width) = ds_cnn_conv_output(&self.shape);
+        let taps = DS_CNN_KERNEL.0 * DS_CNN_KERNEL.1;
+        let positions = x.reshape((batch * out_height * out_width, taps))?;
+        let mut hidden = apply_linear(&positions, &self.conv)?
+            .relu()?
+            .reshape((batch, out_height, out_width, self.shape.channels))?;
         for ((depthwise_weight, depthwise_bias), pointwise) in &self.blocks {
             let (_, height, width, channels) = hidden.dims4()?;
             let spatial = depthwise_nhwc(&hidden, depthwise_weight, depthwise_bias)?.relu()?;
@@ -693,7 +721,15 @@ pub(crate) fn export_ds_cnn(tensors: &HashMap<String, Tensor>, model: &str, shap
             mean: array1(tensors, model, "input_scaling.mean")?,
             std: array1(tensors, model, "input_scaling.std")?,
         },
-        conv: conv2d(tensors, model, "conv", DS_CNN_STRIDE, DS_CNN_PADDING)?,
+        conv: Conv2d {
+            weight: array2(tensors, model, "conv.weight")?,
+            bias: array1(tensors, model, "conv.bias")?,
+            in_channels: 1,
+            kernel_height: DS_CNN_KERNEL.0,
+            kernel_width: DS_CNN_KERNEL.1,
+            stride: DS_CNN_STRIDE,
+            padding: DS_CNN_PADDING,
+        },
         blocks,
         classifier: linear(tensors, model, "classifier")?,
     })
@@ -805,11 +841,12 @@ mod tests {
         let x = random_rows(3, 490, 5);
         let scaling = Standardizer::fit(x.view());
         let mut store = ParamStore::new(6);
-        let model = CandleDsCnn::new(&mut store, shape, &scaling).unwrap();
+        let model = CandleDsCnn::new(&mut store, shape).unwrap();
         let mut tensors = store.named_tensors();
-        tensors.extend(model.scaling_tensors());
+        tensors.extend(scaling_tensors(&scaling).unwrap());
         let exported = export_ds_cnn(&tensors, "ds-cnn", shape).unwrap();
-        assert_close(&model.forward(&candle_rows(&x)).unwrap(), &exported.logits(x.view()).unwrap());
+        let patches = ds_cnn_patches(x.view(), &shape, &scaling).unwrap();
+        assert_close(&model.forward(&candle_rows(&patches)).unwrap(), &exported.logits(x.view()).unwrap());
     }
 
     #[test]
