@@ -6,7 +6,7 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::driver::{gemm_body, MicroKernel};
-use super::vector::{microkernel, Vector};
+use super::vector::{microkernel, TileArgs, Vector};
 use super::workspace::Workspace;
 use super::{MatMut, MatRef, SimdBlocking};
 
@@ -70,96 +70,46 @@ impl MicroKernel for Avx2Kernel {
     const LANES: usize = 8;
 
     #[inline(always)]
-    unsafe fn run(
-        vectors: usize,
-        depth: usize,
-        a_panel: *const f32,
-        a_row_stride: isize,
-        b_panel: *const f32,
-        b_row_stride: isize,
-        c: *mut f32,
-        c_row_stride: isize,
-        load_c: bool,
-    ) {
+    unsafe fn run(rows: usize, vectors: usize, tile: TileArgs) {
         // SAFETY: forwarded contract; AVX2 and FMA is guaranteed by the caller.
         unsafe {
-            match vectors {
-                1 => tile_avx2::<1>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                2 => tile_avx2::<2>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                3 => tile_avx2::<3>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                _ => tile_avx2::<NV>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
+            match rows {
+                1 => run_rows::<1>(vectors, tile),
+                2 => run_rows::<2>(vectors, tile),
+                3 => run_rows::<3>(vectors, tile),
+                4 => run_rows::<4>(vectors, tile),
+                5 => run_rows::<5>(vectors, tile),
+                _ => run_rows::<MR>(vectors, tile),
             }
         }
     }
 }
 
-/// The microkernel with `VECTORS` vector columns, compiled with AVX2 and FMA enabled and kept out of line so each
-/// width gets its own register allocation.
+/// Picks the tile width for a tile of `ROWS` rows.
+///
+/// # Safety
+/// As [`MicroKernel::run`].
+#[inline(always)]
+unsafe fn run_rows<const ROWS: usize>(vectors: usize, tile: TileArgs) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match vectors {
+            1 => tile_avx2::<ROWS, 1>(tile),
+            _ => tile_avx2::<ROWS, NV>(tile),
+        }
+    }
+}
+
+/// The microkernel for a `ROWS × VECTORS·8` tile, compiled with AVX2 and FMA enabled and kept out of line so
+/// each shape gets its own register allocation.
 ///
 /// # Safety
 /// AVX2 and FMA must be available; pointer contract of [`microkernel`].
 #[target_feature(enable = "avx2,fma")]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2<const VECTORS: usize>(
-    depth: usize,
-    a_panel: *const f32,
-    a_row_stride: isize,
-    b_panel: *const f32,
-    b_row_stride: isize,
-    c: *mut f32,
-    c_row_stride: isize,
-    load_c: bool,
-) {
+unsafe fn tile_avx2<const ROWS: usize, const VECTORS: usize>(tile: TileArgs) {
     // SAFETY: forwarded contract.
-    unsafe {
-        microkernel::<F32x8, MR, VECTORS>(
-            depth,
-            a_panel,
-            a_row_stride,
-            b_panel,
-            b_row_stride,
-            c,
-            c_row_stride,
-            load_c,
-        )
-    }
+    unsafe { microkernel::<F32x8, ROWS, VECTORS>(tile) }
 }
 
 /// The generic GEMM body compiled with AVX2 and FMA enabled.

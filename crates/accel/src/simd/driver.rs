@@ -10,7 +10,7 @@
 //!
 //! For sizes up to `mc` rows and `nc` columns each operand is packed exactly once.
 
-use super::vector::{A_ROW_STRIDE, KC_LIMIT};
+use super::vector::{TileArgs, A_ROW_STRIDE, KC_LIMIT};
 use super::workspace::Workspace;
 use super::{MatMut, MatRef, SimdBlocking};
 
@@ -20,24 +20,13 @@ pub(crate) trait MicroKernel {
     const NR: usize;
     const LANES: usize;
 
-    /// Runs the tile with `vectors` (1 ..= `NR / LANES`) vector columns: the full width, or a narrower tile for the
-    /// right edge of C, so a 16-wide remainder does not pay for 64 columns. See [`super::vector::microkernel`]
-    /// for the pointer contract; `b_panel` rows are `b_row_stride` floats apart.
+    /// Runs a `rows × vectors·LANES` tile (`1 <= rows <= MR`, `1 <= vectors <= NR / LANES`): the full tile, or
+    /// an exact smaller one at the bottom or right edge of C, so edges neither compute padding nor need a copy.
+    /// See [`super::vector::microkernel`] for the pointer contract (with `MR = rows`, `NV = vectors`).
     ///
     /// # Safety
-    /// As `microkernel`, and `1 <= vectors <= NR / LANES`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn run(
-        vectors: usize,
-        depth: usize,
-        a_panel: *const f32,
-        a_row_stride: isize,
-        b_panel: *const f32,
-        b_row_stride: isize,
-        c: *mut f32,
-        c_row_stride: isize,
-        load_c: bool,
-    );
+    /// As `microkernel`, and `rows`, `vectors` within the bounds above.
+    unsafe fn run(rows: usize, vectors: usize, tile: TileArgs);
 }
 
 /// Largest `MR · NR` of any kernel; the edge tile buffer has this many elements.
@@ -96,8 +85,8 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     let nc_max = round_up(blocking.nc.min(n), K::NR);
     let (a_pack, b_pack) = workspace.buffers(mc_max * A_ROW_STRIDE, kc_max * nc_max);
     let mut edge_tile = EdgeTile([0.0; MAX_TILE]);
-    // Row-major A needs no packing: the microkernel broadcasts straight from its rows. Only a partial last panel
-    // (fewer than MR rows) is packed, zero-padded, so the kernel never reads past A.
+    // Row-major A needs no packing: the microkernel broadcasts straight from its rows, and the last panel runs an
+    // exact-height tile, so nothing past A is read. Other layouts are packed into fixed-stride rows.
     let a_direct = a.col_stride == 1;
     // Row-major B no wider than one panel is not packed either: the panel would be a plain copy of B, and the
     // copy dominates such small products. (Unpacked wider B measured slower from n = 256: its panels' rows are a
@@ -111,16 +100,11 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
         for inner_block in (0..k).step_by(blocking.kc) {
             let kc = blocking.kc.min(k - inner_block);
             let load_c = accumulate || inner_block > 0;
-            let first_packed_row = if a_direct { mc / K::MR * K::MR } else { 0 };
-            // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) ·
-            // A_ROW_STRIDE floats.
-            unsafe {
-                pack_a::<K>(
-                    a.sub(row_block, inner_block, mc, kc),
-                    first_packed_row,
-                    a_pack,
-                )
-            };
+            if !a_direct {
+                // SAFETY: the sub-block lies inside a; a_pack holds mc_max · A_ROW_STRIDE ≥ round_up(mc, MR) ·
+                // A_ROW_STRIDE floats.
+                unsafe { pack_a(a.sub(row_block, inner_block, mc, kc), a_pack) };
+            }
             for col_block in (0..n).step_by(blocking.nc) {
                 let nc = blocking.nc.min(n - col_block);
                 // SAFETY: the sub-block lies inside b; b_pack holds kc_max · nc_max ≥ kc · round_up(nc, NR) floats.
@@ -133,8 +117,8 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                 };
                 for panel_row in (0..mc).step_by(K::MR) {
                     let rows = K::MR.min(mc - panel_row);
-                    let (a_panel, a_row_stride) = if panel_row < first_packed_row {
-                        // SAFETY: rows panel_row .. panel_row + MR and columns inner_block .. + kc are inside a.
+                    let (a_panel, a_row_stride) = if a_direct {
+                        // SAFETY: rows panel_row .. + rows and columns inner_block .. + kc are inside a.
                         (
                             unsafe { a.at(row_block + panel_row, inner_block) },
                             a.row_stride,
@@ -167,46 +151,41 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
                         let c_col = col_block + panel_col;
                         // SAFETY: (c_row, c_col) is inside c.
                         let c_ptr = unsafe { c.at(c_row, c_col) };
-                        if rows == K::MR && cols.is_multiple_of(K::LANES) && c.col_stride == 1 {
-                            // SAFETY: whole vectors of contiguous C rows; the panels hold kc steps each.
-                            unsafe {
-                                K::run(
-                                    vectors,
-                                    kc,
-                                    a_panel,
-                                    a_row_stride,
-                                    b_panel,
-                                    b_row_stride,
-                                    c_ptr,
-                                    c.row_stride,
-                                    load_c,
-                                )
-                            };
+                        let tile = TileArgs {
+                            depth: kc,
+                            a_panel,
+                            a_row_stride,
+                            b_panel,
+                            b_row_stride,
+                            c: c_ptr,
+                            c_row_stride: c.row_stride,
+                            load_c,
+                        };
+                        if cols.is_multiple_of(K::LANES) && c.col_stride == 1 {
+                            // SAFETY: rows × whole vectors of contiguous C rows, all inside c; the panels hold kc
+                            // steps of at least `rows` rows and `vectors` vectors.
+                            unsafe { K::run(rows, vectors, tile) };
                             continue;
                         }
-                        // Edge or strided tile: compute the padded tile into a local buffer, then copy the valid
-                        // part. The padding rows/columns of the panels are zeros, so nothing leaks.
-                        let tile = edge_tile.0.as_mut_ptr();
-                        // SAFETY: the edge tile holds MR · NR ≤ MAX_TILE floats with row stride NR.
-                        unsafe {
-                            K::run(
-                                vectors,
-                                kc,
-                                a_panel,
-                                a_row_stride,
-                                b_panel,
-                                b_row_stride,
-                                tile,
-                                K::NR as isize,
-                                false,
-                            )
+                        // A column edge that is not a whole vector, or strided C: compute the tile into a local
+                        // buffer, then copy the valid part. Padding columns of the packed B panel are zeros.
+                        let edge = edge_tile.0.as_mut_ptr();
+                        let edge_args = TileArgs {
+                            c: edge,
+                            c_row_stride: K::NR as isize,
+                            load_c: false,
+                            ..tile
                         };
+                        // SAFETY: the edge tile holds MR · NR ≤ MAX_TILE floats with row stride NR; this panel of B
+                        // is packed (b_panel_direct is false for widths that are not whole vectors) or, for strided
+                        // C only, read in whole vectors.
+                        unsafe { K::run(rows, vectors, edge_args) };
                         for row_idx in 0..rows {
                             for col_idx in 0..cols {
                                 // SAFETY: (c_row + row_idx, c_col + col_idx) is inside c; the tile index is < MR · NR.
                                 unsafe {
                                     let out = c.at(c_row + row_idx, c_col + col_idx);
-                                    let value = *tile.add(row_idx * K::NR + col_idx);
+                                    let value = *edge.add(row_idx * K::NR + col_idx);
                                     *out = if load_c { *out + value } else { value };
                                 }
                             }
@@ -218,28 +197,17 @@ pub(crate) unsafe fn gemm_body<K: MicroKernel>(
     }
 }
 
-/// Packs rows `first_row ..` of `src` (`mc × kc`, `kc <= KC_LIMIT`) into `MR`-row micro-panels: row `r` of panel
-/// `t` holds `src[t·MR + r, 0..kc]` at offset `(t·MR + r) · A_ROW_STRIDE`; rows past `mc` are zeros.
+/// Packs `src` (`mc × kc`, `kc <= KC_LIMIT`) row by row: row `r` lands at offset `r · A_ROW_STRIDE`.
 ///
 /// # Safety
-/// `src` must be valid for reads and `dst` for `round_up(mc, MR) · A_ROW_STRIDE` writes.
+/// `src` must be valid for reads and `dst` for `mc · A_ROW_STRIDE` writes.
 #[inline(always)]
-unsafe fn pack_a<K: MicroKernel>(src: MatRef, first_row: usize, dst: *mut f32) {
+unsafe fn pack_a(src: MatRef, dst: *mut f32) {
     let (mc, kc) = (src.rows, src.cols);
     debug_assert!(kc <= KC_LIMIT);
-    for row_idx in first_row..round_up(mc, K::MR) {
-        // SAFETY: row_idx · A_ROW_STRIDE + kc ≤ round_up(mc, MR) · A_ROW_STRIDE.
+    for row_idx in 0..mc {
+        // SAFETY: row_idx · A_ROW_STRIDE + kc ≤ mc · A_ROW_STRIDE.
         let dst_row = unsafe { dst.add(row_idx * A_ROW_STRIDE) };
-        if row_idx >= mc {
-            // SAFETY: kc floats inside this packed row.
-            unsafe { std::ptr::write_bytes(dst_row, 0, kc) };
-            continue;
-        }
-        if src.col_stride == 1 {
-            // SAFETY: kc contiguous floats of row row_idx of src into our own buffer.
-            unsafe { std::ptr::copy_nonoverlapping(src.at(row_idx, 0), dst_row, kc) };
-            continue;
-        }
         for inner_idx in 0..kc {
             // SAFETY: inside src and inside the packed row.
             unsafe { *dst_row.add(inner_idx) = *src.at(row_idx, inner_idx) };

@@ -1,7 +1,7 @@
 //! Portable fallback: plain f32 "vectors" of one lane, a 4 × 4 register tile. Always compiled, runs anywhere.
 
 use super::driver::{gemm_body, MicroKernel};
-use super::vector::{microkernel, Vector};
+use super::vector::{microkernel, TileArgs, Vector};
 use super::workspace::Workspace;
 use super::{MatMut, MatRef, SimdBlocking};
 
@@ -57,63 +57,44 @@ impl MicroKernel for ScalarKernel {
     const LANES: usize = 1;
 
     #[inline(always)]
-    unsafe fn run(
-        vectors: usize,
-        depth: usize,
-        a_panel: *const f32,
-        a_row_stride: isize,
-        b_panel: *const f32,
-        b_row_stride: isize,
-        c: *mut f32,
-        c_row_stride: isize,
-        load_c: bool,
-    ) {
+    unsafe fn run(rows: usize, vectors: usize, tile: TileArgs) {
         // SAFETY: forwarded contract; the scalar kernel needs no CPU feature.
         unsafe {
-            match vectors {
-                1 => microkernel::<F32x1, MR, 1>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                2 => microkernel::<F32x1, MR, 2>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                3 => microkernel::<F32x1, MR, 3>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
-                _ => microkernel::<F32x1, MR, NV>(
-                    depth,
-                    a_panel,
-                    a_row_stride,
-                    b_panel,
-                    b_row_stride,
-                    c,
-                    c_row_stride,
-                    load_c,
-                ),
+            match rows {
+                1 => run_rows::<1>(vectors, tile),
+                2 => run_rows::<2>(vectors, tile),
+                3 => run_rows::<3>(vectors, tile),
+                _ => run_rows::<MR>(vectors, tile),
             }
         }
     }
+}
+
+/// Picks the tile width for a tile of `ROWS` rows.
+///
+/// # Safety
+/// As [`MicroKernel::run`].
+#[inline(always)]
+unsafe fn run_rows<const ROWS: usize>(vectors: usize, tile: TileArgs) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match vectors {
+            1 => tile_scalar::<ROWS, 1>(tile),
+            2 => tile_scalar::<ROWS, 2>(tile),
+            3 => tile_scalar::<ROWS, 3>(tile),
+            _ => tile_scalar::<ROWS, NV>(tile),
+        }
+    }
+}
+
+/// The scalar microkernel for a `ROWS × VECTORS` tile.
+///
+/// # Safety
+/// Pointer contract of [`microkernel`].
+#[inline(always)]
+unsafe fn tile_scalar<const ROWS: usize, const VECTORS: usize>(tile: TileArgs) {
+    // SAFETY: forwarded contract.
+    unsafe { microkernel::<F32x1, ROWS, VECTORS>(tile) }
 }
 
 /// The generic GEMM body for the scalar kernel.

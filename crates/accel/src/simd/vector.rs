@@ -56,6 +56,24 @@ pub(crate) const KC_LIMIT: usize = 512;
 /// How many `k` steps ahead the microkernel prefetches its B panel, which streams from L2.
 const B_PREFETCH_STEPS: usize = 8;
 
+/// The operands of one microkernel call (see [`microkernel`]).
+#[derive(Clone, Copy)]
+pub(crate) struct TileArgs {
+    /// Steps along k.
+    pub(crate) depth: usize,
+    /// Row 0 of the A panel; row `r` starts `r · a_row_stride` floats later.
+    pub(crate) a_panel: *const f32,
+    pub(crate) a_row_stride: isize,
+    /// Row 0 of the B panel; row `p` starts `p · b_row_stride` floats later.
+    pub(crate) b_panel: *const f32,
+    pub(crate) b_row_stride: isize,
+    /// Top-left element of the C tile; row `r` starts `r · c_row_stride` floats later, columns contiguous.
+    pub(crate) c: *mut f32,
+    pub(crate) c_row_stride: isize,
+    /// Add into C (true) or overwrite it without reading (false).
+    pub(crate) load_c: bool,
+}
+
 /// One register-blocked tile: `c[0..MR, 0..NV·LANES] (+)= a_panel · b_panel` over `depth` steps.
 ///
 /// `a_panel` holds `MR` rows of `depth` contiguous values, `a_row_stride` floats apart (a packed panel, or A
@@ -70,17 +88,17 @@ const B_PREFETCH_STEPS: usize = 8;
 /// `b_panel[p · b_row_stride + j]` for `p < depth`, `j < NV · LANES`, and row `r < MR` of `c`, starting at `c + r · c_row_stride`, for `NV · LANES`
 /// contiguous reads and writes, none of which alias the panels.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(
-    depth: usize,
-    a_panel: *const f32,
-    a_row_stride: isize,
-    b_panel: *const f32,
-    b_row_stride: isize,
-    c: *mut f32,
-    c_row_stride: isize,
-    load_c: bool,
-) {
+pub(crate) unsafe fn microkernel<V: Vector, const MR: usize, const NV: usize>(tile: TileArgs) {
+    let TileArgs {
+        depth,
+        a_panel,
+        a_row_stride,
+        b_panel,
+        b_row_stride,
+        c,
+        c_row_stride,
+        load_c,
+    } = tile;
     // SAFETY: the caller guarantees the instruction set (for every `V::` call below) and the pointer ranges.
     unsafe {
         // C is read (or written) only after the loop: start pulling its lines in now so the miss overlaps the work.
