@@ -2,6 +2,7 @@
 //! judged claims; an `Err` or a panic makes the whole module ERROR and the run goes on.
 
 mod accel_claims;
+mod kvcache_claims;
 mod perf_core_claims;
 mod profiling_claims;
 
@@ -46,6 +47,10 @@ pub fn registry() -> Vec<Module> {
         Module {
             name: "profiling",
             run: profiling_claims::run,
+        },
+        Module {
+            name: "kvcache",
+            run: kvcache_claims::run,
         },
     ]
 }

@@ -1,0 +1,889 @@
+//! kvcache's claims. The correctness gate runs first (cached and paged logits equal full
+//! recomputation at every step); when it does not pass, every timing claim is ERROR. Then: cache
+//! memory linear in sequence length (by allocation), generation-time complexity against an
+//! operation-count model, practical speedups at N = 128 / 256 / 512 and the break-even length, and
+//! the paged cache's throughput and memory waste against the contiguous one.
+
+use super::ModuleContext;
+use anyhow::{ensure, Context, Result};
+use kvcache::{
+    argmax, max_relative_error, CacheMode, Decoder, KvCache, KvStore, ModelConfig, PagedKvCache,
+    PositionalEncoding, Transformer,
+};
+use ndarray::Array2;
+use perf_core::alloc::measure_peak;
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference, Verdict};
+use perf_core::compare::{compare, signed_rank_interval, CompareConfig, Comparison};
+use perf_core::complexity::{fit_power_law, geometric_grid, ComplexityFit};
+use serde_json::json;
+use std::time::Instant;
+
+const MODULE: &str = "kvcache";
+/// Normwise relative error allowed between cached and recomputed logits (see the crate's test).
+const TOLERANCE: f64 = 1e-4;
+/// Prompt length of every timed generation.
+const PROMPT_LEN: usize = 8;
+/// Block size of the paged cache (vLLM's default).
+const BLOCK_SIZE: usize = 16;
+/// Margin around the operation-count model's exponent.
+const EXPONENT_MARGIN: f64 = 0.15;
+
+/// A small deterministic generator (SplitMix64), so the module needs no RNG crate.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `low ..= high`.
+    fn range(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low + 1) as u64) as usize
+    }
+}
+
+struct Plan {
+    /// Generated tokens N of the complexity grid.
+    grid: Vec<usize>,
+    /// Interleaved repetitions of the grid.
+    repetitions: usize,
+    /// Random shapes in the correctness gate.
+    gate_cases: usize,
+    /// Steps of the reference-shape gate case.
+    gate_reference_steps: usize,
+    /// Requests of the memory-waste workload.
+    waste_requests: usize,
+    /// Generated tokens of the paged throughput comparison.
+    paged_tokens: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Plan {
+                grid: geometric_grid(32, 512, 5),
+                repetitions: 3,
+                gate_cases: 12,
+                gate_reference_steps: 64,
+                waste_requests: 64,
+                paged_tokens: 128,
+            }
+        } else {
+            Plan {
+                grid: geometric_grid(32, 1024, 6),
+                repetitions: 6,
+                gate_cases: 40,
+                gate_reference_steps: 256,
+                waste_requests: 256,
+                paged_tokens: 256,
+            }
+        }
+    }
+}
+
+fn or_error(result: Result<ClaimResult>, claim: &Claim) -> ClaimResult {
+    result.unwrap_or_else(|error| claim.error(format!("{error:#}")))
+}
+
+fn reference_model(context: &ModuleContext) -> Result<Transformer> {
+    let matmul = accel::MatmulConfig {
+        threads: Some(context.threads.unwrap_or(1)),
+        ..accel::MatmulConfig::default()
+    };
+    Ok(Transformer::random(ModelConfig::reference(), context.seed)?.with_matmul_config(matmul))
+}
+
+pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
+    let plan = Plan::new(context.quick);
+    let model = reference_model(context)?;
+    let mut claims = Vec::new();
+
+    let gate = or_error(correctness_gate(context, &plan), &gate_claim());
+    let gate_failure = (gate.verdict != Verdict::Pass)
+        .then(|| format!("correctness gate {}: {}", gate.verdict, gate.reason));
+    claims.push(gate);
+    claims.push(or_error(memory_linear(&model), &memory_claim()));
+    claims.push(or_error(
+        paged_memory_waste(&model, &plan, context.seed),
+        &waste_claim(),
+    ));
+
+    let timing_claims = [
+        complexity_claim(true, 0.0),
+        complexity_claim(false, 0.0),
+        speedup_claim(128),
+        speedup_claim(256),
+        speedup_claim(512),
+        break_even_claim(),
+        paged_throughput_claim(),
+    ];
+    if let Some(reason) = gate_failure {
+        claims.extend(
+            timing_claims
+                .iter()
+                .map(|claim| claim.error(reason.clone())),
+        );
+        return Ok(claims);
+    }
+    match grid_measurements(&model, &plan) {
+        Ok(grid) => {
+            claims.push(or_error(complexity(&model, &grid, true), &timing_claims[0]));
+            claims.push(or_error(
+                complexity(&model, &grid, false),
+                &timing_claims[1],
+            ));
+            for (claim, n) in timing_claims[2..5].iter().zip([128, 256, 512]) {
+                claims.push(or_error(speedup(&grid, n), claim));
+            }
+        }
+        Err(error) => claims.extend(
+            timing_claims[..5]
+                .iter()
+                .map(|claim| claim.error(format!("{error:#}"))),
+        ),
+    }
+    claims.push(or_error(break_even(&model, context), &timing_claims[5]));
+    claims.push(or_error(
+        paged_throughput(&model, &plan, context),
+        &timing_claims[6],
+    ));
+    Ok(claims)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Correctness gate
+
+fn gate_claim() -> Claim {
+    Claim::threshold(
+        "kvcache.correctness_gate",
+        MODULE,
+        "cached (contiguous and paged) logits equal full recomputation at every step: max normwise relative error ≤ 1e-4 over random prompts, lengths, batch sizes and model shapes",
+        TOLERANCE,
+        Direction::AtMost,
+    )
+}
+
+/// Feed identical tokens to a recomputing, a contiguous and a paged decoder; return the worst
+/// error of the cached logits against the recomputed ones over all steps.
+fn worst_case_error(
+    model: &Transformer,
+    prompts: &Array2<u32>,
+    continuation: &[Vec<u32>],
+    block_size: usize,
+) -> Result<f64> {
+    let batch_size = prompts.nrows();
+    let capacity = prompts.ncols() + continuation.len();
+    let modes = [
+        CacheMode::Disabled,
+        CacheMode::Contiguous,
+        CacheMode::Paged { block_size },
+    ];
+    let mut decoders = modes
+        .iter()
+        .map(|&mode| Decoder::new(model, batch_size, capacity, mode))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut logits = decoders
+        .iter_mut()
+        .map(|decoder| decoder.prefill(prompts.view()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut worst = 0.0f64;
+    for step in 0..=continuation.len() {
+        for candidate in &logits[1..] {
+            worst = worst.max(max_relative_error(candidate, &logits[0]));
+        }
+        if step == continuation.len() {
+            break;
+        }
+        logits = decoders
+            .iter_mut()
+            .map(|decoder| decoder.step(&continuation[step]))
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    Ok(worst)
+}
+
+fn correctness_gate(context: &ModuleContext, plan: &Plan) -> Result<ClaimResult> {
+    let mut rng = SplitMix(context.seed ^ 0x6B76_6361_6368_65);
+    let mut cases = Vec::new();
+    let mut worst = 0.0f64;
+    for case_idx in 0..plan.gate_cases {
+        let n_heads = rng.range(1, 4);
+        let d_head = [4, 8, 16, 32][rng.range(0, 3)];
+        let d_model = n_heads * d_head;
+        let config = ModelConfig {
+            vocab_size: rng.range(8, 300),
+            d_model,
+            n_heads,
+            n_layers: rng.range(1, 3),
+            d_ff: d_model * rng.range(1, 4),
+            max_seq_len: 64,
+            positional: if rng.range(0, 1) == 0 {
+                PositionalEncoding::Learned
+            } else {
+                PositionalEncoding::Sinusoidal
+            },
+            layer_norm_epsilon: 1e-5,
+        };
+        let batch_size = rng.range(1, 4);
+        let prompt_len = rng.range(1, 16);
+        let steps = rng.range(1, 24);
+        let block_size = rng.range(1, 8);
+        let vocab = config.vocab_size;
+        let prompts = Array2::from_shape_simple_fn((batch_size, prompt_len), || {
+            rng.range(0, vocab - 1) as u32
+        });
+        let continuation: Vec<Vec<u32>> = (0..steps)
+            .map(|_| {
+                (0..batch_size)
+                    .map(|_| rng.range(0, vocab - 1) as u32)
+                    .collect()
+            })
+            .collect();
+        let model = Transformer::random(config, context.seed.wrapping_add(case_idx as u64))?;
+        let error = worst_case_error(&model, &prompts, &continuation, block_size)?;
+        worst = worst.max(error);
+        cases.push(json!({
+            "d_model": d_model, "n_heads": n_heads, "n_layers": config.n_layers,
+            "d_ff": config.d_ff, "vocab_size": vocab, "batch_size": batch_size,
+            "prompt_len": prompt_len, "steps": steps, "block_size": block_size,
+            "positional": format!("{:?}", config.positional), "max_relative_error": error,
+        }));
+    }
+    // The reference shape over a long continuation, and greedy generation token for token.
+    let model = reference_model(context)?;
+    let steps = plan.gate_reference_steps;
+    let prompts = Array2::from_shape_fn((2, PROMPT_LEN), |(s, t)| (17 * s + 5 * t) as u32 % 256);
+    let continuation: Vec<Vec<u32>> = (0..steps)
+        .map(|_| vec![rng.range(0, 255) as u32, rng.range(0, 255) as u32])
+        .collect();
+    let reference_error = worst_case_error(&model, &prompts, &continuation, BLOCK_SIZE)?;
+    worst = worst.max(reference_error);
+    let single = prompts.slice(ndarray::s![0..1, ..]).to_owned();
+    let cached = timed_generation(&model, &single, steps, CacheMode::Contiguous)?;
+    let recomputed = timed_generation(&model, &single, steps, CacheMode::Disabled)?;
+    let identical_tokens = cached.tokens == recomputed.tokens;
+    let claim = gate_claim();
+    let mut result = claim
+        .judge(Estimate::new(worst, worst, worst, "", 1.0)?)
+        .with_detail(
+            "metric",
+            "max over steps of max_i |cached_i − recomputed_i| / max_i |recomputed_i|",
+        )
+        .with_detail("random_cases", &cases)
+        .with_detail("reference_shape_error", reference_error)
+        .with_detail("reference_shape_steps", steps)
+        .with_detail("greedy_tokens_identical", identical_tokens);
+    if !identical_tokens && result.verdict == Verdict::Pass {
+        result.verdict = Verdict::Fail;
+        result.reason = format!("{}; but greedy tokens differ", result.reason);
+    }
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+fn memory_claim() -> Claim {
+    Claim::equivalence(
+        "kvcache.memory_linear",
+        MODULE,
+        "cache bytes measured by allocation grow linearly with sequence length: fitted exponent within [0.95, 1.05] (and 1 inside its interval)",
+        0.95,
+        1.05,
+    )
+}
+
+fn memory_linear(model: &Transformer) -> Result<ClaimResult> {
+    let capacities = geometric_grid(64, 4096, 7);
+    let mut contiguous_bytes = Vec::new();
+    let mut reported_bytes = Vec::new();
+    let mut paged_bytes = Vec::new();
+    let d_model = model.config().d_model;
+    for &capacity in &capacities {
+        let (cache, memory) = measure_peak(|| model.new_cache(1, capacity))?;
+        let cache = cache?;
+        contiguous_bytes.push(memory.peak_bytes as f64);
+        reported_bytes.push(cache.allocated_bytes() as f64);
+        drop(cache);
+        // The paged cache grows as tokens arrive: append `capacity` tokens, one block at a time.
+        let keys = Array2::<f32>::zeros((BLOCK_SIZE, d_model));
+        let (paged, memory) = measure_peak(|| -> Result<PagedKvCache> {
+            let mut cache = model.new_paged_cache(1, BLOCK_SIZE)?;
+            for _ in 0..capacity.div_ceil(BLOCK_SIZE) {
+                for layer in 0..model.config().n_layers {
+                    cache.append(layer, keys.view(), keys.view())?;
+                }
+            }
+            Ok(cache)
+        })?;
+        drop(paged?);
+        paged_bytes.push(memory.peak_bytes as f64);
+    }
+    let sizes: Vec<f64> = capacities.iter().map(|&c| c as f64).collect();
+    let fit = fit_power_law(&sizes, &contiguous_bytes, 0.95)?;
+    let paged_fit = fit_power_law(&sizes, &paged_bytes, 0.95)?;
+    // Exactly linear data leaves no residual: the profile interval collapses onto the point, so
+    // widen it by the fit's numerical resolution (its golden-section search stops near 1e-9).
+    let resolution = 1e-6;
+    let estimate = Estimate::new(
+        fit.exponent,
+        fit.exponent_ci.0.min(fit.exponent - resolution),
+        fit.exponent_ci.1.max(fit.exponent + resolution),
+        "",
+        fit.confidence,
+    )?;
+    let one_inside = estimate.ci_lower <= 1.0 && 1.0 <= estimate.ci_upper;
+    let mut result = memory_claim()
+        .judge(estimate)
+        .with_detail("capacities", &capacities)
+        .with_detail("contiguous_peak_bytes", &contiguous_bytes)
+        .with_detail("contiguous_reported_bytes", &reported_bytes)
+        .with_detail("paged_peak_bytes", &paged_bytes)
+        .with_detail("paged_exponent", paged_fit.exponent)
+        .with_detail("paged_exponent_ci", paged_fit.exponent_ci)
+        .with_detail("bytes_per_token", model.cache_shape(1).bytes_per_token())
+        .with_detail("exponent_1_inside_interval", one_inside)
+        .with_detail("fit", &fit);
+    if !one_inside && result.verdict == Verdict::Pass {
+        result.verdict = Verdict::Partial;
+        result.reason = format!("{}; but 1 is outside the interval", result.reason);
+    }
+    Ok(result)
+}
+
+fn waste_claim() -> Claim {
+    Claim::threshold(
+        "kvcache.paged_memory_waste",
+        MODULE,
+        "on requests of random length (16…1024 tokens), the paged cache (16-token blocks) wastes at most 5% of the K/V bytes it allocates (measured by allocation); the contiguous cache must reserve the maximum length",
+        0.05,
+        Direction::AtMost,
+    )
+}
+
+fn paged_memory_waste(model: &Transformer, plan: &Plan, seed: u64) -> Result<ClaimResult> {
+    const MAX_LEN: usize = 1024;
+    let mut rng = SplitMix(seed ^ 0x5741_5354_45);
+    let lengths: Vec<usize> = (0..plan.waste_requests)
+        .map(|_| rng.range(16, MAX_LEN))
+        .collect();
+    let d_model = model.config().d_model;
+    let bytes_per_token = model.cache_shape(1).bytes_per_token() as f64;
+    let mut paged = Vec::new();
+    let mut contiguous = Vec::new();
+    let mut used = Vec::new();
+    for &len in &lengths {
+        let keys = Array2::<f32>::zeros((len, d_model));
+        let fill = |cache: &mut dyn KvStore| -> Result<()> {
+            for layer in 0..model.config().n_layers {
+                cache.append(layer, keys.view(), keys.view())?;
+            }
+            Ok(())
+        };
+        let (outcome, memory) = measure_peak(|| -> Result<()> {
+            let mut cache = model.new_paged_cache(1, BLOCK_SIZE)?;
+            fill(&mut cache)
+        })?;
+        outcome?;
+        paged.push(memory.peak_bytes as f64);
+        let (outcome, memory) = measure_peak(|| -> Result<()> {
+            let mut cache: KvCache = model.new_cache(1, MAX_LEN)?;
+            fill(&mut cache)
+        })?;
+        outcome?;
+        contiguous.push(memory.peak_bytes as f64);
+        used.push(len as f64 * bytes_per_token);
+    }
+    let waste = |allocated: &[f64], indices: &mut dyn Iterator<Item = usize>| -> f64 {
+        let (mut total_allocated, mut total_used) = (0.0, 0.0);
+        for idx in indices {
+            total_allocated += allocated[idx];
+            total_used += used[idx];
+        }
+        1.0 - total_used / total_allocated
+    };
+    let n = lengths.len();
+    let paged_waste = waste(&paged, &mut (0..n));
+    let contiguous_waste = waste(&contiguous, &mut (0..n));
+    // Percentile bootstrap over requests (the workload is a sample of request lengths).
+    let mut boot: Vec<f64> = (0..2000)
+        .map(|_| waste(&paged, &mut (0..n).map(|_| rng.range(0, n - 1))))
+        .collect();
+    boot.sort_by(f64::total_cmp);
+    let lower = boot[(0.025 * boot.len() as f64) as usize].min(paged_waste);
+    let upper = boot[(0.975 * boot.len() as f64) as usize].max(paged_waste);
+    Ok(waste_claim()
+        .judge(Estimate::new(paged_waste, lower, upper, "", 0.95)?)
+        .with_detail(
+            "interval",
+            "percentile bootstrap over requests, 2000 resamples",
+        )
+        .with_detail("requests", n)
+        .with_detail("block_size", BLOCK_SIZE)
+        .with_detail("contiguous_capacity", MAX_LEN)
+        .with_detail("contiguous_waste", contiguous_waste)
+        .with_detail(
+            "contiguous_over_paged_bytes",
+            contiguous.iter().sum::<f64>() / paged.iter().sum::<f64>(),
+        )
+        .with_detail("paged_bytes_total", paged.iter().sum::<f64>())
+        .with_detail("contiguous_bytes_total", contiguous.iter().sum::<f64>())
+        .with_detail("used_bytes_total", used.iter().sum::<f64>()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing
+
+/// One greedy generation of `n` tokens after `prompt` (1 × PROMPT_LEN), timed as a whole and step
+/// by step. The decoder (and its cache) is created inside the timed region: allocation is part of
+/// generating.
+struct TimedRun {
+    total_ns: f64,
+    /// (context length the step attends to, ns) per decode step.
+    steps: Vec<(usize, f64)>,
+    tokens: Vec<u32>,
+}
+
+fn timed_generation(
+    model: &Transformer,
+    prompt: &Array2<u32>,
+    n: usize,
+    mode: CacheMode,
+) -> Result<TimedRun> {
+    ensure!(n >= 1, "generate at least one token");
+    let start = Instant::now();
+    let mut decoder = Decoder::new(model, prompt.nrows(), prompt.ncols() + n - 1, mode)?;
+    let mut logits = decoder.prefill(prompt.view())?;
+    let mut tokens = Vec::with_capacity(n);
+    let mut steps = Vec::with_capacity(n);
+    for step in 0..n {
+        let next: Vec<u32> = logits.rows().into_iter().map(argmax).collect();
+        tokens.push(next[0]);
+        if step + 1 < n {
+            let step_start = Instant::now();
+            logits = decoder.step(&next)?;
+            steps.push((decoder.len(), step_start.elapsed().as_nanos() as f64));
+        }
+    }
+    let total_ns = start.elapsed().as_nanos() as f64;
+    std::hint::black_box(&logits);
+    Ok(TimedRun {
+        total_ns,
+        steps,
+        tokens,
+    })
+}
+
+struct GridMeasurements {
+    grid: Vec<usize>,
+    /// [size index][repetition] total ns.
+    cached_ns: Vec<Vec<f64>>,
+    uncached_ns: Vec<Vec<f64>>,
+    /// Per-step latencies of the last repetition at the largest N.
+    cached_steps: Vec<(usize, f64)>,
+    uncached_steps: Vec<(usize, f64)>,
+    identical_tokens: bool,
+    repetitions: usize,
+}
+
+fn prompt() -> Array2<u32> {
+    Array2::from_shape_fn((1, PROMPT_LEN), |(_, t)| (31 * t + 7) as u32 % 256)
+}
+
+fn grid_measurements(model: &Transformer, plan: &Plan) -> Result<GridMeasurements> {
+    let prompt = prompt();
+    // Warm-up: page in the weights and the allocator's arenas on both paths.
+    timed_generation(model, &prompt, 64, CacheMode::Contiguous)?;
+    timed_generation(model, &prompt, 32, CacheMode::Disabled)?;
+    let mut cached_ns = vec![Vec::new(); plan.grid.len()];
+    let mut uncached_ns = vec![Vec::new(); plan.grid.len()];
+    let mut cached_steps = Vec::new();
+    let mut uncached_steps = Vec::new();
+    let mut identical_tokens = true;
+    for repetition in 0..plan.repetitions {
+        for (size_idx, &n) in plan.grid.iter().enumerate() {
+            // Alternate which side goes first, so a drift falls on both alike.
+            let cached_first = (repetition + size_idx) % 2 == 0;
+            let (cached, uncached) = if cached_first {
+                let cached = timed_generation(model, &prompt, n, CacheMode::Contiguous)?;
+                (
+                    cached,
+                    timed_generation(model, &prompt, n, CacheMode::Disabled)?,
+                )
+            } else {
+                let uncached = timed_generation(model, &prompt, n, CacheMode::Disabled)?;
+                (
+                    timed_generation(model, &prompt, n, CacheMode::Contiguous)?,
+                    uncached,
+                )
+            };
+            identical_tokens &= cached.tokens == uncached.tokens;
+            cached_ns[size_idx].push(cached.total_ns);
+            uncached_ns[size_idx].push(uncached.total_ns);
+            if repetition + 1 == plan.repetitions && size_idx + 1 == plan.grid.len() {
+                cached_steps = cached.steps;
+                uncached_steps = uncached.steps;
+            }
+        }
+    }
+    Ok(GridMeasurements {
+        grid: plan.grid.clone(),
+        cached_ns,
+        uncached_ns,
+        cached_steps,
+        uncached_steps,
+        identical_tokens,
+        repetitions: plan.repetitions,
+    })
+}
+
+/// Operation count (matrix-product FLOPs, as computed: the full score matrix of a prefill) of
+/// generating `n` tokens after a PROMPT_LEN prompt.
+fn generation_flops(config: &ModelConfig, n: usize, cached: bool) -> f64 {
+    let prefill = config.forward_flops(PROMPT_LEN, PROMPT_LEN * PROMPT_LEN);
+    let steps: f64 = (1..n)
+        .map(|step| {
+            let context = PROMPT_LEN + step;
+            if cached {
+                config.forward_flops(1, context)
+            } else {
+                config.forward_flops(context, context * context)
+            }
+        })
+        .sum();
+    prefill + steps
+}
+
+/// Share of the attention products in the operation count of one step at `context`.
+fn attention_share(config: &ModelConfig, context: usize, cached: bool) -> f64 {
+    let (tokens, pairs) = if cached {
+        (1, context)
+    } else {
+        (context, context * context)
+    };
+    let total = config.forward_flops(tokens, pairs);
+    let without = config.forward_flops(tokens, 0);
+    (total - without) / total
+}
+
+fn complexity_claim(cached: bool, predicted: f64) -> Claim {
+    let (id, what) = if cached {
+        ("kvcache.complexity_cached", "cached generation")
+    } else {
+        ("kvcache.complexity_uncached", "generation without a cache")
+    };
+    Claim::equivalence(
+        id,
+        MODULE,
+        &format!(
+            "total time of {what} for N tokens (geometric grid, ≥ 5 points) grows with the exponent the operation-count model predicts for the same shape and grid (±{EXPONENT_MARGIN})"
+        ),
+        predicted - EXPONENT_MARGIN,
+        predicted + EXPONENT_MARGIN,
+    )
+}
+
+fn complexity(model: &Transformer, grid: &GridMeasurements, cached: bool) -> Result<ClaimResult> {
+    let config = model.config();
+    let times = if cached {
+        &grid.cached_ns
+    } else {
+        &grid.uncached_ns
+    };
+    let mut sizes = Vec::new();
+    let mut values = Vec::new();
+    for (&n, samples) in grid.grid.iter().zip(times) {
+        for &time in samples {
+            sizes.push(n as f64);
+            values.push(time);
+        }
+    }
+    let fit: ComplexityFit = fit_power_law(&sizes, &values, 0.95)?;
+    let grid_sizes: Vec<f64> = grid.grid.iter().map(|&n| n as f64).collect();
+    let model_flops: Vec<f64> = grid
+        .grid
+        .iter()
+        .map(|&n| generation_flops(config, n, cached))
+        .collect();
+    let model_fit = fit_power_law(&grid_sizes, &model_flops, 0.95)?;
+    let predicted = model_fit.exponent;
+    let largest_context = PROMPT_LEN + grid.grid.last().copied().unwrap_or(0);
+    let crossover = 2 * config.d_model + config.d_ff;
+    let regime = format!(
+        "projection-dominated: attention's share of a step's FLOPs is {:.0}% at the largest context {largest_context} (attention and projections cost the same per token at context 2·d_model + d_ff = {crossover})",
+        100.0 * attention_share(config, largest_context, cached)
+    );
+    let estimate = Estimate::new(
+        fit.exponent,
+        fit.exponent_ci.0,
+        fit.exponent_ci.1,
+        "",
+        fit.confidence,
+    )?;
+    let steps = if cached {
+        &grid.cached_steps
+    } else {
+        &grid.uncached_steps
+    };
+    let plot = json!({
+        "title": "Per-step decode latency vs context (reference shape, 1 thread)",
+        "x_label": "context length (tokens)",
+        "y_label": "step latency (ns)",
+        "log_x": true,
+        "log_y": true,
+        "series": [
+            {"name": "KV cache", "points": grid.cached_steps.iter().map(|&(c, t)| [c as f64, t]).collect::<Vec<_>>()},
+            {"name": "recompute (no cache)", "points": grid.uncached_steps.iter().map(|&(c, t)| [c as f64, t]).collect::<Vec<_>>()},
+        ],
+    });
+    let medians: Vec<f64> = fit.median_times.clone();
+    let mut result = complexity_claim(cached, predicted)
+        .judge(estimate)
+        .with_detail("grid_n", &grid.grid)
+        .with_detail("repetitions", grid.repetitions)
+        .with_detail("prompt_len", PROMPT_LEN)
+        .with_detail("median_total_ns", &medians)
+        .with_detail("model_flops", &model_flops)
+        .with_detail("predicted_exponent", predicted)
+        .with_detail("predicted_local_exponents", &model_fit.local_exponents)
+        .with_detail("measured_local_exponents", &fit.local_exponents)
+        .with_detail("loglog_slope", fit.loglog_slope)
+        .with_detail("loglog_slope_ci", fit.loglog_slope_ci)
+        .with_detail("regime", &regime)
+        .with_detail("fit", &fit)
+        .with_detail("step_latency_ns", steps);
+    if cached {
+        result = result.with_detail("plot", plot);
+    }
+    result.reason = format!("{}; model predicts {predicted:.3}; {regime}", result.reason);
+    Ok(result)
+}
+
+fn speedup_claim(n: usize) -> Claim {
+    if n == 512 {
+        Claim::threshold(
+            "kvcache.speedup_512",
+            MODULE,
+            "generating 512 tokens (d_model = 128, 2 layers) with the KV cache is at least 50× faster than recomputing (numpy on this machine: 60.3×)",
+            50.0,
+            Direction::AtLeast,
+        )
+    } else {
+        Claim::measured(
+            &format!("kvcache.speedup_{n}"),
+            MODULE,
+            &format!(
+                "speedup of KV-cached over recomputing generation of {n} tokens (numpy on this machine: {}×)",
+                if n == 128 { "10.7" } else { "29.6" }
+            ),
+        )
+    }
+}
+
+fn speedup(grid: &GridMeasurements, n: usize) -> Result<ClaimResult> {
+    let size_idx = grid
+        .grid
+        .iter()
+        .position(|&size| size == n)
+        .with_context(|| format!("N = {n} is not on this run's grid {:?}", grid.grid))?;
+    let log_ratios: Vec<f64> = grid.uncached_ns[size_idx]
+        .iter()
+        .zip(&grid.cached_ns[size_idx])
+        .map(|(u, c)| (u / c).ln())
+        .collect();
+    let pairs = log_ratios.len();
+    ensure!(
+        pairs >= 2,
+        "need at least 2 interleaved pairs, have {pairs}"
+    );
+    let mean = log_ratios.iter().sum::<f64>() / pairs as f64;
+    let variance = log_ratios.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (pairs - 1) as f64;
+    let estimate = Estimate::from_t(
+        TInference {
+            center: mean,
+            standard_error: (variance / pairs as f64).sqrt(),
+            degrees_of_freedom: (pairs - 1) as f64,
+            log_scale: true,
+        },
+        "×",
+        0.95,
+    )?;
+    let claim = speedup_claim(n);
+    let mut result = match signed_rank_interval(&log_ratios, 0.95) {
+        Some((point, lower, upper)) => claim.judge_with_cross_check(
+            estimate,
+            Estimate::new(
+                point.exp(),
+                lower.exp().min(point.exp()),
+                upper.exp().max(point.exp()),
+                "×",
+                0.95,
+            )?,
+            "Hodges–Lehmann / signed-rank",
+        ),
+        None => claim
+            .judge(estimate)
+            .with_detail("cross_check", format!("skipped: {pairs} pairs (< 6)")),
+    };
+    result = result
+        .with_detail(
+            "interval",
+            "paired log-ratio t-interval over interleaved repetitions",
+        )
+        .with_detail("cached_total_ns", &grid.cached_ns[size_idx])
+        .with_detail("uncached_total_ns", &grid.uncached_ns[size_idx])
+        .with_detail("identical_tokens", grid.identical_tokens)
+        .with_detail("prompt_len", PROMPT_LEN);
+    Ok(result)
+}
+
+fn compare_config(context: &ModuleContext) -> CompareConfig {
+    let base = if context.quick {
+        CompareConfig::quick()
+    } else {
+        CompareConfig::default()
+    };
+    CompareConfig {
+        seed: context.seed,
+        ..base
+    }
+}
+
+fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
+    Ok(Estimate::from_t(
+        TInference {
+            center: comparison.speedup.log_ratio_mean,
+            standard_error: comparison.speedup.log_ratio_standard_error,
+            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
+            log_scale: true,
+        },
+        "×",
+        comparison.speedup.confidence,
+    )?)
+}
+
+fn break_even_claim() -> Claim {
+    Claim::measured(
+        "kvcache.break_even_length",
+        MODULE,
+        "the shortest generation (tokens after an 8-token prompt) from which the KV cache is faster than recomputing, with every longer grid length faster too",
+    )
+}
+
+fn break_even(model: &Transformer, context: &ModuleContext) -> Result<ClaimResult> {
+    let prompt = prompt();
+    let lengths = [1usize, 2, 3, 4, 8, 16];
+    let config = CompareConfig {
+        pairs: if context.quick { 10 } else { 20 },
+        ..compare_config(context)
+    };
+    let mut rows = Vec::new();
+    let mut faster = Vec::new();
+    for &n in &lengths {
+        let comparison = compare(
+            &config,
+            &n,
+            |&n| {
+                timed_generation(model, &prompt, n, CacheMode::Disabled)
+                    .map(|r| r.total_ns)
+                    .expect("generation ran in the gate")
+            },
+            |&n| {
+                timed_generation(model, &prompt, n, CacheMode::Contiguous)
+                    .map(|r| r.total_ns)
+                    .expect("generation ran in the gate")
+            },
+        )?;
+        faster.push(comparison.speedup.ci_lower > 1.0);
+        rows.push(json!({
+            "n": n,
+            "speedup": comparison.speedup.point,
+            "ci": [comparison.speedup.ci_lower, comparison.speedup.ci_upper],
+            "cached_median_ns": comparison.candidate.median,
+            "uncached_median_ns": comparison.baseline.median,
+        }));
+    }
+    // First index from which every length is significantly faster.
+    let first = (0..lengths.len())
+        .find(|&idx| faster[idx..].iter().all(|&f| f))
+        .context("the cache is not significantly faster even at the longest length tried")?;
+    let point = lengths[first] as f64;
+    let lower = if first == 0 {
+        point
+    } else {
+        lengths[first - 1] as f64 + 1.0
+    };
+    Ok(break_even_claim()
+        .judge(Estimate::new(point, lower.min(point), point, "tokens", 0.95)?)
+        .with_detail("interval", "between the last grid length not significantly faster (exclusive) and the first that is")
+        .with_detail("lengths", lengths)
+        .with_detail("comparisons", rows))
+}
+
+fn paged_throughput_claim() -> Claim {
+    Claim::threshold(
+        "kvcache.paged_throughput",
+        MODULE,
+        "the paged cache (16-token blocks) keeps at least 80% of the contiguous cache's generation throughput",
+        0.8,
+        Direction::AtLeast,
+    )
+}
+
+fn paged_throughput(
+    model: &Transformer,
+    plan: &Plan,
+    context: &ModuleContext,
+) -> Result<ClaimResult> {
+    let prompt = prompt();
+    let n = plan.paged_tokens;
+    let comparison = compare(
+        &compare_config(context),
+        &n,
+        |&n| {
+            timed_generation(model, &prompt, n, CacheMode::Contiguous)
+                .map(|r| r.total_ns)
+                .expect("generation ran in the gate")
+        },
+        |&n| {
+            timed_generation(
+                model,
+                &prompt,
+                n,
+                CacheMode::Paged {
+                    block_size: BLOCK_SIZE,
+                },
+            )
+            .map(|r| r.total_ns)
+            .expect("generation ran in the gate")
+        },
+    )?;
+    let (lower, upper) = comparison
+        .robust_interval(0.95)
+        .context("too few pairs for the signed-rank interval")?;
+    let robust_point = comparison
+        .robust_speedup
+        .context("no robust estimate")?
+        .point;
+    Ok(paged_throughput_claim()
+        .judge_with_cross_check(
+            speedup_estimate(&comparison)?,
+            Estimate::new(
+                robust_point,
+                lower.min(robust_point),
+                upper.max(robust_point),
+                "×",
+                0.95,
+            )?,
+            "Hodges–Lehmann / signed-rank",
+        )
+        .with_detail("tokens", n)
+        .with_detail("block_size", BLOCK_SIZE)
+        .with_detail("contiguous_median_ns", comparison.baseline.median)
+        .with_detail("paged_median_ns", comparison.candidate.median)
+        .with_detail("fairness", &comparison.fairness))
+}
