@@ -1,14 +1,17 @@
-//! The one generic GEMM body: block the operands for the caches, pack them into panels, run the microkernel.
+//! The one generic GEMM body: block the operands for the caches, pack B into panels, run the microkernel.
 //!
 //! Loop order (outermost first), with `C[m × n] (+)= A[m × k] · B[k × n]` row-major and vectors along `n`:
 //!
-//! 1. `ic`: `mc` rows of A, packed once per `kc` slab into `MR`-row micro-panels (lives in L3/L2).
-//! 2. `pc`: `kc`-deep slabs of the inner dimension.
-//! 3. `jc`: `nc` columns of B, packed into `NR`-wide micro-panels (sized to stay in L2).
-//! 4. `ir`: one A micro-panel (`MR × kc`, stays in L1 while...)
+//! 1. `ic`: `mc` rows of A (all of them up to thousands of rows).
+//! 2. `pc`: `kc`-deep slabs of the inner dimension (k split into equal slabs of at most `kc`).
+//! 3. `jc`: `nc` columns of B, packed into `NR`-wide micro-panels (the `kc × nc` block is sized to stay in L2).
+//! 4. `ir`: `MR` rows of A (`MR × kc`, stays in L1 while...)
 //! 5. `jr`: ...every B micro-panel of the block streams past it through the microkernel.
 //!
-//! For sizes up to `mc` rows and `nc` columns each operand is packed exactly once.
+//! A is read in place when its rows are contiguous (the microkernel broadcasts from `MR` row pointers), and
+//! otherwise copied into fixed-stride rows; B is packed once per `(pc, jc)` block unless it is a single panel.
+//! Edge tiles run exact-size microkernels (fewer rows, fewer vectors); only a column remainder that is not a
+//! whole vector, or a C whose columns are not contiguous, goes through a small local tile.
 
 use super::vector::{TileArgs, A_ROW_STRIDE, KC_LIMIT};
 use super::workspace::Workspace;
