@@ -1,0 +1,356 @@
+//! Integer GEMM: `C (i32) = A (u8, m × k) · B (i8, k × n)`, with B packed once into the VNNI layout (four
+//! consecutive k values of one column side by side), A packed per cache block, a register-blocked
+//! `MR × NR` microkernel per instruction set, runtime dispatch decided once, and the kernel that ran returned.
+//!
+//! Overflow: products are at most 255 · 128 = 32 640 in magnitude and every path accumulates in i32 without a
+//! saturating 16-bit step (the AVX2 path widens to i16 and uses `vpmaddwd`, never `vpmaddubsw`), so the result
+//! is exact whenever `k · 32 640 < 2³¹`, i.e. `k ≤ MAX_K`; longer products are rejected.
+
+mod kernels;
+
+use crate::error::QuantError;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Rows of the register tile.
+pub(crate) const MR: usize = 8;
+/// Columns of the register tile (and of a packed B panel).
+pub(crate) const NR: usize = 32;
+/// k values per 32-bit lane (the VNNI dot-product width).
+pub(crate) const KU: usize = 4;
+/// k groups (of `KU`) per cache block: 512 k values, so a B micro-panel (512 × 32 bytes = 16 KiB) stays in L1.
+const KC_GROUPS: usize = 128;
+/// Rows of A per cache block: 96 × 512 bytes = 48 KiB of packed A, resident in L2.
+const MC: usize = 96;
+
+/// Largest inner dimension whose i32 accumulation cannot overflow: `k · 255 · 128 < 2³¹`.
+pub const MAX_K: usize = (i32::MAX as usize) / (255 * 128);
+
+/// The environment variable that forces one kernel (`avx512-vnni`, `avx2`, `scalar`), for tests and A/B runs.
+pub const KERNEL_ENV: &str = "QUANT_KERNEL";
+
+/// An integer GEMM kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GemmKernel {
+    /// 512-bit `vpdpbusd` (AVX-512 VNNI): 64 u8 × i8 products into 16 i32 lanes per instruction.
+    Avx512Vnni,
+    /// AVX2: widen to i16, `vpmaddwd` into i32 (no saturating 16-bit intermediate).
+    Avx2,
+    /// Portable scalar loops.
+    Scalar,
+}
+
+impl GemmKernel {
+    /// Every kernel, fastest first (the detection ladder).
+    pub const ALL: [GemmKernel; 3] = [GemmKernel::Avx512Vnni, GemmKernel::Avx2, GemmKernel::Scalar];
+
+    /// Stable name: `avx512-vnni`, `avx2`, `scalar`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::Avx512Vnni => "avx512-vnni",
+            GemmKernel::Avx2 => "avx2",
+            GemmKernel::Scalar => "scalar",
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_available(self) -> bool {
+        match self {
+            GemmKernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The best kernel this CPU runs, detected once and cached.
+    pub fn detected() -> GemmKernel {
+        static DETECTED: OnceLock<GemmKernel> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            GemmKernel::ALL
+                .into_iter()
+                .find(|kernel| kernel.is_available())
+                .unwrap_or(GemmKernel::Scalar)
+        })
+    }
+
+    /// The kernel named by `QUANT_KERNEL`, if set.
+    ///
+    /// # Errors
+    /// [`QuantError::UnknownKernelName`] for a name that is no kernel.
+    pub fn from_env() -> Result<Option<GemmKernel>, QuantError> {
+        let Ok(name) = std::env::var(KERNEL_ENV) else {
+            return Ok(None);
+        };
+        GemmKernel::ALL
+            .into_iter()
+            .find(|kernel| kernel.name() == name.trim())
+            .map(Some)
+            .ok_or(QuantError::UnknownKernelName { name })
+    }
+}
+
+impl fmt::Display for GemmKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Knobs of [`gemm_u8i8_i32`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GemmConfig {
+    /// Force a kernel; `None` uses `QUANT_KERNEL` when set, else the detected best.
+    pub kernel: Option<GemmKernel>,
+}
+
+impl GemmConfig {
+    /// The kernel this configuration runs.
+    ///
+    /// # Errors
+    /// [`QuantError::UnknownKernelName`] for a bad `QUANT_KERNEL`; [`QuantError::KernelUnavailable`] when the
+    /// forced kernel cannot run here.
+    pub fn resolve(&self) -> Result<GemmKernel, QuantError> {
+        let kernel = match self.kernel {
+            Some(kernel) => kernel,
+            None => GemmKernel::from_env()?.unwrap_or_else(GemmKernel::detected),
+        };
+        if !kernel.is_available() {
+            return Err(QuantError::KernelUnavailable {
+                kernel: kernel.name(),
+            });
+        }
+        Ok(kernel)
+    }
+}
+
+/// B (`k × n`, i8) packed for the microkernels: full panels of `NR` columns, each `[k/4][NR][4]`, then the last
+/// partial panel `[k/4][n mod NR][4]` at its true width (so no padding columns are stored); k is zero-padded to a
+/// multiple of 4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<i8>,
+}
+
+impl PackedB {
+    /// Packs `b` (`k × n`, any strides).
+    ///
+    /// # Errors
+    /// [`QuantError::InvalidParameter`] when `k > MAX_K`.
+    pub fn pack(b: ArrayView2<'_, i8>) -> Result<Self, QuantError> {
+        let (k, n) = b.dim();
+        check_k(k)?;
+        let groups = k.div_ceil(KU);
+        let mut data = vec![0i8; groups * KU * n];
+        for panel_start in (0..n).step_by(NR) {
+            let width = NR.min(n - panel_start);
+            let panel = &mut data[panel_start * groups * KU..(panel_start + width) * groups * KU];
+            for ((row_idx, col_idx), &value) in b.slice(ndarray::s![.., panel_start..panel_start + width]).indexed_iter() {
+                let (group, lane) = (row_idx / KU, row_idx % KU);
+                panel[(group * width + col_idx) * KU + lane] = value;
+            }
+        }
+        Ok(PackedB { k, n, data })
+    }
+
+    /// Rows (the inner dimension).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Bytes of the packed buffer: `⌈k/4⌉·4 · n`, one per value (plus zero padding of k to a multiple of 4).
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Σ_k B[k, j] for each column, computed from the packed data (used to correct for A's zero point).
+    pub fn column_sums(&self) -> Vec<i32> {
+        let groups = self.k.div_ceil(KU);
+        let mut sums = vec![0i32; self.n];
+        for panel_start in (0..self.n).step_by(NR) {
+            let width = NR.min(self.n - panel_start);
+            let panel = &self.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
+            for (index, &value) in panel.iter().enumerate() {
+                sums[panel_start + (index / KU) % width] += i32::from(value);
+            }
+        }
+        sums
+    }
+
+    /// The value at `(row, col)` (for tests and references).
+    pub fn get(&self, row: usize, col: usize) -> i8 {
+        let groups = self.k.div_ceil(KU);
+        let panel_start = col / NR * NR;
+        let width = NR.min(self.n - panel_start);
+        let (group, lane) = (row / KU, row % KU);
+        self.data[panel_start * groups * KU + (group * width + (col - panel_start)) * KU + lane]
+    }
+}
+
+fn check_k(k: usize) -> Result<(), QuantError> {
+    if k > MAX_K {
+        return Err(QuantError::InvalidParameter {
+            what: "k",
+            reason: format!("inner dimension {k} > {MAX_K} could overflow the i32 accumulator"),
+        });
+    }
+    Ok(())
+}
+
+/// `C = A · B` in i32 (exact), into a caller-owned `m × n` buffer; returns the kernel that ran.
+///
+/// The previous contents of `c` are never read.
+///
+/// # Errors
+/// [`QuantError::ShapeMismatch`] when `a.ncols() != b.k()` or `c` is not `m × n`; kernel selection errors as
+/// [`GemmConfig::resolve`].
+pub fn gemm_u8i8_i32(
+    a: ArrayView2<'_, u8>,
+    b: &PackedB,
+    mut c: ArrayViewMut2<'_, i32>,
+    config: &GemmConfig,
+) -> Result<GemmKernel, QuantError> {
+    let (m, k) = a.dim();
+    if k != b.k {
+        return Err(QuantError::ShapeMismatch {
+            what: "A columns vs B rows",
+            expected: vec![b.k],
+            actual: vec![k],
+        });
+    }
+    if c.dim() != (m, b.n) {
+        return Err(QuantError::ShapeMismatch {
+            what: "C",
+            expected: vec![m, b.n],
+            actual: vec![c.nrows(), c.ncols()],
+        });
+    }
+    let kernel = config.resolve()?;
+    let n = b.n;
+    if m == 0 || n == 0 {
+        return Ok(kernel);
+    }
+    if k == 0 {
+        c.fill(0);
+        return Ok(kernel);
+    }
+    let groups = k.div_ceil(KU);
+    let mut a_block = vec![0u8; MC.div_ceil(MR) * MR * KC_GROUPS * KU];
+    let mut tail_panel = vec![0i8; KC_GROUPS * KU * NR];
+    let mut tile = [0i32; MR * NR];
+    for group_start in (0..groups).step_by(KC_GROUPS) {
+        let block_groups = KC_GROUPS.min(groups - group_start);
+        let first_block = group_start == 0;
+        for row_start in (0..m).step_by(MC) {
+            let block_rows = MC.min(m - row_start);
+            pack_a_block(&a, row_start, block_rows, group_start, block_groups, &mut a_block);
+            for panel_start in (0..n).step_by(NR) {
+                let width = NR.min(n - panel_start);
+                let panel = &b.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
+                let panel_block = &panel[group_start * width * KU..(group_start + block_groups) * width * KU];
+                let b_micro: &[i8] = if width == NR {
+                    panel_block
+                } else {
+                    // The last, narrower panel is widened to NR (zero columns) once per block, so one kernel
+                    // serves every panel and the stored weights carry no padding.
+                    for group in 0..block_groups {
+                        let destination = &mut tail_panel[group * NR * KU..(group + 1) * NR * KU];
+                        destination[..width * KU]
+                            .copy_from_slice(&panel_block[group * width * KU..(group + 1) * width * KU]);
+                        destination[width * KU..].fill(0);
+                    }
+                    &tail_panel[..block_groups * NR * KU]
+                };
+                for tile_row in (0..block_rows).step_by(MR) {
+                    let a_micro = &a_block[tile_row * KC_GROUPS * KU..][..MR * block_groups * KU];
+                    kernels::run(kernel, a_micro, b_micro, block_groups, &mut tile);
+                    let rows = MR.min(block_rows - tile_row);
+                    for r in 0..rows {
+                        let mut c_row = c.row_mut(row_start + tile_row + r);
+                        let tile_row_values = &tile[r * NR..r * NR + width];
+                        for (col, &value) in tile_row_values.iter().enumerate() {
+                            let target = &mut c_row[panel_start + col];
+                            *target = if first_block { value } else { *target + value };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(kernel)
+}
+
+/// Packs rows `[row_start, row_start + rows)` and k groups `[group_start, group_start + groups)` of A into
+/// micro-panels `[rows / MR][groups][MR][4]`, zero-filling rows beyond `rows` and k beyond A's width.
+fn pack_a_block(
+    a: &ArrayView2<'_, u8>,
+    row_start: usize,
+    rows: usize,
+    group_start: usize,
+    groups: usize,
+    block: &mut [u8],
+) {
+    let k = a.ncols();
+    let k_start = group_start * KU;
+    let k_end = ((group_start + groups) * KU).min(k);
+    for micro in 0..rows.div_ceil(MR) {
+        let micro_panel = &mut block[micro * MR * KC_GROUPS * KU..][..MR * groups * KU];
+        for r in 0..MR {
+            let row_idx = micro * MR + r;
+            if row_idx >= rows {
+                for group in 0..groups {
+                    micro_panel[(group * MR + r) * KU..][..KU].fill(0);
+                }
+                continue;
+            }
+            let row = a.row(row_start + row_idx);
+            match row.as_slice() {
+                Some(slice) => {
+                    let slice = &slice[k_start..k_end];
+                    for (group, chunk) in slice.chunks(KU).enumerate() {
+                        let destination = &mut micro_panel[(group * MR + r) * KU..][..KU];
+                        destination[..chunk.len()].copy_from_slice(chunk);
+                        destination[chunk.len()..].fill(0);
+                    }
+                }
+                None => {
+                    for group in 0..groups {
+                        for lane in 0..KU {
+                            let col = k_start + group * KU + lane;
+                            micro_panel[(group * MR + r) * KU + lane] = if col < k { row[col] } else { 0 };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The i64 reference: `C[i, j] = Σ_k A[i, k] · B[k, j]`, no packing, no overflow possible for any k in range.
+pub fn gemm_reference_i64(a: ArrayView2<'_, u8>, b: ArrayView2<'_, i8>) -> ndarray::Array2<i64> {
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut c = ndarray::Array2::<i64>::zeros((m, n));
+    for i in 0..m {
+        for j in 0..n {
+            c[[i, j]] = (0..a.ncols())
+                .map(|p| i64::from(a[[i, p]]) * i64::from(b[[p, j]]))
+                .sum();
+        }
+    }
+    c
+}

@@ -1,0 +1,124 @@
+//! Every integer GEMM kernel, forced in turn, against the i64 reference over the shared shape table, with a
+//! sentinel-prefilled output, strided A, the saturation worst case, and shape errors.
+
+use ndarray::{s, Array2};
+use quant::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB, QuantError};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+const SEED: u64 = 0x9a47_1e8;
+
+/// The shared shape table (STYLE.md) as (m, k, n), plus this GEMM's own edges: the register tile is 8 × 32,
+/// k goes in groups of 4 and blocks of 512, A in blocks of 96 rows. Small enough for debug builds.
+const SHAPES: &[(usize, usize, usize)] = &[
+    (0, 0, 0),
+    (0, 5, 3),
+    (4, 0, 3),
+    (4, 5, 0),
+    (1, 1, 1),
+    (1, 9, 1),
+    (7, 8, 9),
+    (15, 16, 17),
+    (16, 16, 16),
+    (17, 17, 17),
+    (5, 6, 7),
+    (11, 12, 13),
+    (12, 7, 32),
+    (6, 5, 64),
+    (7, 9, 65),
+    (5, 3, 63),
+    (6, 2, 128),
+    (13, 31, 33),
+    (24, 3, 64),
+    (31, 33, 31),
+    (37, 41, 43),
+    (97, 5, 3),
+    (3, 5, 97),
+    (2, 131, 2),
+    (1, 64, 50),
+    (50, 64, 1),
+    // Tile and block edges of this kernel: 8 ± 1 rows, 32 ± 1 columns, k = 4·g ± 1, 512 ± 1, 96 ± 1 rows.
+    (8, 4, 32),
+    (9, 3, 31),
+    (7, 5, 33),
+    (9, 511, 33),
+    (3, 512, 5),
+    (2, 513, 40),
+    (95, 13, 9),
+    (97, 17, 34),
+];
+
+fn random(rng: &mut StdRng, m: usize, k: usize, n: usize) -> (Array2<u8>, Array2<i8>) {
+    let a = Array2::from_shape_simple_fn((m, k), || rng.random::<u8>());
+    let b = Array2::from_shape_simple_fn((k, n), || rng.random::<i8>());
+    (a, b)
+}
+
+fn available_kernels() -> Vec<GemmKernel> {
+    GemmKernel::ALL.into_iter().filter(|kernel| kernel.is_available()).collect()
+}
+
+#[test]
+fn every_kernel_matches_the_i64_reference_on_the_shape_table() {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    for &(m, k, n) in SHAPES {
+        let (a, b) = random(&mut rng, m, k, n);
+        let expected = gemm_reference_i64(a.view(), b.view());
+        let packed = PackedB::pack(b.view()).unwrap();
+        for kernel in available_kernels() {
+            // A sentinel in every cell shows a missed write (and exact equality shows a stray one).
+            let mut c = Array2::<i32>::from_elem((m, n), i32::MIN);
+            let ran = gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig { kernel: Some(kernel) }).unwrap();
+            assert_eq!(ran, kernel);
+            // Integer arithmetic is exact: no tolerance.
+            assert_eq!(c.mapv(i64::from), expected, "{kernel} on {m}×{k}×{n}");
+        }
+    }
+}
+
+#[test]
+fn no_kernel_saturates_on_the_worst_case_operands() {
+    // 255 · (−128) in every product: vpmaddubsw would saturate its 16-bit pair sum (−65 280 < −32 768).
+    let (m, k, n) = (9, 1030, 33);
+    let a = Array2::<u8>::from_elem((m, k), 255);
+    let mut b = Array2::<i8>::from_elem((k, n), -128);
+    b.slice_mut(s![.., 1]).fill(127);
+    let packed = PackedB::pack(b.view()).unwrap();
+    for kernel in available_kernels() {
+        let mut c = Array2::<i32>::zeros((m, n));
+        gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig { kernel: Some(kernel) }).unwrap();
+        assert!(c.column(0).iter().all(|&v| v == -255 * 128 * k as i32), "{kernel}");
+        assert!(c.column(1).iter().all(|&v| v == 255 * 127 * k as i32), "{kernel}");
+    }
+}
+
+#[test]
+fn strided_a_and_packing_accessors() {
+    let mut rng = StdRng::seed_from_u64(SEED + 1);
+    let (a, b) = random(&mut rng, 20, 37, 45);
+    let a_strided = a.slice(s![..;2, ..]);
+    let expected = gemm_reference_i64(a_strided, b.view());
+    let packed = PackedB::pack(b.view()).unwrap();
+    assert_eq!(packed.storage_bytes(), 40 * 45);
+    let sums: Vec<i32> = (0..45).map(|j| b.column(j).iter().map(|&v| i32::from(v)).sum()).collect();
+    assert_eq!(packed.column_sums(), sums);
+    assert!((0..37).all(|r| (0..45).all(|c| packed.get(r, c) == b[[r, c]])));
+    let mut c = Array2::<i32>::zeros((10, 45));
+    gemm_u8i8_i32(a_strided, &packed, c.view_mut(), &GemmConfig::default()).unwrap();
+    assert_eq!(c.mapv(i64::from), expected);
+}
+
+#[test]
+fn shape_errors_are_typed() {
+    let packed = PackedB::pack(Array2::<i8>::zeros((4, 3)).view()).unwrap();
+    let a = Array2::<u8>::zeros((2, 5));
+    let mut c = Array2::<i32>::zeros((2, 3));
+    assert!(matches!(
+        gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig::default()),
+        Err(QuantError::ShapeMismatch { .. })
+    ));
+    let a = Array2::<u8>::zeros((2, 4));
+    let mut c = Array2::<i32>::zeros((3, 3));
+    assert!(gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig::default()).is_err());
+    assert!(PackedB::pack(Array2::<i8>::zeros((quant::gemm::MAX_K + 1, 0)).view()).is_err());
+    assert_eq!(GemmKernel::detected(), GemmKernel::ALL.into_iter().find(|k| k.is_available()).unwrap());
+}
