@@ -575,16 +575,18 @@ fn roofline_table(context: &ModuleContext) -> Result<ClaimResult> {
         .with_detail("points", &all_points)
         .with_detail("peak_gflops_per_core", peak.gflops_per_core)
         .with_detail("peak_isa", format!("{:?}", peak.isa))
-        .with_detail(
-            "bandwidth_best_gbytes_per_second",
-            bandwidth.best_gbytes_per_second,
-        )
-        .with_detail(
-            "bandwidth_median_gbytes_per_second",
-            bandwidth.median_gbytes_per_second,
-        )
-        .with_detail("bandwidth_samples", &bandwidth.samples_gbytes_per_second)
+        .with_detail("bandwidth_gbytes_per_second", bandwidth.gbytes_per_second)
         .with_detail("bandwidth_median_ci", bandwidth_result.median_ci)
+        .with_detail(
+            "bandwidth_chunk_range",
+            (bandwidth_result.min, bandwidth_result.max),
+        )
+        .with_detail("bandwidth_chunks", bandwidth_result.count)
+        .with_detail("bandwidth_bytes_per_chunk", bandwidth.bytes_per_chunk)
+        .with_detail(
+            "bandwidth_best_whole_pass_gbytes_per_second",
+            bandwidth.best_pass_gbytes_per_second,
+        )
         .with_detail("bandwidth_array_bytes", bandwidth.array_bytes)
         .with_detail("ridge_flop_per_byte", ceilings.ridge_intensity())
         .with_detail(
