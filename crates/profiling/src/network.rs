@@ -408,9 +408,72 @@ impl Network {
         let new_values = self.fast_linear(input, rows, value, d, d)?;
         let keys = reference::attended_rows(spec, batch, &new_keys, cache_keys);
         let values = reference::attended_rows(spec, batch, &new_values, cache_values);
-        let context =
-            reference::attention_core(&mut NoCount, spec, batch, &queries, &keys, &values);
+        let context = self.fast_attention_core(spec, batch, &queries, &keys, &values)?;
         self.fast_linear(&context, rows, output, d, d)
+    }
+
+    /// Per item and head: scores = Q_h · K_hᵀ and context_h = softmax(scores / √d_head) · V_h,
+    /// both products through accel on strided views (a head is a column block of width d_head).
+    fn fast_attention_core(
+        &self,
+        spec: &crate::layer::AttentionSpec,
+        batch: usize,
+        queries: &[f32],
+        keys: &[f32],
+        values: &[f32],
+    ) -> Result<Vec<f32>, ProfilingError> {
+        use ndarray::ShapeBuilder;
+        let d = spec.d_model;
+        let head_dim = spec.head_dim();
+        let (query_len, key_len) = (spec.query_len(), spec.key_len());
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let view_error =
+            |e: ndarray::ShapeError| ProfilingError::InvalidConfig(format!("head view: {e}"));
+        let mut context = vec![0.0f32; batch * query_len * d];
+        let mut scores = ndarray::Array2::<f32>::zeros((query_len, key_len));
+        for item in 0..batch {
+            for head in 0..spec.heads {
+                let offset = head * head_dim;
+                let q = ArrayView2::from_shape(
+                    (query_len, head_dim).strides((d, 1)),
+                    &queries[item * query_len * d + offset..(item + 1) * query_len * d],
+                )
+                .map_err(view_error)?;
+                let k = ArrayView2::from_shape(
+                    (key_len, head_dim).strides((d, 1)),
+                    &keys[item * key_len * d + offset..(item + 1) * key_len * d],
+                )
+                .map_err(view_error)?;
+                let v = ArrayView2::from_shape(
+                    (key_len, head_dim).strides((d, 1)),
+                    &values[item * key_len * d + offset..(item + 1) * key_len * d],
+                )
+                .map_err(view_error)?;
+                accel::matmul_into_with(q, k.t(), scores.view_mut(), false, &self.matmul)?;
+                for mut row in scores.rows_mut() {
+                    let mut maximum = f32::NEG_INFINITY;
+                    for score in row.iter_mut() {
+                        *score *= scale;
+                        maximum = maximum.max(*score);
+                    }
+                    let mut sum = 0.0f32;
+                    for score in row.iter_mut() {
+                        *score = (*score - maximum).exp();
+                        sum += *score;
+                    }
+                    for score in row.iter_mut() {
+                        *score /= sum;
+                    }
+                }
+                let out = ArrayViewMut2::from_shape(
+                    (query_len, head_dim).strides((d, 1)),
+                    &mut context[item * query_len * d + offset..(item + 1) * query_len * d],
+                )
+                .map_err(view_error)?;
+                accel::matmul_into_with(scores.view(), v, out, false, &self.matmul)?;
+            }
+        }
+        Ok(context)
     }
 
     fn reference_layer_with<C: reference::Arithmetic>(

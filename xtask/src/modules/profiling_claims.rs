@@ -57,11 +57,16 @@ fn compare_config(context: &ModuleContext) -> CompareConfig {
     }
 }
 
+/// Short samples for the same reason as [`compare_config`].
 fn measure_config(context: &ModuleContext) -> MeasureConfig {
-    if context.quick {
+    let base = if context.quick {
         MeasureConfig::quick()
     } else {
         MeasureConfig::default()
+    };
+    MeasureConfig {
+        min_sample_time: std::time::Duration::from_micros(250),
+        ..base
     }
 }
 
@@ -503,7 +508,7 @@ fn roofline_claim() -> Claim {
     Claim::measured(
         "profiling.roofline_gpt2_block",
         MODULE,
-        "GPT-2 small block layers (prefill 128 tokens; decode at context 1024) on a roofline from measured ceilings (one core: accel's FMA peak, stream-triad DRAM bandwidth); estimate: the prefill block's achieved GFLOP/s",
+        "GPT-2 small block layers (prefill 32 tokens; decode at context 1024) on a roofline from measured ceilings (one core: accel's FMA peak, stream-triad DRAM bandwidth); estimate: the prefill block's achieved GFLOP/s",
     )
 }
 
@@ -529,7 +534,7 @@ fn roofline_table(context: &ModuleContext) -> Result<ClaimResult> {
     let mut all_points = Vec::new();
     let mut prefill_totals = (0u64, 0.0f64, 0.0f64, 0.0f64);
     for (model, is_prefill) in [
-        (profiling::models::gpt2_small_block_prefill(128)?, true),
+        (profiling::models::gpt2_small_block_prefill(32)?, true),
         (profiling::models::gpt2_small_block_decode(1024)?, false),
     ] {
         let name = model.name().to_string();
