@@ -101,6 +101,10 @@ pub trait KvStore: std::fmt::Debug {
     /// Forget every token; keeps the buffers, so refilling does not allocate.
     fn reset(&mut self);
 
+    /// Keep the first `len` tokens of every layer and forget the rest (a rollback: rejected
+    /// speculative tokens, or a benchmark repeating one step). Longer `len` changes nothing.
+    fn truncate(&mut self, len: usize);
+
     /// Bytes of K/V storage that exist (allocated), used or not.
     fn allocated_bytes(&self) -> usize;
 
@@ -295,6 +299,12 @@ impl KvStore for KvCache {
 
     fn reset(&mut self) {
         self.layer_lens.iter_mut().for_each(|len| *len = 0);
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.layer_lens
+            .iter_mut()
+            .for_each(|layer_len| *layer_len = (*layer_len).min(len));
     }
 
     fn allocated_bytes(&self) -> usize {

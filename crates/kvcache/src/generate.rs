@@ -126,6 +126,19 @@ impl<'model> Decoder<'model> {
         }
     }
 
+    /// Roll back to the first `len` tokens per sequence (no effect when `len >= self.len()`).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        self.len = len;
+        match &mut self.storage {
+            Storage::Contiguous(cache) => cache.truncate(len),
+            Storage::Paged(cache) => cache.truncate(len),
+            Storage::Disabled { history } => history.iter_mut().for_each(|h| h.truncate(len)),
+        }
+    }
+
     /// Run the whole prompt (`batch_size × prompt_len`) in one pass, filling the cache, and return
     /// the next-token logits (`batch_size × vocab_size`).
     ///

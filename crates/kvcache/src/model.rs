@@ -9,18 +9,19 @@ use crate::ops::{
     add_bias, dot_rows, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table,
 };
 use crate::paged::PagedKvCache;
-use accel::{Backend, MatmulConfig};
+use accel::MatmulConfig;
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 
-/// Attention with at most this many queries per sequence (decode steps) reads the cached keys row
-/// by row with a dot product, and multiplies by the values with accel's i-k-j loop. Measured on
-/// the reference machine, accel's packed kernel on a 1 × len · len × d_head product (d_head = 32)
-/// took 40× longer than the i-k-j loop, and on 1 × d_head · d_headᵀ × len 5× longer than the
-/// row-wise dot product: packing a whole panel to multiply it by one row does not pay. Prefill
-/// and full recompute (many queries) use accel's default kernel.
+/// Attention with at most this many queries per sequence (decode steps) computes its scores by
+/// reading each cached key row in place with a dot product. Measured on the reference machine,
+/// accel's packed kernel took 12 µs for a 1 × d_head · (len × d_head)ᵀ product at len = 512,
+/// d_head = 32 (it packs the transposed keys into panels to multiply them by one row), several
+/// times the row-wise dot product. The weighted sum of the values stays on accel, whose kernel
+/// handles 1 × len · len × d_head in about a microsecond. Prefill and full recompute (many
+/// queries) use accel for both products.
 const FEW_QUERIES: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -355,10 +356,6 @@ impl Transformer {
         let scale = 1.0 / (d_head as f32).sqrt();
         let mut scores = Array2::<f32>::zeros((new_tokens, total));
         let batch_size = queries.nrows() / new_tokens;
-        let few_rows = MatmulConfig {
-            backend: Backend::NaiveIkj,
-            ..self.matmul
-        };
         for sequence in 0..batch_size {
             let rows = sequence * new_tokens..(sequence + 1) * new_tokens;
             for head in 0..self.config.n_heads {
@@ -389,17 +386,7 @@ impl Transformer {
                     let chunk = values.nrows();
                     let weights = scores.slice(s![.., offset..offset + chunk]);
                     let accumulate = offset > 0;
-                    if new_tokens <= FEW_QUERIES {
-                        accel::matmul_into_with(
-                            weights,
-                            values,
-                            head_output.view_mut(),
-                            accumulate,
-                            &few_rows,
-                        )?;
-                    } else {
-                        self.product(weights, values, head_output.view_mut(), accumulate)?;
-                    }
+                    self.product(weights, values, head_output.view_mut(), accumulate)?;
                     offset += chunk;
                     Ok(())
                 })?;

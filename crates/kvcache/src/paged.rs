@@ -209,6 +209,24 @@ impl KvStore for PagedKvCache {
         self.layer_lens.iter_mut().for_each(|len| *len = 0);
     }
 
+    fn truncate(&mut self, len: usize) {
+        self.layer_lens
+            .iter_mut()
+            .for_each(|layer_len| *layer_len = (*layer_len).min(len));
+        let keep = self
+            .layer_lens
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .div_ceil(self.block_size);
+        for table in &mut self.block_tables {
+            if table.len() > keep {
+                self.free_blocks.extend(table.drain(keep..).rev());
+            }
+        }
+    }
+
     fn allocated_bytes(&self) -> usize {
         self.blocks
             .iter()

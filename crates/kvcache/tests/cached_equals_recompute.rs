@@ -182,3 +182,94 @@ fn a_wrong_position_is_caught_by_the_gate() {
     let got = cached.step(&[5]).unwrap();
     assert!(max_relative_error(&got, &expected) > 1e-2);
 }
+
+/// Overflow is a typed error that leaves the cache untouched; truncate rolls back exactly.
+#[test]
+fn overflow_is_an_error_and_truncate_rolls_back() {
+    let config = ModelConfig {
+        max_seq_len: 16,
+        d_model: 16,
+        n_heads: 2,
+        d_ff: 32,
+        vocab_size: 11,
+        ..ModelConfig::reference()
+    };
+    let model = Transformer::random(config, 9).unwrap();
+    for mode in [
+        CacheMode::Contiguous,
+        CacheMode::Paged { block_size: 3 },
+        CacheMode::Disabled,
+    ] {
+        let mut decoder = Decoder::new(&model, 2, 5, mode).unwrap();
+        let prompts = Array2::from_shape_vec((2, 4), vec![1u32, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        decoder.prefill(prompts.view()).unwrap();
+        let after_five = decoder.step(&[9, 10]).unwrap();
+        let overflow = decoder.step(&[1, 1]).unwrap_err();
+        assert!(
+            matches!(
+                overflow,
+                KvCacheError::CacheOverflow {
+                    stored: 5,
+                    appended: 1,
+                    capacity: 5
+                }
+            ),
+            "{mode:?}: {overflow:?}"
+        );
+        decoder.truncate(4);
+        let again = decoder.step(&[9, 10]).unwrap();
+        assert!(
+            max_relative_error(&again, &after_five) <= TOLERANCE,
+            "{mode:?}"
+        );
+    }
+    let wrong_token = Decoder::new(&model, 1, 4, CacheMode::Contiguous)
+        .unwrap()
+        .prefill(Array2::from_elem((1, 2), 11u32).view())
+        .unwrap_err();
+    assert!(matches!(
+        wrong_token,
+        KvCacheError::TokenOutOfRange {
+            token: 11,
+            vocab_size: 11
+        }
+    ));
+}
+
+/// Cache memory is the buffers that exist: contiguous = capacity, paged = whole blocks in use.
+#[test]
+fn reported_bytes_are_the_buffers_that_exist() {
+    use kvcache::{CacheShape, KvCache, KvStore, PagedKvCache};
+    let shape = CacheShape {
+        n_layers: 2,
+        batch_size: 3,
+        n_heads: 4,
+        d_head: 8,
+    };
+    let per_token = shape.bytes_per_token();
+    assert_eq!(per_token, 2 * 2 * 32 * 4);
+    let mut contiguous = KvCache::new(shape, 10).unwrap();
+    assert_eq!(contiguous.allocated_bytes(), 3 * 10 * per_token);
+    let mut paged = PagedKvCache::new(shape, 4).unwrap();
+    assert_eq!(paged.allocated_bytes(), 0);
+    let rows = Array2::<f32>::ones((3 * 5, 32));
+    for layer in 0..2 {
+        contiguous.append(layer, rows.view(), rows.view()).unwrap();
+        paged.append(layer, rows.view(), rows.view()).unwrap();
+    }
+    assert_eq!(contiguous.used_bytes(), 3 * 5 * per_token);
+    assert_eq!(paged.used_bytes(), 3 * 5 * per_token);
+    // 5 tokens in blocks of 4: two blocks per sequence.
+    assert_eq!(paged.allocated_bytes(), 3 * 8 * per_token);
+    assert_eq!(paged.block_table(1).len(), 2);
+    paged.reset();
+    assert_eq!(
+        paged.allocated_bytes(),
+        3 * 8 * per_token,
+        "reset keeps the blocks"
+    );
+    for layer in 0..2 {
+        paged.append(layer, rows.view(), rows.view()).unwrap();
+    }
+    assert_eq!(paged.allocated_blocks(), 6, "refilling reuses freed blocks");
+}
