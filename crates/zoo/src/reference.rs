@@ -234,8 +234,8 @@ const AUTOENCODER_NORMAL_CLASSES: std::ops::Range<usize> = 0..5;
 const FASHION_MLP_HIDDEN: usize = 256;
 const FASHION_CNN_SHAPE: CnnShape =
     CnnShape { image_height: 28, image_width: 28, conv1_channels: 16, conv2_channels: 32, n_classes: 10 };
-const DS_CNN_CHANNELS: usize = 64;
-const DS_CNN_BLOCKS: usize = 4;
+const DS_CNN_CHANNELS: usize = 32;
+const DS_CNN_BLOCKS: usize = 3;
 /// Share of the text (at its end) held out for validation.
 const TEXT_VALIDATION_FRACTION: f64 = 0.1;
 const EVALUATION_BATCH: usize = 256;
@@ -252,7 +252,7 @@ pub fn default_train_config(model: ReferenceModel, seed: u64) -> TrainConfig {
         ReferenceModel::FashionMlp => TrainConfig { epochs: 6, batch_size: 128, learning_rate: 1e-3, ..base },
         ReferenceModel::FashionCnn => TrainConfig { epochs: 2, batch_size: 64, learning_rate: 2e-3, ..base },
         ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => {
-            TrainConfig { epochs: 25, batch_size: 32, learning_rate: 2e-3, ..base }
+            TrainConfig { epochs: 12, batch_size: 32, learning_rate: 2e-3, ..base }
         }
     }
 }
@@ -263,7 +263,7 @@ pub fn default_char_transformer_config(vocab_size: usize) -> CharTransformerConf
 }
 
 /// Optimizer steps for the reference character model.
-pub const CHAR_TRANSFORMER_STEPS: usize = 600;
+pub const CHAR_TRANSFORMER_STEPS: usize = 400;
 
 /// Trains (or loads from the cache) and evaluates `model`.
 ///
