@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "triad bandwidth, one thread, 3 × {} MiB in {} KiB chunks: median chunk {:.1} GB/s, best whole pass {:.1} GB/s",
         bandwidth.array_bytes >> 20,
-        bandwidth.bytes_per_chunk / 3 >> 10,
+        (bandwidth.bytes_per_chunk / 3) >> 10,
         bandwidth.gbytes_per_second,
         bandwidth.best_pass_gbytes_per_second
     );

@@ -406,50 +406,65 @@ impl Network {
         let queries = self.fast_linear(input, rows, query, d, d)?;
         let new_keys = self.fast_linear(input, rows, key, d, d)?;
         let new_values = self.fast_linear(input, rows, value, d, d)?;
-        let keys = reference::attended_rows(spec, batch, &new_keys, cache_keys);
-        let values = reference::attended_rows(spec, batch, &new_values, cache_values);
-        let context = self.fast_attention_core(spec, batch, &queries, &keys, &values)?;
+        let context = self.fast_attention_core(
+            spec,
+            batch,
+            &queries,
+            (cache_keys, &new_keys),
+            (cache_values, &new_values),
+        )?;
         self.fast_linear(&context, rows, output, d, d)
     }
 
     /// Per item and head: scores = Q_h · K_hᵀ and context_h = softmax(scores / √d_head) · V_h,
     /// both products through accel on strided views (a head is a column block of width d_head).
+    /// Keys and values are (cached rows, new rows): the cache is read in place, never copied, and
+    /// the two parts fill the two column blocks of the scores.
     fn fast_attention_core(
         &self,
         spec: &crate::layer::AttentionSpec,
         batch: usize,
         queries: &[f32],
-        keys: &[f32],
-        values: &[f32],
+        (cached_keys, new_keys): (&[f32], &[f32]),
+        (cached_values, new_values): (&[f32], &[f32]),
     ) -> Result<Vec<f32>, ProfilingError> {
-        use ndarray::ShapeBuilder;
+        use ndarray::{Axis, ShapeBuilder};
         let d = spec.d_model;
         let head_dim = spec.head_dim();
         let (query_len, key_len) = (spec.query_len(), spec.key_len());
+        let cached = key_len - query_len;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let view_error =
             |e: ndarray::ShapeError| ProfilingError::InvalidConfig(format!("head view: {e}"));
+        // Head `offset / head_dim` of item `item` in a `batch × rows × d` buffer.
+        fn view(
+            buffer: &[f32],
+            (rows, head_dim, d): (usize, usize, usize),
+            item: usize,
+            offset: usize,
+        ) -> Result<ArrayView2<'_, f32>, ProfilingError> {
+            ArrayView2::from_shape(
+                (rows, head_dim).strides((d, 1)),
+                &buffer[item * rows * d + offset..(item + 1) * rows * d],
+            )
+            .map_err(|e| ProfilingError::InvalidConfig(format!("head view: {e}")))
+        }
+        let head_view =
+            |buffer, rows, item, offset| view(buffer, (rows, head_dim, d), item, offset);
         let mut context = vec![0.0f32; batch * query_len * d];
         let mut scores = ndarray::Array2::<f32>::zeros((query_len, key_len));
         for item in 0..batch {
             for head in 0..spec.heads {
                 let offset = head * head_dim;
-                let q = ArrayView2::from_shape(
-                    (query_len, head_dim).strides((d, 1)),
-                    &queries[item * query_len * d + offset..(item + 1) * query_len * d],
-                )
-                .map_err(view_error)?;
-                let k = ArrayView2::from_shape(
-                    (key_len, head_dim).strides((d, 1)),
-                    &keys[item * key_len * d + offset..(item + 1) * key_len * d],
-                )
-                .map_err(view_error)?;
-                let v = ArrayView2::from_shape(
-                    (key_len, head_dim).strides((d, 1)),
-                    &values[item * key_len * d + offset..(item + 1) * key_len * d],
-                )
-                .map_err(view_error)?;
-                accel::matmul_into_with(q, k.t(), scores.view_mut(), false, &self.matmul)?;
+                let q = head_view(queries, query_len, item, offset)?;
+                let new_k = head_view(new_keys, query_len, item, offset)?;
+                let new_v = head_view(new_values, query_len, item, offset)?;
+                let (cached_scores, new_scores) = scores.view_mut().split_at(Axis(1), cached);
+                if cached > 0 {
+                    let cached_k = head_view(cached_keys, cached, item, offset)?;
+                    accel::matmul_into_with(q, cached_k.t(), cached_scores, false, &self.matmul)?;
+                }
+                accel::matmul_into_with(q, new_k.t(), new_scores, false, &self.matmul)?;
                 for mut row in scores.rows_mut() {
                     let mut maximum = f32::NEG_INFINITY;
                     for score in row.iter_mut() {
@@ -465,12 +480,24 @@ impl Network {
                         *score /= sum;
                     }
                 }
-                let out = ArrayViewMut2::from_shape(
+                let mut out = ArrayViewMut2::from_shape(
                     (query_len, head_dim).strides((d, 1)),
                     &mut context[item * query_len * d + offset..(item + 1) * query_len * d],
                 )
                 .map_err(view_error)?;
-                accel::matmul_into_with(scores.view(), v, out, false, &self.matmul)?;
+                let (cached_probabilities, new_probabilities) =
+                    scores.view().split_at(Axis(1), cached);
+                if cached > 0 {
+                    let cached_v = head_view(cached_values, cached, item, offset)?;
+                    accel::matmul_into_with(
+                        cached_probabilities,
+                        cached_v,
+                        out.view_mut(),
+                        false,
+                        &self.matmul,
+                    )?;
+                }
+                accel::matmul_into_with(new_probabilities, new_v, out, cached > 0, &self.matmul)?;
             }
         }
         Ok(context)
