@@ -43,3 +43,8 @@ pub use layer::{Layer, LayerCost, LayerSpec, Model};
 pub use network::Network;
 pub use profiler::Profiler;
 pub use reference::OpCounter;
+
+/// The crate README's Rust example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
