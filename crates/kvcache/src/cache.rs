@@ -45,6 +45,10 @@ impl CacheShape {
     }
 }
 
+/// What [`KvStore::visit_chunks`] calls with each chunk's borrowed (keys, values) views.
+pub type ChunkVisitor<'visit> =
+    dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError> + 'visit;
+
 /// Storage of keys and values the attention reads through: the contiguous [`KvCache`] and the
 /// paged [`crate::PagedKvCache`].
 ///
@@ -95,7 +99,7 @@ pub trait KvStore: std::fmt::Debug {
         layer: usize,
         sequence: usize,
         head: usize,
-        visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
+        visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError>;
 
     /// Forget every token; keeps the buffers, so refilling does not allocate.
@@ -118,7 +122,7 @@ pub(crate) fn check_new_rows(
     values: &ArrayView2<'_, f32>,
 ) -> Result<usize, KvCacheError> {
     let rows = keys.nrows();
-    if keys.ncols() != shape.d_model() || rows % shape.batch_size != 0 {
+    if keys.ncols() != shape.d_model() || !rows.is_multiple_of(shape.batch_size) {
         return Err(KvCacheError::ShapeMismatch {
             what: "keys (rows = batch_size · tokens, cols = d_model)",
             expected: vec![
@@ -289,7 +293,7 @@ impl KvStore for KvCache {
         layer: usize,
         sequence: usize,
         head: usize,
-        visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
+        visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError> {
         visit(
             self.keys(layer, sequence, head),

@@ -73,7 +73,7 @@ impl ModelConfig {
                 what: format!("{name} must be at least 1"),
             });
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(KvCacheError::InvalidConfig {
                 what: format!(
                     "d_model {} is not a multiple of n_heads {}",

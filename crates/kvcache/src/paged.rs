@@ -3,7 +3,7 @@
 //! physical ones. A sequence wastes at most `block_size − 1` token slots, against
 //! `capacity − len` for the contiguous cache, at the price of attention over several chunks.
 
-use crate::cache::{check_new_rows, CacheShape, KvStore};
+use crate::cache::{check_new_rows, CacheShape, ChunkVisitor, KvStore};
 use crate::error::KvCacheError;
 use ndarray::ArrayView2;
 
@@ -179,7 +179,7 @@ impl KvStore for PagedKvCache {
         layer: usize,
         sequence: usize,
         head: usize,
-        visit: &mut dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError>,
+        visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError> {
         assert!(head < self.shape.n_heads);
         let len = self.layer_lens[layer];

@@ -207,7 +207,7 @@ fn worst_case_error(
 }
 
 fn correctness_gate(context: &ModuleContext, plan: &Plan) -> Result<ClaimResult> {
-    let mut rng = SplitMix(context.seed ^ 0x6B76_6361_6368_65);
+    let mut rng = SplitMix(context.seed ^ 0x006B_7663_6163_6865);
     let mut cases = Vec::new();
     let mut worst = 0.0f64;
     for case_idx in 0..plan.gate_cases {
@@ -367,7 +367,7 @@ fn waste_claim() -> Claim {
 
 fn paged_memory_waste(model: &Transformer, plan: &Plan, seed: u64) -> Result<ClaimResult> {
     const MAX_LEN: usize = 1024;
-    let mut rng = SplitMix(seed ^ 0x5741_5354_45);
+    let mut rng = SplitMix(seed ^ 0x0057_4153_5445);
     let lengths: Vec<usize> = (0..plan.waste_requests)
         .map(|_| rng.range(16, MAX_LEN))
         .collect();
