@@ -23,11 +23,12 @@ pub struct TileSizes {
 
 impl TileSizes {
     /// Tile sizes derived from cache sizes: a `c` row segment and a `b` row segment (`2 · nc` floats) take at most
-    /// an eighth of L1d, and the `kc × nc` tile of `b` at most half of L2.
+    /// an eighth of L1d, and the `kc × nc` tile of `b` at most a quarter of L2 (it shares L2 with the rows of `c`
+    /// and `a` streaming through, and a guest can over-report L2).
     pub fn from_cache(cache: &CacheInfo) -> TileSizes {
         let floats = |bytes: usize| bytes / std::mem::size_of::<f32>();
         let nc = round_down_to(floats(cache.l1d_bytes) / 16, 16).clamp(64, 1024);
-        let kc = round_down_to(floats(cache.l2_bytes) / 2 / nc, 8).clamp(32, 1024);
+        let kc = round_down_to(floats(cache.l2_bytes) / 4 / nc, 8).clamp(32, 1024);
         TileSizes { mc: 64, kc, nc }
     }
 
@@ -63,6 +64,31 @@ pub(crate) fn matmul_blocked(
     }
     let (m, k) = a.dim();
     let n = b.ncols();
+    // Row-major operands: the same loops on plain slices, without per-row view bookkeeping.
+    if let (Some(a_flat), Some(b_flat), Some(c_flat)) =
+        (a.as_slice(), b.as_slice(), c.as_slice_mut())
+    {
+        for col_start in (0..n).step_by(tiles.nc) {
+            let col_end = (col_start + tiles.nc).min(n);
+            for inner_start in (0..k).step_by(tiles.kc) {
+                let inner_end = (inner_start + tiles.kc).min(k);
+                for row_start in (0..m).step_by(tiles.mc) {
+                    let row_end = (row_start + tiles.mc).min(m);
+                    for row_idx in row_start..row_end {
+                        let c_row = &mut c_flat[row_idx * n + col_start..row_idx * n + col_end];
+                        for inner_idx in inner_start..inner_end {
+                            let a_value = a_flat[row_idx * k + inner_idx];
+                            let b_row = &b_flat[inner_idx * n + col_start..inner_idx * n + col_end];
+                            for (c_value, b_value) in c_row.iter_mut().zip(b_row) {
+                                *c_value += a_value * b_value;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for col_start in (0..n).step_by(tiles.nc) {
         let col_end = (col_start + tiles.nc).min(n);
         for inner_start in (0..k).step_by(tiles.kc) {
