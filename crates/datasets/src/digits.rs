@@ -28,7 +28,11 @@ pub(crate) fn parse_digits_csv_gz(
     gzipped: &[u8],
     path: PathBuf,
 ) -> Result<(LabeledSet, DatasetInfo), DatasetError> {
-    let corrupt = |reason: String| DatasetError::Corrupt { dataset: "uci-digits", path: path.clone(), reason };
+    let corrupt = |reason: String| DatasetError::Corrupt {
+        dataset: "uci-digits",
+        path: path.clone(),
+        reason,
+    };
     let mut text = String::new();
     flate2::read::GzDecoder::new(gzipped)
         .read_to_string(&mut text)
@@ -36,7 +40,11 @@ pub(crate) fn parse_digits_csv_gz(
     let n_features = DIGITS_IMAGE_SIDE * DIGITS_IMAGE_SIDE;
     let mut features = Vec::with_capacity(DIGITS_N_SAMPLES * n_features);
     let mut labels = Vec::with_capacity(DIGITS_N_SAMPLES);
-    for (line_idx, line) in text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()) {
+    for (line_idx, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+    {
         let values: Vec<&str> = line.split(',').collect();
         if values.len() != n_features + 1 {
             return Err(corrupt(format!(
@@ -47,12 +55,17 @@ pub(crate) fn parse_digits_csv_gz(
             )));
         }
         for field in &values[..n_features] {
-            let pixel: f32 = field
-                .trim()
-                .parse()
-                .map_err(|_| corrupt(format!("line {}: pixel {field:?} is not a number", line_idx + 1)))?;
+            let pixel: f32 = field.trim().parse().map_err(|_| {
+                corrupt(format!(
+                    "line {}: pixel {field:?} is not a number",
+                    line_idx + 1
+                ))
+            })?;
             if !(0.0..=DIGITS_PIXEL_MAX).contains(&pixel) {
-                return Err(corrupt(format!("line {}: pixel {pixel} outside 0..=16", line_idx + 1)));
+                return Err(corrupt(format!(
+                    "line {}: pixel {pixel} outside 0..=16",
+                    line_idx + 1
+                )));
             }
             features.push(pixel / DIGITS_PIXEL_MAX);
         }
@@ -61,7 +74,12 @@ pub(crate) fn parse_digits_csv_gz(
             .parse()
             .ok()
             .filter(|&label: &usize| label < 10)
-            .ok_or_else(|| corrupt(format!("line {}: label {label_field:?} is not 0-9", line_idx + 1)))?;
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "line {}: label {label_field:?} is not 0-9",
+                    line_idx + 1
+                ))
+            })?;
         labels.push(label);
     }
     if labels.is_empty() {
@@ -102,8 +120,14 @@ mod tests {
             per_class[label] += 1;
         }
         // Every class is present with 174-183 samples in this file.
-        assert!(per_class.iter().all(|&count| (174..=183).contains(&count)), "{per_class:?}");
-        assert!(set.features().iter().all(|&value| (0.0..=1.0).contains(&value)));
+        assert!(
+            per_class.iter().all(|&count| (174..=183).contains(&count)),
+            "{per_class:?}"
+        );
+        assert!(set
+            .features()
+            .iter()
+            .all(|&value| (0.0..=1.0).contains(&value)));
         assert_eq!(info.origin, DataOrigin::Real);
         assert_eq!(info.license, "CC BY 4.0");
     }
@@ -118,14 +142,26 @@ mod tests {
     fn corrupt_digits_are_typed_errors() {
         let path = PathBuf::from("test.csv.gz");
         let not_gzip = parse_digits_csv_gz(b"plain text", path.clone());
-        assert!(matches!(not_gzip, Err(DatasetError::Corrupt { .. })), "{not_gzip:?}");
+        assert!(
+            matches!(not_gzip, Err(DatasetError::Corrupt { .. })),
+            "{not_gzip:?}"
+        );
         let short_line = parse_digits_csv_gz(&gzip("0,1,2\n"), path.clone());
-        assert!(matches!(short_line, Err(DatasetError::Corrupt { .. })), "{short_line:?}");
+        assert!(
+            matches!(short_line, Err(DatasetError::Corrupt { .. })),
+            "{short_line:?}"
+        );
         let mut row = vec!["0"; 64].join(",");
         row.push_str(",11\n");
         let bad_label = parse_digits_csv_gz(&gzip(&row), path.clone());
-        assert!(matches!(bad_label, Err(DatasetError::Corrupt { .. })), "{bad_label:?}");
+        assert!(
+            matches!(bad_label, Err(DatasetError::Corrupt { .. })),
+            "{bad_label:?}"
+        );
         let empty = parse_digits_csv_gz(&gzip(""), path);
-        assert!(matches!(empty, Err(DatasetError::Corrupt { .. })), "{empty:?}");
+        assert!(
+            matches!(empty, Err(DatasetError::Corrupt { .. })),
+            "{empty:?}"
+        );
     }
 }

@@ -61,5 +61,8 @@ impl DatasetError {
 }
 
 pub(crate) fn io_error(path: impl Into<PathBuf>, source: std::io::Error) -> DatasetError {
-    DatasetError::Io { path: path.into(), source }
+    DatasetError::Io {
+        path: path.into(),
+        source,
+    }
 }

@@ -14,13 +14,24 @@ pub const FASHION_MNIST_DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
 /// Environment variable naming a directory that holds the four Fashion-MNIST IDX files.
 pub const FASHION_MNIST_DIR_ENV: &str = "TORCHPERF_FASHION_MNIST_DIR";
 /// Class names in label order.
-pub const FASHION_MNIST_CLASS_NAMES: [&str; 10] =
-    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+pub const FASHION_MNIST_CLASS_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 const DATASET: &str = "fashion-mnist";
 const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
-const HINT: &str = "install the Debian package `dataset-fashion-mnist`, or set TORCHPERF_FASHION_MNIST_DIR to a \
+const HINT: &str =
+    "install the Debian package `dataset-fashion-mnist`, or set TORCHPERF_FASHION_MNIST_DIR to a \
                     directory holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]";
 
 /// The directory to read Fashion-MNIST from: `explicit` if given, else `$TORCHPERF_FASHION_MNIST_DIR`, else
@@ -85,7 +96,10 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<LabeledSet, DatasetError> {
     }
     let features = Array2::from_shape_vec(
         (n_images, n_rows * n_cols),
-        pixels.iter().map(|&pixel| f32::from(pixel) / 255.0).collect(),
+        pixels
+            .iter()
+            .map(|&pixel| f32::from(pixel) / 255.0)
+            .collect(),
     )
     .map_err(|error| DatasetError::Corrupt {
         dataset: DATASET,
@@ -104,24 +118,36 @@ fn find_file(dir: &Path, stem: &str) -> Result<PathBuf, DatasetError> {
     if plain.is_file() {
         return Ok(plain);
     }
-    Err(DatasetError::NotFound { dataset: DATASET, path: gzipped, hint: HINT.into() })
+    Err(DatasetError::NotFound {
+        dataset: DATASET,
+        path: gzipped,
+        hint: HINT.into(),
+    })
 }
 
 /// Reads a whole file, un-gzipping it when it starts with the gzip magic bytes.
 fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>, DatasetError> {
     let file = File::open(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => {
-            DatasetError::NotFound { dataset: DATASET, path: path.to_path_buf(), hint: HINT.into() }
-        }
+        std::io::ErrorKind::NotFound => DatasetError::NotFound {
+            dataset: DATASET,
+            path: path.to_path_buf(),
+            hint: HINT.into(),
+        },
         _ => io_error(path, error),
     })?;
     let mut raw = Vec::new();
-    BufReader::new(file).read_to_end(&mut raw).map_err(|error| io_error(path, error))?;
+    BufReader::new(file)
+        .read_to_end(&mut raw)
+        .map_err(|error| io_error(path, error))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut decoded).map_err(|error| {
-            DatasetError::Corrupt { dataset: DATASET, path: path.to_path_buf(), reason: format!("gzip: {error}") }
-        })?;
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut decoded)
+            .map_err(|error| DatasetError::Corrupt {
+                dataset: DATASET,
+                path: path.to_path_buf(),
+                reason: format!("gzip: {error}"),
+            })?;
         return Ok(decoded);
     }
     Ok(raw)
@@ -129,7 +155,12 @@ fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>, DatasetError> {
 
 fn header_u32(bytes: &[u8], index: usize) -> u32 {
     let start = 4 * index;
-    u32::from_be_bytes([bytes[start], bytes[start + 1], bytes[start + 2], bytes[start + 3]])
+    u32::from_be_bytes([
+        bytes[start],
+        bytes[start + 1],
+        bytes[start + 2],
+        bytes[start + 3],
+    ])
 }
 
 /// Reads an IDX3 image file: returns (pixels row-major, n_images, n_rows, n_cols).
@@ -139,18 +170,29 @@ fn header_u32(bytes: &[u8], index: usize) -> u32 {
 /// 0x00000803 or the payload length is not `n_images × n_rows × n_cols`.
 pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), DatasetError> {
     let bytes = read_maybe_gzipped(path)?;
-    let corrupt = |reason: String| DatasetError::Corrupt { dataset: DATASET, path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| DatasetError::Corrupt {
+        dataset: DATASET,
+        path: path.to_path_buf(),
+        reason,
+    };
     if bytes.len() < 16 {
-        return Err(corrupt(format!("{} bytes is shorter than the 16-byte IDX3 header", bytes.len())));
+        return Err(corrupt(format!(
+            "{} bytes is shorter than the 16-byte IDX3 header",
+            bytes.len()
+        )));
     }
     let magic = header_u32(&bytes, 0);
     if magic != IDX_IMAGES_MAGIC {
-        return Err(corrupt(format!("magic number {magic:#010x}, expected {IDX_IMAGES_MAGIC:#010x}")));
+        return Err(corrupt(format!(
+            "magic number {magic:#010x}, expected {IDX_IMAGES_MAGIC:#010x}"
+        )));
     }
     let n_images = header_u32(&bytes, 1) as usize;
     let n_rows = header_u32(&bytes, 2) as usize;
     let n_cols = header_u32(&bytes, 3) as usize;
-    let expected = n_images.checked_mul(n_rows).and_then(|value| value.checked_mul(n_cols));
+    let expected = n_images
+        .checked_mul(n_rows)
+        .and_then(|value| value.checked_mul(n_cols));
     if expected != Some(bytes.len() - 16) {
         return Err(corrupt(format!(
             "payload is {} bytes, header says {n_images} images of {n_rows}x{n_cols}",
@@ -167,17 +209,29 @@ pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), Da
 /// 0x00000801 or the payload length differs from the count in the header.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
     let bytes = read_maybe_gzipped(path)?;
-    let corrupt = |reason: String| DatasetError::Corrupt { dataset: DATASET, path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| DatasetError::Corrupt {
+        dataset: DATASET,
+        path: path.to_path_buf(),
+        reason,
+    };
     if bytes.len() < 8 {
-        return Err(corrupt(format!("{} bytes is shorter than the 8-byte IDX1 header", bytes.len())));
+        return Err(corrupt(format!(
+            "{} bytes is shorter than the 8-byte IDX1 header",
+            bytes.len()
+        )));
     }
     let magic = header_u32(&bytes, 0);
     if magic != IDX_LABELS_MAGIC {
-        return Err(corrupt(format!("magic number {magic:#010x}, expected {IDX_LABELS_MAGIC:#010x}")));
+        return Err(corrupt(format!(
+            "magic number {magic:#010x}, expected {IDX_LABELS_MAGIC:#010x}"
+        )));
     }
     let n_labels = header_u32(&bytes, 1) as usize;
     if n_labels != bytes.len() - 8 {
-        return Err(corrupt(format!("payload is {} bytes, header says {n_labels} labels", bytes.len() - 8)));
+        return Err(corrupt(format!(
+            "payload is {} bytes, header says {n_labels} labels",
+            bytes.len() - 8
+        )));
     }
     Ok(bytes[8..].to_vec())
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use crate::error::io_error;
-use crate::{DataOrigin, DatasetError, DatasetInfo, LabeledDataset, LabeledSet, MfccConfig, MfccExtractor};
+use crate::{
+    DataOrigin, DatasetError, DatasetInfo, LabeledDataset, LabeledSet, MfccConfig, MfccExtractor,
+};
 
 /// Environment variable naming the FSDD `recordings` directory.
 pub const FSDD_DIR_ENV: &str = "TORCHPERF_FSDD_DIR";
@@ -13,7 +15,8 @@ pub const FSDD_DIR_ENV: &str = "TORCHPERF_FSDD_DIR";
 pub const FSDD_SPEAKERS: [&str; 6] = ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"];
 
 const DATASET: &str = "fsdd";
-const HINT: &str = "get the Free Spoken Digit Dataset (github.com/Jakobovski/free-spoken-digit-dataset, \
+const HINT: &str =
+    "get the Free Spoken Digit Dataset (github.com/Jakobovski/free-spoken-digit-dataset, \
                     CC BY-SA 4.0) and point TORCHPERF_FSDD_DIR at its `recordings` directory";
 // FSDD's conventional split: recordings with index 0-4 of each speaker and digit are the test set.
 const CONVENTIONAL_TEST_MAX_INDEX: u32 = 4;
@@ -53,17 +56,29 @@ pub fn fsdd_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = std::env::var_os(FSDD_DIR_ENV).filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }
-    let relative = Path::new("..").join("shared").join("data").join("fsdd").join("recordings");
+    let relative = Path::new("..")
+        .join("shared")
+        .join("data")
+        .join("fsdd")
+        .join("recordings");
     let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
     let candidates = [relative.clone(), workspace_root.join(&relative)];
-    candidates.iter().find(|candidate| candidate.is_dir()).cloned().unwrap_or(relative)
+    candidates
+        .iter()
+        .find(|candidate| candidate.is_dir())
+        .cloned()
+        .unwrap_or(relative)
 }
 
 /// Parses `{digit}_{speaker}_{index}.wav`.
 fn parse_clip_name(file_name: &str) -> Option<(usize, String, u32)> {
     let stem = file_name.strip_suffix(".wav")?;
     let mut parts = stem.splitn(3, '_');
-    let digit: usize = parts.next()?.parse().ok().filter(|&digit: &usize| digit < 10)?;
+    let digit: usize = parts
+        .next()?
+        .parse()
+        .ok()
+        .filter(|&digit: &usize| digit < 10)?;
     let speaker = parts.next()?.to_string();
     let index: u32 = parts.next()?.parse().ok()?;
     Some((digit, speaker, index))
@@ -76,7 +91,11 @@ fn parse_clip_name(file_name: &str) -> Option<(usize, String, u32)> {
 /// be listed, [`DatasetError::Corrupt`] if a WAV file does not parse or is not mono 16-bit PCM.
 pub fn load_fsdd_clips(dir: &Path) -> Result<Vec<SpokenDigitClip>, DatasetError> {
     if !dir.is_dir() {
-        return Err(DatasetError::NotFound { dataset: DATASET, path: dir.to_path_buf(), hint: HINT.into() });
+        return Err(DatasetError::NotFound {
+            dataset: DATASET,
+            path: dir.to_path_buf(),
+            hint: HINT.into(),
+        });
     }
     let mut named_files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|error| io_error(dir, error))? {
@@ -99,17 +118,30 @@ pub fn load_fsdd_clips(dir: &Path) -> Result<Vec<SpokenDigitClip>, DatasetError>
         .map(|(file_name, (digit, speaker, index))| {
             let path = dir.join(&file_name);
             let (samples, sample_rate) = read_mono_pcm16(&path)?;
-            Ok(SpokenDigitClip { digit, speaker, index, samples, sample_rate })
+            Ok(SpokenDigitClip {
+                digit,
+                speaker,
+                index,
+                samples,
+                sample_rate,
+            })
         })
         .collect()
 }
 
 fn read_mono_pcm16(path: &Path) -> Result<(Vec<f32>, u32), DatasetError> {
-    let corrupt = |reason: String| DatasetError::Corrupt { dataset: DATASET, path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| DatasetError::Corrupt {
+        dataset: DATASET,
+        path: path.to_path_buf(),
+        reason,
+    };
     let reader = hound::WavReader::open(path).map_err(|error| match error {
         // A truncated or mangled header surfaces as an end-of-file I/O error: that is corruption, not I/O.
         hound::Error::IoError(io)
-            if matches!(io.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData) =>
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
         {
             corrupt(format!("truncated or malformed WAV: {io}"))
         }
@@ -117,8 +149,13 @@ fn read_mono_pcm16(path: &Path) -> Result<(Vec<f32>, u32), DatasetError> {
         other => corrupt(other.to_string()),
     })?;
     let spec = reader.spec();
-    if spec.channels != 1 || spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
-        return Err(corrupt(format!("expected mono 16-bit integer PCM, found {spec:?}")));
+    if spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        return Err(corrupt(format!(
+            "expected mono 16-bit integer PCM, found {spec:?}"
+        )));
     }
     let samples = reader
         .into_samples::<i16>()
@@ -168,20 +205,32 @@ pub fn fsdd_features(
             FsddSplit::HoldOutSpeaker(speaker) => &clip.speaker == speaker,
         };
         let target = if is_test { &mut test } else { &mut train };
-        target.0.extend(extractor.mfcc(&clip.samples).iter().copied());
+        target
+            .0
+            .extend(extractor.mfcc(&clip.samples).iter().copied());
         target.1.push(clip.digit);
     }
     let build = |(features, labels): (Vec<f32>, Vec<usize>), side: &str| {
         if labels.is_empty() {
-            return Err(DatasetError::InvalidArgument { reason: format!("the {side} side of {split:?} is empty") });
+            return Err(DatasetError::InvalidArgument {
+                reason: format!("the {side} side of {split:?} is empty"),
+            });
         }
-        let features = Array2::from_shape_vec((labels.len(), n_features), features)
-            .map_err(|error| DatasetError::InvalidArgument { reason: error.to_string() })?;
+        let features =
+            Array2::from_shape_vec((labels.len(), n_features), features).map_err(|error| {
+                DatasetError::InvalidArgument {
+                    reason: error.to_string(),
+                }
+            })?;
         LabeledSet::new(features, labels, 10)
     };
     let split_description = match split {
-        FsddSplit::Conventional => "conventional: recording indices 0-4 test, 5-49 train".to_string(),
-        FsddSplit::HoldOutSpeaker(speaker) => format!("held-out speaker {speaker}: all other speakers train"),
+        FsddSplit::Conventional => {
+            "conventional: recording indices 0-4 test, 5-49 train".to_string()
+        }
+        FsddSplit::HoldOutSpeaker(speaker) => {
+            format!("held-out speaker {speaker}: all other speakers train")
+        }
     };
     Ok(LabeledDataset {
         train: build(train, "train")?,
@@ -189,7 +238,8 @@ pub fn fsdd_features(
         info: DatasetInfo {
             name: "fsdd".into(),
             origin: DataOrigin::Real,
-            source: "Free Spoken Digit Dataset, github.com/Jakobovski/free-spoken-digit-dataset".into(),
+            source: "Free Spoken Digit Dataset, github.com/Jakobovski/free-spoken-digit-dataset"
+                .into(),
             license: "CC BY-SA 4.0".into(),
             attribution: "Free Spoken Digit Dataset (FSDD), Z. Jackson et al.".into(),
             location: location.display().to_string(),
@@ -204,7 +254,10 @@ mod tests {
 
     #[test]
     fn clip_names_parse() {
-        assert_eq!(parse_clip_name("7_theo_12.wav"), Some((7, "theo".to_string(), 12)));
+        assert_eq!(
+            parse_clip_name("7_theo_12.wav"),
+            Some((7, "theo".to_string(), 12))
+        );
         assert_eq!(parse_clip_name("10_theo_1.wav"), None);
         assert_eq!(parse_clip_name("7_theo_x.wav"), None);
         assert_eq!(parse_clip_name("7_theo_1.mp3"), None);

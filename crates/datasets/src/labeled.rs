@@ -64,13 +64,23 @@ impl LabeledSet {
     /// # Errors
     /// [`DatasetError::InvalidArgument`] when the label count differs from the row count, a label is
     /// `>= n_classes`, `n_classes` is zero, or a feature is NaN or infinite.
-    pub fn new(features: Array2<f32>, labels: Vec<usize>, n_classes: usize) -> Result<Self, DatasetError> {
+    pub fn new(
+        features: Array2<f32>,
+        labels: Vec<usize>,
+        n_classes: usize,
+    ) -> Result<Self, DatasetError> {
         if n_classes == 0 {
-            return Err(DatasetError::InvalidArgument { reason: "n_classes must be at least 1".into() });
+            return Err(DatasetError::InvalidArgument {
+                reason: "n_classes must be at least 1".into(),
+            });
         }
         if features.nrows() != labels.len() {
             return Err(DatasetError::InvalidArgument {
-                reason: format!("{} feature rows but {} labels", features.nrows(), labels.len()),
+                reason: format!(
+                    "{} feature rows but {} labels",
+                    features.nrows(),
+                    labels.len()
+                ),
             });
         }
         if let Some(bad) = labels.iter().find(|&&label| label >= n_classes) {
@@ -79,9 +89,15 @@ impl LabeledSet {
             });
         }
         if features.iter().any(|value| !value.is_finite()) {
-            return Err(DatasetError::InvalidArgument { reason: "a feature is NaN or infinite".into() });
+            return Err(DatasetError::InvalidArgument {
+                reason: "a feature is NaN or infinite".into(),
+            });
         }
-        Ok(LabeledSet { features, labels, n_classes })
+        Ok(LabeledSet {
+            features,
+            labels,
+            n_classes,
+        })
     }
 
     /// The features, one sample per row.
@@ -121,7 +137,10 @@ impl LabeledSet {
     pub fn select(&self, indices: &[usize]) -> LabeledSet {
         LabeledSet {
             features: self.features.select(Axis(0), indices),
-            labels: indices.iter().map(|&row_idx| self.labels[row_idx]).collect(),
+            labels: indices
+                .iter()
+                .map(|&row_idx| self.labels[row_idx])
+                .collect(),
             n_classes: self.n_classes,
         }
     }
@@ -164,8 +183,9 @@ pub fn split_train_test(
     let mut train_indices = Vec::new();
     let mut test_indices = Vec::new();
     for class in 0..set.n_classes() {
-        let mut class_indices: Vec<usize> =
-            (0..set.len()).filter(|&row_idx| set.labels()[row_idx] == class).collect();
+        let mut class_indices: Vec<usize> = (0..set.len())
+            .filter(|&row_idx| set.labels()[row_idx] == class)
+            .collect();
         class_indices.shuffle(&mut rng);
         let n_test = (class_indices.len() as f64 * test_fraction).round() as usize;
         test_indices.extend_from_slice(&class_indices[..n_test]);
@@ -191,7 +211,8 @@ mod tests {
 
     fn toy_set(n_per_class: usize, n_classes: usize) -> LabeledSet {
         let n = n_per_class * n_classes;
-        let features = Array2::from_shape_fn((n, 2), |(row_idx, col_idx)| (row_idx * 2 + col_idx) as f32);
+        let features =
+            Array2::from_shape_fn((n, 2), |(row_idx, col_idx)| (row_idx * 2 + col_idx) as f32);
         let labels = (0..n).map(|row_idx| row_idx % n_classes).collect();
         LabeledSet::new(features, labels, n_classes).unwrap()
     }
@@ -214,10 +235,21 @@ mod tests {
         assert_eq!(train.len() + test.len(), 60);
         assert_eq!(test.len(), 15);
         for class in 0..3 {
-            assert_eq!(test.labels().iter().filter(|&&label| label == class).count(), 5);
+            assert_eq!(
+                test.labels()
+                    .iter()
+                    .filter(|&&label| label == class)
+                    .count(),
+                5
+            );
         }
         // Disjoint: the first feature identifies a row uniquely.
-        let mut seen: Vec<i64> = train.features().column(0).iter().map(|&v| v as i64).collect();
+        let mut seen: Vec<i64> = train
+            .features()
+            .column(0)
+            .iter()
+            .map(|&v| v as i64)
+            .collect();
         seen.extend(test.features().column(0).iter().map(|&v| v as i64));
         seen.sort_unstable();
         seen.dedup();

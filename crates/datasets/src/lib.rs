@@ -21,11 +21,12 @@ mod text;
 pub use digits::{load_digits, DIGITS_IMAGE_SIDE, DIGITS_N_SAMPLES};
 pub use error::DatasetError;
 pub use fashion_mnist::{
-    fashion_mnist_dir, load_fashion_mnist, read_idx_images, read_idx_labels, FASHION_MNIST_CLASS_NAMES,
-    FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_DIR_ENV,
+    fashion_mnist_dir, load_fashion_mnist, read_idx_images, read_idx_labels,
+    FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_DIR_ENV,
 };
 pub use fsdd::{
-    fsdd_dir, fsdd_features, load_fsdd_clips, FsddSplit, SpokenDigitClip, FSDD_DIR_ENV, FSDD_SPEAKERS,
+    fsdd_dir, fsdd_features, load_fsdd_clips, FsddSplit, SpokenDigitClip, FSDD_DIR_ENV,
+    FSDD_SPEAKERS,
 };
 pub use labeled::{split_train_test, DataOrigin, DatasetInfo, LabeledDataset, LabeledSet};
 pub use mfcc::{fit_to_window, hz_to_mel, mel_to_hz, MfccConfig, MfccExtractor};

@@ -61,17 +61,32 @@ impl MfccConfig {
 
     fn validate(&self) -> Result<(), DatasetError> {
         let invalid = |reason: String| Err(DatasetError::InvalidArgument { reason });
-        if self.sample_rate == 0 || self.hop_length == 0 || self.frame_length == 0 || self.n_mels == 0 {
-            return invalid(format!("sample rate, hop, frame length and n_mels must be positive: {self:?}"));
+        if self.sample_rate == 0
+            || self.hop_length == 0
+            || self.frame_length == 0
+            || self.n_mels == 0
+        {
+            return invalid(format!(
+                "sample rate, hop, frame length and n_mels must be positive: {self:?}"
+            ));
         }
         if self.frame_length > self.window_samples {
-            return invalid(format!("frame length {} exceeds window {}", self.frame_length, self.window_samples));
+            return invalid(format!(
+                "frame length {} exceeds window {}",
+                self.frame_length, self.window_samples
+            ));
         }
         if self.fft_size < self.frame_length {
-            return invalid(format!("fft size {} below frame length {}", self.fft_size, self.frame_length));
+            return invalid(format!(
+                "fft size {} below frame length {}",
+                self.fft_size, self.frame_length
+            ));
         }
         if !(1..=self.n_mels).contains(&self.n_coefficients) {
-            return invalid(format!("n_coefficients {} not in 1..={}", self.n_coefficients, self.n_mels));
+            return invalid(format!(
+                "n_coefficients {} not in 1..={}",
+                self.n_coefficients, self.n_mels
+            ));
         }
         let nyquist = self.sample_rate as f32 / 2.0;
         if !(0.0 <= self.low_hz && self.low_hz < self.high_hz && self.high_hz <= nyquist) {
@@ -123,7 +138,10 @@ pub struct MfccExtractor {
 
 impl std::fmt::Debug for MfccExtractor {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("MfccExtractor").field("config", &self.config).finish_non_exhaustive()
+        formatter
+            .debug_struct("MfccExtractor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,20 +159,28 @@ impl MfccExtractor {
         let fft = FftPlanner::<f32>::new().plan_fft_forward(config.fft_size);
         // Periodic Hann window.
         let window = (0..config.frame_length)
-            .map(|sample_idx| 0.5 - 0.5 * (2.0 * PI * sample_idx as f32 / config.frame_length as f32).cos())
+            .map(|sample_idx| {
+                0.5 - 0.5 * (2.0 * PI * sample_idx as f32 / config.frame_length as f32).cos()
+            })
             .collect();
         let n_bins = config.fft_size / 2 + 1;
         let low_mel = hz_to_mel(config.low_hz);
         let high_mel = hz_to_mel(config.high_hz);
         let edges_hz: Vec<f32> = (0..config.n_mels + 2)
             .map(|edge_idx| {
-                mel_to_hz(low_mel + (high_mel - low_mel) * edge_idx as f32 / (config.n_mels + 1) as f32)
+                mel_to_hz(
+                    low_mel + (high_mel - low_mel) * edge_idx as f32 / (config.n_mels + 1) as f32,
+                )
             })
             .collect();
         let bin_hz = config.sample_rate as f32 / config.fft_size as f32;
         let mel_filters = Array2::from_shape_fn((config.n_mels, n_bins), |(mel_idx, bin_idx)| {
             let frequency = bin_idx as f32 * bin_hz;
-            let (left, center, right) = (edges_hz[mel_idx], edges_hz[mel_idx + 1], edges_hz[mel_idx + 2]);
+            let (left, center, right) = (
+                edges_hz[mel_idx],
+                edges_hz[mel_idx + 1],
+                edges_hz[mel_idx + 2],
+            );
             if left < frequency && frequency <= center {
                 (frequency - left) / (center - left)
             } else if center < frequency && frequency < right {
@@ -164,12 +190,26 @@ impl MfccExtractor {
             }
         });
         let n_mels = config.n_mels as f32;
-        let dct = Array2::from_shape_fn((config.n_coefficients, config.n_mels), |(coefficient_idx, mel_idx)| {
-            let scale = if coefficient_idx == 0 { (1.0 / n_mels).sqrt() } else { (2.0 / n_mels).sqrt() };
-            scale * (PI * coefficient_idx as f32 * (mel_idx as f32 + 0.5) / n_mels).cos()
-        });
+        let dct = Array2::from_shape_fn(
+            (config.n_coefficients, config.n_mels),
+            |(coefficient_idx, mel_idx)| {
+                let scale = if coefficient_idx == 0 {
+                    (1.0 / n_mels).sqrt()
+                } else {
+                    (2.0 / n_mels).sqrt()
+                };
+                scale * (PI * coefficient_idx as f32 * (mel_idx as f32 + 0.5) / n_mels).cos()
+            },
+        );
         let mel_centers_hz = edges_hz[1..=config.n_mels].to_vec();
-        Ok(MfccExtractor { config, fft, window, mel_filters, dct, mel_centers_hz })
+        Ok(MfccExtractor {
+            config,
+            fft,
+            window,
+            mel_filters,
+            dct,
+            mel_centers_hz,
+        })
     }
 
     /// The configuration this front end was built with.
@@ -205,8 +245,13 @@ impl MfccExtractor {
                 *bin_power = buffer[bin_idx].norm_sqr() / config.fft_size as f32;
             }
             for mel_idx in 0..config.n_mels {
-                let energy: f32 =
-                    self.mel_filters.row(mel_idx).iter().zip(&power).map(|(weight, bin)| weight * bin).sum();
+                let energy: f32 = self
+                    .mel_filters
+                    .row(mel_idx)
+                    .iter()
+                    .zip(&power)
+                    .map(|(weight, bin)| weight * bin)
+                    .sum();
                 log_mel[[frame_idx, mel_idx]] = (energy + LOG_FLOOR).ln();
             }
         }
@@ -225,7 +270,9 @@ mod tests {
 
     fn tone(frequency_hz: f32, config: &MfccConfig) -> Vec<f32> {
         (0..config.window_samples)
-            .map(|sample_idx| (2.0 * PI * frequency_hz * sample_idx as f32 / config.sample_rate as f32).sin())
+            .map(|sample_idx| {
+                (2.0 * PI * frequency_hz * sample_idx as f32 / config.sample_rate as f32).sin()
+            })
             .collect()
     }
 
@@ -248,7 +295,13 @@ mod tests {
             ..MfccConfig::default()
         };
         assert_eq!(sixteen_khz.n_frames(), 49);
-        assert_eq!(MfccExtractor::new(sixteen_khz).unwrap().log_mel(&[0.5; 100]).dim(), (49, 40));
+        assert_eq!(
+            MfccExtractor::new(sixteen_khz)
+                .unwrap()
+                .log_mel(&[0.5; 100])
+                .dim(),
+            (49, 40)
+        );
     }
 
     #[test]
@@ -264,7 +317,9 @@ mod tests {
             let nearest_band = (0..config.n_mels)
                 .min_by(|&a, &b| {
                     let centers = extractor.mel_band_centers_hz();
-                    (centers[a] - frequency_hz).abs().total_cmp(&(centers[b] - frequency_hz).abs())
+                    (centers[a] - frequency_hz)
+                        .abs()
+                        .total_cmp(&(centers[b] - frequency_hz).abs())
                 })
                 .unwrap();
             // The FFT bins are 31.25 Hz wide, while the lowest bands are narrower than a bin, so a tone can
@@ -281,13 +336,18 @@ mod tests {
         let config = MfccConfig::default();
         let extractor = MfccExtractor::new(config).unwrap();
         let log_mel = extractor.log_mel(&[]);
-        assert!(log_mel.iter().all(|&value| (value - LOG_FLOOR.ln()).abs() < 1e-3));
+        assert!(log_mel
+            .iter()
+            .all(|&value| (value - LOG_FLOOR.ln()).abs() < 1e-3));
     }
 
     #[test]
     fn window_fitting_pads_and_crops_centred() {
         assert_eq!(fit_to_window(&[1.0, 2.0], 4), vec![0.0, 1.0, 2.0, 0.0]);
-        assert_eq!(fit_to_window(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2), vec![3.0, 4.0]);
+        assert_eq!(
+            fit_to_window(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2),
+            vec![3.0, 4.0]
+        );
         assert_eq!(fit_to_window(&[], 3), vec![0.0; 3]);
     }
 
@@ -301,11 +361,20 @@ mod tests {
 
     #[test]
     fn invalid_configs_are_rejected() {
-        let frame_too_long = MfccConfig { frame_length: 9000, ..MfccConfig::default() };
+        let frame_too_long = MfccConfig {
+            frame_length: 9000,
+            ..MfccConfig::default()
+        };
         assert!(MfccExtractor::new(frame_too_long).is_err());
-        let above_nyquist = MfccConfig { high_hz: 5000.0, ..MfccConfig::default() };
+        let above_nyquist = MfccConfig {
+            high_hz: 5000.0,
+            ..MfccConfig::default()
+        };
         assert!(MfccExtractor::new(above_nyquist).is_err());
-        let too_many = MfccConfig { n_coefficients: 41, ..MfccConfig::default() };
+        let too_many = MfccConfig {
+            n_coefficients: 41,
+            ..MfccConfig::default()
+        };
         assert!(MfccExtractor::new(too_many).is_err());
     }
 }

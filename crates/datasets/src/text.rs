@@ -43,7 +43,8 @@ pub struct TextCorpus {
 /// [`DatasetError::Corrupt`] when it is not valid UTF-8 (or gzip, for a `.dz`/`.gz` file) or is empty,
 /// [`DatasetError::Command`] when the `bible` program fails.
 pub fn load_text(source: &TextSource) -> Result<TextCorpus, DatasetError> {
-    let devils_info = |location: String| DatasetInfo {
+    let devils_info = |location: String| {
+        DatasetInfo {
         name: "devils-dictionary".into(),
         origin: DataOrigin::Real,
         source: "Ambrose Bierce, The Devil's Dictionary (1911), Internet Wiretap edition via Debian dict-devil"
@@ -51,6 +52,7 @@ pub fn load_text(source: &TextSource) -> Result<TextCorpus, DatasetError> {
         license: "public domain".into(),
         attribution: "Ambrose Bierce, The Devil's Dictionary (1911)".into(),
         location,
+    }
     };
     match source {
         TextSource::Embedded => Ok(TextCorpus {
@@ -58,9 +60,18 @@ pub fn load_text(source: &TextSource) -> Result<TextCorpus, DatasetError> {
             info: devils_info("embedded (entries A-F)".into()),
         }),
         TextSource::DevilsDictionary(path) => {
-            let path = path.clone().unwrap_or_else(|| PathBuf::from(DEVILS_DICTIONARY_DEFAULT_PATH));
-            let text = read_text_file("devils-dictionary", &path, "install the Debian package `dict-devil`")?;
-            Ok(TextCorpus { text, info: devils_info(path.display().to_string()) })
+            let path = path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEVILS_DICTIONARY_DEFAULT_PATH));
+            let text = read_text_file(
+                "devils-dictionary",
+                &path,
+                "install the Debian package `dict-devil`",
+            )?;
+            Ok(TextCorpus {
+                text,
+                info: devils_info(path.display().to_string()),
+            })
         }
         TextSource::BibleKjv => {
             let text = run_bible()?;
@@ -96,12 +107,18 @@ pub fn load_text(source: &TextSource) -> Result<TextCorpus, DatasetError> {
 
 fn read_text_file(dataset: &'static str, path: &Path, hint: &str) -> Result<String, DatasetError> {
     let raw = std::fs::read(path).map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => {
-            DatasetError::NotFound { dataset, path: path.to_path_buf(), hint: hint.to_string() }
-        }
+        std::io::ErrorKind::NotFound => DatasetError::NotFound {
+            dataset,
+            path: path.to_path_buf(),
+            hint: hint.to_string(),
+        },
         _ => io_error(path, error),
     })?;
-    let corrupt = |reason: String| DatasetError::Corrupt { dataset, path: path.to_path_buf(), reason };
+    let corrupt = |reason: String| DatasetError::Corrupt {
+        dataset,
+        path: path.to_path_buf(),
+        reason,
+    };
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut decoded = Vec::new();
         flate2::read::MultiGzDecoder::new(raw.as_slice())
@@ -130,10 +147,16 @@ fn run_bible() -> Result<String, DatasetError> {
                 path: PathBuf::from("bible"),
                 hint: "install the Debian package `bible-kjv`".into(),
             },
-            _ => DatasetError::Command { command: command_line.into(), reason: error.to_string() },
+            _ => DatasetError::Command {
+                command: command_line.into(),
+                reason: error.to_string(),
+            },
         })?;
     if !output.status.success() {
-        return Err(DatasetError::Command { command: command_line.into(), reason: output.status.to_string() });
+        return Err(DatasetError::Command {
+            command: command_line.into(),
+            reason: output.status.to_string(),
+        });
     }
     let printed = String::from_utf8(output.stdout).map_err(|error| DatasetError::Command {
         command: command_line.into(),
@@ -148,7 +171,10 @@ fn run_bible() -> Result<String, DatasetError> {
     if verses.len() < 30_000 {
         return Err(DatasetError::Command {
             command: command_line.into(),
-            reason: format!("printed only {} verses, expected about 31,100", verses.len()),
+            reason: format!(
+                "printed only {} verses, expected about 31,100",
+                verses.len()
+            ),
         });
     }
     Ok(verses.join("\n"))
@@ -164,7 +190,9 @@ impl CharVocabulary {
     /// The vocabulary of every character that occurs in `text`.
     pub fn from_text(text: &str) -> Self {
         let set: BTreeSet<char> = text.chars().collect();
-        CharVocabulary { chars: set.into_iter().collect() }
+        CharVocabulary {
+            chars: set.into_iter().collect(),
+        }
     }
 
     /// A vocabulary from an explicit character list (e.g. read back from a weight file).
@@ -202,9 +230,12 @@ impl CharVocabulary {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, DatasetError> {
         text.chars()
             .map(|character| {
-                self.chars.binary_search(&character).map(|id| id as u32).map_err(|_| {
-                    DatasetError::InvalidArgument { reason: format!("character {character:?} not in vocabulary") }
-                })
+                self.chars
+                    .binary_search(&character)
+                    .map(|id| id as u32)
+                    .map_err(|_| DatasetError::InvalidArgument {
+                        reason: format!("character {character:?} not in vocabulary"),
+                    })
             })
             .collect()
     }
@@ -213,7 +244,12 @@ impl CharVocabulary {
     pub fn decode(&self, tokens: &[u32]) -> String {
         tokens
             .iter()
-            .map(|&token| self.chars.get(token as usize).copied().unwrap_or(char::REPLACEMENT_CHARACTER))
+            .map(|&token| {
+                self.chars
+                    .get(token as usize)
+                    .copied()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER)
+            })
             .collect()
     }
 }
@@ -240,6 +276,9 @@ mod tests {
         let tokens = vocabulary.encode("lo, world").unwrap();
         assert_eq!(vocabulary.decode(&tokens), "lo, world");
         assert!(CharVocabulary::from_chars(vec!['b', 'a']).is_err());
-        assert_eq!(CharVocabulary::from_chars(vocabulary.chars().to_vec()).unwrap(), vocabulary);
+        assert_eq!(
+            CharVocabulary::from_chars(vocabulary.chars().to_vec()).unwrap(),
+            vocabulary
+        );
     }
 }

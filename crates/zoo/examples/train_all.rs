@@ -34,13 +34,19 @@ fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(cache.dir());
         config.cache = Some(cache);
     }
-    let cache_dir = config.cache.as_ref().map(|cache| cache.dir().display().to_string());
+    let cache_dir = config
+        .cache
+        .as_ref()
+        .map(|cache| cache.dir().display().to_string());
     println!("weight cache: {}", cache_dir.as_deref().unwrap_or("(none)"));
     let started = Instant::now();
     let mut reports = Vec::new();
     let mut embedded_training_seconds = 0.0;
     for model in ReferenceModel::ALL {
-        if only.as_ref().is_some_and(|names| !names.iter().any(|name| name == model.name())) {
+        if only
+            .as_ref()
+            .is_some_and(|names| !names.iter().any(|name| name == model.name()))
+        {
             continue;
         }
         match train_or_load(model, &config) {

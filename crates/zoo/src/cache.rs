@@ -14,6 +14,9 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use crate::train::TrainingLog;
+
+/// Parameters by name, as candle holds them (crate-internal: no candle type is public).
+pub(crate) type NamedTensors = HashMap<String, Tensor>;
 use crate::ZooError;
 
 /// Bump when a change to training code or export makes old weights wrong; it is part of every cache key.
@@ -62,7 +65,10 @@ impl CacheKey {
             "{model}|zoo-format={ZOO_FORMAT_VERSION}|candle=0.11|{}",
             parts.join("|")
         );
-        CacheKey { model: model.to_string(), description }
+        CacheKey {
+            model: model.to_string(),
+            description,
+        }
     }
 
     /// The 16-hex-digit hash of the description.
@@ -102,7 +108,9 @@ impl WeightCache {
     pub fn default_location() -> Self {
         match std::env::var_os(CACHE_DIR_ENV).filter(|dir| !dir.is_empty()) {
             Some(dir) => WeightCache::new(dir),
-            None => WeightCache::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/zoo-cache")),
+            None => WeightCache::new(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/zoo-cache"),
+            ),
         }
     }
 
@@ -124,17 +132,23 @@ impl WeightCache {
     ///
     /// # Errors
     /// [`ZooError::Cache`] when the entry exists but cannot be read or parsed.
-    pub fn load(&self, key: &CacheKey) -> Result<Option<(HashMap<String, Tensor>, CacheMetadata)>, ZooError> {
+    pub(crate) fn load(
+        &self,
+        key: &CacheKey,
+    ) -> Result<Option<(NamedTensors, CacheMetadata)>, ZooError> {
         let weights_path = self.weights_path(key);
         let metadata_path = self.metadata_path(key);
         if !weights_path.is_file() || !metadata_path.is_file() {
             return Ok(None);
         }
-        let cache_error = |path: &Path, reason: String| ZooError::Cache { path: path.to_path_buf(), reason };
-        let metadata_text =
-            std::fs::read_to_string(&metadata_path).map_err(|error| cache_error(&metadata_path, error.to_string()))?;
-        let metadata: CacheMetadata =
-            serde_json::from_str(&metadata_text).map_err(|error| cache_error(&metadata_path, error.to_string()))?;
+        let cache_error = |path: &Path, reason: String| ZooError::Cache {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let metadata_text = std::fs::read_to_string(&metadata_path)
+            .map_err(|error| cache_error(&metadata_path, error.to_string()))?;
+        let metadata: CacheMetadata = serde_json::from_str(&metadata_text)
+            .map_err(|error| cache_error(&metadata_path, error.to_string()))?;
         if &metadata.key != key {
             return Ok(None);
         }
@@ -147,19 +161,33 @@ impl WeightCache {
     ///
     /// # Errors
     /// [`ZooError::Cache`] when the directory or files cannot be written.
-    pub fn store(&self, tensors: &HashMap<String, Tensor>, metadata: &CacheMetadata) -> Result<(), ZooError> {
-        let cache_error = |path: &Path, reason: String| ZooError::Cache { path: path.to_path_buf(), reason };
-        std::fs::create_dir_all(&self.dir).map_err(|error| cache_error(&self.dir, error.to_string()))?;
+    pub(crate) fn store(
+        &self,
+        tensors: &NamedTensors,
+        metadata: &CacheMetadata,
+    ) -> Result<(), ZooError> {
+        let cache_error = |path: &Path, reason: String| ZooError::Cache {
+            path: path.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|error| cache_error(&self.dir, error.to_string()))?;
         let weights_path = self.weights_path(&metadata.key);
-        let temporary_weights = weights_path.with_extension(format!("safetensors.tmp{}", std::process::id()));
+        let temporary_weights =
+            weights_path.with_extension(format!("safetensors.tmp{}", std::process::id()));
         candle_core::safetensors::save(tensors, &temporary_weights)
             .map_err(|error| cache_error(&temporary_weights, error.to_string()))?;
-        std::fs::rename(&temporary_weights, &weights_path).map_err(|error| cache_error(&weights_path, error.to_string()))?;
+        std::fs::rename(&temporary_weights, &weights_path)
+            .map_err(|error| cache_error(&weights_path, error.to_string()))?;
         let metadata_path = self.metadata_path(&metadata.key);
-        let temporary_metadata = metadata_path.with_extension(format!("json.tmp{}", std::process::id()));
-        let text = serde_json::to_string_pretty(metadata).map_err(|error| cache_error(&metadata_path, error.to_string()))?;
-        std::fs::write(&temporary_metadata, text).map_err(|error| cache_error(&temporary_metadata, error.to_string()))?;
-        std::fs::rename(&temporary_metadata, &metadata_path).map_err(|error| cache_error(&metadata_path, error.to_string()))?;
+        let temporary_metadata =
+            metadata_path.with_extension(format!("json.tmp{}", std::process::id()));
+        let text = serde_json::to_string_pretty(metadata)
+            .map_err(|error| cache_error(&metadata_path, error.to_string()))?;
+        std::fs::write(&temporary_metadata, text)
+            .map_err(|error| cache_error(&temporary_metadata, error.to_string()))?;
+        std::fs::rename(&temporary_metadata, &metadata_path)
+            .map_err(|error| cache_error(&metadata_path, error.to_string()))?;
         Ok(())
     }
 }
@@ -180,21 +208,36 @@ mod tests {
     fn key_changes_with_any_part() {
         let base = CacheKey::new("mlp", &["arch=64-128-10", "seed=0"]);
         assert_eq!(base, CacheKey::new("mlp", &["arch=64-128-10", "seed=0"]));
-        assert_ne!(base.hash(), CacheKey::new("mlp", &["arch=64-128-10", "seed=1"]).hash());
-        assert_ne!(base.hash(), CacheKey::new("mlp", &["arch=64-64-10", "seed=0"]).hash());
+        assert_ne!(
+            base.hash(),
+            CacheKey::new("mlp", &["arch=64-128-10", "seed=1"]).hash()
+        );
+        assert_ne!(
+            base.hash(),
+            CacheKey::new("mlp", &["arch=64-64-10", "seed=0"]).hash()
+        );
     }
 
     #[test]
     fn store_then_load_round_trips_and_misses_other_keys() {
-        let dir = std::env::temp_dir().join(format!("torchperf-zoo-cache-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("torchperf-zoo-cache-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cache = WeightCache::new(&dir);
         let key = CacheKey::new("toy", &["x"]);
         let mut tensors = HashMap::new();
-        tensors.insert("w".to_string(), Tensor::new(&[1.0f32, 2.0, 3.0], &Device::Cpu).unwrap());
+        tensors.insert(
+            "w".to_string(),
+            Tensor::new(&[1.0f32, 2.0, 3.0], &Device::Cpu).unwrap(),
+        );
         let metadata = CacheMetadata {
             key: key.clone(),
-            training: TrainingLog { steps: 3, epoch_losses: vec![1.0], step_losses: vec![1.0, 0.5, 0.25], seconds: 0.1 },
+            training: TrainingLog {
+                steps: 3,
+                epoch_losses: vec![1.0],
+                step_losses: vec![1.0, 0.5, 0.25],
+                seconds: 0.1,
+            },
             extra: HashMap::new(),
         };
         assert!(cache.load(&key).unwrap().is_none());

@@ -59,6 +59,14 @@ pub enum ZooError {
     },
 }
 
-pub(crate) fn shape_error(context: &str, expected: impl ToString, actual: impl ToString) -> ZooError {
-    ZooError::Shape { context: context.to_string(), expected: expected.to_string(), actual: actual.to_string() }
+pub(crate) fn shape_error(
+    context: &str,
+    expected: impl ToString,
+    actual: impl ToString,
+) -> ZooError {
+    ZooError::Shape {
+        context: context.to_string(),
+        expected: expected.to_string(),
+        actual: actual.to_string(),
+    }
 }

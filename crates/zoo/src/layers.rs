@@ -40,10 +40,18 @@ impl Linear {
     /// width.
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, ZooError> {
         if self.bias.len() != self.out_features() {
-            return Err(shape_error("Linear bias", self.out_features(), self.bias.len()));
+            return Err(shape_error(
+                "Linear bias",
+                self.out_features(),
+                self.bias.len(),
+            ));
         }
         if x.ncols() != self.in_features() {
-            return Err(shape_error("Linear input columns", self.in_features(), x.ncols()));
+            return Err(shape_error(
+                "Linear input columns",
+                self.in_features(),
+                x.ncols(),
+            ));
         }
         let mut y = matmul(x, self.weight.view())?;
         y += &self.bias;
@@ -83,7 +91,10 @@ impl Conv2d {
     /// Output height and width for an input of `height × width`.
     pub fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
         let out = |size: usize, kernel: usize| (size + 2 * self.padding - kernel) / self.stride + 1;
-        (out(height, self.kernel_height), out(width, self.kernel_width))
+        (
+            out(height, self.kernel_height),
+            out(width, self.kernel_width),
+        )
     }
 
     /// Convolves an NHWC batch; returns NHWC.
@@ -95,24 +106,47 @@ impl Conv2d {
         let (batch, height, width, channels) = x.dim();
         let patch = self.in_channels * self.kernel_height * self.kernel_width;
         if channels != self.in_channels {
-            return Err(shape_error("Conv2d input channels", self.in_channels, channels));
+            return Err(shape_error(
+                "Conv2d input channels",
+                self.in_channels,
+                channels,
+            ));
         }
-        if self.weight.nrows() != patch || self.bias.len() != self.out_channels() || self.stride == 0 {
+        if self.weight.nrows() != patch
+            || self.bias.len() != self.out_channels()
+            || self.stride == 0
+        {
             return Err(shape_error(
                 "Conv2d weight",
                 format!("{patch} rows, bias {}, stride > 0", self.out_channels()),
-                format!("{:?}, bias {}, stride {}", self.weight.dim(), self.bias.len(), self.stride),
+                format!(
+                    "{:?}, bias {}, stride {}",
+                    self.weight.dim(),
+                    self.bias.len(),
+                    self.stride
+                ),
             ));
         }
-        if height + 2 * self.padding < self.kernel_height || width + 2 * self.padding < self.kernel_width {
+        if height + 2 * self.padding < self.kernel_height
+            || width + 2 * self.padding < self.kernel_width
+        {
             return Err(shape_error(
                 "Conv2d input size",
-                format!("at least {}x{} after padding", self.kernel_height, self.kernel_width),
+                format!(
+                    "at least {}x{} after padding",
+                    self.kernel_height, self.kernel_width
+                ),
                 format!("{height}x{width} with padding {}", self.padding),
             ));
         }
         let (out_height, out_width) = self.output_size(height, width);
-        let columns = im2col_nhwc(x, self.kernel_height, self.kernel_width, self.stride, self.padding);
+        let columns = im2col_nhwc(
+            x,
+            self.kernel_height,
+            self.kernel_width,
+            self.stride,
+            self.padding,
+        );
         let mut y = matmul(columns.view(), self.weight.view())?;
         y += &self.bias;
         let out_channels = self.out_channels();
@@ -150,12 +184,15 @@ pub(crate) fn im2col_nhwc(
                             continue;
                         }
                         for kernel_col in 0..kernel_width {
-                            let in_col = (out_col * stride + kernel_col) as isize - padding as isize;
+                            let in_col =
+                                (out_col * stride + kernel_col) as isize - padding as isize;
                             if !(0 <= in_col && in_col < width as isize) {
                                 continue;
                             }
-                            let col_idx = (channel * kernel_height + kernel_row) * kernel_width + kernel_col;
-                            column[col_idx] = x[[image_idx, in_row as usize, in_col as usize, channel]];
+                            let col_idx =
+                                (channel * kernel_height + kernel_row) * kernel_width + kernel_col;
+                            column[col_idx] =
+                                x[[image_idx, in_row as usize, in_col as usize, channel]];
                         }
                     }
                 }
@@ -188,15 +225,23 @@ impl DepthwiseConv2d {
     /// [`ZooError::Shape`] when the weight, bias and input channels disagree or the kernel does not fit.
     pub fn forward(&self, x: ArrayView4<'_, f32>) -> Result<Array4<f32>, ZooError> {
         let (batch, height, width, channels) = x.dim();
-        if self.weight.dim() != (channels, self.kernel_height * self.kernel_width) || self.bias.len() != channels {
+        if self.weight.dim() != (channels, self.kernel_height * self.kernel_width)
+            || self.bias.len() != channels
+        {
             return Err(shape_error(
                 "DepthwiseConv2d weight",
                 format!("{channels}x{}", self.kernel_height * self.kernel_width),
                 format!("{:?} with bias {}", self.weight.dim(), self.bias.len()),
             ));
         }
-        if height + 2 * self.padding < self.kernel_height || width + 2 * self.padding < self.kernel_width {
-            return Err(shape_error("DepthwiseConv2d input size", "kernel fits", format!("{height}x{width}")));
+        if height + 2 * self.padding < self.kernel_height
+            || width + 2 * self.padding < self.kernel_width
+        {
+            return Err(shape_error(
+                "DepthwiseConv2d input size",
+                "kernel fits",
+                format!("{height}x{width}"),
+            ));
         }
         let out_height = height + 2 * self.padding - self.kernel_height + 1;
         let out_width = width + 2 * self.padding - self.kernel_width + 1;
@@ -217,9 +262,11 @@ impl DepthwiseConv2d {
                                 continue;
                             }
                             let tap = kernel_row * self.kernel_width + kernel_col;
-                            let in_pixel = x.slice(s![image_idx, in_row as usize, in_col as usize, ..]);
+                            let in_pixel =
+                                x.slice(s![image_idx, in_row as usize, in_col as usize, ..]);
                             for channel in 0..channels {
-                                out_pixel[channel] += self.weight[[channel, tap]] * in_pixel[channel];
+                                out_pixel[channel] +=
+                                    self.weight[[channel, tap]] * in_pixel[channel];
                             }
                         }
                     }
@@ -254,7 +301,11 @@ impl LayerNorm {
         let width = x.ncols() as f32;
         for mut row in y.rows_mut() {
             let mean = row.sum() / width;
-            let variance = row.iter().map(|value| (value - mean) * (value - mean)).sum::<f32>() / width;
+            let variance = row
+                .iter()
+                .map(|value| (value - mean) * (value - mean))
+                .sum::<f32>()
+                / width;
             let inverse_std = 1.0 / (variance + self.eps).sqrt();
             for ((value, gamma), beta) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
                 *value = (*value - mean) * inverse_std * gamma + beta;
@@ -279,7 +330,8 @@ impl Standardizer {
         let n_rows = features.nrows().max(1) as f32;
         let mean = features.sum_axis(Axis(0)) / n_rows;
         let centred = &features - &mean;
-        let std = ((&centred * &centred).sum_axis(Axis(0)) / n_rows).mapv(|variance| variance.sqrt().max(1e-5));
+        let std = ((&centred * &centred).sum_axis(Axis(0)) / n_rows)
+            .mapv(|variance| variance.sqrt().max(1e-5));
         Standardizer { mean, std }
     }
 
@@ -289,7 +341,11 @@ impl Standardizer {
     /// [`ZooError::Shape`] when the width differs from the fitted one.
     pub fn apply(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, ZooError> {
         if x.ncols() != self.mean.len() || self.std.len() != self.mean.len() {
-            return Err(shape_error("Standardizer width", self.mean.len(), x.ncols()));
+            return Err(shape_error(
+                "Standardizer width",
+                self.mean.len(),
+                x.ncols(),
+            ));
         }
         Ok((&x - &self.mean) / &self.std)
     }
@@ -311,7 +367,8 @@ pub fn gelu(value: f32) -> f32 {
 pub fn max_pool2d(x: ArrayView4<'_, f32>, size: usize) -> Array4<f32> {
     let (batch, height, width, channels) = x.dim();
     let (out_height, out_width) = (height / size, width / size);
-    let mut y = Array4::<f32>::from_elem((batch, out_height, out_width, channels), f32::NEG_INFINITY);
+    let mut y =
+        Array4::<f32>::from_elem((batch, out_height, out_width, channels), f32::NEG_INFINITY);
     for image_idx in 0..batch {
         for out_row in 0..out_height {
             for out_col in 0..out_width {
@@ -336,6 +393,9 @@ pub fn max_pool2d(x: ArrayView4<'_, f32>, size: usize) -> Array4<f32> {
 /// Mean over height and width of an NHWC batch: `batch × channels`.
 pub fn global_average_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
     let (batch, height, width, channels) = x.dim();
-    let flat = x.to_shape((batch, height * width, channels)).expect("contiguous reshape of a batch");
-    flat.mean_axis(Axis(1)).expect("height × width is non-empty")
+    let flat = x
+        .to_shape((batch, height * width, channels))
+        .expect("contiguous reshape of a batch");
+    flat.mean_axis(Axis(1))
+        .expect("height × width is non-empty")
 }

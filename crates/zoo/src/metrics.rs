@@ -31,7 +31,14 @@ impl ProportionEstimate {
     /// [`ZooError::InvalidArgument`] if `n` is zero, `successes > n`, or `confidence` is not inside (0, 1).
     pub fn wilson(successes: usize, n: usize, confidence: f64) -> Result<Self, ZooError> {
         let (ci_lower, ci_upper) = wilson_interval(successes, n, confidence)?;
-        Ok(ProportionEstimate { successes, n, point: successes as f64 / n as f64, ci_lower, ci_upper, confidence })
+        Ok(ProportionEstimate {
+            successes,
+            n,
+            point: successes as f64 / n as f64,
+            ci_lower,
+            ci_upper,
+            confidence,
+        })
     }
 }
 
@@ -55,12 +62,20 @@ impl std::fmt::Display for ProportionEstimate {
 ///
 /// # Errors
 /// [`ZooError::InvalidArgument`] if `n` is zero, `successes > n`, or `confidence` is not inside (0, 1).
-pub fn wilson_interval(successes: usize, n: usize, confidence: f64) -> Result<(f64, f64), ZooError> {
+pub fn wilson_interval(
+    successes: usize,
+    n: usize,
+    confidence: f64,
+) -> Result<(f64, f64), ZooError> {
     if n == 0 || successes > n {
-        return Err(ZooError::InvalidArgument { reason: format!("need 0 <= successes <= n, n > 0; got {successes}/{n}") });
+        return Err(ZooError::InvalidArgument {
+            reason: format!("need 0 <= successes <= n, n > 0; got {successes}/{n}"),
+        });
     }
     if !(0.0 < confidence && confidence < 1.0) {
-        return Err(ZooError::InvalidArgument { reason: format!("confidence {confidence} not inside (0, 1)") });
+        return Err(ZooError::InvalidArgument {
+            reason: format!("confidence {confidence} not inside (0, 1)"),
+        });
     }
     let standard_normal = Normal::new(0.0, 1.0).expect("standard normal parameters are valid");
     let z = standard_normal.inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
@@ -69,8 +84,12 @@ pub fn wilson_interval(successes: usize, n: usize, confidence: f64) -> Result<(f
     let z_squared = z * z;
     let denominator = 1.0 + z_squared / n_f;
     let centre = (p_hat + z_squared / (2.0 * n_f)) / denominator;
-    let half_width = z * (p_hat * (1.0 - p_hat) / n_f + z_squared / (4.0 * n_f * n_f)).sqrt() / denominator;
-    Ok(((centre - half_width).max(0.0), (centre + half_width).min(1.0)))
+    let half_width =
+        z * (p_hat * (1.0 - p_hat) / n_f + z_squared / (4.0 * n_f * n_f)).sqrt() / denominator;
+    Ok((
+        (centre - half_width).max(0.0),
+        (centre + half_width).min(1.0),
+    ))
 }
 
 /// Index of the largest value of each row (first on ties).
@@ -107,7 +126,11 @@ pub fn classification_accuracy(
 ) -> Result<ProportionEstimate, ZooError> {
     if labels.is_empty() || labels.len() != features.nrows() || batch_size == 0 {
         return Err(ZooError::InvalidArgument {
-            reason: format!("{} rows, {} labels, batch size {batch_size}", features.nrows(), labels.len()),
+            reason: format!(
+                "{} rows, {} labels, batch size {batch_size}",
+                features.nrows(),
+                labels.len()
+            ),
         });
     }
     let mut n_correct = 0;
@@ -115,7 +138,11 @@ pub fn classification_accuracy(
         let end = (start + batch_size).min(labels.len());
         let logits = model.logits(features.slice(ndarray::s![start..end, ..]))?;
         let predictions = argmax_rows(logits.view());
-        n_correct += predictions.iter().zip(&labels[start..end]).filter(|(predicted, label)| predicted == label).count();
+        n_correct += predictions
+            .iter()
+            .zip(&labels[start..end])
+            .filter(|(predicted, label)| predicted == label)
+            .count();
     }
     ProportionEstimate::wilson(n_correct, labels.len(), 0.95)
 }
@@ -127,10 +154,18 @@ pub fn classification_accuracy(
 /// [`ZooError::InvalidArgument`] if either group is empty or holds a NaN.
 pub fn roc_auc(normal_scores: &[f32], anomalous_scores: &[f32]) -> Result<f64, ZooError> {
     if normal_scores.is_empty() || anomalous_scores.is_empty() {
-        return Err(ZooError::InvalidArgument { reason: "AUC needs both normal and anomalous samples".into() });
+        return Err(ZooError::InvalidArgument {
+            reason: "AUC needs both normal and anomalous samples".into(),
+        });
     }
-    if normal_scores.iter().chain(anomalous_scores).any(|score| score.is_nan()) {
-        return Err(ZooError::InvalidArgument { reason: "NaN anomaly score".into() });
+    if normal_scores
+        .iter()
+        .chain(anomalous_scores)
+        .any(|score| score.is_nan())
+    {
+        return Err(ZooError::InvalidArgument {
+            reason: "NaN anomaly score".into(),
+        });
     }
     let mut sorted_normal = normal_scores.to_vec();
     sorted_normal.sort_by(f32::total_cmp);
@@ -188,7 +223,10 @@ mod tests {
                 }
             }
             let coverage = covered as f64 / n_trials as f64;
-            assert!((0.92..=0.985).contains(&coverage), "n={n} p={p}: coverage {coverage}");
+            assert!(
+                (0.92..=0.985).contains(&coverage),
+                "n={n} p={p}: coverage {coverage}"
+            );
         }
     }
 

@@ -7,11 +7,11 @@ use ndarray::{s, Array2, Array4, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::error::shape_error;
-use crate::layers::{
-    gelu, global_average_pool, max_pool2d, relu_in_place, Conv2d, DepthwiseConv2d, LayerNorm, Linear,
-    Standardizer,
-};
 use crate::kernel::matmul;
+use crate::layers::{
+    gelu, global_average_pool, max_pool2d, relu_in_place, Conv2d, DepthwiseConv2d, LayerNorm,
+    Linear, Standardizer,
+};
 use crate::ZooError;
 
 /// A classifier: maps a batch of feature rows to one row of class scores (logits) each.
@@ -37,7 +37,9 @@ impl Mlp {
     /// [`ZooError::Shape`] when a layer's width does not match its input; kernel errors.
     pub fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>, ZooError> {
         let Some((last, hidden)) = self.layers.split_last() else {
-            return Err(ZooError::InvalidArgument { reason: "MLP without layers".into() });
+            return Err(ZooError::InvalidArgument {
+                reason: "MLP without layers".into(),
+            });
         };
         let mut activations = x.to_owned();
         for layer in hidden {
@@ -49,7 +51,10 @@ impl Mlp {
 
     /// Number of trainable parameters.
     pub fn n_parameters(&self) -> usize {
-        self.layers.iter().map(|layer| layer.weight.len() + layer.bias.len()).sum()
+        self.layers
+            .iter()
+            .map(|layer| layer.weight.len() + layer.bias.len())
+            .sum()
     }
 }
 
@@ -67,7 +72,11 @@ fn rows_to_nhwc(
     channels: usize,
 ) -> Result<Array4<f32>, ZooError> {
     if x.ncols() != height * width * channels {
-        return Err(shape_error("image rows", height * width * channels, x.ncols()));
+        return Err(shape_error(
+            "image rows",
+            height * width * channels,
+            x.ncols(),
+        ));
     }
     x.as_standard_layout()
         .to_owned()
@@ -185,10 +194,16 @@ impl Autoencoder {
     pub fn anomaly_scores(&self, x: ArrayView2<'_, f32>) -> Result<ndarray::Array1<f32>, ZooError> {
         let reconstruction = self.reconstruct(x)?;
         if reconstruction.dim() != x.dim() {
-            return Err(shape_error("Autoencoder output", format!("{:?}", x.dim()), format!("{:?}", reconstruction.dim())));
+            return Err(shape_error(
+                "Autoencoder output",
+                format!("{:?}", x.dim()),
+                format!("{:?}", reconstruction.dim()),
+            ));
         }
         let difference = &reconstruction - &x;
-        Ok((&difference * &difference).mean_axis(Axis(1)).unwrap_or_default())
+        Ok((&difference * &difference)
+            .mean_axis(Axis(1))
+            .unwrap_or_default())
     }
 }
 
@@ -269,16 +284,26 @@ impl CharTransformer {
         let config = &self.config;
         if tokens.is_empty() || tokens.len() > config.context_length {
             return Err(ZooError::InvalidArgument {
-                reason: format!("sequence length {} not in 1..={}", tokens.len(), config.context_length),
+                reason: format!(
+                    "sequence length {} not in 1..={}",
+                    tokens.len(),
+                    config.context_length
+                ),
             });
         }
-        if let Some(bad) = tokens.iter().find(|&&token| token as usize >= config.vocab_size) {
-            return Err(ZooError::InvalidArgument { reason: format!("token {bad} outside the vocabulary") });
+        if let Some(bad) = tokens
+            .iter()
+            .find(|&&token| token as usize >= config.vocab_size)
+        {
+            return Err(ZooError::InvalidArgument {
+                reason: format!("token {bad} outside the vocabulary"),
+            });
         }
         let n_tokens = tokens.len();
         let mut residual = Array2::<f32>::zeros((n_tokens, config.d_model));
         for (position, &token) in tokens.iter().enumerate() {
-            let embedded = &self.token_embedding.row(token as usize) + &self.position_embedding.row(position);
+            let embedded =
+                &self.token_embedding.row(token as usize) + &self.position_embedding.row(position);
             residual.row_mut(position).assign(&embedded);
         }
         let d_head = config.d_model / config.n_heads;
@@ -296,7 +321,9 @@ impl CharTransformer {
                     // Causal mask: position t attends to 0..=t only.
                     let visible = query_idx + 1;
                     row.slice_mut(s![visible..]).fill(f32::NEG_INFINITY);
-                    let max = row.slice(s![..visible]).fold(f32::NEG_INFINITY, |best, &value| best.max(value));
+                    let max = row
+                        .slice(s![..visible])
+                        .fold(f32::NEG_INFINITY, |best, &value| best.max(value));
                     row.mapv_inplace(|value| ((value * scale) - max * scale).exp());
                     let total = row.sum();
                     row.mapv_inplace(|value| value / total);

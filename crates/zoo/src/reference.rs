@@ -8,21 +8,29 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::Tensor;
 use datasets::{
-    fsdd_dir, fsdd_features, load_digits, load_fashion_mnist, load_fsdd_clips, load_text, split_train_test,
-    CharVocabulary, DatasetInfo, FsddSplit, LabeledDataset, LabeledSet, MfccConfig, TextSource,
+    fsdd_dir, fsdd_features, load_digits, load_fashion_mnist, load_fsdd_clips, load_text,
+    split_train_test, CharVocabulary, DatasetInfo, FsddSplit, LabeledDataset, LabeledSet,
+    MfccConfig, TextSource,
 };
 use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{data_fingerprint, CacheKey, CacheMetadata, WeightCache};
+use crate::cache::{data_fingerprint, CacheKey, CacheMetadata, NamedTensors, WeightCache};
+
+/// Weights, training log and extra strings of a trained (or cached) model, and whether it came from the cache.
+type CachedOrTrained = (NamedTensors, TrainingLog, HashMap<String, String>, bool);
+/// What a training closure returns.
+type Trained = (NamedTensors, TrainingLog, HashMap<String, String>);
 use crate::layers::Standardizer;
 use crate::metrics::{argmax_rows, classification_accuracy, roc_auc, ProportionEstimate};
-use crate::models::{Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DsCnn, Mlp};
+use crate::models::{
+    Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DsCnn, Mlp,
+};
 use crate::train::{
-    export_char_transformer, export_cnn, export_ds_cnn, export_mlp, fit, fit_char_transformer, CandleCharTransformer,
-    CandleCnn, CandleDsCnn, CandleMlp, CnnShape, DsCnnShape, Objective, ParamStore, TrainConfig, TrainingLog, ds_cnn_patches, scaling_tensors,
+    ds_cnn_patches, export_char_transformer, export_cnn, export_ds_cnn, export_mlp, fit,
+    fit_char_transformer, scaling_tensors, CandleCharTransformer, CandleCnn, CandleDsCnn,
+    CandleMlp, CnnShape, DsCnnShape, Objective, ParamStore, TrainConfig, TrainingLog,
 };
 use crate::ZooError;
 
@@ -73,7 +81,12 @@ impl ReferenceModel {
 
     /// Whether the model trains only on data embedded in the crates (so it is available on every machine).
     pub fn uses_embedded_data(self) -> bool {
-        matches!(self, ReferenceModel::DigitsMlp | ReferenceModel::DigitsAutoencoder | ReferenceModel::CharTransformer)
+        matches!(
+            self,
+            ReferenceModel::DigitsMlp
+                | ReferenceModel::DigitsAutoencoder
+                | ReferenceModel::CharTransformer
+        )
     }
 }
 
@@ -114,7 +127,11 @@ pub struct ZooConfig {
 
 impl Default for ZooConfig {
     fn default() -> Self {
-        ZooConfig { seed: 0, cache: Some(WeightCache::default_location()), data: DataOptions::default() }
+        ZooConfig {
+            seed: 0,
+            cache: Some(WeightCache::default_location()),
+            data: DataOptions::default(),
+        }
     }
 }
 
@@ -232,8 +249,13 @@ const DIGITS_TEST_FRACTION: f64 = 0.25;
 const AUTOENCODER_WIDTHS: [usize; 5] = [64, 32, 8, 32, 64];
 const AUTOENCODER_NORMAL_CLASSES: std::ops::Range<usize> = 0..5;
 const FASHION_MLP_HIDDEN: usize = 256;
-const FASHION_CNN_SHAPE: CnnShape =
-    CnnShape { image_height: 28, image_width: 28, conv1_channels: 16, conv2_channels: 32, n_classes: 10 };
+const FASHION_CNN_SHAPE: CnnShape = CnnShape {
+    image_height: 28,
+    image_width: 28,
+    conv1_channels: 16,
+    conv2_channels: 32,
+    n_classes: 10,
+};
 const DS_CNN_CHANNELS: usize = 32;
 const DS_CNN_BLOCKS: usize = 3;
 /// Share of the text (at its end) held out for validation.
@@ -242,24 +264,61 @@ const EVALUATION_BATCH: usize = 256;
 
 /// The training configuration each reference model uses for `seed`.
 pub fn default_train_config(model: ReferenceModel, seed: u64) -> TrainConfig {
-    let base = TrainConfig { seed, ..TrainConfig::default() };
+    let base = TrainConfig {
+        seed,
+        ..TrainConfig::default()
+    };
     match model {
-        ReferenceModel::DigitsMlp => TrainConfig { epochs: 40, batch_size: 64, learning_rate: 2e-3, ..base },
-        ReferenceModel::DigitsAutoencoder => TrainConfig { epochs: 150, batch_size: 64, learning_rate: 2e-3, ..base },
-        ReferenceModel::CharTransformer => {
-            TrainConfig { epochs: 1, batch_size: 32, learning_rate: 3e-3, weight_decay: 1e-2, ..base }
-        }
-        ReferenceModel::FashionMlp => TrainConfig { epochs: 6, batch_size: 128, learning_rate: 1e-3, ..base },
-        ReferenceModel::FashionCnn => TrainConfig { epochs: 2, batch_size: 64, learning_rate: 2e-3, ..base },
-        ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => {
-            TrainConfig { epochs: 12, batch_size: 32, learning_rate: 2e-3, ..base }
-        }
+        ReferenceModel::DigitsMlp => TrainConfig {
+            epochs: 40,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            ..base
+        },
+        ReferenceModel::DigitsAutoencoder => TrainConfig {
+            epochs: 150,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            ..base
+        },
+        ReferenceModel::CharTransformer => TrainConfig {
+            epochs: 1,
+            batch_size: 32,
+            learning_rate: 3e-3,
+            weight_decay: 1e-2,
+            ..base
+        },
+        ReferenceModel::FashionMlp => TrainConfig {
+            epochs: 6,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            ..base
+        },
+        ReferenceModel::FashionCnn => TrainConfig {
+            epochs: 2,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            ..base
+        },
+        ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => TrainConfig {
+            epochs: 12,
+            batch_size: 32,
+            learning_rate: 2e-3,
+            ..base
+        },
     }
 }
 
 /// Transformer sizes used for the reference character model (vocabulary size filled from the text).
 pub fn default_char_transformer_config(vocab_size: usize) -> CharTransformerConfig {
-    CharTransformerConfig { vocab_size, context_length: 64, d_model: 64, n_heads: 4, n_layers: 2, d_ff: 256 }
+    CharTransformerConfig {
+        vocab_size,
+        context_length: 64,
+        d_model: 64,
+        n_heads: 4,
+        n_layers: 2,
+        d_ff: 256,
+    }
 }
 
 /// Optimizer steps for the reference character model.
@@ -288,8 +347,17 @@ pub fn train_or_load_with(
         ReferenceModel::DigitsMlp => {
             let (set, info) = load_digits()?;
             let (train, test) = split_train_test(&set, DIGITS_TEST_FRACTION, config.seed)?;
-            let split = format!("stratified shuffle, {:.0}% test, seed {}", 100.0 * DIGITS_TEST_FRACTION, config.seed);
-            let dataset = LabeledDataset { train, test, info, split };
+            let split = format!(
+                "stratified shuffle, {:.0}% test, seed {}",
+                100.0 * DIGITS_TEST_FRACTION,
+                config.seed
+            );
+            let dataset = LabeledDataset {
+                train,
+                test,
+                info,
+                split,
+            };
             classifier_mlp(model, dataset, &[DIGITS_HIDDEN], config, train_config)?
         }
         ReferenceModel::FashionMlp => {
@@ -321,8 +389,8 @@ pub fn train_or_load_with(
 fn cached_or_trained(
     config: &ZooConfig,
     key: &CacheKey,
-    train: impl FnOnce() -> Result<(HashMap<String, Tensor>, TrainingLog, HashMap<String, String>), ZooError>,
-) -> Result<(HashMap<String, Tensor>, TrainingLog, HashMap<String, String>, bool), ZooError> {
+    train: impl FnOnce() -> Result<Trained, ZooError>,
+) -> Result<CachedOrTrained, ZooError> {
     if let Some(cache) = &config.cache {
         if let Some((tensors, metadata)) = cache.load(key)? {
             return Ok((tensors, metadata.training, metadata.extra, true));
@@ -330,7 +398,14 @@ fn cached_or_trained(
     }
     let (tensors, log, extra) = train()?;
     if let Some(cache) = &config.cache {
-        cache.store(&tensors, &CacheMetadata { key: key.clone(), training: log.clone(), extra: extra.clone() })?;
+        cache.store(
+            &tensors,
+            &CacheMetadata {
+                key: key.clone(),
+                training: log.clone(),
+                extra: extra.clone(),
+            },
+        )?;
     }
     Ok((tensors, log, extra, false))
 }
@@ -376,15 +451,30 @@ fn classification_key(
         &[
             architecture,
             &format!("train={train_config:?}"),
-            &format!("data={}:{}", dataset.info.name, data_fingerprint(dataset.train.features().view(), dataset.train.labels())),
+            &format!(
+                "data={}:{}",
+                dataset.info.name,
+                data_fingerprint(dataset.train.features().view(), dataset.train.labels())
+            ),
         ],
     )
 }
 
-fn evaluate_classifier(classifier: &dyn Classifier, test: &LabeledSet) -> Result<(HeldOutMetric, f64), ZooError> {
+fn evaluate_classifier(
+    classifier: &dyn Classifier,
+    test: &LabeledSet,
+) -> Result<(HeldOutMetric, f64), ZooError> {
     let started = Instant::now();
-    let accuracy = classification_accuracy(classifier, test.features().view(), test.labels(), EVALUATION_BATCH)?;
-    Ok((HeldOutMetric::Accuracy(accuracy), started.elapsed().as_secs_f64()))
+    let accuracy = classification_accuracy(
+        classifier,
+        test.features().view(),
+        test.labels(),
+        EVALUATION_BATCH,
+    )?;
+    Ok((
+        HeldOutMetric::Accuracy(accuracy),
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 fn classifier_mlp(
@@ -402,30 +492,83 @@ fn classifier_mlp(
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleMlp::new(&mut store, &widths)?;
         let train = &dataset.train;
-        let log = fit(model.name(), &candle_model, &store, train.features().view(), Objective::Classification(train.labels()), train_config)?;
+        let log = fit(
+            model.name(),
+            &candle_model,
+            &store,
+            train.features().view(),
+            Objective::Classification(train.labels()),
+            train_config,
+        )?;
         Ok((store.named_tensors(), log, HashMap::new()))
     })?;
     let mlp = export_mlp(&tensors, model.name())?;
     let (metric, evaluate_seconds) = evaluate_classifier(&mlp, &dataset.test)?;
-    let report = report(model, &dataset, dataset.train.len(), train_config.seed, mlp.n_parameters(), metric, from_cache, log, evaluate_seconds, &key);
-    Ok(TrainedModel { report, weights: TrainedWeights::Mlp(mlp), test: dataset.test })
+    let report = report(
+        model,
+        &dataset,
+        dataset.train.len(),
+        train_config.seed,
+        mlp.n_parameters(),
+        metric,
+        from_cache,
+        log,
+        evaluate_seconds,
+        &key,
+    );
+    Ok(TrainedModel {
+        report,
+        weights: TrainedWeights::Mlp(mlp),
+        test: dataset.test,
+    })
 }
 
-fn fashion_cnn(dataset: LabeledDataset, config: &ZooConfig, train_config: &TrainConfig) -> Result<TrainedModel, ZooError> {
+fn fashion_cnn(
+    dataset: LabeledDataset,
+    config: &ZooConfig,
+    train_config: &TrainConfig,
+) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::FashionCnn;
-    let key = classification_key(model, &format!("cnn={FASHION_CNN_SHAPE:?}"), &dataset, train_config);
+    let key = classification_key(
+        model,
+        &format!("cnn={FASHION_CNN_SHAPE:?}"),
+        &dataset,
+        train_config,
+    );
     let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleCnn::new(&mut store, FASHION_CNN_SHAPE)?;
         let train = &dataset.train;
-        let log = fit(model.name(), &candle_model, &store, train.features().view(), Objective::Classification(train.labels()), train_config)?;
+        let log = fit(
+            model.name(),
+            &candle_model,
+            &store,
+            train.features().view(),
+            Objective::Classification(train.labels()),
+            train_config,
+        )?;
         Ok((store.named_tensors(), log, HashMap::new()))
     })?;
     let cnn = export_cnn(&tensors, model.name(), FASHION_CNN_SHAPE)?;
     let n_parameters = tensors.values().map(|tensor| tensor.elem_count()).sum();
     let (metric, evaluate_seconds) = evaluate_classifier(&cnn, &dataset.test)?;
-    let report = report(model, &dataset, dataset.train.len(), train_config.seed, n_parameters, metric, from_cache, log, evaluate_seconds, &key);
-    Ok(TrainedModel { report, weights: TrainedWeights::Cnn(cnn), test: dataset.test })
+    let report = report(
+        model,
+        &dataset,
+        dataset.train.len(),
+        train_config.seed,
+        n_parameters,
+        metric,
+        from_cache,
+        log,
+        evaluate_seconds,
+        &key,
+    );
+    Ok(TrainedModel {
+        report,
+        weights: TrainedWeights::Cnn(cnn),
+        test: dataset.test,
+    })
 }
 
 fn ds_cnn(
@@ -442,31 +585,66 @@ fn ds_cnn(
         n_blocks: DS_CNN_BLOCKS,
         n_classes: dataset.train.n_classes(),
     };
-    let key = classification_key(model, &format!("ds-cnn={shape:?}|mfcc={mfcc:?}|split={}", dataset.split), &dataset, train_config);
+    let key = classification_key(
+        model,
+        &format!("ds-cnn={shape:?}|mfcc={mfcc:?}|split={}", dataset.split),
+        &dataset,
+        train_config,
+    );
     let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
         let scaling = Standardizer::fit(dataset.train.features().view());
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleDsCnn::new(&mut store, shape)?;
         let train = &dataset.train;
         let patches = ds_cnn_patches(train.features().view(), &shape, &scaling)?;
-        let log = fit(model.name(), &candle_model, &store, patches.view(), Objective::Classification(train.labels()), train_config)?;
+        let log = fit(
+            model.name(),
+            &candle_model,
+            &store,
+            patches.view(),
+            Objective::Classification(train.labels()),
+            train_config,
+        )?;
         let mut tensors = store.named_tensors();
         tensors.extend(scaling_tensors(&scaling)?);
         Ok((tensors, log, HashMap::new()))
     })?;
     let network = export_ds_cnn(&tensors, model.name(), shape)?;
-    let n_parameters = tensors.iter().filter(|(name, _)| !name.starts_with("input_scaling")).map(|(_, tensor)| tensor.elem_count()).sum();
+    let n_parameters = tensors
+        .iter()
+        .filter(|(name, _)| !name.starts_with("input_scaling"))
+        .map(|(_, tensor)| tensor.elem_count())
+        .sum();
     let (metric, evaluate_seconds) = evaluate_classifier(&network, &dataset.test)?;
-    let report = report(model, &dataset, dataset.train.len(), train_config.seed, n_parameters, metric, from_cache, log, evaluate_seconds, &key);
-    Ok(TrainedModel { report, weights: TrainedWeights::DsCnn(network), test: dataset.test })
+    let report = report(
+        model,
+        &dataset,
+        dataset.train.len(),
+        train_config.seed,
+        n_parameters,
+        metric,
+        from_cache,
+        log,
+        evaluate_seconds,
+        &key,
+    );
+    Ok(TrainedModel {
+        report,
+        weights: TrainedWeights::DsCnn(network),
+        test: dataset.test,
+    })
 }
 
-fn digits_autoencoder(config: &ZooConfig, train_config: &TrainConfig) -> Result<TrainedModel, ZooError> {
+fn digits_autoencoder(
+    config: &ZooConfig,
+    train_config: &TrainConfig,
+) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::DigitsAutoencoder;
     let (set, info) = load_digits()?;
     let (train_all, test) = split_train_test(&set, DIGITS_TEST_FRACTION, config.seed)?;
-    let normal_rows: Vec<usize> =
-        (0..train_all.len()).filter(|&row_idx| AUTOENCODER_NORMAL_CLASSES.contains(&train_all.labels()[row_idx])).collect();
+    let normal_rows: Vec<usize> = (0..train_all.len())
+        .filter(|&row_idx| AUTOENCODER_NORMAL_CLASSES.contains(&train_all.labels()[row_idx]))
+        .collect();
     let train = train_all.select(&normal_rows);
     let split = format!(
         "digits {}-{} normal, {}-9 anomalous; train = normal digits of a stratified {:.0}/{:.0} split (seed {}); test = all test digits",
@@ -477,26 +655,64 @@ fn digits_autoencoder(config: &ZooConfig, train_config: &TrainConfig) -> Result<
         100.0 * DIGITS_TEST_FRACTION,
         config.seed
     );
-    let dataset = LabeledDataset { train, test, info, split };
-    let key = classification_key(model, &format!("autoencoder={AUTOENCODER_WIDTHS:?}"), &dataset, train_config);
+    let dataset = LabeledDataset {
+        train,
+        test,
+        info,
+        split,
+    };
+    let key = classification_key(
+        model,
+        &format!("autoencoder={AUTOENCODER_WIDTHS:?}"),
+        &dataset,
+        train_config,
+    );
     let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleMlp::new(&mut store, &AUTOENCODER_WIDTHS)?;
-        let log = fit(model.name(), &candle_model, &store, dataset.train.features().view(), Objective::Reconstruction, train_config)?;
+        let log = fit(
+            model.name(),
+            &candle_model,
+            &store,
+            dataset.train.features().view(),
+            Objective::Reconstruction,
+            train_config,
+        )?;
         Ok((store.named_tensors(), log, HashMap::new()))
     })?;
-    let autoencoder = Autoencoder { network: export_mlp(&tensors, model.name())? };
+    let autoencoder = Autoencoder {
+        network: export_mlp(&tensors, model.name())?,
+    };
     let evaluate_started = Instant::now();
     let train_scores = autoencoder.anomaly_scores(dataset.train.features().view())?;
     let mut sorted_train: Vec<f32> = train_scores.to_vec();
     sorted_train.sort_by(f32::total_cmp);
-    let threshold = sorted_train[((sorted_train.len() as f64 * 0.95).ceil() as usize).min(sorted_train.len()) - 1];
+    let threshold = sorted_train
+        [((sorted_train.len() as f64 * 0.95).ceil() as usize).min(sorted_train.len()) - 1];
     let test_scores = autoencoder.anomaly_scores(dataset.test.features().view())?;
-    let is_anomalous: Vec<bool> =
-        dataset.test.labels().iter().map(|label| !AUTOENCODER_NORMAL_CLASSES.contains(label)).collect();
-    let normal_scores: Vec<f32> = test_scores.iter().zip(&is_anomalous).filter(|(_, &anomalous)| !anomalous).map(|(&score, _)| score).collect();
-    let anomalous_scores: Vec<f32> = test_scores.iter().zip(&is_anomalous).filter(|(_, &anomalous)| anomalous).map(|(&score, _)| score).collect();
-    let n_correct = test_scores.iter().zip(&is_anomalous).filter(|(&score, &anomalous)| (score > threshold) == anomalous).count();
+    let is_anomalous: Vec<bool> = dataset
+        .test
+        .labels()
+        .iter()
+        .map(|label| !AUTOENCODER_NORMAL_CLASSES.contains(label))
+        .collect();
+    let normal_scores: Vec<f32> = test_scores
+        .iter()
+        .zip(&is_anomalous)
+        .filter(|(_, &anomalous)| !anomalous)
+        .map(|(&score, _)| score)
+        .collect();
+    let anomalous_scores: Vec<f32> = test_scores
+        .iter()
+        .zip(&is_anomalous)
+        .filter(|(_, &anomalous)| anomalous)
+        .map(|(&score, _)| score)
+        .collect();
+    let n_correct = test_scores
+        .iter()
+        .zip(&is_anomalous)
+        .filter(|(&score, &anomalous)| (score > threshold) == anomalous)
+        .count();
     let metric = HeldOutMetric::AnomalyDetection {
         roc_auc: roc_auc(&normal_scores, &anomalous_scores)?,
         accuracy_at_threshold: ProportionEstimate::wilson(n_correct, test_scores.len(), 0.95)?,
@@ -506,11 +722,29 @@ fn digits_autoencoder(config: &ZooConfig, train_config: &TrainConfig) -> Result<
     };
     let evaluate_seconds = evaluate_started.elapsed().as_secs_f64();
     let n_parameters = autoencoder.network.n_parameters();
-    let report = report(model, &dataset, dataset.train.len(), train_config.seed, n_parameters, metric, from_cache, log, evaluate_seconds, &key);
-    Ok(TrainedModel { report, weights: TrainedWeights::Autoencoder(autoencoder), test: dataset.test })
+    let report = report(
+        model,
+        &dataset,
+        dataset.train.len(),
+        train_config.seed,
+        n_parameters,
+        metric,
+        from_cache,
+        log,
+        evaluate_seconds,
+        &key,
+    );
+    Ok(TrainedModel {
+        report,
+        weights: TrainedWeights::Autoencoder(autoencoder),
+        test: dataset.test,
+    })
 }
 
-fn char_transformer(config: &ZooConfig, train_config: &TrainConfig) -> Result<TrainedModel, ZooError> {
+fn char_transformer(
+    config: &ZooConfig,
+    train_config: &TrainConfig,
+) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::CharTransformer;
     let corpus = load_text(&config.data.text)?;
     let vocabulary = CharVocabulary::from_text(&corpus.text);
@@ -528,7 +762,11 @@ fn char_transformer(config: &ZooConfig, train_config: &TrainConfig) -> Result<Tr
         &[
             &format!("arch={architecture:?}"),
             &format!("train={train_config:?}|steps={n_steps}"),
-            &format!("data={}:{}:{text_state:016x}", corpus.info.name, train_tokens.len()),
+            &format!(
+                "data={}:{}:{text_state:016x}",
+                corpus.info.name,
+                train_tokens.len()
+            ),
         ],
     );
     let vocabulary_string: String = vocabulary.chars().iter().collect();
@@ -541,11 +779,16 @@ fn char_transformer(config: &ZooConfig, train_config: &TrainConfig) -> Result<Tr
         Ok((store.named_tensors(), log, extra))
     })?;
     if extra.get("vocabulary") != Some(&vocabulary_string) {
-        return Err(ZooError::Weights { model: model.name().into(), reason: "cached vocabulary differs from the text's".into() });
+        return Err(ZooError::Weights {
+            model: model.name().into(),
+            reason: "cached vocabulary differs from the text's".into(),
+        });
     }
-    let transformer = export_char_transformer(&tensors, &architecture, vocabulary.chars().to_vec())?;
+    let transformer =
+        export_char_transformer(&tensors, &architecture, vocabulary.chars().to_vec())?;
     let evaluate_started = Instant::now();
-    let (loss_sum, n_predicted, n_correct) = evaluate_language_model(&transformer, validation_tokens)?;
+    let (loss_sum, n_predicted, n_correct) =
+        evaluate_language_model(&transformer, validation_tokens)?;
     let loss = loss_sum / n_predicted as f64;
     let unigram = unigram_cross_entropy(train_tokens, validation_tokens, vocabulary.len());
     let metric = HeldOutMetric::LanguageModel {
@@ -557,25 +800,52 @@ fn char_transformer(config: &ZooConfig, train_config: &TrainConfig) -> Result<Tr
     let evaluate_seconds = evaluate_started.elapsed().as_secs_f64();
     let validation = ndarray::Array2::from_shape_vec(
         (validation_tokens.len(), 1),
-        validation_tokens.iter().map(|&token| token as f32).collect(),
+        validation_tokens
+            .iter()
+            .map(|&token| token as f32)
+            .collect(),
     )
-    .map_err(|error| ZooError::InvalidArgument { reason: error.to_string() })?;
+    .map_err(|error| ZooError::InvalidArgument {
+        reason: error.to_string(),
+    })?;
     let test = LabeledSet::new(validation, vec![0; validation_tokens.len()], 1)?;
     let dataset = LabeledDataset {
         train: test.clone(),
         test: test.clone(),
         info: corpus.info,
-        split: format!("first {:.0}% of the text train, last {:.0}% validation", 100.0 * (1.0 - TEXT_VALIDATION_FRACTION), 100.0 * TEXT_VALIDATION_FRACTION),
+        split: format!(
+            "first {:.0}% of the text train, last {:.0}% validation",
+            100.0 * (1.0 - TEXT_VALIDATION_FRACTION),
+            100.0 * TEXT_VALIDATION_FRACTION
+        ),
     };
     let n_parameters = transformer.n_parameters();
-    let report = report(model, &dataset, train_tokens.len(), train_config.seed, n_parameters, metric, from_cache, log, evaluate_seconds, &key);
-    Ok(TrainedModel { report, weights: TrainedWeights::CharTransformer(transformer), test })
+    let report = report(
+        model,
+        &dataset,
+        train_tokens.len(),
+        train_config.seed,
+        n_parameters,
+        metric,
+        from_cache,
+        log,
+        evaluate_seconds,
+        &key,
+    );
+    Ok(TrainedModel {
+        report,
+        weights: TrainedWeights::CharTransformer(transformer),
+        test,
+    })
 }
 
 /// Sum of next-token cross-entropies, number of predictions and number of correct top-1 predictions over
 /// consecutive non-overlapping windows of `tokens` (each window of `context_length + 1` tokens predicts its last
 /// `context_length`).
-pub fn evaluate_language_model(model: &CharTransformer, tokens: &[u32]) -> Result<(f64, usize, usize), ZooError> {
+pub fn evaluate_language_model(
+    model: &CharTransformer,
+    tokens: &[u32],
+) -> Result<(f64, usize, usize), ZooError> {
     let context = model.config.context_length;
     let mut loss_sum = 0.0f64;
     let mut n_predicted = 0;
@@ -586,14 +856,21 @@ pub fn evaluate_language_model(model: &CharTransformer, tokens: &[u32]) -> Resul
         for (position, row) in logits.axis_iter(Axis(0)).enumerate() {
             let target = window[position + 1] as usize;
             let max = row.fold(f32::NEG_INFINITY, |best, &value| best.max(value));
-            let log_sum_exp = f64::from(max) + row.iter().map(|&value| f64::from(value - max).exp()).sum::<f64>().ln();
+            let log_sum_exp = f64::from(max)
+                + row
+                    .iter()
+                    .map(|&value| f64::from(value - max).exp())
+                    .sum::<f64>()
+                    .ln();
             loss_sum += log_sum_exp - f64::from(row[target]);
             n_predicted += 1;
             n_correct += usize::from(predictions[position] == target);
         }
     }
     if n_predicted == 0 {
-        return Err(ZooError::InvalidArgument { reason: format!("{} validation tokens for context {context}", tokens.len()) });
+        return Err(ZooError::InvalidArgument {
+            reason: format!("{} validation tokens for context {context}", tokens.len()),
+        });
     }
     Ok((loss_sum, n_predicted, n_correct))
 }
@@ -605,6 +882,9 @@ pub fn unigram_cross_entropy(train: &[u32], evaluated: &[u32], vocab_size: usize
         counts[token as usize] += 1.0;
     }
     let total: f64 = counts.iter().sum();
-    let loss: f64 = evaluated.iter().map(|&token| -(counts[token as usize] / total).ln()).sum();
+    let loss: f64 = evaluated
+        .iter()
+        .map(|&token| -(counts[token as usize] / total).ln())
+        .sum();
     loss / evaluated.len().max(1) as f64
 }

@@ -41,7 +41,14 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig { seed: 0, epochs: 10, batch_size: 64, learning_rate: 1e-3, weight_decay: 1e-4, max_steps: None }
+        TrainConfig {
+            seed: 0,
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            max_steps: None,
+        }
     }
 }
 
@@ -66,19 +73,27 @@ pub(crate) struct ParamStore {
 
 impl ParamStore {
     pub(crate) fn new(seed: u64) -> Self {
-        ParamStore { rng: rand::rngs::StdRng::seed_from_u64(seed), vars: Vec::new() }
+        ParamStore {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            vars: Vec::new(),
+        }
     }
 
     /// Uniform in `[-bound, bound]`, as PyTorch's default initialization with `bound = 1/sqrt(fan_in)`.
     fn uniform(&mut self, name: &str, shape: &[usize], bound: f32) -> Result<Tensor, ZooError> {
         let count: usize = shape.iter().product();
-        let values: Vec<f32> = (0..count).map(|_| self.rng.random_range(-bound..=bound)).collect();
+        let values: Vec<f32> = (0..count)
+            .map(|_| self.rng.random_range(-bound..=bound))
+            .collect();
         self.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?)
     }
 
     fn constant(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Tensor, ZooError> {
         let count: usize = shape.iter().product();
-        self.insert(name, Tensor::from_vec(vec![value; count], shape, &Device::Cpu)?)
+        self.insert(
+            name,
+            Tensor::from_vec(vec![value; count], shape, &Device::Cpu)?,
+        )
     }
 
     fn normal(&mut self, name: &str, shape: &[usize], std: f32) -> Result<Tensor, ZooError> {
@@ -106,13 +121,25 @@ impl ParamStore {
     }
 
     pub(crate) fn named_tensors(&self) -> HashMap<String, Tensor> {
-        self.vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().detach())).collect()
+        self.vars
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().detach()))
+            .collect()
     }
 }
 
-fn linear_params(store: &mut ParamStore, name: &str, in_features: usize, out_features: usize) -> Result<(Tensor, Tensor), ZooError> {
+fn linear_params(
+    store: &mut ParamStore,
+    name: &str,
+    in_features: usize,
+    out_features: usize,
+) -> Result<(Tensor, Tensor), ZooError> {
     let bound = 1.0 / (in_features as f32).sqrt();
-    let weight = store.uniform(&format!("{name}.weight"), &[in_features, out_features], bound)?;
+    let weight = store.uniform(
+        &format!("{name}.weight"),
+        &[in_features, out_features],
+        bound,
+    )?;
     let bias = store.uniform(&format!("{name}.bias"), &[out_features], bound)?;
     Ok((weight, bias))
 }
@@ -123,7 +150,10 @@ fn apply_linear(x: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Result<Tensor,
     let dims = x.dims().to_vec();
     let in_features = dims[dims.len() - 1];
     let rows: usize = dims[..dims.len() - 1].iter().product();
-    let y = x.reshape((rows, in_features))?.matmul(weight)?.broadcast_add(bias)?;
+    let y = x
+        .reshape((rows, in_features))?
+        .matmul(weight)?
+        .broadcast_add(bias)?;
     let mut out_dims = dims;
     let last = out_dims.len() - 1;
     out_dims[last] = weight.dim(1)?;
@@ -144,7 +174,9 @@ impl CandleMlp {
         let layers = widths
             .windows(2)
             .enumerate()
-            .map(|(layer_idx, pair)| linear_params(store, &format!("layers.{layer_idx}"), pair[0], pair[1]))
+            .map(|(layer_idx, pair)| {
+                linear_params(store, &format!("layers.{layer_idx}"), pair[0], pair[1])
+            })
             .collect::<Result<_, _>>()?;
         Ok(CandleMlp { layers })
     }
@@ -188,7 +220,11 @@ pub(crate) struct CandleCnn {
 impl CandleCnn {
     pub(crate) fn new(store: &mut ParamStore, shape: CnnShape) -> Result<Self, ZooError> {
         // Kernels are stored `3 × 3 × in × out` (tap-major), the column order of `conv3x3_nhwc`.
-        let conv = |store: &mut ParamStore, name: &str, c_in: usize, c_out: usize| -> Result<(Tensor, Tensor), ZooError> {
+        let conv = |store: &mut ParamStore,
+                    name: &str,
+                    c_in: usize,
+                    c_out: usize|
+         -> Result<(Tensor, Tensor), ZooError> {
             let bound = 1.0 / ((c_in * 9) as f32).sqrt();
             Ok((
                 store.uniform(&format!("{name}.weight"), &[3, 3, c_in, c_out], bound)?,
@@ -199,7 +235,12 @@ impl CandleCnn {
         let conv2 = conv(store, "conv2", shape.conv1_channels, shape.conv2_channels)?;
         let flat = shape.conv2_channels * (shape.image_height / 4) * (shape.image_width / 4);
         let classifier = linear_params(store, "classifier", flat, shape.n_classes)?;
-        Ok(CandleCnn { shape, conv1, conv2, classifier })
+        Ok(CandleCnn {
+            shape,
+            conv1,
+            conv2,
+            classifier,
+        })
     }
 }
 
@@ -212,19 +253,30 @@ fn conv3x3_nhwc(x: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Result<Tensor,
     let mut taps = Vec::with_capacity(9);
     for kernel_row in 0..3 {
         for kernel_col in 0..3 {
-            taps.push(padded.narrow(1, kernel_row, height)?.narrow(2, kernel_col, width)?);
+            taps.push(
+                padded
+                    .narrow(1, kernel_row, height)?
+                    .narrow(2, kernel_col, width)?,
+            );
         }
     }
     let columns = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?;
     let out_channels = bias.dim(0)?;
     let kernel = weight.reshape((9 * channels, out_channels))?;
-    Ok(columns.matmul(&kernel)?.broadcast_add(bias)?.reshape((batch, height, width, out_channels))?)
+    Ok(columns.matmul(&kernel)?.broadcast_add(bias)?.reshape((
+        batch,
+        height,
+        width,
+        out_channels,
+    ))?)
 }
 
 /// Non-overlapping 2 × 2 max pooling on NHWC (height and width even).
 fn max_pool2_nhwc(x: &Tensor) -> Result<Tensor, ZooError> {
     let (batch, height, width, channels) = x.dims4()?;
-    Ok(x.reshape((batch, height / 2, 2, width / 2, 2, channels))?.max(4)?.max(2)?)
+    Ok(x.reshape((batch, height / 2, 2, width / 2, 2, channels))?
+        .max(4)?
+        .max(2)?)
 }
 
 impl CandleModel for CandleCnn {
@@ -236,7 +288,6 @@ impl CandleModel for CandleCnn {
         apply_linear(&hidden.flatten_from(1)?, &self.classifier)
     }
 }
-
 
 /// Shape of the DS-CNN keyword-spotting model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -280,14 +331,26 @@ pub(crate) fn ds_cnn_conv_output(shape: &DsCnnShape) -> (usize, usize) {
 ///
 /// The first convolution's input is data, which needs no gradient, so its im2col is done once here; candle's
 /// strided `conv2d` backward also fails on these shapes (its transposed convolution produces 11 columns for 10).
-pub(crate) fn ds_cnn_patches(features: ArrayView2<'_, f32>, shape: &DsCnnShape, scaling: &Standardizer) -> Result<Array2<f32>, ZooError> {
+pub(crate) fn ds_cnn_patches(
+    features: ArrayView2<'_, f32>,
+    shape: &DsCnnShape,
+    scaling: &Standardizer,
+) -> Result<Array2<f32>, ZooError> {
     let scaled = scaling.apply(features)?;
     let batch = scaled.nrows();
     let windows = scaled
         .into_shape_with_order((batch, shape.n_frames, shape.n_coefficients, 1))
-        .map_err(|error| crate::error::shape_error("DS-CNN windows", "n_frames x n_coefficients", error))?;
+        .map_err(|error| {
+            crate::error::shape_error("DS-CNN windows", "n_frames x n_coefficients", error)
+        })?;
     let (kernel_height, kernel_width) = DS_CNN_KERNEL;
-    let columns = crate::layers::im2col_nhwc(windows.view(), kernel_height, kernel_width, DS_CNN_STRIDE, DS_CNN_PADDING);
+    let columns = crate::layers::im2col_nhwc(
+        windows.view(),
+        kernel_height,
+        kernel_width,
+        DS_CNN_STRIDE,
+        DS_CNN_PADDING,
+    );
     let per_window = columns.len() / batch.max(1);
     columns
         .into_shape_with_order((batch, per_window))
@@ -310,8 +373,16 @@ impl CandleDsCnn {
         let mut blocks = Vec::new();
         for block_idx in 0..shape.n_blocks {
             let depthwise = (
-                store.uniform(&format!("blocks.{block_idx}.depthwise.weight"), &[shape.channels, 9], he_bound(9))?,
-                store.constant(&format!("blocks.{block_idx}.depthwise.bias"), &[shape.channels], 0.0)?,
+                store.uniform(
+                    &format!("blocks.{block_idx}.depthwise.weight"),
+                    &[shape.channels, 9],
+                    he_bound(9),
+                )?,
+                store.constant(
+                    &format!("blocks.{block_idx}.depthwise.bias"),
+                    &[shape.channels],
+                    0.0,
+                )?,
             );
             let pointwise = (
                 store.uniform(
@@ -319,20 +390,35 @@ impl CandleDsCnn {
                     &[shape.channels, shape.channels],
                     he_bound(shape.channels),
                 )?,
-                store.constant(&format!("blocks.{block_idx}.pointwise.bias"), &[shape.channels], 0.0)?,
+                store.constant(
+                    &format!("blocks.{block_idx}.pointwise.bias"),
+                    &[shape.channels],
+                    0.0,
+                )?,
             );
             blocks.push((depthwise, pointwise));
         }
         let classifier = linear_params(store, "classifier", shape.channels, shape.n_classes)?;
-        Ok(CandleDsCnn { shape, conv, blocks, classifier })
+        Ok(CandleDsCnn {
+            shape,
+            conv,
+            blocks,
+            classifier,
+        })
     }
 }
 
 /// The standardization as named tensors, stored with the DS-CNN's weights (it is part of the model, untrained).
 pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor); 2], ZooError> {
     Ok([
-        ("input_scaling.mean".into(), Tensor::from_slice(&scaling.mean.to_vec(), scaling.mean.len(), &Device::Cpu)?),
-        ("input_scaling.std".into(), Tensor::from_slice(&scaling.std.to_vec(), scaling.std.len(), &Device::Cpu)?),
+        (
+            "input_scaling.mean".into(),
+            Tensor::from_slice(&scaling.mean.to_vec(), scaling.mean.len(), &Device::Cpu)?,
+        ),
+        (
+            "input_scaling.std".into(),
+            Tensor::from_slice(&scaling.std.to_vec(), scaling.std.len(), &Device::Cpu)?,
+        ),
     ])
 }
 
@@ -340,11 +426,18 @@ pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor
 fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, ZooError> {
     let (_, height, width, channels) = x.dims4()?;
     let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-    let mut sum = bias.reshape((1, 1, 1, channels))?.broadcast_as(x.shape())?.contiguous()?;
+    let mut sum = bias
+        .reshape((1, 1, 1, channels))?
+        .broadcast_as(x.shape())?
+        .contiguous()?;
     for kernel_row in 0..3 {
         for kernel_col in 0..3 {
-            let tap = weight.narrow(1, kernel_row * 3 + kernel_col, 1)?.reshape((1, 1, 1, channels))?;
-            let shifted = padded.narrow(1, kernel_row, height)?.narrow(2, kernel_col, width)?;
+            let tap = weight
+                .narrow(1, kernel_row * 3 + kernel_col, 1)?
+                .reshape((1, 1, 1, channels))?;
+            let shifted = padded
+                .narrow(1, kernel_row, height)?
+                .narrow(2, kernel_col, width)?;
             sum = (sum + shifted.broadcast_mul(&tap)?)?;
         }
     }
@@ -358,14 +451,19 @@ impl CandleModel for CandleDsCnn {
         let (out_height, out_width) = ds_cnn_conv_output(&self.shape);
         let taps = DS_CNN_KERNEL.0 * DS_CNN_KERNEL.1;
         let positions = x.reshape((batch * out_height * out_width, taps))?;
-        let mut hidden = apply_linear(&positions, &self.conv)?
-            .relu()?
-            .reshape((batch, out_height, out_width, self.shape.channels))?;
+        let mut hidden = apply_linear(&positions, &self.conv)?.relu()?.reshape((
+            batch,
+            out_height,
+            out_width,
+            self.shape.channels,
+        ))?;
         for ((depthwise_weight, depthwise_bias), pointwise) in &self.blocks {
             let (_, height, width, channels) = hidden.dims4()?;
             let spatial = depthwise_nhwc(&hidden, depthwise_weight, depthwise_bias)?.relu()?;
             let positions = spatial.reshape((batch * height * width, channels))?;
-            hidden = apply_linear(&positions, pointwise)?.relu()?.reshape((batch, height, width, channels))?;
+            hidden = apply_linear(&positions, pointwise)?
+                .relu()?
+                .reshape((batch, height, width, channels))?;
         }
         let pooled = hidden.mean(2)?.mean(1)?;
         apply_linear(&pooled, &self.classifier)
@@ -394,8 +492,15 @@ struct CandleBlock {
 
 pub(crate) const LAYER_NORM_EPS: f32 = 1e-5;
 
-fn layer_norm_params(store: &mut ParamStore, name: &str, width: usize) -> Result<(Tensor, Tensor), ZooError> {
-    Ok((store.constant(&format!("{name}.gamma"), &[width], 1.0)?, store.constant(&format!("{name}.beta"), &[width], 0.0)?))
+fn layer_norm_params(
+    store: &mut ParamStore,
+    name: &str,
+    width: usize,
+) -> Result<(Tensor, Tensor), ZooError> {
+    Ok((
+        store.constant(&format!("{name}.gamma"), &[width], 1.0)?,
+        store.constant(&format!("{name}.beta"), &[width], 0.0)?,
+    ))
 }
 
 fn apply_layer_norm(x: &Tensor, (gamma, beta): &(Tensor, Tensor)) -> Result<Tensor, ZooError> {
@@ -407,10 +512,21 @@ fn apply_layer_norm(x: &Tensor, (gamma, beta): &(Tensor, Tensor)) -> Result<Tens
 }
 
 impl CandleCharTransformer {
-    pub(crate) fn new(store: &mut ParamStore, config: CharTransformerConfig) -> Result<Self, ZooError> {
+    pub(crate) fn new(
+        store: &mut ParamStore,
+        config: CharTransformerConfig,
+    ) -> Result<Self, ZooError> {
         // GPT-2 style initialization: N(0, 0.02) embeddings; linear layers PyTorch-default uniform.
-        let token_embedding = store.normal("token_embedding", &[config.vocab_size, config.d_model], 0.02)?;
-        let position_embedding = store.normal("position_embedding", &[config.context_length, config.d_model], 0.02)?;
+        let token_embedding = store.normal(
+            "token_embedding",
+            &[config.vocab_size, config.d_model],
+            0.02,
+        )?;
+        let position_embedding = store.normal(
+            "position_embedding",
+            &[config.context_length, config.d_model],
+            0.02,
+        )?;
         let mut blocks = Vec::new();
         for layer_idx in 0..config.n_layers {
             let name = |part: &str| format!("blocks.{layer_idx}.{part}");
@@ -427,7 +543,14 @@ impl CandleCharTransformer {
         }
         let ln_final = layer_norm_params(store, "ln_final", config.d_model)?;
         let lm_head = linear_params(store, "lm_head", config.d_model, config.vocab_size)?;
-        Ok(CandleCharTransformer { config, token_embedding, position_embedding, blocks, ln_final, lm_head })
+        Ok(CandleCharTransformer {
+            config,
+            token_embedding,
+            position_embedding,
+            blocks,
+            ln_final,
+            lm_head,
+        })
     }
 
     /// Logits `batch × length × vocab` for token ids `batch × length` (u32).
@@ -441,7 +564,13 @@ impl CandleCharTransformer {
             .reshape((batch, length, config.d_model))?
             .broadcast_add(&self.position_embedding.narrow(0, 0, length)?)?;
         let mask: Vec<f32> = (0..length * length)
-            .map(|idx| if idx % length > idx / length { f32::NEG_INFINITY } else { 0.0 })
+            .map(|idx| {
+                if idx % length > idx / length {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let mask = Tensor::from_vec(mask, (length, length), &Device::Cpu)?;
         let scale = 1.0 / (d_head as f64).sqrt();
@@ -457,7 +586,8 @@ impl CandleCharTransformer {
             let queries = split_heads(&block.query)?;
             let keys = split_heads(&block.key)?;
             let values = split_heads(&block.value)?;
-            let scores = (queries.matmul(&keys.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
+            let scores =
+                (queries.matmul(&keys.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
             let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
             let mixed = weights
                 .matmul(&values)?
@@ -494,13 +624,18 @@ pub(crate) fn fit(
     let n_samples = features.nrows();
     if n_samples == 0 || config.batch_size == 0 || config.epochs == 0 {
         return Err(ZooError::InvalidArgument {
-            reason: format!("{n_samples} samples, batch size {}, {} epochs", config.batch_size, config.epochs),
+            reason: format!(
+                "{n_samples} samples, batch size {}, {} epochs",
+                config.batch_size, config.epochs
+            ),
         });
     }
     let started = Instant::now();
     let contiguous = features.as_standard_layout();
     let all_features = Tensor::from_slice(
-        contiguous.as_slice().expect("standard layout is contiguous"),
+        contiguous
+            .as_slice()
+            .expect("standard layout is contiguous"),
         (n_samples, features.ncols()),
         &Device::Cpu,
     )?;
@@ -513,18 +648,30 @@ pub(crate) fn fit(
     };
     let mut optimizer = AdamW::new(
         store.vars(),
-        ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..ParamsAdamW::default() },
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        },
     )?;
     // A different stream from initialization, so that changing the model size does not change the batch order.
-    let mut shuffle_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x5eed_0f_ba7c4);
+    let mut shuffle_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x05ee_d0fb_a7c4);
     let mut order: Vec<u32> = (0..n_samples as u32).collect();
-    let mut log = TrainingLog { steps: 0, epoch_losses: Vec::new(), step_losses: Vec::new(), seconds: 0.0 };
+    let mut log = TrainingLog {
+        steps: 0,
+        epoch_losses: Vec::new(),
+        step_losses: Vec::new(),
+        seconds: 0.0,
+    };
     'epochs: for _ in 0..config.epochs {
         order.shuffle(&mut shuffle_rng);
         let mut epoch_sum = 0.0f32;
         let mut epoch_steps = 0;
         for batch in order.chunks(config.batch_size) {
-            if config.max_steps.is_some_and(|max_steps| log.steps >= max_steps) {
+            if config
+                .max_steps
+                .is_some_and(|max_steps| log.steps >= max_steps)
+            {
                 if epoch_steps > 0 {
                     log.epoch_losses.push(epoch_sum / epoch_steps as f32);
                 }
@@ -534,13 +681,19 @@ pub(crate) fn fit(
             let x = all_features.index_select(&indices, 0)?;
             let output = model.forward(&x)?;
             let loss = match &all_labels {
-                Some(labels) => candle_nn::loss::cross_entropy(&output, &labels.index_select(&indices, 0)?)?,
+                Some(labels) => {
+                    candle_nn::loss::cross_entropy(&output, &labels.index_select(&indices, 0)?)?
+                }
                 None => candle_nn::loss::mse(&output, &x)?,
             };
             optimizer.backward_step(&loss)?;
             let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
             if !loss_value.is_finite() {
-                return Err(ZooError::Diverged { model: model_name.into(), step: log.steps, loss: loss_value });
+                return Err(ZooError::Diverged {
+                    model: model_name.into(),
+                    step: log.steps,
+                    loss: loss_value,
+                });
             }
             log.step_losses.push(loss_value);
             log.steps += 1;
@@ -579,16 +732,28 @@ pub(crate) fn fit_char_transformer(
     let context = model.config.context_length;
     if tokens.len() <= context + 1 || n_steps == 0 || config.batch_size == 0 {
         return Err(ZooError::InvalidArgument {
-            reason: format!("{} tokens for context {context}, {n_steps} steps", tokens.len()),
+            reason: format!(
+                "{} tokens for context {context}, {n_steps} steps",
+                tokens.len()
+            ),
         });
     }
     let started = Instant::now();
     let mut optimizer = AdamW::new(
         store.vars(),
-        ParamsAdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..ParamsAdamW::default() },
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        },
     )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x7e47);
-    let mut log = TrainingLog { steps: 0, epoch_losses: Vec::new(), step_losses: Vec::new(), seconds: 0.0 };
+    let mut log = TrainingLog {
+        steps: 0,
+        epoch_losses: Vec::new(),
+        step_losses: Vec::new(),
+        seconds: 0.0,
+    };
     let steps_per_report = 50.max(n_steps / 20);
     let mut window_sum = 0.0;
     for step in 0..n_steps {
@@ -597,7 +762,10 @@ pub(crate) fn fit_char_transformer(
         }
         // Cosine decay to 10% of the peak rate over the run.
         let progress = step as f64 / n_steps as f64;
-        optimizer.set_learning_rate(config.learning_rate * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
+        optimizer.set_learning_rate(
+            config.learning_rate
+                * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())),
+        );
         let mut inputs = Vec::with_capacity(config.batch_size * context);
         let mut targets = Vec::with_capacity(config.batch_size * context);
         for _ in 0..config.batch_size {
@@ -607,12 +775,18 @@ pub(crate) fn fit_char_transformer(
         }
         let inputs = Tensor::from_vec(inputs, (config.batch_size, context), &Device::Cpu)?;
         let targets = Tensor::from_vec(targets, config.batch_size * context, &Device::Cpu)?;
-        let logits = model.logits(&inputs)?.reshape((config.batch_size * context, model.config.vocab_size))?;
+        let logits = model
+            .logits(&inputs)?
+            .reshape((config.batch_size * context, model.config.vocab_size))?;
         let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
         optimizer.backward_step(&loss)?;
         let loss_value = loss.to_scalar::<f32>()?;
         if !loss_value.is_finite() {
-            return Err(ZooError::Diverged { model: "char-transformer".into(), step, loss: loss_value });
+            return Err(ZooError::Diverged {
+                model: "char-transformer".into(),
+                step,
+                loss: loss_value,
+            });
         }
         log.step_losses.push(loss_value);
         log.steps += 1;
@@ -637,38 +811,73 @@ pub(crate) fn fit_char_transformer(
 // ---- Export: named candle tensors → ndarray models ----
 
 fn weights_error(model: &str, reason: String) -> ZooError {
-    ZooError::Weights { model: model.into(), reason }
+    ZooError::Weights {
+        model: model.into(),
+        reason,
+    }
 }
 
-fn tensor<'a>(tensors: &'a HashMap<String, Tensor>, model: &str, name: &str) -> Result<&'a Tensor, ZooError> {
-    tensors.get(name).ok_or_else(|| weights_error(model, format!("missing tensor {name}")))
+fn tensor<'a>(
+    tensors: &'a HashMap<String, Tensor>,
+    model: &str,
+    name: &str,
+) -> Result<&'a Tensor, ZooError> {
+    tensors
+        .get(name)
+        .ok_or_else(|| weights_error(model, format!("missing tensor {name}")))
 }
 
-fn array2(tensors: &HashMap<String, Tensor>, model: &str, name: &str) -> Result<Array2<f32>, ZooError> {
+fn array2(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    name: &str,
+) -> Result<Array2<f32>, ZooError> {
     let value = tensor(tensors, model, name)?;
-    let (rows, cols) = value.dims2().map_err(|error| weights_error(model, format!("{name}: {error}")))?;
-    let data = value.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Array2::from_shape_vec((rows, cols), data).map_err(|error| weights_error(model, format!("{name}: {error}")))
+    let (rows, cols) = value
+        .dims2()
+        .map_err(|error| weights_error(model, format!("{name}: {error}")))?;
+    let data = value
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    Array2::from_shape_vec((rows, cols), data)
+        .map_err(|error| weights_error(model, format!("{name}: {error}")))
 }
 
-fn array1(tensors: &HashMap<String, Tensor>, model: &str, name: &str) -> Result<Array1<f32>, ZooError> {
+fn array1(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    name: &str,
+) -> Result<Array1<f32>, ZooError> {
     let value = tensor(tensors, model, name)?;
     if value.rank() != 1 {
-        return Err(weights_error(model, format!("{name} has rank {}, expected 1", value.rank())));
+        return Err(weights_error(
+            model,
+            format!("{name} has rank {}, expected 1", value.rank()),
+        ));
     }
-    Ok(Array1::from_vec(value.to_dtype(DType::F32)?.to_vec1::<f32>()?))
+    Ok(Array1::from_vec(
+        value.to_dtype(DType::F32)?.to_vec1::<f32>()?,
+    ))
 }
 
 fn linear(tensors: &HashMap<String, Tensor>, model: &str, name: &str) -> Result<Linear, ZooError> {
     let weight = array2(tensors, model, &format!("{name}.weight"))?;
     let bias = array1(tensors, model, &format!("{name}.bias"))?;
     if bias.len() != weight.ncols() {
-        return Err(weights_error(model, format!("{name}: bias {} for {} outputs", bias.len(), weight.ncols())));
+        return Err(weights_error(
+            model,
+            format!("{name}: bias {} for {} outputs", bias.len(), weight.ncols()),
+        ));
     }
     Ok(Linear { weight, bias })
 }
 
-fn layer_norm(tensors: &HashMap<String, Tensor>, model: &str, name: &str) -> Result<LayerNorm, ZooError> {
+fn layer_norm(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    name: &str,
+) -> Result<LayerNorm, ZooError> {
     Ok(LayerNorm {
         gamma: array1(tensors, model, &format!("{name}.gamma"))?,
         beta: array1(tensors, model, &format!("{name}.beta"))?,
@@ -685,14 +894,26 @@ fn conv2d(
     padding: usize,
 ) -> Result<Conv2d, ZooError> {
     let kernel = tensor(tensors, model, &format!("{name}.weight"))?;
-    let (out_channels, in_channels, kernel_height, kernel_width) =
-        kernel.dims4().map_err(|error| weights_error(model, format!("{name}: {error}")))?;
-    let flat = kernel.reshape((out_channels, in_channels * kernel_height * kernel_width))?.t()?.contiguous()?;
+    let (out_channels, in_channels, kernel_height, kernel_width) = kernel
+        .dims4()
+        .map_err(|error| weights_error(model, format!("{name}: {error}")))?;
+    let flat = kernel
+        .reshape((out_channels, in_channels * kernel_height * kernel_width))?
+        .t()?
+        .contiguous()?;
     let mut flat_map = HashMap::new();
     flat_map.insert("w".to_string(), flat);
     let weight = array2(&flat_map, model, "w")?;
     let bias = array1(tensors, model, &format!("{name}.bias"))?;
-    Ok(Conv2d { weight, bias, in_channels, kernel_height, kernel_width, stride, padding })
+    Ok(Conv2d {
+        weight,
+        bias,
+        in_channels,
+        kernel_height,
+        kernel_width,
+        stride,
+        padding,
+    })
 }
 
 pub(crate) fn export_mlp(tensors: &HashMap<String, Tensor>, model: &str) -> Result<Mlp, ZooError> {
@@ -707,20 +928,37 @@ pub(crate) fn export_mlp(tensors: &HashMap<String, Tensor>, model: &str) -> Resu
 }
 
 /// A tap-major `3 × 3 × in × out` kernel (as `conv3x3_nhwc` trains it) as a [`Conv2d`] with padding 1.
-fn conv3x3_from_tap_major(tensors: &HashMap<String, Tensor>, model: &str, name: &str) -> Result<Conv2d, ZooError> {
+fn conv3x3_from_tap_major(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    name: &str,
+) -> Result<Conv2d, ZooError> {
     let kernel = tensor(tensors, model, &format!("{name}.weight"))?;
     let dims = kernel.dims().to_vec();
     if dims.len() != 4 || dims[0] != 3 || dims[1] != 3 {
-        return Err(weights_error(model, format!("{name}.weight has shape {dims:?}, expected 3x3xinxout")));
+        return Err(weights_error(
+            model,
+            format!("{name}.weight has shape {dims:?}, expected 3x3xinxout"),
+        ));
     }
     // (kh, kw, in, out) → (out, in, kh, kw), the layout `conv2d` below converts.
     let mut converted = HashMap::new();
-    converted.insert(format!("{name}.weight"), kernel.permute((3, 2, 0, 1))?.contiguous()?);
-    converted.insert(format!("{name}.bias"), tensor(tensors, model, &format!("{name}.bias"))?.clone());
+    converted.insert(
+        format!("{name}.weight"),
+        kernel.permute((3, 2, 0, 1))?.contiguous()?,
+    );
+    converted.insert(
+        format!("{name}.bias"),
+        tensor(tensors, model, &format!("{name}.bias"))?.clone(),
+    );
     conv2d(&converted, model, name, 1, 1)
 }
 
-pub(crate) fn export_cnn(tensors: &HashMap<String, Tensor>, model: &str, shape: CnnShape) -> Result<Cnn, ZooError> {
+pub(crate) fn export_cnn(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    shape: CnnShape,
+) -> Result<Cnn, ZooError> {
     Ok(Cnn {
         image_height: shape.image_height,
         image_width: shape.image_width,
@@ -730,13 +968,25 @@ pub(crate) fn export_cnn(tensors: &HashMap<String, Tensor>, model: &str, shape: 
     })
 }
 
-pub(crate) fn export_ds_cnn(tensors: &HashMap<String, Tensor>, model: &str, shape: DsCnnShape) -> Result<DsCnn, ZooError> {
+pub(crate) fn export_ds_cnn(
+    tensors: &HashMap<String, Tensor>,
+    model: &str,
+    shape: DsCnnShape,
+) -> Result<DsCnn, ZooError> {
     let blocks = (0..shape.n_blocks)
         .map(|block_idx| {
             Ok(DepthwiseSeparableBlock {
                 depthwise: DepthwiseConv2d {
-                    weight: array2(tensors, model, &format!("blocks.{block_idx}.depthwise.weight"))?,
-                    bias: array1(tensors, model, &format!("blocks.{block_idx}.depthwise.bias"))?,
+                    weight: array2(
+                        tensors,
+                        model,
+                        &format!("blocks.{block_idx}.depthwise.weight"),
+                    )?,
+                    bias: array1(
+                        tensors,
+                        model,
+                        &format!("blocks.{block_idx}.depthwise.bias"),
+                    )?,
                     kernel_height: 3,
                     kernel_width: 3,
                     padding: 1,
@@ -773,7 +1023,14 @@ pub(crate) fn export_char_transformer(
 ) -> Result<CharTransformer, ZooError> {
     let model = "char-transformer";
     if vocabulary.len() != config.vocab_size {
-        return Err(weights_error(model, format!("{} characters for vocab_size {}", vocabulary.len(), config.vocab_size)));
+        return Err(weights_error(
+            model,
+            format!(
+                "{} characters for vocab_size {}",
+                vocabulary.len(),
+                config.vocab_size
+            ),
+        ));
     }
     let blocks = (0..config.n_layers)
         .map(|layer_idx| {
@@ -817,7 +1074,14 @@ pub fn train_mlp_classifier(
     widths.push(n_classes);
     let mut store = ParamStore::new(config.seed);
     let model = CandleMlp::new(&mut store, &widths)?;
-    let log = fit("mlp", &model, &store, features, Objective::Classification(labels), config)?;
+    let log = fit(
+        "mlp",
+        &model,
+        &store,
+        features,
+        Objective::Classification(labels),
+        config,
+    )?;
     Ok((export_mlp(&store.named_tensors(), "mlp")?, log))
 }
 
@@ -842,7 +1106,10 @@ mod tests {
         for (row, expected_row) in ndarray_output.rows().into_iter().zip(&expected) {
             for (&actual, &wanted) in row.iter().zip(expected_row) {
                 // f32 sums of a few hundred terms in different orders: 1e-4 absolute plus 1e-4 relative.
-                assert!((actual - wanted).abs() <= 1e-4 + 1e-4 * wanted.abs(), "{actual} vs {wanted}");
+                assert!(
+                    (actual - wanted).abs() <= 1e-4 + 1e-4 * wanted.abs(),
+                    "{actual} vs {wanted}"
+                );
             }
         }
     }
@@ -853,22 +1120,40 @@ mod tests {
         let model = CandleMlp::new(&mut store, &[7, 5, 3]).unwrap();
         let x = random_rows(4, 7, 2);
         let exported = export_mlp(&store.named_tensors(), "mlp").unwrap();
-        assert_close(&model.forward(&candle_rows(&x)).unwrap(), &exported.forward(x.view()).unwrap());
+        assert_close(
+            &model.forward(&candle_rows(&x)).unwrap(),
+            &exported.forward(x.view()).unwrap(),
+        );
     }
 
     #[test]
     fn exported_cnn_matches_candle() {
-        let shape = CnnShape { image_height: 8, image_width: 12, conv1_channels: 3, conv2_channels: 4, n_classes: 5 };
+        let shape = CnnShape {
+            image_height: 8,
+            image_width: 12,
+            conv1_channels: 3,
+            conv2_channels: 4,
+            n_classes: 5,
+        };
         let mut store = ParamStore::new(3);
         let model = CandleCnn::new(&mut store, shape).unwrap();
         let x = random_rows(2, 96, 4);
         let exported = export_cnn(&store.named_tensors(), "cnn", shape).unwrap();
-        assert_close(&model.forward(&candle_rows(&x)).unwrap(), &exported.logits(x.view()).unwrap());
+        assert_close(
+            &model.forward(&candle_rows(&x)).unwrap(),
+            &exported.logits(x.view()).unwrap(),
+        );
     }
 
     #[test]
     fn exported_ds_cnn_matches_candle() {
-        let shape = DsCnnShape { n_frames: 49, n_coefficients: 10, channels: 4, n_blocks: 2, n_classes: 3 };
+        let shape = DsCnnShape {
+            n_frames: 49,
+            n_coefficients: 10,
+            channels: 4,
+            n_blocks: 2,
+            n_classes: 3,
+        };
         let x = random_rows(3, 490, 5);
         let scaling = Standardizer::fit(x.view());
         let mut store = ParamStore::new(6);
@@ -877,12 +1162,22 @@ mod tests {
         tensors.extend(scaling_tensors(&scaling).unwrap());
         let exported = export_ds_cnn(&tensors, "ds-cnn", shape).unwrap();
         let patches = ds_cnn_patches(x.view(), &shape, &scaling).unwrap();
-        assert_close(&model.forward(&candle_rows(&patches)).unwrap(), &exported.logits(x.view()).unwrap());
+        assert_close(
+            &model.forward(&candle_rows(&patches)).unwrap(),
+            &exported.logits(x.view()).unwrap(),
+        );
     }
 
     #[test]
     fn exported_char_transformer_matches_candle() {
-        let config = CharTransformerConfig { vocab_size: 11, context_length: 8, d_model: 8, n_heads: 2, n_layers: 2, d_ff: 16 };
+        let config = CharTransformerConfig {
+            vocab_size: 11,
+            context_length: 8,
+            d_model: 8,
+            n_heads: 2,
+            n_layers: 2,
+            d_ff: 16,
+        };
         let mut store = ParamStore::new(7);
         let model = CandleCharTransformer::new(&mut store, config.clone()).unwrap();
         // Perturb LayerNorm parameters away from 1/0 so that the test exercises them.
@@ -894,7 +1189,8 @@ mod tests {
         }
         let tokens: Vec<u32> = vec![3, 1, 4, 1, 5, 9, 2, 6];
         let vocabulary: Vec<char> = "abcdefghijk".chars().collect();
-        let exported = export_char_transformer(&store.named_tensors(), &config, vocabulary).unwrap();
+        let exported =
+            export_char_transformer(&store.named_tensors(), &config, vocabulary).unwrap();
         let candle_logits = model
             .logits(&Tensor::from_slice(&tokens, (1, 8), &Device::Cpu).unwrap())
             .unwrap()
@@ -904,7 +1200,10 @@ mod tests {
         // A prefix gives the prefix of the logits: attention is causal.
         let prefix_logits = exported.forward(&tokens[..5]).unwrap();
         let full_logits = exported.forward(&tokens).unwrap();
-        for (prefix_value, full_value) in prefix_logits.iter().zip(full_logits.slice(ndarray::s![..5, ..]).iter()) {
+        for (prefix_value, full_value) in prefix_logits
+            .iter()
+            .zip(full_logits.slice(ndarray::s![..5, ..]).iter())
+        {
             assert!((prefix_value - full_value).abs() < 1e-5);
         }
     }
@@ -912,17 +1211,30 @@ mod tests {
     #[test]
     fn short_training_lowers_loss_and_is_deterministic() {
         let (set, _) = datasets::load_digits().unwrap();
-        let config = TrainConfig { epochs: 2, batch_size: 64, learning_rate: 1e-2, max_steps: Some(40), ..TrainConfig::default() };
-        let (mlp, log) = train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &config).unwrap();
+        let config = TrainConfig {
+            epochs: 2,
+            batch_size: 64,
+            learning_rate: 1e-2,
+            max_steps: Some(40),
+            ..TrainConfig::default()
+        };
+        let (mlp, log) =
+            train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &config).unwrap();
         assert_eq!(log.steps, 40);
         let first: f32 = log.step_losses[..3].iter().sum::<f32>() / 3.0;
         let last: f32 = log.step_losses[37..].iter().sum::<f32>() / 3.0;
-        assert!(last < 0.6 * first, "loss did not decrease: {first} -> {last}");
-        let (mlp_again, log_again) = train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &config).unwrap();
+        assert!(
+            last < 0.6 * first,
+            "loss did not decrease: {first} -> {last}"
+        );
+        let (mlp_again, log_again) =
+            train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &config).unwrap();
         assert_eq!(log.step_losses, log_again.step_losses);
         assert_eq!(mlp, mlp_again);
         let other_seed = TrainConfig { seed: 1, ..config };
-        let (mlp_other, _) = train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &other_seed).unwrap();
+        let (mlp_other, _) =
+            train_mlp_classifier(set.features().view(), set.labels(), 10, &[32], &other_seed)
+                .unwrap();
         assert_ne!(mlp, mlp_other);
     }
 }
