@@ -525,7 +525,68 @@ impl Layer {
                 check_window(layer, s.input, s.kernel, s.padding, (1, 1))?;
             }
         }
-        Ok(Self { name, spec })
+        let layer = Self { name, spec };
+        layer.check_sizes_fit()?;
+        Ok(layer)
+    }
+
+    /// Every product the accessors compute in `usize` must fit, so that they never overflow.
+    fn check_sizes_fit(&self) -> Result<(), ProfilingError> {
+        let products: Vec<(&'static str, Vec<usize>)> = match self.spec {
+            LayerSpec::Linear(s) => vec![
+                ("parameters", vec![s.in_features, s.out_features]),
+                ("input elements", vec![s.positions, s.in_features]),
+                ("output elements", vec![s.positions, s.out_features]),
+            ],
+            LayerSpec::Conv2d(s) => vec![
+                (
+                    "parameters",
+                    vec![s.out_channels, s.in_channels, s.kernel.0, s.kernel.1],
+                ),
+                ("input elements", vec![s.in_channels, s.input.0, s.input.1]),
+                (
+                    "output elements",
+                    vec![
+                        s.out_channels,
+                        s.input.0.saturating_add(s.padding.0.saturating_mul(2)),
+                        s.input.1.saturating_add(s.padding.1.saturating_mul(2)),
+                    ],
+                ),
+            ],
+            LayerSpec::Attention(s) => vec![
+                ("parameters", vec![4, s.d_model, s.d_model]),
+                ("input elements", vec![s.key_len(), s.d_model]),
+                ("scores", vec![s.heads, s.query_len(), s.key_len()]),
+            ],
+            LayerSpec::LayerNorm(s) => vec![("elements", vec![s.positions, s.features])],
+            LayerSpec::Activation(s) => vec![("elements", vec![s.elements])],
+            LayerSpec::Embedding(s) => vec![
+                ("parameters", vec![s.vocab_size, s.dim]),
+                ("output elements", vec![s.positions, s.dim]),
+            ],
+            LayerSpec::Pool2d(s) => vec![(
+                "input elements",
+                vec![
+                    s.channels,
+                    s.input.0.saturating_add(s.padding.0.saturating_mul(2)),
+                    s.input.1.saturating_add(s.padding.1.saturating_mul(2)),
+                ],
+            )],
+        };
+        // Headroom of 2^8 for the batch-free factors the costs multiply in (bytes, 4 projections).
+        for (what, factors) in products {
+            let fits = factors
+                .iter()
+                .try_fold(256usize, |acc, &factor| acc.checked_mul(factor))
+                .is_some();
+            if !fits {
+                return Err(ProfilingError::Overflow {
+                    layer: self.name.clone(),
+                    what,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The layer's name.

@@ -355,6 +355,14 @@ fn bad_descriptions_are_typed_errors() {
         Layer::new("l", linear(0, 3, 1, true)),
         Err(ProfilingError::ZeroDimension { .. })
     ));
+    let huge = Layer::new("l", linear(usize::MAX / 2, 3, 1, true));
+    assert!(matches!(
+        huge,
+        Err(ProfilingError::Overflow {
+            what: "parameters",
+            ..
+        })
+    ));
     let layer = Layer::new("l", linear(3, 3, 1, true)).unwrap();
     assert!(matches!(
         layer.cost(0),
