@@ -7,34 +7,44 @@
 
 use super::{GemmKernel, KU, MR, NR};
 
+/// Where a microkernel puts its `MR × NR` result: row `r` at `values[r · stride ..][.. NR]`, added to what is
+/// there when `accumulate`, else overwriting it.
+pub(crate) struct TileOut<'a> {
+    pub(crate) values: &'a mut [i32],
+    pub(crate) stride: usize,
+    pub(crate) accumulate: bool,
+}
+
 /// Runs `kernel` on one micro-panel pair.
 ///
 /// # Panics
-/// When the slices are shorter than `groups` k groups (a bug in the driver), or `kernel` is not available
-/// (the driver resolves availability first).
-pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, tile: &mut [i32; MR * NR]) {
+/// When the slices are shorter than `groups` k groups or the output cannot hold the tile (a bug in the
+/// driver), or `kernel` is not available (the driver resolves availability first).
+pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
     assert!(a.len() >= groups * MR * KU && b.len() >= groups * NR * KU, "micro-panels too short");
+    assert!(out.stride >= NR && out.values.len() >= (MR - 1) * out.stride + NR, "output tile too small");
     match kernel {
         #[cfg(target_arch = "x86_64")]
         GemmKernel::Avx512Vnni => {
             assert!(kernel.is_available());
             // SAFETY: AVX-512 F/BW/VNNI were detected (asserted above); the slices hold `groups` full k groups
-            // (asserted above), which is all the kernel reads; `tile` holds MR·NR values, all it writes.
-            unsafe { x86::avx512_vnni(a.as_ptr(), b.as_ptr(), groups, tile) }
+            // and the output holds MR rows of NR values at `stride` (asserted above), which is all the kernel
+            // reads and writes.
+            unsafe { x86::avx512_vnni(a.as_ptr(), b.as_ptr(), groups, out.values.as_mut_ptr(), out.stride, out.accumulate) }
         }
         #[cfg(target_arch = "x86_64")]
         GemmKernel::Avx2 => {
             assert!(kernel.is_available());
             // SAFETY: as above, with AVX2 detected.
-            unsafe { x86::avx2(a.as_ptr(), b.as_ptr(), groups, tile) }
+            unsafe { x86::avx2(a.as_ptr(), b.as_ptr(), groups, out.values.as_mut_ptr(), out.stride, out.accumulate) }
         }
-        _ => scalar(a, b, groups, tile),
+        _ => scalar(a, b, groups, out),
     }
 }
 
 /// The portable kernel: plain i32 multiply–adds (exact for k ≤ `MAX_K`).
-fn scalar(a: &[u8], b: &[i8], groups: usize, tile: &mut [i32; MR * NR]) {
-    tile.fill(0);
+fn scalar(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
+    let mut tile = [0i32; MR * NR];
     for group in 0..groups {
         let a_group = &a[group * MR * KU..(group + 1) * MR * KU];
         let b_group = &b[group * NR * KU..(group + 1) * NR * KU];
@@ -51,6 +61,15 @@ fn scalar(a: &[u8], b: &[i8], groups: usize, tile: &mut [i32; MR * NR]) {
             }
         }
     }
+    for r in 0..MR {
+        let row = &mut out.values[r * out.stride..r * out.stride + NR];
+        let computed = &tile[r * NR..(r + 1) * NR];
+        if out.accumulate {
+            row.iter_mut().zip(computed).for_each(|(target, value)| *target += value);
+        } else {
+            row.copy_from_slice(computed);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -63,9 +82,16 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU supports AVX-512 F/BW/VNNI; `a` points to `groups · MR · 4` readable bytes, `b` to
-    /// `groups · NR · 4`.
+    /// `groups · NR · 4`; `c` to MR rows of NR writable (and, when `accumulate`, readable) i32 at `stride`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn avx512_vnni(a: *const u8, b: *const i8, groups: usize, tile: &mut [i32; MR * NR]) {
+    pub(super) unsafe fn avx512_vnni(
+        a: *const u8,
+        b: *const i8,
+        groups: usize,
+        c: *mut i32,
+        stride: usize,
+        accumulate: bool,
+    ) {
         let mut acc = [[_mm512_setzero_si512(); 2]; MR];
         for group in 0..groups {
             // SAFETY: group < groups, so the 128 bytes at b + group·128 and the 32 bytes at a + group·32 are
@@ -83,10 +109,16 @@ mod x86 {
             }
         }
         for (r, row_acc) in acc.iter().enumerate() {
-            // SAFETY: tile has MR·NR i32; row r's 32 values start at r·NR.
+            // SAFETY: row r's NR = 32 values at c + r·stride are inside the output the caller vouched for.
             unsafe {
-                _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR).cast(), row_acc[0]);
-                _mm512_storeu_si512(tile.as_mut_ptr().add(r * NR + 16).cast(), row_acc[1]);
+                let row = c.add(r * stride);
+                let (mut low, mut high) = (row_acc[0], row_acc[1]);
+                if accumulate {
+                    low = _mm512_add_epi32(low, _mm512_loadu_si512(row.cast()));
+                    high = _mm512_add_epi32(high, _mm512_loadu_si512(row.add(16).cast()));
+                }
+                _mm512_storeu_si512(row.cast(), low);
+                _mm512_storeu_si512(row.add(16).cast(), high);
             }
         }
     }
@@ -99,7 +131,7 @@ mod x86 {
     /// # Safety
     /// The CPU supports AVX2; pointers as for [`avx512_vnni`].
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn avx2(a: *const u8, b: *const i8, groups: usize, tile: &mut [i32; MR * NR]) {
+    pub(super) unsafe fn avx2(a: *const u8, b: *const i8, groups: usize, c: *mut i32, stride: usize, accumulate: bool) {
         for r in 0..MR {
             let mut acc = [_mm256_setzero_si256(); NR / KU];
             for group in 0..groups {
@@ -121,8 +153,13 @@ mod x86 {
                 // SAFETY: `pairs` holds 64 i32; chunk c writes its 8 at 8·c.
                 unsafe { _mm256_storeu_si256(pairs.as_mut_ptr().add(chunk * 8).cast(), *chunk_acc) };
             }
-            for c in 0..NR {
-                tile[r * NR + c] = pairs[2 * c] + pairs[2 * c + 1];
+            for col in 0..NR {
+                let value = pairs[2 * col] + pairs[2 * col + 1];
+                // SAFETY: column col < NR of row r < MR is inside the output the caller vouched for.
+                unsafe {
+                    let target = c.add(r * stride + col);
+                    *target = if accumulate { *target + value } else { value };
+                }
             }
         }
     }

@@ -249,16 +249,41 @@ pub fn gemm_u8i8_i32(
         c.fill(0);
         return Ok(kernel);
     }
+    // The kernels write rows of C directly; a C that is not one contiguous row-major block is computed into a
+    // temporary and copied.
+    let mut temporary = Vec::new();
+    let contiguous = c.as_slice_mut().is_some();
+    if !contiguous {
+        temporary = vec![0i32; m * n];
+    }
+    {
+        let c_values: &mut [i32] = match c.as_slice_mut() {
+            Some(values) => values,
+            None => &mut temporary,
+        };
+        drive(kernel, &a, b, c_values);
+    }
+    if !contiguous {
+        c.assign(&ndarray::ArrayView2::from_shape((m, n), &temporary).expect("m × n values"));
+    }
+    Ok(kernel)
+}
+
+/// The blocked loops: k blocks of `KC_GROUPS`, row blocks of `MC` (A packed per block), NR-column panels,
+/// MR-row tiles. `c` is row-major `m × n`.
+fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32]) {
+    let (m, k) = a.dim();
+    let n = b.n;
     let groups = k.div_ceil(KU);
     let mut a_block = vec![0u8; MC.div_ceil(MR) * MR * KC_GROUPS * KU];
     let mut tail_panel = vec![0i8; KC_GROUPS * KU * NR];
-    let mut tile = [0i32; MR * NR];
+    let mut edge_tile = [0i32; MR * NR];
     for group_start in (0..groups).step_by(KC_GROUPS) {
         let block_groups = KC_GROUPS.min(groups - group_start);
-        let first_block = group_start == 0;
+        let accumulate = group_start > 0;
         for row_start in (0..m).step_by(MC) {
             let block_rows = MC.min(m - row_start);
-            pack_a_block(&a, row_start, block_rows, group_start, block_groups, &mut a_block);
+            pack_a_block(a, row_start, block_rows, group_start, block_groups, &mut a_block);
             for panel_start in (0..n).step_by(NR) {
                 let width = NR.min(n - panel_start);
                 let panel = &b.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
@@ -278,21 +303,29 @@ pub fn gemm_u8i8_i32(
                 };
                 for tile_row in (0..block_rows).step_by(MR) {
                     let a_micro = &a_block[tile_row * KC_GROUPS * KU..][..MR * block_groups * KU];
-                    kernels::run(kernel, a_micro, b_micro, block_groups, &mut tile);
                     let rows = MR.min(block_rows - tile_row);
+                    let origin = (row_start + tile_row) * n + panel_start;
+                    if rows == MR && width == NR {
+                        // A full tile: the kernel writes (or adds into) C in place.
+                        let out = kernels::TileOut { values: &mut c[origin..], stride: n, accumulate };
+                        kernels::run(kernel, a_micro, b_micro, block_groups, out);
+                        continue;
+                    }
+                    let out = kernels::TileOut { values: &mut edge_tile, stride: NR, accumulate: false };
+                    kernels::run(kernel, a_micro, b_micro, block_groups, out);
                     for r in 0..rows {
-                        let mut c_row = c.row_mut(row_start + tile_row + r);
-                        let tile_row_values = &tile[r * NR..r * NR + width];
-                        for (col, &value) in tile_row_values.iter().enumerate() {
-                            let target = &mut c_row[panel_start + col];
-                            *target = if first_block { value } else { *target + value };
+                        let target = &mut c[origin + r * n..origin + r * n + width];
+                        let computed = &edge_tile[r * NR..r * NR + width];
+                        if accumulate {
+                            target.iter_mut().zip(computed).for_each(|(t, v)| *t += v);
+                        } else {
+                            target.copy_from_slice(computed);
                         }
                     }
                 }
             }
         }
     }
-    Ok(kernel)
 }
 
 /// Packs rows `[row_start, row_start + rows)` and k groups `[group_start, group_start + groups)` of A into
