@@ -625,10 +625,32 @@ fn complexity(model: &Transformer, grid: &GridMeasurements, cached: bool) -> Res
     let predicted = model_fit.exponent;
     let largest_context = PROMPT_LEN + grid.grid.last().copied().unwrap_or(0);
     let crossover = 2 * config.d_model + config.d_ff;
-    let regime = format!(
-        "projection-dominated: attention's share of a step's FLOPs is {:.0}% at the largest context {largest_context} (attention and projections cost the same per token at context 2·d_model + d_ff = {crossover})",
-        100.0 * attention_share(config, largest_context, cached)
+    let smallest_context = PROMPT_LEN + grid.grid.first().copied().unwrap_or(0);
+    let (share_low, share_high) = (
+        attention_share(config, smallest_context, cached),
+        attention_share(config, largest_context, cached),
     );
+    let dominated = |share: f64| {
+        if share < 0.5 {
+            "projection-dominated"
+        } else {
+            "attention-dominated"
+        }
+    };
+    let regime = if dominated(share_low) == dominated(share_high) {
+        format!(
+            "{} over the whole grid: attention is {:.0}%–{:.0}% of a step's FLOPs at contexts {smallest_context}–{largest_context}",
+            dominated(share_high),
+            100.0 * share_low,
+            100.0 * share_high
+        )
+    } else {
+        format!(
+            "mixed regime: projection-dominated below context 2·d_model + d_ff = {crossover}, attention-dominated above; attention is {:.0}% of a step's FLOPs at context {smallest_context} and {:.0}% at {largest_context}",
+            100.0 * share_low,
+            100.0 * share_high
+        )
+    };
     let estimate = Estimate::new(
         fit.exponent,
         fit.exponent_ci.0,
