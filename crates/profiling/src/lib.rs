@@ -3,7 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`layer`] | layer descriptions (linear, conv2d with stride / padding / dilation / groups, attention prefill and decode, layer norm, activations, embedding, pooling), validated by [`Layer::new`] into typed errors; parameters, multiply–adds, FLOPs (2 per multiply–add, convention in the module docs) and compulsory bytes for a batch; [`Model`] and its per-layer table |
-//! | [`reference`] | naive kernels for every kind that count every operation they execute ([`OpCounter`]), so the analytic counts are checked by running them |
+//! | [`reference`](mod@reference) | naive kernels for every kind that count every operation they execute ([`OpCounter`]), so the analytic counts are checked by running them |
 //! | [`network`] | a [`Network`]: a model with seeded parameters; fast forward (accel's matmul where it applies), counting reference forward, profiled forward |
 //! | [`memory`] | scoped heap current / peak through perf-core's counting allocator, activation memory of a forward pass, model size as the bytes of storage that exists |
 //! | [`latency`] | per-layer and whole-model latency as perf-core [`BenchmarkResult`](perf_core::stats::BenchmarkResult)s |
