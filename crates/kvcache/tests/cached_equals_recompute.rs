@@ -273,3 +273,57 @@ fn reported_bytes_are_the_buffers_that_exist() {
     }
     assert_eq!(paged.allocated_blocks(), 6, "refilling reuses freed blocks");
 }
+
+/// Seeded sampling is reproducible and takes the same path with and without the cache; a
+/// non-positive temperature is an error.
+#[test]
+fn seeded_sampling_is_reproducible_across_cache_modes() {
+    use kvcache::{generate, GenerationConfig, Sampling};
+    let config = ModelConfig {
+        max_seq_len: 32,
+        d_model: 32,
+        n_heads: 4,
+        d_ff: 64,
+        vocab_size: 50,
+        ..ModelConfig::reference()
+    };
+    let model = Transformer::random(config, 11).unwrap();
+    let prompts = Array2::from_shape_vec((2, 3), vec![1u32, 2, 3, 4, 5, 6]).unwrap();
+    let sampled = |cache| {
+        generate(
+            &model,
+            prompts.view(),
+            &GenerationConfig {
+                max_new_tokens: 12,
+                sampling: Sampling::Temperature {
+                    temperature: 0.8,
+                    seed: 5,
+                },
+                cache,
+                record_logits: true,
+            },
+        )
+        .unwrap()
+    };
+    let cached = sampled(CacheMode::Contiguous);
+    assert_eq!(cached, sampled(CacheMode::Contiguous));
+    assert_eq!(cached.tokens, sampled(CacheMode::Disabled).tokens);
+    assert_eq!(
+        cached.tokens,
+        sampled(CacheMode::Paged { block_size: 4 }).tokens
+    );
+    assert_eq!(cached.step_logits.len(), 12);
+    let error = generate(
+        &model,
+        prompts.view(),
+        &GenerationConfig {
+            sampling: Sampling::Temperature {
+                temperature: 0.0,
+                seed: 1,
+            },
+            ..GenerationConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(error, KvCacheError::InvalidConfig { .. }));
+}
