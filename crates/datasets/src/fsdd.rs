@@ -135,19 +135,11 @@ fn read_mono_pcm16(path: &Path) -> Result<(Vec<f32>, u32), DatasetError> {
         path: path.to_path_buf(),
         reason,
     };
-    let reader = hound::WavReader::open(path).map_err(|error| match error {
-        // A truncated or mangled header surfaces as an end-of-file I/O error: that is corruption, not I/O.
-        hound::Error::IoError(io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
-            ) =>
-        {
-            corrupt(format!("truncated or malformed WAV: {io}"))
-        }
-        hound::Error::IoError(io) => io_error(path, io),
-        other => corrupt(other.to_string()),
-    })?;
+    // Opening is I/O; anything hound reports after that (short header, bad chunk, "failed to read enough
+    // bytes") means the file is not a valid WAV.
+    let file = std::fs::File::open(path).map_err(|error| io_error(path, error))?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file))
+        .map_err(|error| corrupt(format!("not a valid WAV file: {error}")))?;
     let spec = reader.spec();
     if spec.channels != 1
         || spec.bits_per_sample != 16

@@ -301,9 +301,9 @@ pub fn default_train_config(model: ReferenceModel, seed: u64) -> TrainConfig {
             ..base
         },
         ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => TrainConfig {
-            epochs: 12,
+            epochs: 8,
             batch_size: 32,
-            learning_rate: 2e-3,
+            learning_rate: 3e-3,
             ..base
         },
     }
