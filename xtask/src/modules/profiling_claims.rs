@@ -113,6 +113,10 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     }
     claims.extend(memory_claims());
     claims.push(or_error(flops_by_execution(), &flops_claim()));
+    claims.push(or_error(
+        overhead_known_op(context),
+        &overhead_known_op_claim(),
+    ));
     claims.push(or_error(overhead_large(context), &overhead_large_claim()));
     claims.push(or_error(overhead_small(context), &overhead_small_claim()));
     claims.push(or_error(roofline_table(context), &roofline_claim()));
@@ -411,6 +415,38 @@ fn flops_by_execution() -> Result<ClaimResult> {
             "flops = 2 × multiply-adds + other operations (add, multiply, divide, max, exp, sqrt, tanh one each)",
         )
         .with_detail("table", rows))
+}
+
+fn overhead_known_op_claim() -> Claim {
+    Claim::equivalence(
+        "profiling.overhead_150us_op",
+        MODULE,
+        "recording a fixed 150 µs operation in the profiler costs at most 5%: speedup of profiled over unprofiled within [0.95, 1/0.95] (TOST)",
+        0.95,
+        1.0 / 0.95,
+    )
+}
+
+/// A fixed CPU-bound operation of about 150 µs (900,000 steps of the known chain): its only
+/// noise is the machine's, so this isolates the profiler's cost from the model's own variance.
+fn overhead_known_op(context: &ModuleContext) -> Result<ClaimResult> {
+    let steps = 900_000u64;
+    let report = measure_overhead(&compare_config(context), &steps, |&s| known_work(s))?;
+    anyhow::ensure!(
+        report.recorded_calls > 0,
+        "the profiled side recorded no calls"
+    );
+    let median_us = report.comparison.baseline.median / 1e3;
+    anyhow::ensure!(
+        median_us >= 100.0,
+        "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
+    );
+    let result = overhead_known_op_claim().judge_with_cross_check(
+        speedup_estimate(&report.comparison)?,
+        robust_estimate(&report.comparison, 0.90)?,
+        ROBUST,
+    );
+    Ok(overhead_details(result, &report).with_detail("steps", steps))
 }
 
 fn overhead_large_claim() -> Claim {
