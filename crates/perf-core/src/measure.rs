@@ -290,30 +290,28 @@ pub(crate) fn warm_up_and_calibrate(
     };
     let mut batch_per_iteration: Vec<f64> = Vec::new();
     let window = config.steady_state_window;
-    let mut steady = false;
-    let mut trend = f64::NAN;
-    loop {
+    // Past the budget with a full window, stop when the window shows no trend or when the
+    // extension is spent; otherwise keep warming up.
+    let (steady, trend) = loop {
         let within_budget = !budget_reached(total_iterations, total_ns, 1);
         let within_extension =
             !budget_reached(total_iterations, total_ns, config.max_warm_up_factor);
         if !within_budget && batch_per_iteration.len() >= window {
-            (steady, trend) = window_trend(
+            let (steady, trend) = window_trend(
                 &batch_per_iteration[batch_per_iteration.len() - window..],
                 config,
             );
             if steady || !within_extension {
-                break;
+                break (steady, trend);
             }
         }
-        // Past the budget with a full window, the loop above stops when steady or when the
-        // extension is spent; otherwise it keeps warming up.
         // Warm-up batches are shorter than samples so that short budgets still give a window.
         let batch = (iterations_per_sample / 4).max(1);
         let elapsed = source.run_batch(batch);
         total_iterations += batch;
         total_ns += elapsed;
         batch_per_iteration.push(elapsed / batch as f64);
-    }
+    };
     let detail = if steady {
         format!(
             "steady: trend {:+.2}% across the last {window} warm-up batches (tolerance {:.1}%)",
