@@ -18,22 +18,39 @@ fn gemm(criterion: &mut Criterion) {
         let b = Array2::from_shape_simple_fn((n, n), || rng.random::<i8>());
         let (af, bf) = (a.mapv(f32::from), b.mapv(f32::from));
         let mut cf = Array2::<f32>::zeros((n, n));
-        let f32_config = MatmulConfig { threads: Some(1), ..MatmulConfig::default() };
+        let f32_config = MatmulConfig {
+            threads: Some(1),
+            ..MatmulConfig::default()
+        };
         group.bench_with_input(BenchmarkId::new("f32-accel-x1", n), &n, |bencher, _| {
-            bencher.iter(|| accel::matmul_into_with(black_box(af.view()), bf.view(), cf.view_mut(), false, &f32_config))
+            bencher.iter(|| {
+                accel::matmul_into_with(
+                    black_box(af.view()),
+                    bf.view(),
+                    cf.view_mut(),
+                    false,
+                    &f32_config,
+                )
+            })
         });
         let mut c = Array2::<i32>::zeros((n, n));
         for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
             if kernel == GemmKernel::Scalar && n > 256 {
                 continue;
             }
-            let config = GemmConfig { kernel: Some(kernel) };
-            group.bench_with_input(BenchmarkId::new(format!("u8i8-{kernel}-packing-included"), n), &n, |bencher, _| {
-                bencher.iter(|| {
-                    let packed = PackedB::pack(black_box(b.view())).unwrap();
-                    gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &config).unwrap()
-                })
-            });
+            let config = GemmConfig {
+                kernel: Some(kernel),
+            };
+            group.bench_with_input(
+                BenchmarkId::new(format!("u8i8-{kernel}-packing-included"), n),
+                &n,
+                |bencher, _| {
+                    bencher.iter(|| {
+                        let packed = PackedB::pack(black_box(b.view())).unwrap();
+                        gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &config).unwrap()
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -54,22 +71,32 @@ fn model(criterion: &mut Criterion) {
         .collect();
     let x = Array2::from_shape_simple_fn((256, widths[0]), || rng.random_range(0.0f32..1.0));
     let views: Vec<_> = layers.iter().map(|(w, b)| (w.view(), b.view())).collect();
-    let quantized = QuantizedMlp::quantize(&views, x.view(), &QuantizedMlpConfig::default()).unwrap();
-    let f32_config = MatmulConfig { threads: Some(1), ..MatmulConfig::default() };
+    let quantized =
+        QuantizedMlp::quantize(&views, x.view(), &QuantizedMlpConfig::default()).unwrap();
+    let f32_config = MatmulConfig {
+        threads: Some(1),
+        ..MatmulConfig::default()
+    };
     let mut group = criterion.benchmark_group("mlp-784-256-10-batch-256");
     group.sample_size(10);
     group.bench_function("f32-accel-x1", |bencher| {
         bencher.iter(|| {
-            let (mut hidden, _) = accel::matmul_with(black_box(x.view()), layers[0].0.view(), &f32_config).unwrap();
+            let (mut hidden, _) =
+                accel::matmul_with(black_box(x.view()), layers[0].0.view(), &f32_config).unwrap();
             hidden += &layers[0].1;
             hidden.mapv_inplace(|v| v.max(0.0));
-            let (mut out, _) = accel::matmul_with(hidden.view(), layers[1].0.view(), &f32_config).unwrap();
+            let (mut out, _) =
+                accel::matmul_with(hidden.view(), layers[1].0.view(), &f32_config).unwrap();
             out += &layers[1].1;
             out
         })
     });
     group.bench_function("int8-static", |bencher| {
-        bencher.iter(|| quantized.forward(black_box(x.view()), &GemmConfig::default()).unwrap())
+        bencher.iter(|| {
+            quantized
+                .forward(black_box(x.view()), &GemmConfig::default())
+                .unwrap()
+        })
     });
     group.finish();
 }

@@ -19,8 +19,15 @@ fn best_seconds(repetitions: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|s| s.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![256, 512, 1024] } else { sizes };
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![256, 512, 1024]
+    } else {
+        sizes
+    };
     for n in sizes {
         let a = Array2::from_shape_fn((n, n), |(i, j)| ((i * 31 + j * 17) % 256) as u8);
         let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 13 + j * 7) % 256) as u8 as i8);
@@ -30,18 +37,37 @@ fn main() -> anyhow::Result<()> {
         let repetitions = (2e10 / operations).clamp(3.0, 50.0) as usize;
         let mut c = Array2::<i32>::zeros((n, n));
         let mut cf = Array2::<f32>::zeros((n, n));
-        let f32_config = MatmulConfig { threads: Some(1), ..MatmulConfig::default() };
+        let f32_config = MatmulConfig {
+            threads: Some(1),
+            ..MatmulConfig::default()
+        };
         let f32_seconds = best_seconds(repetitions, || {
-            accel::matmul_into_with(black_box(af.view()), bf.view(), cf.view_mut(), false, &f32_config).unwrap();
+            accel::matmul_into_with(
+                black_box(af.view()),
+                bf.view(),
+                cf.view_mut(),
+                false,
+                &f32_config,
+            )
+            .unwrap();
         });
-        print!("n={n:5}  f32 accel x1 {:7.1} GFLOP/s", operations / f32_seconds / 1e9);
+        print!(
+            "n={n:5}  f32 accel x1 {:7.1} GFLOP/s",
+            operations / f32_seconds / 1e9
+        );
         for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
-            let config = GemmConfig { kernel: Some(kernel) };
+            let config = GemmConfig {
+                kernel: Some(kernel),
+            };
             let seconds = best_seconds(repetitions, || {
                 let packed = PackedB::pack(black_box(b.view())).unwrap();
                 gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &config).unwrap();
             });
-            print!("  {kernel} {:7.1} GOP/s ({:.2}×)", operations / seconds / 1e9, f32_seconds / seconds);
+            print!(
+                "  {kernel} {:7.1} GOP/s ({:.2}×)",
+                operations / seconds / 1e9,
+                f32_seconds / seconds
+            );
         }
         println!();
     }

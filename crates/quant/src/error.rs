@@ -47,7 +47,9 @@ pub enum QuantError {
         kernel: &'static str,
     },
     /// `QUANT_KERNEL` names no kernel.
-    #[error("unknown kernel name {name:?} in QUANT_KERNEL (expected one of avx512-vnni, avx2, scalar)")]
+    #[error(
+        "unknown kernel name {name:?} in QUANT_KERNEL (expected one of avx512-vnni, avx2, scalar)"
+    )]
     UnknownKernelName {
         /// What was given.
         name: String,

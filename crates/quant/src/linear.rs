@@ -23,7 +23,10 @@ pub enum ActivationQuant {
 enum Bias {
     /// Dynamic activations: the f32 bias and the weight column sums (the zero-point correction), both needed
     /// at every call because the activation scale changes.
-    Dynamic { bias: Vec<f32>, column_sums: Vec<i32> },
+    Dynamic {
+        bias: Vec<f32>,
+        column_sums: Vec<i32>,
+    },
     /// Static activations: `round(bias / (s_x · s_w)) − z_x · Σ_k W[k, j]`, one i32 per output.
     Folded(Vec<i32>),
 }
@@ -105,7 +108,8 @@ impl QuantizedLinear {
         let Codes::I8(codes) = quantized.codes() else {
             unreachable!("signed types are stored as i8")
         };
-        let codes = Array2::from_shape_vec(weight.dim(), codes.clone()).expect("one code per weight");
+        let codes =
+            Array2::from_shape_vec(weight.dim(), codes.clone()).expect("one code per weight");
         let packed = PackedB::pack(codes.view())?;
         let weight_scales: Vec<f32> = quantized.params().iter().map(QuantParams::scale).collect();
         let column_sums = packed.column_sums();
@@ -113,7 +117,12 @@ impl QuantizedLinear {
             ActivationQuant::Dynamic => Bias::Dynamic { bias, column_sums },
             ActivationQuant::Static(params) => {
                 check_u8(&params)?;
-                Bias::Folded(quantized_bias(&bias, &weight_scales, &params, &column_sums)?)
+                Bias::Folded(quantized_bias(
+                    &bias,
+                    &weight_scales,
+                    &params,
+                    &column_sums,
+                )?)
             }
         };
         Ok(QuantizedLinear {
@@ -150,7 +159,8 @@ impl QuantizedLinear {
     pub fn storage_bytes(&self) -> usize {
         let bias = match &self.bias {
             Bias::Dynamic { bias, column_sums } => {
-                std::mem::size_of_val(bias.as_slice()) + std::mem::size_of_val(column_sums.as_slice())
+                std::mem::size_of_val(bias.as_slice())
+                    + std::mem::size_of_val(column_sums.as_slice())
             }
             Bias::Folded(folded) => std::mem::size_of_val(folded.as_slice()),
         };
@@ -158,7 +168,10 @@ impl QuantizedLinear {
             ActivationQuant::Dynamic => 0,
             ActivationQuant::Static(_) => std::mem::size_of::<f32>() + std::mem::size_of::<i32>(),
         };
-        self.weight.storage_bytes() + std::mem::size_of_val(self.weight_scales.as_slice()) + bias + activation
+        self.weight.storage_bytes()
+            + std::mem::size_of_val(self.weight_scales.as_slice())
+            + bias
+            + activation
     }
 
     /// `x · W + b` for `x` (`batch × in`); returns the output and the GEMM kernel that ran.
@@ -196,7 +209,12 @@ impl QuantizedLinear {
         }
         let x_codes = x.mapv(|v| params.quantize_value(v) as u8);
         let mut accumulators = Array2::<i32>::zeros((x.nrows(), self.out_features()));
-        let kernel = gemm_u8i8_i32(x_codes.view(), &self.weight, accumulators.view_mut(), config)?;
+        let kernel = gemm_u8i8_i32(
+            x_codes.view(),
+            &self.weight,
+            accumulators.view_mut(),
+            config,
+        )?;
         let dynamic_offsets;
         let offsets: &[i32] = match &self.bias {
             Bias::Folded(folded) => folded,
@@ -205,7 +223,11 @@ impl QuantizedLinear {
                 &dynamic_offsets
             }
         };
-        let output_scales: Vec<f32> = self.weight_scales.iter().map(|s| s * params.scale()).collect();
+        let output_scales: Vec<f32> = self
+            .weight_scales
+            .iter()
+            .map(|s| s * params.scale())
+            .collect();
         let mut output = Array2::<f32>::zeros(accumulators.dim());
         for (mut out_row, acc_row) in output.rows_mut().into_iter().zip(accumulators.rows()) {
             Zip::from(&mut out_row)
@@ -286,7 +308,12 @@ impl QuantizedMlp {
                     ActivationQuant::Static(observer.params(Scheme::Affine, QuantType::Uint8)?)
                 }
             };
-            quantized.push(QuantizedLinear::new(*weight, *bias, config.weight_qtype, activation)?);
+            quantized.push(QuantizedLinear::new(
+                *weight,
+                *bias,
+                config.weight_qtype,
+                activation,
+            )?);
             if config.calibration.is_some() && index + 1 < layers.len() {
                 let mut next = accel::matmul(activations.view(), *weight)?;
                 next += bias;

@@ -73,13 +73,17 @@ impl Observer {
     /// than 256 entropy bins.
     pub fn new(kind: ObserverKind) -> Result<Self, QuantError> {
         match kind {
-            ObserverKind::MovingAverageMinMax { momentum } if !(momentum > 0.0 && momentum <= 1.0) => {
+            ObserverKind::MovingAverageMinMax { momentum }
+                if !(momentum > 0.0 && momentum <= 1.0) =>
+            {
                 return Err(QuantError::InvalidParameter {
                     what: "momentum",
                     reason: format!("{momentum} is outside (0, 1]"),
                 })
             }
-            ObserverKind::Percentile { percentile } if !(percentile > 50.0 && percentile <= 100.0) => {
+            ObserverKind::Percentile { percentile }
+                if !(percentile > 50.0 && percentile <= 100.0) =>
+            {
                 return Err(QuantError::InvalidParameter {
                     what: "percentile",
                     reason: format!("{percentile} is outside (50, 100]"),
@@ -120,7 +124,9 @@ impl Observer {
         }
         let (batch_min, batch_max) = batch
             .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
         self.min = self.min.min(batch_min);
         self.max = self.max.max(batch_max);
         if let ObserverKind::MovingAverageMinMax { momentum } = self.kind {
@@ -168,7 +174,7 @@ impl Observer {
             ObserverKind::Entropy { bins } => {
                 let (_, qmax) = qtype.full_range();
                 let levels = match scheme {
-                    Scheme::Symmetric => (qmax + 1).min(128).max(2) as usize,
+                    Scheme::Symmetric => (qmax + 1).clamp(2, 128) as usize,
                     Scheme::Affine => 128,
                 };
                 let threshold = entropy_threshold(&self.values, bins, levels.min(bins));
@@ -192,7 +198,8 @@ fn quantile_sorted(sorted: &[f32], q: f64) -> f32 {
     let position = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
     let (below, fraction) = (position.floor() as usize, position.fract());
     let above = (below + 1).min(sorted.len() - 1);
-    (f64::from(sorted[below]) + fraction * (f64::from(sorted[above]) - f64::from(sorted[below]))) as f32
+    (f64::from(sorted[below]) + fraction * (f64::from(sorted[above]) - f64::from(sorted[below])))
+        as f32
 }
 
 /// At most this many values enter the MSE search (a deterministic stride over the data), to bound its cost.
@@ -256,8 +263,11 @@ fn entropy_threshold(values: &[f32], bins: usize, levels: usize) -> f32 {
             let stop = ((level + 1) * end / levels).max(start + 1).min(end);
             let mass: f64 = histogram[start..stop].iter().sum();
             let nonzero = histogram[start..stop].iter().filter(|&&c| c > 0.0).count();
-            for bin in start..stop {
-                candidate[bin] = if histogram[bin] > 0.0 {
+            for (slot, &count) in candidate[start..stop]
+                .iter_mut()
+                .zip(&histogram[start..stop])
+            {
+                *slot = if count > 0.0 {
                     mass / nonzero as f64
                 } else {
                     0.0
@@ -270,13 +280,13 @@ fn entropy_threshold(values: &[f32], bins: usize, levels: usize) -> f32 {
             continue;
         }
         let mut divergence = 0.0;
-        for bin in 0..end {
-            let p = reference[bin] / p_total;
+        for (&p_count, &q_count) in reference[..end].iter().zip(&candidate[..end]) {
+            let p = p_count / p_total;
             if p == 0.0 {
                 continue;
             }
             // A bin of P with mass where Q has none (only the folded last bin can be so) gets a small floor.
-            let q = (candidate[bin] / q_total).max(1e-12);
+            let q = (q_count / q_total).max(1e-12);
             divergence += p * (p / q).ln();
         }
         if divergence < best.0 {
@@ -324,7 +334,9 @@ mod tests {
     #[test]
     fn calibration_data_is_used() {
         // Two different data sets must give two different ranges for every observer.
-        let narrow: Vec<f32> = (0..4000).map(|i| ((i % 200) as f32 - 100.0) / 100.0).collect();
+        let narrow: Vec<f32> = (0..4000)
+            .map(|i| ((i % 200) as f32 - 100.0) / 100.0)
+            .collect();
         let wide: Vec<f32> = narrow.iter().map(|v| v * 7.0).collect();
         for kind in all_kinds() {
             let range_of = |data: &[f32]| {
@@ -333,13 +345,18 @@ mod tests {
                 observer.range(Scheme::Symmetric, QuantType::Int8).unwrap()
             };
             let (narrow_range, wide_range) = (range_of(&narrow), range_of(&wide));
-            assert!(wide_range.1 > 3.0 * narrow_range.1, "{kind:?}: {narrow_range:?} {wide_range:?}");
+            assert!(
+                wide_range.1 > 3.0 * narrow_range.1,
+                "{kind:?}: {narrow_range:?} {wide_range:?}"
+            );
         }
     }
 
     #[test]
     fn clipping_observers_ignore_one_outlier_that_min_max_keeps() {
-        let mut data: Vec<f32> = (0..20_000).map(|i| ((i * 7919 % 2001) as f32 - 1000.0) / 1000.0).collect();
+        let mut data: Vec<f32> = (0..20_000)
+            .map(|i| ((i * 7919 % 2001) as f32 - 1000.0) / 1000.0)
+            .collect();
         data.push(100.0);
         let kinds = [
             ObserverKind::MinMax,
@@ -352,7 +369,9 @@ mod tests {
             observer.observe(&data).unwrap();
             let (_, high) = observer.range(Scheme::Symmetric, QuantType::Int8).unwrap();
             match kind {
-                ObserverKind::MinMax | ObserverKind::MovingAverageMinMax { .. } => assert_eq!(high, 100.0),
+                ObserverKind::MinMax | ObserverKind::MovingAverageMinMax { .. } => {
+                    assert_eq!(high, 100.0)
+                }
                 _ => assert!(high < 50.0, "{kind:?} kept the outlier: {high}"),
             }
         }
@@ -362,15 +381,19 @@ mod tests {
     fn mse_clipping_never_loses_to_min_max() {
         // MSE weighs the clipped outlier's own error too, so it may keep it; but its range never has a larger
         // error than min–max, which is one of its candidates. Heavy-tailed data: it clips.
-        let data: Vec<f32> = (1..5000).map(|i| {
-            let u = i as f32 / 5000.0;
-            (u / (1.0 - u)).ln() * if i % 2 == 0 { 1.0 } else { -1.0 }
-        }).collect();
+        let data: Vec<f32> = (1..5000)
+            .map(|i| {
+                let u = i as f32 / 5000.0;
+                (u / (1.0 - u)).ln() * if i % 2 == 0 { 1.0 } else { -1.0 }
+            })
+            .collect();
         let error_of = |kind| {
             let mut observer = Observer::new(kind).unwrap();
             observer.observe(&data).unwrap();
             let params = observer.params(Scheme::Symmetric, QuantType::Int8).unwrap();
-            data.iter().map(|&v| (params.dequantize_value(params.quantize_value(v)) - v).powi(2)).sum::<f32>()
+            data.iter()
+                .map(|&v| (params.dequantize_value(params.quantize_value(v)) - v).powi(2))
+                .sum::<f32>()
         };
         let (mse, min_max) = (error_of(ObserverKind::Mse), error_of(ObserverKind::MinMax));
         assert!(mse <= min_max, "{mse} > {min_max}");
@@ -378,9 +401,13 @@ mod tests {
 
     #[test]
     fn moving_average_follows_batches() {
-        let mut observer = Observer::new(ObserverKind::MovingAverageMinMax { momentum: 0.5 }).unwrap();
+        let mut observer =
+            Observer::new(ObserverKind::MovingAverageMinMax { momentum: 0.5 }).unwrap();
         observer.observe(&[-1.0, 1.0]).unwrap();
         observer.observe(&[-3.0, 3.0]).unwrap();
-        assert_eq!(observer.range(Scheme::Affine, QuantType::Uint8).unwrap(), (-2.0, 2.0));
+        assert_eq!(
+            observer.range(Scheme::Affine, QuantType::Uint8).unwrap(),
+            (-2.0, 2.0)
+        );
     }
 }

@@ -38,10 +38,12 @@ impl QuantType {
 
     fn check(self) -> Result<(), QuantError> {
         match self {
-            QuantType::IntN { bits } if !(2..=8).contains(&bits) => Err(QuantError::InvalidParameter {
-                what: "bits",
-                reason: format!("{bits} is outside 2..=8"),
-            }),
+            QuantType::IntN { bits } if !(2..=8).contains(&bits) => {
+                Err(QuantError::InvalidParameter {
+                    what: "bits",
+                    reason: format!("{bits} is outside 2..=8"),
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -118,7 +120,12 @@ impl QuantParams {
     /// # Errors
     /// [`QuantError::NonFinite`] for NaN/inf bounds; [`QuantError::InvalidParameter`] when `min > max` or the
     /// bit width is unsupported.
-    pub fn from_range(min: f32, max: f32, scheme: Scheme, qtype: QuantType) -> Result<Self, QuantError> {
+    pub fn from_range(
+        min: f32,
+        max: f32,
+        scheme: Scheme,
+        qtype: QuantType,
+    ) -> Result<Self, QuantError> {
         crate::error::check_finite("range", &[min, max])?;
         qtype.check()?;
         if min > max {
@@ -151,16 +158,29 @@ impl QuantParams {
                     if magnitude == 0.0 {
                         return QuantParams::new(1.0, qmin.max(0).min(qmax), qmin, qmax);
                     }
-                    let zero_point = if min > 0.0 { qmin.max(0).min(qmax - 1) } else { qmax };
-                    let zero_point = if min > 0.0 { zero_point } else { zero_point.max(qmin + 1) };
+                    let zero_point = if min > 0.0 {
+                        qmin.max(0).min(qmax - 1)
+                    } else {
+                        qmax
+                    };
+                    let zero_point = if min > 0.0 {
+                        zero_point
+                    } else {
+                        zero_point.max(qmin + 1)
+                    };
                     return QuantParams::new(magnitude, zero_point, qmin, qmax);
                 }
                 let scale = (f64::from(high) - f64::from(low)) / f64::from(qmax - qmin);
                 let scale = scale as f32;
-                let scale = if scale > 0.0 && scale.is_finite() { scale } else { f32::MIN_POSITIVE };
+                let scale = if scale > 0.0 && scale.is_finite() {
+                    scale
+                } else {
+                    f32::MIN_POSITIVE
+                };
                 // low ≤ 0 ≤ high, so −low/scale lies in [0, qmax − qmin] and the zero point needs no clamp; the
                 // clamp below only absorbs a last-ulp rounding excess and never moves it by more than one step.
-                let zero_point = (f64::from(qmin) - f64::from(low) / f64::from(scale)).round() as i32;
+                let zero_point =
+                    (f64::from(qmin) - f64::from(low) / f64::from(scale)).round() as i32;
                 QuantParams::new(scale, zero_point.clamp(qmin, qmax), qmin, qmax)
             }
         }
@@ -235,15 +255,20 @@ mod tests {
         assert_eq!(params.zero_point(), 0);
         let (low, high) = params.representable_range();
         assert!(low <= 10.0 && high >= 20.0 - params.scale() / 2.0);
-        let params = QuantParams::from_range(-20.0, -10.0, Scheme::Affine, QuantType::Uint8).unwrap();
+        let params =
+            QuantParams::from_range(-20.0, -10.0, Scheme::Affine, QuantType::Uint8).unwrap();
         assert_eq!(params.zero_point(), 255);
         assert_eq!(params.dequantize_value(params.quantize_value(0.0)), 0.0);
     }
 
     #[test]
     fn symmetric_int8_uses_restricted_range() {
-        let params = QuantParams::from_range(-3.0, 1.0, Scheme::Symmetric, QuantType::Int8).unwrap();
-        assert_eq!((params.qmin(), params.qmax(), params.zero_point()), (-127, 127, 0));
+        let params =
+            QuantParams::from_range(-3.0, 1.0, Scheme::Symmetric, QuantType::Int8).unwrap();
+        assert_eq!(
+            (params.qmin(), params.qmax(), params.zero_point()),
+            (-127, 127, 0)
+        );
         assert!((params.scale() - 3.0 / 127.0).abs() < 1e-7);
     }
 
@@ -251,7 +276,9 @@ mod tests {
     fn invalid_inputs_are_errors() {
         assert!(QuantParams::from_range(f32::NAN, 1.0, Scheme::Affine, QuantType::Uint8).is_err());
         assert!(QuantParams::from_range(2.0, 1.0, Scheme::Affine, QuantType::Uint8).is_err());
-        assert!(QuantParams::from_range(0.0, 1.0, Scheme::Affine, QuantType::IntN { bits: 1 }).is_err());
+        assert!(
+            QuantParams::from_range(0.0, 1.0, Scheme::Affine, QuantType::IntN { bits: 1 }).is_err()
+        );
         assert!(QuantParams::new(0.0, 0, -1, 1).is_err());
         assert!(QuantParams::new(1.0, 5, -1, 1).is_err());
     }
@@ -260,7 +287,11 @@ mod tests {
     fn constants_round_trip_exactly() {
         for value in [0.1f32, -0.1, 3.7e-3, -1234.5, 0.0, 1e-30] {
             for scheme in [Scheme::Symmetric, Scheme::Affine] {
-                for qtype in [QuantType::Int8, QuantType::Uint8, QuantType::IntN { bits: 2 }] {
+                for qtype in [
+                    QuantType::Int8,
+                    QuantType::Uint8,
+                    QuantType::IntN { bits: 2 },
+                ] {
                     let params = QuantParams::from_range(value, value, scheme, qtype).unwrap();
                     let back = params.dequantize_value(params.quantize_value(value));
                     assert_eq!(back, value, "{value} {scheme:?} {qtype:?} {params:?}");

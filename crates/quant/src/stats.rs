@@ -33,7 +33,8 @@ impl ErrorStats {
         }
         check_finite("reference", reference)?;
         check_finite("approximation", approx)?;
-        let (mut absolute_sum, mut max_error, mut error_energy, mut signal_energy) = (0.0, 0.0f64, 0.0, 0.0);
+        let (mut absolute_sum, mut max_error, mut error_energy, mut signal_energy) =
+            (0.0, 0.0f64, 0.0, 0.0);
         for (&x, &y) in reference.iter().zip(approx) {
             let error = f64::from(y) - f64::from(x);
             absolute_sum += error.abs();
@@ -41,10 +42,12 @@ impl ErrorStats {
             error_energy += error * error;
             signal_energy += f64::from(x) * f64::from(x);
         }
-        let relative_error = match (error_energy, signal_energy) {
-            (e, _) if e == 0.0 => 0.0,
-            (_, s) if s == 0.0 => f64::INFINITY,
-            (e, s) => (e / s).sqrt(),
+        let relative_error = if error_energy == 0.0 {
+            0.0
+        } else if signal_energy == 0.0 {
+            f64::INFINITY
+        } else {
+            (error_energy / signal_energy).sqrt()
         };
         let sqnr_db = if error_energy == 0.0 {
             f64::INFINITY
@@ -72,7 +75,10 @@ mod tests {
         assert!((stats.max_absolute_error - 0.1).abs() < 1e-6);
         // Σx² = 6, Σe² = 0.02 → 10·log10(300) ≈ 24.77 dB.
         assert!((stats.sqnr_db - 24.771).abs() < 1e-2, "{}", stats.sqnr_db);
-        assert!(ErrorStats::between(&[1.0], &[1.0]).unwrap().sqnr_db.is_infinite());
+        assert!(ErrorStats::between(&[1.0], &[1.0])
+            .unwrap()
+            .sqnr_db
+            .is_infinite());
         assert!(ErrorStats::between(&[1.0], &[]).is_err());
         assert!(ErrorStats::between(&[f32::NAN], &[1.0]).is_err());
     }

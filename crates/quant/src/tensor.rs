@@ -102,7 +102,9 @@ impl QuantizedTensor {
     /// [`QuantError::NonFinite`] for NaN/inf values; [`QuantError::InvalidParameter`] for a bad axis or width.
     pub fn quantize(values: ArrayViewD<'_, f32>, config: &QuantConfig) -> Result<Self, QuantError> {
         let contiguous = values.as_standard_layout();
-        let flat = contiguous.as_slice().expect("standard layout is contiguous");
+        let flat = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         check_finite("tensor", flat)?;
         let (n_channels, inner) = channel_layout(values.shape(), config.granularity)?;
         let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); n_channels.max(1)];
@@ -133,7 +135,9 @@ impl QuantizedTensor {
         qtype: QuantType,
     ) -> Result<Self, QuantError> {
         let contiguous = values.as_standard_layout();
-        let flat = contiguous.as_slice().expect("standard layout is contiguous");
+        let flat = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         check_finite("tensor", flat)?;
         let (n_channels, inner) = channel_layout(values.shape(), granularity)?;
         if params.len() != n_channels {
@@ -245,13 +249,22 @@ impl HalfTensor {
     ///
     /// # Errors
     /// [`QuantError::NonFinite`] for NaN/inf input.
-    pub fn from_f32(values: ArrayViewD<'_, f32>, precision: HalfPrecision) -> Result<Self, QuantError> {
+    pub fn from_f32(
+        values: ArrayViewD<'_, f32>,
+        precision: HalfPrecision,
+    ) -> Result<Self, QuantError> {
         let contiguous = values.as_standard_layout();
-        let flat = contiguous.as_slice().expect("standard layout is contiguous");
+        let flat = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         check_finite("tensor", flat)?;
         let storage = match precision {
-            HalfPrecision::F16 => HalfStorage::F16(flat.iter().map(|&v| f16::from_f32(v)).collect()),
-            HalfPrecision::Bf16 => HalfStorage::Bf16(flat.iter().map(|&v| bf16::from_f32(v)).collect()),
+            HalfPrecision::F16 => {
+                HalfStorage::F16(flat.iter().map(|&v| f16::from_f32(v)).collect())
+            }
+            HalfPrecision::Bf16 => {
+                HalfStorage::Bf16(flat.iter().map(|&v| bf16::from_f32(v)).collect())
+            }
         };
         Ok(HalfTensor {
             shape: values.shape().to_vec(),
@@ -290,7 +303,8 @@ mod tests {
     #[test]
     fn per_channel_uses_each_channels_range() {
         // Column 0 spans ±1, column 1 spans ±100: per-channel keeps column 0 precise.
-        let values = Array2::from_shape_vec((3, 2), vec![-1.0, -100.0, 0.5, 50.0, 1.0, 100.0]).unwrap();
+        let values =
+            Array2::from_shape_vec((3, 2), vec![-1.0, -100.0, 0.5, 50.0, 1.0, 100.0]).unwrap();
         let config = QuantConfig {
             granularity: Granularity::PerChannel { axis: 1 },
             ..QuantConfig::default()

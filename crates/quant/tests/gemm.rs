@@ -5,7 +5,7 @@ use ndarray::{s, Array2};
 use quant::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB, QuantError};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-const SEED: u64 = 0x9a47_1e8;
+const SEED: u64 = 0x09a4_71e8;
 
 /// The shared shape table (STYLE.md) as (m, k, n), plus this GEMM's own edges: the register tile is 8 × 32,
 /// k goes in groups of 4 and blocks of 512, A in blocks of 96 rows. Small enough for debug builds.
@@ -54,7 +54,10 @@ fn random(rng: &mut StdRng, m: usize, k: usize, n: usize) -> (Array2<u8>, Array2
 }
 
 fn available_kernels() -> Vec<GemmKernel> {
-    GemmKernel::ALL.into_iter().filter(|kernel| kernel.is_available()).collect()
+    GemmKernel::ALL
+        .into_iter()
+        .filter(|kernel| kernel.is_available())
+        .collect()
 }
 
 #[test]
@@ -67,7 +70,15 @@ fn every_kernel_matches_the_i64_reference_on_the_shape_table() {
         for kernel in available_kernels() {
             // A sentinel in every cell shows a missed write (and exact equality shows a stray one).
             let mut c = Array2::<i32>::from_elem((m, n), i32::MIN);
-            let ran = gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig { kernel: Some(kernel) }).unwrap();
+            let ran = gemm_u8i8_i32(
+                a.view(),
+                &packed,
+                c.view_mut(),
+                &GemmConfig {
+                    kernel: Some(kernel),
+                },
+            )
+            .unwrap();
             assert_eq!(ran, kernel);
             // Integer arithmetic is exact: no tolerance.
             assert_eq!(c.mapv(i64::from), expected, "{kernel} on {m}×{k}×{n}");
@@ -85,9 +96,23 @@ fn no_kernel_saturates_on_the_worst_case_operands() {
     let packed = PackedB::pack(b.view()).unwrap();
     for kernel in available_kernels() {
         let mut c = Array2::<i32>::zeros((m, n));
-        gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig { kernel: Some(kernel) }).unwrap();
-        assert!(c.column(0).iter().all(|&v| v == -255 * 128 * k as i32), "{kernel}");
-        assert!(c.column(1).iter().all(|&v| v == 255 * 127 * k as i32), "{kernel}");
+        gemm_u8i8_i32(
+            a.view(),
+            &packed,
+            c.view_mut(),
+            &GemmConfig {
+                kernel: Some(kernel),
+            },
+        )
+        .unwrap();
+        assert!(
+            c.column(0).iter().all(|&v| v == -255 * 128 * k as i32),
+            "{kernel}"
+        );
+        assert!(
+            c.column(1).iter().all(|&v| v == 255 * 127 * k as i32),
+            "{kernel}"
+        );
     }
 }
 
@@ -99,7 +124,9 @@ fn strided_a_and_packing_accessors() {
     let expected = gemm_reference_i64(a_strided, b.view());
     let packed = PackedB::pack(b.view()).unwrap();
     assert_eq!(packed.storage_bytes(), 40 * 45);
-    let sums: Vec<i32> = (0..45).map(|j| b.column(j).iter().map(|&v| i32::from(v)).sum()).collect();
+    let sums: Vec<i32> = (0..45)
+        .map(|j| b.column(j).iter().map(|&v| i32::from(v)).sum())
+        .collect();
     assert_eq!(packed.column_sums(), sums);
     assert!((0..37).all(|r| (0..45).all(|c| packed.get(r, c) == b[[r, c]])));
     let mut c = Array2::<i32>::zeros((10, 45));
@@ -120,5 +147,11 @@ fn shape_errors_are_typed() {
     let mut c = Array2::<i32>::zeros((3, 3));
     assert!(gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig::default()).is_err());
     assert!(PackedB::pack(Array2::<i8>::zeros((quant::gemm::MAX_K + 1, 0)).view()).is_err());
-    assert_eq!(GemmKernel::detected(), GemmKernel::ALL.into_iter().find(|k| k.is_available()).unwrap());
+    assert_eq!(
+        GemmKernel::detected(),
+        GemmKernel::ALL
+            .into_iter()
+            .find(|k| k.is_available())
+            .unwrap()
+    );
 }

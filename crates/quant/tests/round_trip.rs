@@ -4,8 +4,8 @@
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use proptest::prelude::*;
 use quant::{
-    ActivationQuant, ErrorStats, GemmConfig, GemmKernel, Granularity, QuantConfig, QuantParams, QuantType,
-    QuantizedLinear, QuantizedMlp, QuantizedMlpConfig, QuantizedTensor, Scheme,
+    ActivationQuant, ErrorStats, GemmConfig, GemmKernel, Granularity, QuantConfig, QuantParams,
+    QuantType, QuantizedLinear, QuantizedMlp, QuantizedMlpConfig, QuantizedTensor, Scheme,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -67,8 +67,13 @@ proptest! {
 #[test]
 fn per_channel_bound_holds_per_channel_and_sizes_are_bytes() {
     let mut rng = StdRng::seed_from_u64(3);
-    let values = Array2::from_shape_fn((40, 6), |(_, col)| rng.random_range(-1.0f32..1.0) * 10f32.powi(col as i32 - 3));
-    let config = QuantConfig { granularity: Granularity::PerChannel { axis: 1 }, ..QuantConfig::default() };
+    let values = Array2::from_shape_fn((40, 6), |(_, col)| {
+        rng.random_range(-1.0f32..1.0) * 10f32.powi(col as i32 - 3)
+    });
+    let config = QuantConfig {
+        granularity: Granularity::PerChannel { axis: 1 },
+        ..QuantConfig::default()
+    };
     let tensor = QuantizedTensor::quantize(values.view().into_dyn(), &config).unwrap();
     let back = tensor.dequantize();
     for ((row, col), &x) in values.indexed_iter() {
@@ -94,13 +99,24 @@ fn quantized_linear_matches_f32_within_quantization_error_on_every_kernel() {
     let reference = x.dot(&weight) + &bias;
     for activation in [
         ActivationQuant::Dynamic,
-        ActivationQuant::Static(QuantParams::from_range(-1.0, 2.0, Scheme::Affine, QuantType::Uint8).unwrap()),
+        ActivationQuant::Static(
+            QuantParams::from_range(-1.0, 2.0, Scheme::Affine, QuantType::Uint8).unwrap(),
+        ),
     ] {
-        let layer = QuantizedLinear::new(weight.view(), bias.view(), QuantType::Int8, activation).unwrap();
+        let layer =
+            QuantizedLinear::new(weight.view(), bias.view(), QuantType::Int8, activation).unwrap();
         for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
-            let (y, ran) = layer.forward(x.view(), &GemmConfig { kernel: Some(kernel) }).unwrap();
+            let (y, ran) = layer
+                .forward(
+                    x.view(),
+                    &GemmConfig {
+                        kernel: Some(kernel),
+                    },
+                )
+                .unwrap();
             assert_eq!(ran, kernel);
-            let stats = ErrorStats::between(reference.as_slice().unwrap(), y.as_slice().unwrap()).unwrap();
+            let stats =
+                ErrorStats::between(reference.as_slice().unwrap(), y.as_slice().unwrap()).unwrap();
             // Each output sums 70 products, each off by at most half an activation step times |w| plus half a
             // weight step times |x|; 30 dB SQNR is far below that bound's typical value (~40 dB) and far above
             // any wiring mistake (a wrong zero point or scale gives < 10 dB).
@@ -124,11 +140,19 @@ fn two_bit_weights_are_much_worse_and_an_mlp_calibrates() {
     let sqnr = |config: QuantizedMlpConfig| {
         let mlp = QuantizedMlp::quantize(&layers, x.view(), &config).unwrap();
         let (y, _) = mlp.forward(x.view(), &GemmConfig::default()).unwrap();
-        ErrorStats::between(reference.as_slice().unwrap(), y.as_slice().unwrap()).unwrap().sqnr_db
+        ErrorStats::between(reference.as_slice().unwrap(), y.as_slice().unwrap())
+            .unwrap()
+            .sqnr_db
     };
     let int8 = sqnr(QuantizedMlpConfig::default());
-    let dynamic = sqnr(QuantizedMlpConfig { calibration: None, ..QuantizedMlpConfig::default() });
-    let two_bit = sqnr(QuantizedMlpConfig { weight_qtype: QuantType::IntN { bits: 2 }, ..QuantizedMlpConfig::default() });
+    let dynamic = sqnr(QuantizedMlpConfig {
+        calibration: None,
+        ..QuantizedMlpConfig::default()
+    });
+    let two_bit = sqnr(QuantizedMlpConfig {
+        weight_qtype: QuantType::IntN { bits: 2 },
+        ..QuantizedMlpConfig::default()
+    });
     assert!(int8 > 25.0 && dynamic > 25.0, "{int8} {dynamic}");
     assert!(two_bit < int8 - 10.0, "{two_bit} vs {int8}");
 }

@@ -5,6 +5,7 @@ mod accel_claims;
 mod kvcache_claims;
 mod perf_core_claims;
 mod profiling_claims;
+mod quant_claims;
 
 use anyhow::Result;
 use perf_core::claim::ClaimResult;
@@ -51,6 +52,10 @@ pub fn registry() -> Vec<Module> {
         Module {
             name: "kvcache",
             run: kvcache_claims::run,
+        },
+        Module {
+            name: "quant",
+            run: quant_claims::run,
         },
     ]
 }

@@ -21,8 +21,14 @@ pub(crate) struct TileOut<'a> {
 /// When the slices are shorter than `groups` k groups or the output cannot hold the tile (a bug in the
 /// driver), or `kernel` is not available (the driver resolves availability first).
 pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
-    assert!(a.len() >= groups * MR * KU && b.len() >= groups * NR * KU, "micro-panels too short");
-    assert!(out.stride >= NR && out.values.len() >= (MR - 1) * out.stride + NR, "output tile too small");
+    assert!(
+        a.len() >= groups * MR * KU && b.len() >= groups * NR * KU,
+        "micro-panels too short"
+    );
+    assert!(
+        out.stride >= NR && out.values.len() >= (MR - 1) * out.stride + NR,
+        "output tile too small"
+    );
     match kernel {
         #[cfg(target_arch = "x86_64")]
         GemmKernel::Avx512Vnni => {
@@ -30,13 +36,31 @@ pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: Ti
             // SAFETY: AVX-512 F/BW/VNNI were detected (asserted above); the slices hold `groups` full k groups
             // and the output holds MR rows of NR values at `stride` (asserted above), which is all the kernel
             // reads and writes.
-            unsafe { x86::avx512_vnni(a.as_ptr(), b.as_ptr(), groups, out.values.as_mut_ptr(), out.stride, out.accumulate) }
+            unsafe {
+                x86::avx512_vnni(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    groups,
+                    out.values.as_mut_ptr(),
+                    out.stride,
+                    out.accumulate,
+                )
+            }
         }
         #[cfg(target_arch = "x86_64")]
         GemmKernel::Avx2 => {
             assert!(kernel.is_available());
             // SAFETY: as above, with AVX2 detected.
-            unsafe { x86::avx2(a.as_ptr(), b.as_ptr(), groups, out.values.as_mut_ptr(), out.stride, out.accumulate) }
+            unsafe {
+                x86::avx2(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    groups,
+                    out.values.as_mut_ptr(),
+                    out.stride,
+                    out.accumulate,
+                )
+            }
         }
         _ => scalar(a, b, groups, out),
     }
@@ -65,7 +89,9 @@ fn scalar(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
         let row = &mut out.values[r * out.stride..r * out.stride + NR];
         let computed = &tile[r * NR..(r + 1) * NR];
         if out.accumulate {
-            row.iter_mut().zip(computed).for_each(|(target, value)| *target += value);
+            row.iter_mut()
+                .zip(computed)
+                .for_each(|(target, value)| *target += value);
         } else {
             row.copy_from_slice(computed);
         }
@@ -102,7 +128,8 @@ mod x86 {
                 let b1 = _mm512_loadu_si512(b_group.add(64).cast());
                 let a_group = a.add(group * MR * KU);
                 for (r, row_acc) in acc.iter_mut().enumerate() {
-                    let a_lanes = _mm512_set1_epi32(a_group.add(r * KU).cast::<i32>().read_unaligned());
+                    let a_lanes =
+                        _mm512_set1_epi32(a_group.add(r * KU).cast::<i32>().read_unaligned());
                     row_acc[0] = _mm512_dpbusd_epi32(row_acc[0], a_lanes, b0);
                     row_acc[1] = _mm512_dpbusd_epi32(row_acc[1], a_lanes, b1);
                 }
@@ -131,7 +158,14 @@ mod x86 {
     /// # Safety
     /// The CPU supports AVX2; pointers as for [`avx512_vnni`].
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn avx2(a: *const u8, b: *const i8, groups: usize, c: *mut i32, stride: usize, accumulate: bool) {
+    pub(super) unsafe fn avx2(
+        a: *const u8,
+        b: *const i8,
+        groups: usize,
+        c: *mut i32,
+        stride: usize,
+        accumulate: bool,
+    ) {
         for r in 0..MR {
             let mut acc = [_mm256_setzero_si256(); NR / KU];
             for group in 0..groups {
@@ -144,14 +178,17 @@ mod x86 {
                     for (chunk, chunk_acc) in acc.iter_mut().enumerate() {
                         let bytes = _mm_loadu_si128(b_group.add(chunk * 16).cast());
                         let widened = _mm256_cvtepi8_epi16(bytes);
-                        *chunk_acc = _mm256_add_epi32(*chunk_acc, _mm256_madd_epi16(a_lanes, widened));
+                        *chunk_acc =
+                            _mm256_add_epi32(*chunk_acc, _mm256_madd_epi16(a_lanes, widened));
                     }
                 }
             }
             let mut pairs = [0i32; 2 * NR];
             for (chunk, chunk_acc) in acc.iter().enumerate() {
                 // SAFETY: `pairs` holds 64 i32; chunk c writes its 8 at 8·c.
-                unsafe { _mm256_storeu_si256(pairs.as_mut_ptr().add(chunk * 8).cast(), *chunk_acc) };
+                unsafe {
+                    _mm256_storeu_si256(pairs.as_mut_ptr().add(chunk * 8).cast(), *chunk_acc)
+                };
             }
             for col in 0..NR {
                 let value = pairs[2 * col] + pairs[2 * col + 1];

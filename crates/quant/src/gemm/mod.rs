@@ -155,7 +155,10 @@ impl PackedB {
         for panel_start in (0..n).step_by(NR) {
             let width = NR.min(n - panel_start);
             let panel = &mut data[panel_start * groups * KU..(panel_start + width) * groups * KU];
-            for ((row_idx, col_idx), &value) in b.slice(ndarray::s![.., panel_start..panel_start + width]).indexed_iter() {
+            for ((row_idx, col_idx), &value) in b
+                .slice(ndarray::s![.., panel_start..panel_start + width])
+                .indexed_iter()
+            {
                 let (group, lane) = (row_idx / KU, row_idx % KU);
                 panel[(group * width + col_idx) * KU + lane] = value;
             }
@@ -283,11 +286,19 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
         let accumulate = group_start > 0;
         for row_start in (0..m).step_by(MC) {
             let block_rows = MC.min(m - row_start);
-            pack_a_block(a, row_start, block_rows, group_start, block_groups, &mut a_block);
+            pack_a_block(
+                a,
+                row_start,
+                block_rows,
+                group_start,
+                block_groups,
+                &mut a_block,
+            );
             for panel_start in (0..n).step_by(NR) {
                 let width = NR.min(n - panel_start);
                 let panel = &b.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
-                let panel_block = &panel[group_start * width * KU..(group_start + block_groups) * width * KU];
+                let panel_block =
+                    &panel[group_start * width * KU..(group_start + block_groups) * width * KU];
                 let b_micro: &[i8] = if width == NR {
                     panel_block
                 } else {
@@ -295,8 +306,9 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
                     // serves every panel and the stored weights carry no padding.
                     for group in 0..block_groups {
                         let destination = &mut tail_panel[group * NR * KU..(group + 1) * NR * KU];
-                        destination[..width * KU]
-                            .copy_from_slice(&panel_block[group * width * KU..(group + 1) * width * KU]);
+                        destination[..width * KU].copy_from_slice(
+                            &panel_block[group * width * KU..(group + 1) * width * KU],
+                        );
                         destination[width * KU..].fill(0);
                     }
                     &tail_panel[..block_groups * NR * KU]
@@ -307,11 +319,19 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
                     let origin = (row_start + tile_row) * n + panel_start;
                     if rows == MR && width == NR {
                         // A full tile: the kernel writes (or adds into) C in place.
-                        let out = kernels::TileOut { values: &mut c[origin..], stride: n, accumulate };
+                        let out = kernels::TileOut {
+                            values: &mut c[origin..],
+                            stride: n,
+                            accumulate,
+                        };
                         kernels::run(kernel, a_micro, b_micro, block_groups, out);
                         continue;
                     }
-                    let out = kernels::TileOut { values: &mut edge_tile, stride: NR, accumulate: false };
+                    let out = kernels::TileOut {
+                        values: &mut edge_tile,
+                        stride: NR,
+                        accumulate: false,
+                    };
                     kernels::run(kernel, a_micro, b_micro, block_groups, out);
                     for r in 0..rows {
                         let target = &mut c[origin + r * n..origin + r * n + width];
@@ -365,7 +385,8 @@ fn pack_a_block(
                     for group in 0..groups {
                         for lane in 0..KU {
                             let col = k_start + group * KU + lane;
-                            micro_panel[(group * MR + r) * KU + lane] = if col < k { row[col] } else { 0 };
+                            micro_panel[(group * MR + r) * KU + lane] =
+                                if col < k { row[col] } else { 0 };
                         }
                     }
                 }
