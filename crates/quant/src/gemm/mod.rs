@@ -152,15 +152,25 @@ impl PackedB {
         check_k(k)?;
         let groups = k.div_ceil(KU);
         let mut data = vec![0i8; groups * KU * n];
+        // Four rows at a time: each destination 4-byte lane group takes one byte from each row. Rows are read
+        // as contiguous slices when B is row-major (the common case), element by element otherwise.
+        let contiguous = b.as_standard_layout();
+        let values = contiguous.as_slice().expect("standard layout is contiguous");
         for panel_start in (0..n).step_by(NR) {
             let width = NR.min(n - panel_start);
             let panel = &mut data[panel_start * groups * KU..(panel_start + width) * groups * KU];
-            for ((row_idx, col_idx), &value) in b
-                .slice(ndarray::s![.., panel_start..panel_start + width])
-                .indexed_iter()
-            {
-                let (group, lane) = (row_idx / KU, row_idx % KU);
-                panel[(group * width + col_idx) * KU + lane] = value;
+            for (group, destination) in panel.chunks_exact_mut(width * KU).enumerate() {
+                let row_at = |lane: usize| {
+                    let row_idx = group * KU + lane;
+                    (row_idx < k).then(|| &values[row_idx * n + panel_start..row_idx * n + panel_start + width])
+                };
+                let rows = [row_at(0), row_at(1), row_at(2), row_at(3)];
+                for (lane, row) in rows.iter().enumerate() {
+                    let Some(row) = row else { continue };
+                    for (col, &value) in row.iter().enumerate() {
+                        destination[col * KU + lane] = value;
+                    }
+                }
             }
         }
         Ok(PackedB { k, n, data })
