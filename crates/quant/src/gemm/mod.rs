@@ -152,17 +152,21 @@ impl PackedB {
         check_k(k)?;
         let groups = k.div_ceil(KU);
         let mut data = vec![0i8; groups * KU * n];
-        // Four rows at a time: each destination 4-byte lane group takes one byte from each row. Rows are read
-        // as contiguous slices when B is row-major (the common case), element by element otherwise.
+        // Four rows at a time: each destination 4-byte lane group takes one byte from each row, read from
+        // contiguous row slices (a B that is not row-major is copied into that layout first).
         let contiguous = b.as_standard_layout();
-        let values = contiguous.as_slice().expect("standard layout is contiguous");
+        let values = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         for panel_start in (0..n).step_by(NR) {
             let width = NR.min(n - panel_start);
             let panel = &mut data[panel_start * groups * KU..(panel_start + width) * groups * KU];
             for (group, destination) in panel.chunks_exact_mut(width * KU).enumerate() {
                 let row_at = |lane: usize| {
                     let row_idx = group * KU + lane;
-                    (row_idx < k).then(|| &values[row_idx * n + panel_start..row_idx * n + panel_start + width])
+                    (row_idx < k).then(|| {
+                        &values[row_idx * n + panel_start..row_idx * n + panel_start + width]
+                    })
                 };
                 let rows = [row_at(0), row_at(1), row_at(2), row_at(3)];
                 for (lane, row) in rows.iter().enumerate() {
