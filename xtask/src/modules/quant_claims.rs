@@ -467,8 +467,8 @@ fn model_claims(
         .with_detail("poisoned_percentile_99_99", accuracy_detail(&robust_eval)),
     );
 
-    // End to end: quantized (dynamic activations, as deployed without calibration) vs the f32 twin, one
-    // thread each, on the whole test batch.
+    // End to end: the static int8 model (activation quantization, integer GEMM and dequantization all
+    // timed) vs the f32 twin, one thread each, on the whole test batch.
     let claim = Claim::measured(
         "quant.model_inference_speedup",
         MODULE,
