@@ -283,7 +283,7 @@ pub fn default_train_config(model: ReferenceModel, seed: u64) -> TrainConfig {
         },
         ReferenceModel::CharTransformer => TrainConfig {
             epochs: 1,
-            batch_size: 32,
+            batch_size: 16,
             learning_rate: 3e-3,
             weight_decay: 1e-2,
             ..base
