@@ -424,24 +424,29 @@ pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor
 
 /// Depthwise 3 × 3 convolution, padding 1, on an NHWC tensor: a sum of nine shifted, channel-scaled copies.
 fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, ZooError> {
-    let (_, height, width, channels) = x.dims4()?;
+    // The nine shifted copies are concatenated once into a contiguous `positions × 9 × channels` tensor, so that
+    // the multiply and the sum over taps run on contiguous data: candle's element-wise ops on strided views
+    // (one per tap) cost several times more, forward and backward.
+    let (batch, height, width, channels) = x.dims4()?;
     let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-    let mut sum = bias
-        .reshape((1, 1, 1, channels))?
-        .broadcast_as(x.shape())?
-        .contiguous()?;
+    let mut taps = Vec::with_capacity(9);
     for kernel_row in 0..3 {
         for kernel_col in 0..3 {
-            let tap = weight
-                .narrow(1, kernel_row * 3 + kernel_col, 1)?
-                .reshape((1, 1, 1, channels))?;
-            let shifted = padded
-                .narrow(1, kernel_row, height)?
-                .narrow(2, kernel_col, width)?;
-            sum = (sum + shifted.broadcast_mul(&tap)?)?;
+            taps.push(
+                padded
+                    .narrow(1, kernel_row, height)?
+                    .narrow(2, kernel_col, width)?,
+            );
         }
     }
-    Ok(sum)
+    let stacked = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9, channels))?;
+    // weight is channels × 9; as 1 × 9 × channels it lines up with the stacked taps.
+    let kernel = weight.t()?.contiguous()?.reshape((1, 9, channels))?;
+    let summed = stacked
+        .broadcast_mul(&kernel)?
+        .sum(1)?
+        .broadcast_add(bias)?;
+    Ok(summed.reshape((batch, height, width, channels))?)
 }
 
 impl CandleModel for CandleDsCnn {
