@@ -796,7 +796,7 @@ pub(crate) fn fit_char_transformer(
         log.step_losses.push(loss_value);
         log.steps += 1;
         window_sum += loss_value;
-        if log.steps % steps_per_report == 0 {
+        if log.steps.is_multiple_of(steps_per_report) {
             log.epoch_losses.push(window_sum / steps_per_report as f32);
             window_sum = 0.0;
             if verbose() {
