@@ -149,7 +149,8 @@ impl Observer {
         self.n_batches
     }
 
-    /// The calibrated range `[low, high]` (before extension to contain 0).
+    /// The calibrated range `[low, high]` (the clipping observers, MSE and entropy, return it extended to
+    /// contain 0; the others return the data's own bounds, extended by [`QuantParams::from_range`]).
     ///
     /// # Errors
     /// [`QuantError::NoCalibrationData`] when nothing was observed.
@@ -178,7 +179,7 @@ impl Observer {
                     Scheme::Affine => 128,
                 };
                 let threshold = entropy_threshold(&self.values, bins, levels.min(bins));
-                (self.min.max(-threshold), self.max.min(threshold))
+                clip_to_threshold(self.min, self.max, threshold)
             }
         })
     }
@@ -191,6 +192,16 @@ impl Observer {
         let (low, high) = self.range(scheme, qtype)?;
         QuantParams::from_range(low, high, scheme, qtype)
     }
+}
+
+/// `[min, max]` clipped to `[−t, t]`, extended to contain 0 (as every range is before quantization). Data
+/// that lies entirely beyond `t` on one side clips to `[0, t]` or `[−t, 0]`, never to an inverted range.
+fn clip_to_threshold(min: f32, max: f32, threshold: f32) -> (f32, f32) {
+    let threshold = threshold.abs();
+    (
+        min.clamp(-threshold, threshold).min(0.0),
+        max.clamp(-threshold, threshold).max(0.0),
+    )
 }
 
 /// Linear-interpolated quantile of sorted values, `q` in [0, 1].
@@ -221,7 +232,7 @@ fn mse_range(
     // [−t, t]: only the side that extends beyond t moves.
     for step in 0..=112 {
         let threshold = amax * 0.5f32.powf(step as f32 / 8.0);
-        let (low, high) = (min.max(-threshold), max.min(threshold));
+        let (low, high) = clip_to_threshold(min, max, threshold);
         let params = QuantParams::from_range(low, high, scheme, qtype)?;
         let error: f64 = subset
             .iter()
@@ -397,6 +408,24 @@ mod tests {
         };
         let (mse, min_max) = (error_of(ObserverKind::Mse), error_of(ObserverKind::MinMax));
         assert!(mse <= min_max, "{mse} > {min_max}");
+    }
+
+    #[test]
+    fn clipping_observers_handle_data_far_from_zero() {
+        // Uniform on [3, 7]: a clipping threshold below 3 must not produce an inverted range.
+        let data: Vec<f32> = (0..5000).map(|i| 3.0 + 4.0 * (i as f32 / 5000.0)).collect();
+        for kind in all_kinds() {
+            let mut observer = Observer::new(kind).unwrap();
+            observer.observe(&data).unwrap();
+            for scheme in [Scheme::Symmetric, Scheme::Affine] {
+                let (low, high) = observer.range(scheme, QuantType::Int8).unwrap();
+                assert!(
+                    low <= high && high > 2.0,
+                    "{kind:?} {scheme:?}: [{low}, {high}]"
+                );
+                assert!(observer.params(scheme, QuantType::Int8).is_ok());
+            }
+        }
     }
 
     #[test]

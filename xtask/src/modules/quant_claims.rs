@@ -637,19 +637,26 @@ fn round_trip_claims(context: &ModuleContext, results: &mut Vec<ClaimResult>) ->
             ObserverKind::Mse,
             ObserverKind::Entropy { bins: 2048 },
         ] {
-            let mut observer = quant::Observer::new(kind)?;
-            observer.observe(&values)?;
-            let observed = QuantizedTensor::quantize_with(
-                tensor.clone(),
-                &[observer.params(Scheme::Symmetric, QuantType::Int8)?],
-                Granularity::PerTensor,
-                QuantType::Int8,
-            )?;
-            let stats = ErrorStats::between(
-                &values,
-                observed.dequantize().as_slice().context("contiguous")?,
-            )?;
-            observers.push(json!({"observer": kind.name(), "sqnr_db": stats.sqnr_db, "mae": stats.mean_absolute_error, "max": stats.max_absolute_error}));
+            let summary = (|| -> Result<serde_json::Value> {
+                let mut observer = quant::Observer::new(kind)?;
+                observer.observe(&values)?;
+                let params = observer.params(Scheme::Symmetric, QuantType::Int8)?;
+                let observed = QuantizedTensor::quantize_with(
+                    tensor.clone(),
+                    &[params],
+                    Granularity::PerTensor,
+                    QuantType::Int8,
+                )?;
+                let back = observed.dequantize();
+                let stats = ErrorStats::between(&values, back.as_slice().context("contiguous")?)?;
+                Ok(
+                    json!({"observer": kind.name(), "sqnr_db": stats.sqnr_db, "mae": stats.mean_absolute_error, "max": stats.max_absolute_error}),
+                )
+            })();
+            // An observer failure is reported in place; it does not hide the other figures.
+            observers.push(summary.unwrap_or_else(
+                |error| json!({"observer": kind.name(), "error": format!("{error:#}")}),
+            ));
         }
         let mut halves = Vec::new();
         for precision in [HalfPrecision::F16, HalfPrecision::Bf16] {

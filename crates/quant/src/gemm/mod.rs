@@ -292,8 +292,18 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
     let (m, k) = a.dim();
     let n = b.n;
     let groups = k.div_ceil(KU);
-    let mut a_block = vec![0u8; MC.div_ceil(MR) * MR * KC_GROUPS * KU];
-    let mut tail_panel = vec![0i8; KC_GROUPS * KU * NR];
+    // Scratch sized to this product (small products, as in a small model's layers, should not pay for
+    // zeroing full-size blocks at every call).
+    let block_groups_max = KC_GROUPS.min(groups);
+    let mut a_block = vec![0u8; MC.min(m).div_ceil(MR) * MR * KC_GROUPS * KU];
+    let mut tail_panel = vec![
+        0i8;
+        if n % NR == 0 {
+            0
+        } else {
+            block_groups_max * KU * NR
+        }
+    ];
     let mut edge_tile = [0i32; MR * NR];
     for group_start in (0..groups).step_by(KC_GROUPS) {
         let block_groups = KC_GROUPS.min(groups - group_start);
