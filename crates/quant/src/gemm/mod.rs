@@ -298,7 +298,7 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
     let mut a_block = vec![0u8; MC.min(m).div_ceil(MR) * MR * KC_GROUPS * KU];
     let mut tail_panel = vec![
         0i8;
-        if n % NR == 0 {
+        if n.is_multiple_of(NR) {
             0
         } else {
             block_groups_max * KU * NR
