@@ -6,6 +6,7 @@ mod kvcache_claims;
 mod perf_core_claims;
 mod profiling_claims;
 mod quant_claims;
+mod zoo_claims;
 
 use anyhow::Result;
 use perf_core::claim::ClaimResult;
@@ -37,6 +38,10 @@ pub struct Module {
 /// Every module, in run order.
 pub fn registry() -> Vec<Module> {
     vec![
+        Module {
+            name: "zoo",
+            run: zoo_claims::run,
+        },
         Module {
             name: "perf-core",
             run: perf_core_claims::run,
