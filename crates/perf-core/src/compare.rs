@@ -46,6 +46,10 @@ pub struct CompareConfig {
     pub seed: u64,
     /// Power used for the minimum detectable effect.
     pub power: f64,
+    /// Relative changes inside ±this fraction are "within noise" even when significant (criterion's
+    /// `noise_threshold`, same default of 1%): in one process, precise samples resolve real but
+    /// meaningless sub-percent differences (code placement, memory layout).
+    pub noise_threshold: f64,
 }
 
 impl Default for CompareConfig {
@@ -58,6 +62,7 @@ impl Default for CompareConfig {
             min_sample_time: Duration::from_millis(1),
             seed: 0x5EED,
             power: 0.8,
+            noise_threshold: 0.01,
         }
     }
 }
@@ -204,6 +209,17 @@ impl Comparison {
             }
             None => true,
         }
+    }
+
+    /// True when the comparison calls a difference that matters: [`Comparison::is_significant`] and
+    /// the whole interval lies outside ±`noise_threshold` around 1 (as criterion reports "change
+    /// within noise threshold" otherwise).
+    pub fn is_meaningful_difference(&self, noise_threshold: f64) -> bool {
+        if !self.is_significant() {
+            return false;
+        }
+        let (upper_noise, lower_noise) = (1.0 + noise_threshold, 1.0 / (1.0 + noise_threshold));
+        self.speedup.ci_lower > upper_noise || self.speedup.ci_upper < lower_noise
     }
 
     /// The robust paired interval at another confidence level (0.90 for a TOST).
@@ -596,6 +612,21 @@ mod tests {
         }
         walsh.sort_by(f64::total_cmp);
         assert_eq!((lower, upper), (walsh[8], walsh[46]));
+    }
+
+    #[test]
+    fn tiny_significant_differences_are_within_noise() {
+        // A steady 0.5% difference with almost no noise: significant, but inside ±1%.
+        let baseline: Vec<f64> = (0..20).map(|i| 1000.0 + f64::from(i % 3) * 0.1).collect();
+        let candidate: Vec<f64> = baseline.iter().map(|v| v / 1.005).collect();
+        let a = BenchmarkResult::from_values("a", "ns", baseline.clone()).unwrap();
+        let b = BenchmarkResult::from_values("b", "ns", candidate).unwrap();
+        let comparison = analyse_pairs(&a, &b, &CompareConfig::default()).unwrap();
+        assert!(comparison.is_significant());
+        assert!(!comparison.is_meaningful_difference(0.01));
+        let faster: Vec<f64> = baseline.iter().map(|v| v / 1.05).collect();
+        let c = BenchmarkResult::from_values("c", "ns", faster).unwrap();
+        assert!(analyse_pairs(&a, &c, &CompareConfig::default()).unwrap().is_meaningful_difference(0.01));
     }
 
     #[test]
