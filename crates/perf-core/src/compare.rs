@@ -626,7 +626,9 @@ mod tests {
         assert!(!comparison.is_meaningful_difference(0.01));
         let faster: Vec<f64> = baseline.iter().map(|v| v / 1.05).collect();
         let c = BenchmarkResult::from_values("c", "ns", faster).unwrap();
-        assert!(analyse_pairs(&a, &c, &CompareConfig::default()).unwrap().is_meaningful_difference(0.01));
+        assert!(analyse_pairs(&a, &c, &CompareConfig::default())
+            .unwrap()
+            .is_meaningful_difference(0.01));
     }
 
     #[test]
