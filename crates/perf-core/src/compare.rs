@@ -5,6 +5,7 @@
 //! Both sides get the same input, the same warm-up budget, and are measured in interleaved order
 //! (ABBA… by default), so slow drifts of the machine fall on both sides alike.
 
+use crate::claim::{Estimate, TInference};
 use crate::error::PerfError;
 use crate::measure::{
     warm_up_and_calibrate, ClosureBatch, MeasureConfig, TimedBatch, WarmUp, WarmUpReport,
@@ -220,6 +221,40 @@ impl Comparison {
         }
         let (upper_noise, lower_noise) = (1.0 + noise_threshold, 1.0 / (1.0 + noise_threshold));
         self.speedup.ci_lower > upper_noise || self.speedup.ci_upper < lower_noise
+    }
+
+    /// The primary speedup as a claim [`Estimate`], keeping its t-inference (so a TOST can re-derive
+    /// the 90% interval and Holm can compute a p-value).
+    ///
+    /// # Errors
+    /// `NonFinite` / `InvalidInput` when the interval is degenerate in a way an estimate refuses.
+    pub fn speedup_estimate(&self) -> Result<Estimate, PerfError> {
+        Estimate::from_t(
+            TInference {
+                center: self.speedup.log_ratio_mean,
+                standard_error: self.speedup.log_ratio_standard_error,
+                degrees_of_freedom: self.speedup.degrees_of_freedom,
+                log_scale: true,
+            },
+            "×",
+            self.speedup.confidence,
+        )
+    }
+
+    /// The robust paired speedup (Hodges–Lehmann, signed-rank interval) as a claim [`Estimate`] at
+    /// `confidence` — the cross-check of [`crate::claim::Claim::judge_with_cross_check`].
+    ///
+    /// # Errors
+    /// `InsufficientSamples` with fewer than 6 pairs.
+    pub fn robust_estimate(&self, confidence: f64) -> Result<Estimate, PerfError> {
+        let insufficient = || PerfError::InsufficientSamples {
+            what: "signed-rank interval on the paired log ratios".into(),
+            needed: 6,
+            have: self.log_ratios.len(),
+        };
+        let (lower, upper) = self.robust_interval(confidence).ok_or_else(insufficient)?;
+        let point = self.robust_speedup.ok_or_else(insufficient)?.point;
+        Estimate::new(point, lower.min(point), upper.max(point), "×", confidence)
     }
 
     /// The robust paired interval at another confidence level (0.90 for a TOST).

@@ -6,7 +6,7 @@ use super::ModuleContext;
 use accel::{Backend, Isa, MatmulConfig};
 use anyhow::{Context, Result};
 use ndarray::{Array2, ArrayView2};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use perf_core::compare::{compare, CompareConfig, Comparison};
 use perf_core::workloads::WorkloadGenerator;
 use serde_json::json;
@@ -143,36 +143,6 @@ fn compare_runners(
     Ok((comparison, baseline_kernel, candidate_kernel))
 }
 
-fn t_estimate(comparison: &Comparison) -> Result<Estimate> {
-    Ok(Estimate::from_t(
-        TInference {
-            center: comparison.speedup.log_ratio_mean,
-            standard_error: comparison.speedup.log_ratio_standard_error,
-            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
-            log_scale: true,
-        },
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
-fn robust_estimate(comparison: &Comparison, confidence: f64) -> Result<Estimate> {
-    let (lower, upper) = comparison
-        .robust_interval(confidence)
-        .context("too few pairs for the signed-rank interval")?;
-    let point = comparison
-        .robust_speedup
-        .context("no robust estimate")?
-        .point;
-    Ok(Estimate::new(
-        point,
-        lower.min(point),
-        upper.max(point),
-        "×",
-        confidence,
-    )?)
-}
-
 fn judge(
     claim: &Claim,
     comparison: &Comparison,
@@ -186,8 +156,8 @@ fn judge(
     let gflops = |median_ns: f64| flops(n) / median_ns;
     Ok(claim
         .judge_with_cross_check(
-            t_estimate(comparison)?,
-            robust_estimate(comparison, robust_level)?,
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(robust_level)?,
             ROBUST,
         )
         .with_detail("n", n)

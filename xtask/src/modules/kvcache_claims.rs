@@ -13,7 +13,7 @@ use kvcache::{
 use ndarray::Array2;
 use perf_core::alloc::measure_peak;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference, Verdict};
-use perf_core::compare::{compare, signed_rank_interval, CompareConfig, Comparison};
+use perf_core::compare::{compare, signed_rank_interval, CompareConfig};
 use perf_core::complexity::{fit_power_law, geometric_grid, ComplexityFit};
 use serde_json::json;
 use std::time::Instant;
@@ -796,19 +796,6 @@ fn compare_config(context: &ModuleContext) -> CompareConfig {
     }
 }
 
-fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
-    Ok(Estimate::from_t(
-        TInference {
-            center: comparison.speedup.log_ratio_mean,
-            standard_error: comparison.speedup.log_ratio_standard_error,
-            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
-            log_scale: true,
-        },
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
 fn break_even_claim() -> Claim {
     Claim::measured(
         "kvcache.break_even_length",
@@ -914,7 +901,7 @@ fn paged_throughput(
         .point;
     Ok(paged_throughput_claim()
         .judge_with_cross_check(
-            speedup_estimate(&comparison)?,
+            comparison.speedup_estimate()?,
             Estimate::new(
                 robust_point,
                 lower.min(robust_point),

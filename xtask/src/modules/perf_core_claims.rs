@@ -4,8 +4,8 @@
 
 use super::ModuleContext;
 use anyhow::{Context, Result};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
-use perf_core::compare::{compare, CompareConfig, Comparison};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+use perf_core::compare::{compare, CompareConfig};
 use perf_core::measure::{measure, MeasureConfig, WarmUp};
 use perf_core::stats::{binomial_interval, BenchmarkResult};
 use perf_core::timer::ClockInfo;
@@ -36,37 +36,6 @@ fn known_work(steps: u64) -> u64 {
 /// duly detects and that is not the one under test.
 fn scaled_work(percent: u64) -> impl FnMut(&u64) -> u64 + Clone {
     move |&steps| known_work(steps * percent / 100)
-}
-
-fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
-    Ok(Estimate::from_t(
-        TInference {
-            center: comparison.speedup.log_ratio_mean,
-            standard_error: comparison.speedup.log_ratio_standard_error,
-            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
-            log_scale: true,
-        },
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
-/// The robust paired cross-check (Hodges–Lehmann of the log ratios, signed-rank interval).
-fn robust_estimate(comparison: &Comparison, confidence: f64) -> Result<Estimate> {
-    let (lower, upper) = comparison
-        .robust_interval(confidence)
-        .context("too few pairs for the signed-rank interval")?;
-    let point = comparison
-        .robust_speedup
-        .context("no robust estimate")?
-        .point;
-    Ok(Estimate::new(
-        point,
-        lower.min(point),
-        upper.max(point),
-        "×",
-        confidence,
-    )?)
 }
 
 const ROBUST: &str = "Hodges–Lehmann / signed-rank";
@@ -178,8 +147,8 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
     )?;
     Ok(aa_claim()
         .judge_with_cross_check(
-            speedup_estimate(&comparison)?,
-            robust_estimate(&comparison, 0.90)?,
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(0.90)?,
             ROBUST,
         )
         .with_detail("significant_at_95", comparison.is_significant())
@@ -215,8 +184,8 @@ fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
     )?;
     Ok(known_ratio_claim()
         .judge_with_cross_check(
-            speedup_estimate(&comparison)?,
-            robust_estimate(&comparison, 0.90)?,
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(0.90)?,
             ROBUST,
         )
         .with_detail("k_steps", steps)

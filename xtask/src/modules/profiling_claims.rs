@@ -5,8 +5,8 @@
 
 use super::ModuleContext;
 use anyhow::{Context, Result};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
-use perf_core::compare::{compare, CompareConfig, Comparison};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+use perf_core::compare::{compare, CompareConfig};
 use perf_core::measure::MeasureConfig;
 use perf_core::stats::BenchmarkResult;
 use profiling::layer::{
@@ -70,36 +70,6 @@ fn measure_config(context: &ModuleContext) -> MeasureConfig {
     }
 }
 
-fn speedup_estimate(comparison: &Comparison) -> Result<Estimate> {
-    Ok(Estimate::from_t(
-        TInference {
-            center: comparison.speedup.log_ratio_mean,
-            standard_error: comparison.speedup.log_ratio_standard_error,
-            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
-            log_scale: true,
-        },
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
-fn robust_estimate(comparison: &Comparison, confidence: f64) -> Result<Estimate> {
-    let (lower, upper) = comparison
-        .robust_interval(confidence)
-        .context("too few pairs for the signed-rank interval")?;
-    let point = comparison
-        .robust_speedup
-        .context("no robust estimate")?
-        .point;
-    Ok(Estimate::new(
-        point,
-        lower.min(point),
-        upper.max(point),
-        "×",
-        confidence,
-    )?)
-}
-
 /// An exact quantity: the point is its own interval.
 fn exact(value: f64, unit: &str) -> Result<Estimate> {
     Ok(Estimate::new(value, value, value, unit, 1.0)?)
@@ -155,8 +125,8 @@ fn timer_ratio(context: &ModuleContext, ratio: u64, claim: &Claim) -> Result<Cla
     let short_mean = short.entries()[0].mean_ns().context("no short calls")?;
     Ok(claim
         .judge_with_cross_check(
-            speedup_estimate(&comparison)?,
-            robust_estimate(&comparison, 0.90)?,
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(0.90)?,
             ROBUST,
         )
         .with_detail("k_steps", steps)
@@ -442,8 +412,8 @@ fn overhead_known_op(context: &ModuleContext) -> Result<ClaimResult> {
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
     );
     let result = overhead_known_op_claim().judge_with_cross_check(
-        speedup_estimate(&report.comparison)?,
-        robust_estimate(&report.comparison, 0.90)?,
+        report.comparison.speedup_estimate()?,
+        report.comparison.robust_estimate(0.90)?,
         ROBUST,
     );
     Ok(overhead_details(result, &report).with_detail("steps", steps))
@@ -485,8 +455,8 @@ fn overhead_large(context: &ModuleContext) -> Result<ClaimResult> {
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
     );
     let result = overhead_large_claim().judge_with_cross_check(
-        speedup_estimate(&report.comparison)?,
-        robust_estimate(&report.comparison, 0.90)?,
+        report.comparison.speedup_estimate()?,
+        report.comparison.robust_estimate(0.90)?,
         ROBUST,
     );
     Ok(overhead_details(result, &report)

@@ -52,42 +52,12 @@ impl SplitMix {
     }
 }
 
-fn t_estimate(comparison: &Comparison) -> Result<Estimate> {
-    Ok(Estimate::from_t(
-        TInference {
-            center: comparison.speedup.log_ratio_mean,
-            standard_error: comparison.speedup.log_ratio_standard_error,
-            degrees_of_freedom: comparison.speedup.degrees_of_freedom,
-            log_scale: true,
-        },
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
-fn robust_estimate(comparison: &Comparison) -> Result<Estimate> {
-    let (lower, upper) = comparison
-        .robust_interval(comparison.speedup.confidence)
-        .context("too few pairs for the signed-rank interval")?;
-    let point = comparison
-        .robust_speedup
-        .context("no robust estimate")?
-        .point;
-    Ok(Estimate::new(
-        point,
-        lower.min(point),
-        upper.max(point),
-        "×",
-        comparison.speedup.confidence,
-    )?)
-}
-
 fn judge_speed(claim: &Claim, comparison: &Comparison, operations: f64) -> Result<ClaimResult> {
     let rate = |median_ns: f64| operations / median_ns;
     Ok(claim
         .judge_with_cross_check(
-            t_estimate(comparison)?,
-            robust_estimate(comparison)?,
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(comparison.speedup.confidence)?,
             ROBUST,
         )
         .with_detail("baseline_gops_median", rate(comparison.baseline.median))
