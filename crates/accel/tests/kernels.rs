@@ -7,37 +7,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const SEED: u64 = 0x7e57_acce1;
 
-/// The shared shape table (STYLE.md), as (m, k, n): zero, one, one lane below / at / above the AVX2 (8) and
-/// AVX-512 (16) widths, the register-tile edges ± 1 (AVX-512 6 × 64, AVX2 6 × 16, scalar 4 × 4), primes,
-/// tall-skinny and short-wide. Kept small: the tests run in debug builds.
-const SHAPES: &[(usize, usize, usize)] = &[
-    (0, 0, 0),
-    (0, 5, 3),
-    (4, 0, 3),
-    (4, 5, 0),
-    (1, 1, 1),
-    (1, 9, 1),
-    (7, 8, 9),
-    (15, 16, 17),
-    (16, 16, 16),
-    (17, 17, 17),
-    (5, 6, 7),
-    (11, 12, 13),
-    (12, 7, 32),
-    (6, 5, 64),
-    (7, 9, 65),
-    (5, 3, 63),
-    (6, 2, 128),
-    (13, 31, 33),
-    (24, 3, 64),
-    (31, 33, 31),
-    (37, 41, 43),
-    (97, 5, 3),
-    (3, 5, 97),
-    (2, 131, 2),
-    (1, 64, 50),
-    (50, 64, 1),
-];
+/// The shared shape table (STYLE.md), kept in one place for every kernel crate.
+const SHAPES: &[(usize, usize, usize)] = perf_core::workloads::SHARED_MATMUL_SHAPES;
 
 fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> Array2<f32> {
     Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0f32..1.0))

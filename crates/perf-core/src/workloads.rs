@@ -216,6 +216,39 @@ impl Workload {
     }
 }
 
+/// The shared shape table of STYLE.md, as (m, k, n), for testing every kernel against its reference:
+/// zero, one, one lane below / at / above the AVX2 (8) and AVX-512 (16) widths, register-tile edges ± 1
+/// (6 × 64, 6 × 16, 4 × 4), primes, tall-skinny and short-wide. Kept small: tests run in debug builds.
+/// Kernel crates add their own block edges beside it.
+pub const SHARED_MATMUL_SHAPES: &[(usize, usize, usize)] = &[
+    (0, 0, 0),
+    (0, 5, 3),
+    (4, 0, 3),
+    (4, 5, 0),
+    (1, 1, 1),
+    (1, 9, 1),
+    (7, 8, 9),
+    (15, 16, 17),
+    (16, 16, 16),
+    (17, 17, 17),
+    (5, 6, 7),
+    (11, 12, 13),
+    (12, 7, 32),
+    (6, 5, 64),
+    (7, 9, 65),
+    (5, 3, 63),
+    (6, 2, 128),
+    (13, 31, 33),
+    (24, 3, 64),
+    (31, 33, 31),
+    (37, 41, 43),
+    (97, 5, 3),
+    (3, 5, 97),
+    (2, 131, 2),
+    (1, 64, 50),
+    (50, 64, 1),
+];
+
 /// Square matmuls n × n × n for each n.
 pub fn square_matmul_grid(sizes: &[usize]) -> Vec<Workload> {
     sizes

@@ -7,36 +7,9 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const SEED: u64 = 0x09a4_71e8;
 
-/// The shared shape table (STYLE.md) as (m, k, n), plus this GEMM's own edges: the register tile is 8 × 32,
+/// This GEMM's own edges, tested beside perf-core's shared shape table (STYLE.md): the register tile is 8 × 32,
 /// k goes in groups of 4 and blocks of 512, A in blocks of 96 rows. Small enough for debug builds.
-const SHAPES: &[(usize, usize, usize)] = &[
-    (0, 0, 0),
-    (0, 5, 3),
-    (4, 0, 3),
-    (4, 5, 0),
-    (1, 1, 1),
-    (1, 9, 1),
-    (7, 8, 9),
-    (15, 16, 17),
-    (16, 16, 16),
-    (17, 17, 17),
-    (5, 6, 7),
-    (11, 12, 13),
-    (12, 7, 32),
-    (6, 5, 64),
-    (7, 9, 65),
-    (5, 3, 63),
-    (6, 2, 128),
-    (13, 31, 33),
-    (24, 3, 64),
-    (31, 33, 31),
-    (37, 41, 43),
-    (97, 5, 3),
-    (3, 5, 97),
-    (2, 131, 2),
-    (1, 64, 50),
-    (50, 64, 1),
-    // Tile and block edges of this kernel: 8 ± 1 rows, 32 ± 1 columns, k = 4·g ± 1, 512 ± 1, 96 ± 1 rows.
+const OWN_EDGES: &[(usize, usize, usize)] = &[
     (8, 4, 32),
     (9, 3, 31),
     (7, 5, 33),
@@ -63,7 +36,10 @@ fn available_kernels() -> Vec<GemmKernel> {
 #[test]
 fn every_kernel_matches_the_i64_reference_on_the_shape_table() {
     let mut rng = StdRng::seed_from_u64(SEED);
-    for &(m, k, n) in SHAPES {
+    for &(m, k, n) in perf_core::workloads::SHARED_MATMUL_SHAPES
+        .iter()
+        .chain(OWN_EDGES)
+    {
         let (a, b) = random(&mut rng, m, k, n);
         let expected = gemm_reference_i64(a.view(), b.view());
         let packed = PackedB::pack(b.view()).unwrap();
