@@ -66,6 +66,23 @@ pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: Ti
     }
 }
 
+/// Interleaves four rows of `NR` bytes into `NR` groups of four (`destination[col · 4 + lane] = rows[lane][col]`),
+/// the inner step of packing B.
+pub(crate) fn interleave_group(rows: [&[i8; NR]; KU], destination: &mut [i8; NR * KU]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline; the references guarantee NR = 32 readable bytes per row
+        // and NR · 4 = 128 writable bytes, exactly what `x86::interleave_group` reads and writes.
+        unsafe { x86::interleave_group(rows, destination) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for col in 0..NR {
+        for lane in 0..KU {
+            destination[col * KU + lane] = rows[lane][col];
+        }
+    }
+}
+
 /// The portable kernel: plain i32 multiply–adds (exact for k ≤ `MAX_K`).
 fn scalar(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
     let mut tile = [0i32; MR * NR];
@@ -103,8 +120,44 @@ mod x86 {
     use super::{KU, MR, NR};
     use std::arch::x86_64::*;
 
-    /// 8 × 32 tile in 16 zmm accumulators; per k group: two 64-byte B loads, eight 4-byte A broadcasts,
-    /// sixteen `vpdpbusd`.
+    /// Byte interleave of four 32-byte rows by two rounds of unpacks (bytes into pairs, pairs into quads), 16
+    /// columns at a time.
+    ///
+    /// # Safety
+    /// Needs only SSE2 (x86-64 baseline); all memory is behind the typed references.
+    pub(super) unsafe fn interleave_group(rows: [&[i8; NR]; KU], destination: &mut [i8; NR * KU]) {
+        for half in 0..NR / 16 {
+            // SAFETY: `half · 16 + 16 ≤ NR` bytes of each row are read and `half · 64 + 64 ≤ NR · 4` bytes of
+            // the destination written; unaligned loads and stores need no alignment.
+            unsafe {
+                let load = |row: &[i8; NR]| _mm_loadu_si128(row.as_ptr().add(half * 16).cast());
+                let (r0, r1, r2, r3) = (load(rows[0]), load(rows[1]), load(rows[2]), load(rows[3]));
+                let pairs01_low = _mm_unpacklo_epi8(r0, r1);
+                let pairs01_high = _mm_unpackhi_epi8(r0, r1);
+                let pairs23_low = _mm_unpacklo_epi8(r2, r3);
+                let pairs23_high = _mm_unpackhi_epi8(r2, r3);
+                let out = destination.as_mut_ptr().add(half * 64);
+                _mm_storeu_si128(out.cast(), _mm_unpacklo_epi16(pairs01_low, pairs23_low));
+                _mm_storeu_si128(
+                    out.add(16).cast(),
+                    _mm_unpackhi_epi16(pairs01_low, pairs23_low),
+                );
+                _mm_storeu_si128(
+                    out.add(32).cast(),
+                    _mm_unpacklo_epi16(pairs01_high, pairs23_high),
+                );
+                _mm_storeu_si128(
+                    out.add(48).cast(),
+                    _mm_unpackhi_epi16(pairs01_high, pairs23_high),
+                );
+            }
+        }
+    }
+
+    /// 12 × 32 tile in 24 zmm accumulators; per k group: two 64-byte B loads, twelve 4-byte A broadcasts,
+    /// twenty-four `vpdpbusd` (two per A broadcast, so loads stay well under the load ports' rate). The C rows
+    /// are prefetched first: with a power-of-two `stride` they share cache sets, and the store at the end
+    /// should not wait for them.
     ///
     /// # Safety
     /// The CPU supports AVX-512 F/BW/VNNI; `a` points to `groups · MR · 4` readable bytes, `b` to
@@ -118,6 +171,14 @@ mod x86 {
         stride: usize,
         accumulate: bool,
     ) {
+        for r in 0..MR {
+            // SAFETY: prefetching is a hint; the addresses are inside the output the caller vouched for.
+            unsafe {
+                let row = c.add(r * stride).cast::<i8>();
+                _mm_prefetch::<_MM_HINT_T0>(row);
+                _mm_prefetch::<_MM_HINT_T0>(row.add(64));
+            }
+        }
         let mut acc = [[_mm512_setzero_si512(); 2]; MR];
         for group in 0..groups {
             // SAFETY: group < groups, so the 128 bytes at b + group·128 and the 32 bytes at a + group·32 are

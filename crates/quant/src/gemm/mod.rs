@@ -10,19 +10,20 @@ mod kernels;
 
 use crate::error::QuantError;
 use ndarray::{ArrayView2, ArrayViewMut2};
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::OnceLock;
 
 /// Rows of the register tile.
-pub(crate) const MR: usize = 8;
+pub(crate) const MR: usize = 12;
 /// Columns of the register tile (and of a packed B panel).
 pub(crate) const NR: usize = 32;
 /// k values per 32-bit lane (the VNNI dot-product width).
 pub(crate) const KU: usize = 4;
 /// k groups (of `KU`) per cache block: 512 k values, so a B micro-panel (512 × 32 bytes = 16 KiB) stays in L1.
 const KC_GROUPS: usize = 128;
-/// Rows of A per cache block: 96 × 512 bytes = 48 KiB of packed A, resident in L2.
-const MC: usize = 96;
+/// Rows of A per cache block: 192 × 512 bytes = 96 KiB of packed A, resident in L2.
+const MC: usize = 192;
 
 /// Largest inner dimension whose i32 accumulation cannot overflow: `k · 255 · 128 < 2³¹`.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 128);
@@ -148,36 +149,62 @@ impl PackedB {
     /// # Errors
     /// [`QuantError::InvalidParameter`] when `k > MAX_K`.
     pub fn pack(b: ArrayView2<'_, i8>) -> Result<Self, QuantError> {
+        let mut packed = PackedB {
+            k: 0,
+            n: 0,
+            data: Vec::new(),
+        };
+        packed.repack(b)?;
+        Ok(packed)
+    }
+
+    /// Packs `b` into this buffer, reusing its allocation (a model that packs per call, or a benchmark that
+    /// counts packing, pays for the data movement but not for a fresh allocation and its page faults).
+    ///
+    /// # Errors
+    /// [`QuantError::InvalidParameter`] when `k > MAX_K` (the buffer is then left unchanged).
+    pub fn repack(&mut self, b: ArrayView2<'_, i8>) -> Result<(), QuantError> {
         let (k, n) = b.dim();
         check_k(k)?;
         let groups = k.div_ceil(KU);
-        let mut data = vec![0i8; groups * KU * n];
+        self.k = k;
+        self.n = n;
+        self.data.clear();
+        self.data.resize(groups * KU * n, 0);
         // Four rows at a time: each destination 4-byte lane group takes one byte from each row, read from
         // contiguous row slices (a B that is not row-major is copied into that layout first).
         let contiguous = b.as_standard_layout();
         let values = contiguous
             .as_slice()
             .expect("standard layout is contiguous");
+        let full_groups = k / KU;
         for panel_start in (0..n).step_by(NR) {
             let width = NR.min(n - panel_start);
-            let panel = &mut data[panel_start * groups * KU..(panel_start + width) * groups * KU];
+            let panel =
+                &mut self.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
             for (group, destination) in panel.chunks_exact_mut(width * KU).enumerate() {
-                let row_at = |lane: usize| {
+                let row = |lane: usize| {
                     let row_idx = group * KU + lane;
-                    (row_idx < k).then(|| {
-                        &values[row_idx * n + panel_start..row_idx * n + panel_start + width]
-                    })
+                    &values[row_idx * n + panel_start..row_idx * n + panel_start + width]
                 };
-                let rows = [row_at(0), row_at(1), row_at(2), row_at(3)];
-                for (lane, row) in rows.iter().enumerate() {
-                    let Some(row) = row else { continue };
-                    for (col, &value) in row.iter().enumerate() {
+                if group < full_groups && width == NR {
+                    // The common case: a vector byte interleave.
+                    let rows: [&[i8; NR]; KU] =
+                        std::array::from_fn(|lane| row(lane).try_into().expect("a full panel row"));
+                    kernels::interleave_group(rows, destination.try_into().expect("a full group"));
+                    continue;
+                }
+                for lane in 0..KU {
+                    if group * KU + lane >= k {
+                        continue;
+                    }
+                    for (col, &value) in row(lane).iter().enumerate() {
                         destination[col * KU + lane] = value;
                     }
                 }
             }
         }
-        Ok(PackedB { k, n, data })
+        Ok(())
     }
 
     /// Rows (the inner dimension).
@@ -286,59 +313,88 @@ pub fn gemm_u8i8_i32(
     Ok(kernel)
 }
 
+/// Per-thread scratch reused across calls, so a GEMM allocates nothing once warm (a small model's layers call
+/// it at every inference).
+#[derive(Default)]
+struct Scratch {
+    a_block: Vec<u8>,
+    tail_panel: Vec<i8>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 /// The blocked loops: k blocks of `KC_GROUPS`, row blocks of `MC` (A packed per block), NR-column panels,
 /// MR-row tiles. `c` is row-major `m × n`.
 fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32]) {
+    SCRATCH.with_borrow_mut(|scratch| drive_with(kernel, a, b, c, scratch));
+}
+
+fn drive_with(
+    kernel: GemmKernel,
+    a: &ArrayView2<'_, u8>,
+    b: &PackedB,
+    c: &mut [i32],
+    scratch: &mut Scratch,
+) {
     let (m, k) = a.dim();
     let n = b.n;
     let groups = k.div_ceil(KU);
-    // Scratch sized to this product (small products, as in a small model's layers, should not pay for
-    // zeroing full-size blocks at every call).
     let block_groups_max = KC_GROUPS.min(groups);
-    let mut a_block = vec![0u8; MC.min(m).div_ceil(MR) * MR * KC_GROUPS * KU];
-    let mut tail_panel = vec![
-        0i8;
-        if n.is_multiple_of(NR) {
-            0
-        } else {
-            block_groups_max * KU * NR
-        }
-    ];
+    // Scratch sized to this product (small products, as in a small model's layers, should not touch
+    // full-size blocks), grown only when a larger product comes.
+    let a_len = MC.min(m).div_ceil(MR) * MR * block_groups_max * KU;
+    if scratch.a_block.len() < a_len {
+        scratch.a_block.resize(a_len, 0);
+    }
+    let tail_len = if n.is_multiple_of(NR) {
+        0
+    } else {
+        block_groups_max * KU * NR
+    };
+    if scratch.tail_panel.len() < tail_len {
+        scratch.tail_panel.resize(tail_len, 0);
+    }
+    let Scratch {
+        a_block,
+        tail_panel,
+    } = scratch;
     let mut edge_tile = [0i32; MR * NR];
     for group_start in (0..groups).step_by(KC_GROUPS) {
         let block_groups = KC_GROUPS.min(groups - group_start);
         let accumulate = group_start > 0;
+        // The last, narrower panel of this k block is widened to NR (zero columns) once per k block, so one
+        // kernel serves every panel and the stored weights carry no padding.
+        let tail_start = n / NR * NR;
+        let tail_width = n - tail_start;
+        if tail_width > 0 {
+            let panel = &b.data[tail_start * groups * KU..];
+            let panel_block = &panel
+                [group_start * tail_width * KU..(group_start + block_groups) * tail_width * KU];
+            for group in 0..block_groups {
+                let destination = &mut tail_panel[group * NR * KU..(group + 1) * NR * KU];
+                destination[..tail_width * KU].copy_from_slice(
+                    &panel_block[group * tail_width * KU..(group + 1) * tail_width * KU],
+                );
+                destination[tail_width * KU..].fill(0);
+            }
+        }
         for row_start in (0..m).step_by(MC) {
             let block_rows = MC.min(m - row_start);
-            pack_a_block(
-                a,
-                row_start,
-                block_rows,
-                group_start,
-                block_groups,
-                &mut a_block,
-            );
+            pack_a_block(a, row_start, block_rows, group_start, block_groups, a_block);
             for panel_start in (0..n).step_by(NR) {
                 let width = NR.min(n - panel_start);
-                let panel = &b.data[panel_start * groups * KU..(panel_start + width) * groups * KU];
-                let panel_block =
-                    &panel[group_start * width * KU..(group_start + block_groups) * width * KU];
                 let b_micro: &[i8] = if width == NR {
-                    panel_block
+                    let panel =
+                        &b.data[panel_start * groups * KU..(panel_start + NR) * groups * KU];
+                    &panel[group_start * NR * KU..(group_start + block_groups) * NR * KU]
                 } else {
-                    // The last, narrower panel is widened to NR (zero columns) once per block, so one kernel
-                    // serves every panel and the stored weights carry no padding.
-                    for group in 0..block_groups {
-                        let destination = &mut tail_panel[group * NR * KU..(group + 1) * NR * KU];
-                        destination[..width * KU].copy_from_slice(
-                            &panel_block[group * width * KU..(group + 1) * width * KU],
-                        );
-                        destination[width * KU..].fill(0);
-                    }
                     &tail_panel[..block_groups * NR * KU]
                 };
                 for tile_row in (0..block_rows).step_by(MR) {
-                    let a_micro = &a_block[tile_row * KC_GROUPS * KU..][..MR * block_groups * KU];
+                    let a_micro =
+                        &a_block[tile_row * block_groups * KU..][..MR * block_groups * KU];
                     let rows = MR.min(block_rows - tile_row);
                     let origin = (row_start + tile_row) * n + panel_start;
                     if rows == MR && width == NR {
@@ -373,7 +429,8 @@ fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32])
 }
 
 /// Packs rows `[row_start, row_start + rows)` and k groups `[group_start, group_start + groups)` of A into
-/// micro-panels `[rows / MR][groups][MR][4]`, zero-filling rows beyond `rows` and k beyond A's width.
+/// micro-panels `[rows / MR][groups][MR][4]` (each micro-panel `MR · groups · 4` bytes, back to back),
+/// zero-filling rows beyond `rows` and k beyond A's width.
 fn pack_a_block(
     a: &ArrayView2<'_, u8>,
     row_start: usize,
@@ -385,8 +442,9 @@ fn pack_a_block(
     let k = a.ncols();
     let k_start = group_start * KU;
     let k_end = ((group_start + groups) * KU).min(k);
+    let full_groups = (k_end - k_start) / KU;
     for micro in 0..rows.div_ceil(MR) {
-        let micro_panel = &mut block[micro * MR * KC_GROUPS * KU..][..MR * groups * KU];
+        let micro_panel = &mut block[micro * MR * groups * KU..][..MR * groups * KU];
         for r in 0..MR {
             let row_idx = micro * MR + r;
             if row_idx >= rows {
@@ -399,10 +457,19 @@ fn pack_a_block(
             match row.as_slice() {
                 Some(slice) => {
                     let slice = &slice[k_start..k_end];
-                    for (group, chunk) in slice.chunks(KU).enumerate() {
+                    // Whole groups as fixed 4-byte moves (a variable-length copy would call memmove).
+                    for (group, chunk) in slice.chunks_exact(KU).enumerate() {
+                        let destination: &mut [u8; KU] = (&mut micro_panel
+                            [(group * MR + r) * KU..][..KU])
+                            .try_into()
+                            .expect("KU bytes");
+                        *destination = chunk.try_into().expect("KU bytes");
+                    }
+                    for group in full_groups..groups {
                         let destination = &mut micro_panel[(group * MR + r) * KU..][..KU];
-                        destination[..chunk.len()].copy_from_slice(chunk);
-                        destination[chunk.len()..].fill(0);
+                        for (lane, value) in destination.iter_mut().enumerate() {
+                            *value = slice.get(group * KU + lane).copied().unwrap_or(0);
+                        }
                     }
                 }
                 None => {
