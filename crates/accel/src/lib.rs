@@ -47,6 +47,7 @@ pub use blocked::TileSizes;
 pub use cache::CacheInfo;
 pub use error::AccelError;
 pub use peak::{peak_probe, PeakProbeConfig, PeakReport};
+pub use simd::gemv::{gemv_into, gemv_into_with, GemvConfig, GemvLayout, GemvRun};
 pub use simd::{Isa, SimdBlocking};
 pub use sparse::CsrMatrix;
 
