@@ -2,11 +2,13 @@
 //! quantized dynamically (per batch) or statically (calibrated), and an i32 bias; an MLP of them with ReLU.
 
 use crate::error::{check_finite, QuantError};
+use crate::gemm::kernels::{epilogue, quantize_u8, CodeMap, EpilogueOut};
 use crate::gemm::{gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB};
 use crate::observer::{Observer, ObserverKind};
 use crate::scheme::{Granularity, QuantParams, QuantType, Scheme};
 use crate::tensor::{Codes, QuantConfig, QuantizedTensor};
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use std::cell::RefCell;
 
 /// How a layer quantizes its input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,6 +186,53 @@ impl QuantizedLinear {
         x: ArrayView2<'_, f32>,
         config: &GemmConfig,
     ) -> Result<(Array2<f32>, GemmKernel), QuantError> {
+        let mut output = Array2::<f32>::zeros((x.nrows(), self.out_features()));
+        let kernel = self.forward_into(x, output.view_mut(), config)?;
+        Ok((output, kernel))
+    }
+
+    /// [`QuantizedLinear::forward`] into a caller-owned `batch × out` buffer (whose contents are never read);
+    /// with per-thread scratch reused across calls, it allocates nothing once warm.
+    ///
+    /// # Errors
+    /// As [`QuantizedLinear::forward`], plus [`QuantError::ShapeMismatch`] for a wrongly shaped output.
+    pub fn forward_into(
+        &self,
+        x: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+        config: &GemmConfig,
+    ) -> Result<GemmKernel, QuantError> {
+        self.check_input(x)?;
+        check_output(&output, x.nrows(), self.out_features())?;
+        let kernel = config.resolve()?;
+        let contiguous = x.as_standard_layout();
+        let values = contiguous.as_slice().expect("standard layout is contiguous");
+        let params = self.input_params(values)?;
+        WORKSPACE.with_borrow_mut(|workspace| {
+            let Workspace {
+                codes,
+                accumulators,
+                offsets,
+                multipliers,
+                ..
+            } = workspace;
+            quantize_input(kernel, values, &params, codes);
+            self.accumulate(kernel, codes, x.nrows(), accumulators)?;
+            self.epilogue_factors(&params, offsets, multipliers)?;
+            with_contiguous(&mut output, |reals| {
+                epilogue(
+                    kernel,
+                    accumulators,
+                    offsets,
+                    multipliers,
+                    EpilogueOut::Reals(reals, false),
+                );
+            });
+            Ok(kernel)
+        })
+    }
+
+    fn check_input(&self, x: ArrayView2<'_, f32>) -> Result<(), QuantError> {
         if x.ncols() != self.in_features() {
             return Err(QuantError::ShapeMismatch {
                 what: "linear input",
@@ -191,88 +240,155 @@ impl QuantizedLinear {
                 actual: vec![x.nrows(), x.ncols()],
             });
         }
-        let params = match self.activation {
-            ActivationQuant::Static(params) => params,
+        Ok(())
+    }
+
+    /// The u8 parameters of this input: the static ones, or the batch's own min–max; NaN/inf is an error
+    /// either way (one pass over the values).
+    fn input_params(&self, values: &[f32]) -> Result<QuantParams, QuantError> {
+        let (min, max) = finite_range("linear input", values)?;
+        match self.activation {
+            ActivationQuant::Static(params) => Ok(params),
             ActivationQuant::Dynamic => {
-                let (min, max) = x
-                    .iter()
-                    .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                QuantParams::from_range(min, max, Scheme::Affine, QuantType::Uint8)?
+                QuantParams::from_range(min, max, Scheme::Affine, QuantType::Uint8)
             }
-        };
-        if let Some(value) = x.iter().find(|v| !v.is_finite()) {
-            return Err(QuantError::NonFinite {
-                what: "linear input",
-                index: x.iter().position(|v| !v.is_finite()).unwrap_or(0),
-                value: *value,
-            });
         }
-        let x_codes = quantize_activations(x, &params);
-        let mut accumulators = Array2::<i32>::zeros((x.nrows(), self.out_features()));
-        let kernel = gemm_u8i8_i32(
-            x_codes.view(),
-            &self.weight,
-            accumulators.view_mut(),
-            config,
-        )?;
-        let dynamic_offsets;
-        let offsets: &[i32] = match &self.bias {
-            Bias::Folded(folded) => folded,
-            Bias::Dynamic { bias, column_sums } => {
-                dynamic_offsets = quantized_bias(bias, &self.weight_scales, &params, column_sums)?;
-                &dynamic_offsets
-            }
-        };
-        let output_scales: Vec<f32> = self
-            .weight_scales
-            .iter()
-            .map(|s| s * params.scale())
-            .collect();
-        // Row by row over contiguous slices, so the conversion vectorises. `acc + offset` in f32: both are
-        // exact below 2²⁴ and the relative rounding beyond (6·10⁻⁸) is far below the quantization error.
+    }
+
+    /// `accumulators = codes · W` (i32) for `rows` rows of u8 codes.
+    fn accumulate(
+        &self,
+        kernel: GemmKernel,
+        codes: &[u8],
+        rows: usize,
+        accumulators: &mut Vec<i32>,
+    ) -> Result<(), QuantError> {
         let n = self.out_features();
-        let accumulator_values = accumulators
-            .as_slice()
-            .expect("freshly allocated, contiguous");
-        let mut values = Vec::with_capacity(accumulator_values.len());
-        for accumulator_row in accumulator_values.chunks_exact(n.max(1)) {
-            values.extend(
-                accumulator_row
-                    .iter()
-                    .zip(&output_scales)
-                    .zip(offsets)
-                    .map(|((&acc, &scale), &offset)| (acc as f32 + offset as f32) * scale),
-            );
+        accumulators.resize(rows * n, 0);
+        let a = ArrayView2::from_shape((rows, self.in_features()), codes)
+            .expect("one code per input value");
+        let c = ArrayViewMut2::from_shape((rows, n), &mut accumulators[..])
+            .expect("one accumulator per output");
+        gemm_u8i8_i32(a, &self.weight, c, &GemmConfig { kernel: Some(kernel) })?;
+        Ok(())
+    }
+
+    /// The epilogue's per-output offset (the folded bias and zero-point correction, in accumulator units) and
+    /// multiplier (`s_x · s_w[j]`), for input parameters `params`.
+    fn epilogue_factors(
+        &self,
+        params: &QuantParams,
+        offsets: &mut Vec<i32>,
+        multipliers: &mut Vec<f32>,
+    ) -> Result<(), QuantError> {
+        offsets.clear();
+        match &self.bias {
+            Bias::Folded(folded) => offsets.extend_from_slice(folded),
+            Bias::Dynamic { bias, column_sums } => {
+                offsets.extend(quantized_bias(bias, &self.weight_scales, params, column_sums)?)
+            }
         }
-        let output =
-            Array2::from_shape_vec(accumulators.dim(), values).expect("one value per output");
-        Ok((output, kernel))
+        multipliers.clear();
+        multipliers.extend(self.weight_scales.iter().map(|s| s * params.scale()));
+        Ok(())
+    }
+}
+
+/// Per-thread buffers of the forward passes (u8 codes in and out of a layer, i32 accumulators, the epilogue's
+/// per-output factors, f32 activations between dynamically quantized layers), grown on demand and reused.
+#[derive(Default)]
+struct Workspace {
+    codes: Vec<u8>,
+    next_codes: Vec<u8>,
+    accumulators: Vec<i32>,
+    offsets: Vec<i32>,
+    multipliers: Vec<f32>,
+    reals: Vec<f32>,
+}
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+}
+
+fn check_output(
+    output: &ArrayViewMut2<'_, f32>,
+    rows: usize,
+    columns: usize,
+) -> Result<(), QuantError> {
+    if output.dim() != (rows, columns) {
+        return Err(QuantError::ShapeMismatch {
+            what: "output",
+            expected: vec![rows, columns],
+            actual: vec![output.nrows(), output.ncols()],
+        });
+    }
+    Ok(())
+}
+
+/// Runs `f` on the output's values as one row-major slice (through a temporary when the view is strided).
+fn with_contiguous(output: &mut ArrayViewMut2<'_, f32>, f: impl FnOnce(&mut [f32])) {
+    if let Some(values) = output.as_slice_mut() {
+        f(values);
+        return;
+    }
+    let mut temporary = Array2::<f32>::zeros(output.dim());
+    f(temporary
+        .as_slice_mut()
+        .expect("freshly allocated, contiguous"));
+    output.assign(&temporary);
+}
+
+/// Min and max of `values` (0 for none), or the first NaN/inf as an error. Lane-wise in chunks of 16, which
+/// vectorises: `v − v` is 0 for every finite value and NaN otherwise.
+fn finite_range(what: &'static str, values: &[f32]) -> Result<(f32, f32), QuantError> {
+    const LANES: usize = 16;
+    let (mut low, mut high, mut finite) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    let chunks = values.chunks_exact(LANES);
+    let remainder = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let v = chunk[lane];
+            low[lane] = if v < low[lane] { v } else { low[lane] };
+            high[lane] = if v > high[lane] { v } else { high[lane] };
+            finite[lane] += v - v;
+        }
+    }
+    for (lane, &v) in remainder.iter().enumerate() {
+        low[lane] = if v < low[lane] { v } else { low[lane] };
+        high[lane] = if v > high[lane] { v } else { high[lane] };
+        finite[lane] += v - v;
+    }
+    if finite.iter().any(|f| *f != 0.0) {
+        crate::error::check_finite(what, values)?;
+    }
+    let min = low.iter().copied().fold(0f32, f32::min);
+    let max = high.iter().copied().fold(0f32, f32::max);
+    Ok((min, max))
+}
+
+/// How a value already divided by the scale becomes a u8 code under `params` (ReLU folds into the lower bound).
+fn code_map(params: &QuantParams, relu: bool) -> CodeMap {
+    let zero_point = params.zero_point();
+    let low = (params.qmin() - zero_point) as f32;
+    CodeMap {
+        low: if relu { low.max(0.0) } else { low },
+        high: (params.qmax() - zero_point) as f32,
+        zero_point,
     }
 }
 
 /// u8 codes of finite activations, as [`QuantParams::quantize_value`] but fast: multiply by the reciprocal
-/// scale, clamp, and round to nearest (ties to even) by the 1.5·2²³ trick, which vectorises where `f32::round`
-/// is a library call on baseline x86-64. Codes can differ from `quantize_value` only on exact ties and in the
-/// last ulp of the scaled value; the round-trip bound (half a step) holds for both.
-fn quantize_activations(x: ArrayView2<'_, f32>, params: &QuantParams) -> Array2<u8> {
-    const ROUNDING: f32 = 12_582_912.0;
-    let inverse_scale = 1.0 / params.scale();
-    let zero_point = params.zero_point() as f32;
-    let (low, high) = (
-        params.qmin() as f32 - zero_point,
-        params.qmax() as f32 - zero_point,
+/// scale, clamp, and round to nearest (ties to even). Codes can differ from `quantize_value` only on exact ties
+/// and in the last ulp of the scaled value; the round-trip bound (half a step) holds for both.
+fn quantize_input(kernel: GemmKernel, values: &[f32], params: &QuantParams, codes: &mut Vec<u8>) {
+    codes.resize(values.len(), 0);
+    quantize_u8(
+        kernel,
+        values,
+        1.0 / params.scale(),
+        code_map(params, false),
+        codes,
     );
-    let contiguous = x.as_standard_layout();
-    let codes: Vec<u8> = contiguous
-        .as_slice()
-        .expect("standard layout is contiguous")
-        .iter()
-        .map(|&v| {
-            let scaled = (v * inverse_scale).max(low).min(high);
-            ((scaled + ROUNDING) - ROUNDING + zero_point) as u8
-        })
-        .collect();
-    Array2::from_shape_vec(x.dim(), codes).expect("one code per value")
 }
 
 fn check_u8(params: &QuantParams) -> Result<(), QuantError> {
@@ -371,14 +487,91 @@ impl QuantizedMlp {
         x: ArrayView2<'_, f32>,
         config: &GemmConfig,
     ) -> Result<(Array2<f32>, GemmKernel), QuantError> {
-        let (last, hidden) = self.layers.split_last().expect("at least one layer");
-        let mut activations = x.to_owned();
-        for layer in hidden {
-            let (mut next, _) = layer.forward(activations.view(), config)?;
-            next.mapv_inplace(|v| v.max(0.0));
-            activations = next;
-        }
-        last.forward(activations.view(), config)
+        let last = self.layers.last().expect("at least one layer");
+        let mut output = Array2::<f32>::zeros((x.nrows(), last.out_features()));
+        let kernel = self.forward_into(x, output.view_mut(), config)?;
+        Ok((output, kernel))
+    }
+
+    /// [`QuantizedMlp::forward`] into a caller-owned `batch × out` buffer. Between two layers whose second has
+    /// static activation parameters, the i32 accumulators are requantized straight to the next layer's u8 codes
+    /// (bias, ReLU and the change of scale fused into one pass, no f32 activations); with dynamic parameters
+    /// they go through f32 once to find the range. Per-thread scratch is reused, so nothing is allocated once
+    /// warm.
+    ///
+    /// # Errors
+    /// As [`QuantizedLinear::forward_into`].
+    pub fn forward_into(
+        &self,
+        x: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+        config: &GemmConfig,
+    ) -> Result<GemmKernel, QuantError> {
+        let first = &self.layers[0];
+        first.check_input(x)?;
+        let last = self.layers.last().expect("at least one layer");
+        check_output(&output, x.nrows(), last.out_features())?;
+        let kernel = config.resolve()?;
+        let rows = x.nrows();
+        let contiguous = x.as_standard_layout();
+        let values = contiguous.as_slice().expect("standard layout is contiguous");
+        let mut params = first.input_params(values)?;
+        WORKSPACE.with_borrow_mut(|workspace| {
+            let Workspace {
+                codes,
+                next_codes,
+                accumulators,
+                offsets,
+                multipliers,
+                reals,
+            } = workspace;
+            quantize_input(kernel, values, &params, codes);
+            for (index, layer) in self.layers.iter().enumerate() {
+                layer.accumulate(kernel, codes, rows, accumulators)?;
+                layer.epilogue_factors(&params, offsets, multipliers)?;
+                let Some(next) = self.layers.get(index + 1) else {
+                    with_contiguous(&mut output, |logits| {
+                        epilogue(
+                            kernel,
+                            accumulators,
+                            offsets,
+                            multipliers,
+                            EpilogueOut::Reals(logits, false),
+                        );
+                    });
+                    break;
+                };
+                match next.activation {
+                    ActivationQuant::Static(next_params) => {
+                        let inverse = 1.0 / next_params.scale();
+                        multipliers.iter_mut().for_each(|m| *m *= inverse);
+                        next_codes.resize(accumulators.len(), 0);
+                        epilogue(
+                            kernel,
+                            accumulators,
+                            offsets,
+                            multipliers,
+                            EpilogueOut::Codes(next_codes, code_map(&next_params, true)),
+                        );
+                        std::mem::swap(codes, next_codes);
+                        params = next_params;
+                    }
+                    ActivationQuant::Dynamic => {
+                        reals.resize(accumulators.len(), 0.0);
+                        epilogue(
+                            kernel,
+                            accumulators,
+                            offsets,
+                            multipliers,
+                            EpilogueOut::Reals(reals, true),
+                        );
+                        params = next.input_params(reals)?;
+                        quantize_input(kernel, reals, &params, codes);
+                    }
+                }
+            }
+            Ok(kernel)
+        })
     }
 
     /// Bytes of every buffer of every layer.

@@ -261,4 +261,241 @@ mod x86 {
             }
         }
     }
+    /// Mask of the first `count` (≤ 16) lanes.
+    fn lanes(count: usize) -> __mmask16 {
+        if count >= 16 {
+            0xffff
+        } else {
+            ((1u32 << count) - 1) as __mmask16
+        }
+    }
+
+    /// Vector [`super::quantize_u8`]: 16 values per step, masked tail; `vcvtps2dq` rounds to nearest even.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW available; `source` and `destination` hold `len` elements.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_u8(
+        source: *const f32,
+        len: usize,
+        multiplier: f32,
+        map: super::CodeMap,
+        destination: *mut u8,
+    ) {
+        let multiplier = _mm512_set1_ps(multiplier);
+        let (low, high) = (_mm512_set1_ps(map.low), _mm512_set1_ps(map.high));
+        let zero_point = _mm512_set1_epi32(map.zero_point);
+        for start in (0..len).step_by(16) {
+            let mask = lanes(len - start);
+            // SAFETY: the mask limits the load and the store to the `len - start` remaining elements.
+            unsafe {
+                let values = _mm512_maskz_loadu_ps(mask, source.add(start));
+                let scaled = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(values, multiplier), low), high);
+                let codes = _mm512_add_epi32(_mm512_cvtps_epi32(scaled), zero_point);
+                _mm512_mask_cvtusepi32_storeu_epi8(destination.add(start).cast(), mask, codes);
+            }
+        }
+    }
+
+    /// Vector requantization epilogue (see [`super::epilogue`]), row by row.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW available; `offsets` and `multipliers` hold `n` values; `codes` holds one byte per
+    /// accumulator; `accumulators.len()` is a multiple of `n`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn requantize_rows(
+        accumulators: &[i32],
+        offsets: *const i32,
+        multipliers: *const f32,
+        n: usize,
+        map: super::CodeMap,
+        codes: *mut u8,
+    ) {
+        let (low, high) = (_mm512_set1_ps(map.low), _mm512_set1_ps(map.high));
+        let zero_point = _mm512_set1_epi32(map.zero_point);
+        for (row_idx, row) in accumulators.chunks_exact(n).enumerate() {
+            for start in (0..n).step_by(16) {
+                let mask = lanes(n - start);
+                // SAFETY: masked to the `n - start` columns left in this row and in the per-column vectors.
+                unsafe {
+                    let acc = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
+                    let offset = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
+                    let multiplier = _mm512_maskz_loadu_ps(mask, multipliers.add(start));
+                    let value = _mm512_mul_ps(_mm512_add_ps(acc, offset), multiplier);
+                    let clamped = _mm512_min_ps(_mm512_max_ps(value, low), high);
+                    let code = _mm512_add_epi32(_mm512_cvtps_epi32(clamped), zero_point);
+                    _mm512_mask_cvtusepi32_storeu_epi8(codes.add(row_idx * n + start).cast(), mask, code);
+                }
+            }
+        }
+    }
+
+    /// Vector dequantization epilogue (see [`super::epilogue`]), row by row.
+    ///
+    /// # Safety
+    /// As [`requantize_rows`], with `reals` holding one f32 per accumulator.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn dequantize_rows(
+        accumulators: &[i32],
+        offsets: *const i32,
+        multipliers: *const f32,
+        n: usize,
+        relu: bool,
+        reals: *mut f32,
+    ) {
+        let floor = _mm512_set1_ps(if relu { 0.0 } else { f32::NEG_INFINITY });
+        for (row_idx, row) in accumulators.chunks_exact(n).enumerate() {
+            for start in (0..n).step_by(16) {
+                let mask = lanes(n - start);
+                // SAFETY: masked to the `n - start` columns left in this row and in the per-column vectors.
+                unsafe {
+                    let acc = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
+                    let offset = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
+                    let multiplier = _mm512_maskz_loadu_ps(mask, multipliers.add(start));
+                    let value = _mm512_max_ps(_mm512_mul_ps(_mm512_add_ps(acc, offset), multiplier), floor);
+                    _mm512_mask_storeu_ps(reals.add(row_idx * n + start), mask, value);
+                }
+            }
+        }
+    }
 }
+
+/// How [`quantize_u8`] and [`requantize_rows`] map a real (or accumulator) value to a u8 code:
+/// `code = round(clamp(value · multiplier, low, high)) + zero_point`, rounding to nearest, ties to even.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CodeMap {
+    pub(crate) low: f32,
+    pub(crate) high: f32,
+    pub(crate) zero_point: i32,
+}
+
+/// Whether the vector epilogues may run for `kernel` (they follow the GEMM kernel, so forcing `scalar` or
+/// `avx2` also exercises the portable epilogues).
+pub(crate) fn vector_epilogue(kernel: GemmKernel) -> bool {
+    cfg!(target_arch = "x86_64") && kernel == GemmKernel::Avx512Vnni && kernel.is_available()
+}
+
+/// Round to nearest, ties to even, by the 1.5·2²³ trick (exact for |x| < 2²²), which vectorises where
+/// `f32::round_ties_even` is a library call on baseline x86-64; the same result as `vcvtps2dq`.
+#[inline(always)]
+fn round_even(value: f32) -> f32 {
+    const ROUNDING: f32 = 12_582_912.0;
+    (value + ROUNDING) - ROUNDING
+}
+
+/// `destination[i] = code(source[i] · multiplier)` (see [`CodeMap`]).
+///
+/// # Panics
+/// When the slices differ in length.
+pub(crate) fn quantize_u8(
+    kernel: GemmKernel,
+    source: &[f32],
+    multiplier: f32,
+    map: CodeMap,
+    destination: &mut [u8],
+) {
+    assert_eq!(source.len(), destination.len(), "one code per value");
+    #[cfg(target_arch = "x86_64")]
+    if vector_epilogue(kernel) {
+        // SAFETY: AVX-512 F/BW were detected (`vector_epilogue`); both slices hold `source.len()` elements.
+        unsafe {
+            x86::quantize_u8(
+                source.as_ptr(),
+                source.len(),
+                multiplier,
+                map,
+                destination.as_mut_ptr(),
+            )
+        };
+        return;
+    }
+    let _ = kernel;
+    let zero_point = map.zero_point as f32;
+    for (code, &value) in destination.iter_mut().zip(source) {
+        *code = (round_even((value * multiplier).max(map.low).min(map.high)) + zero_point) as u8;
+    }
+}
+
+/// The GEMM epilogue, row by row over `n` columns: `value = (acc + offset[j]) · multiplier[j]` in f32, then
+/// either a u8 code (`Some(map)`, requantization for the next layer) into `codes`, or f32 (optionally
+/// through ReLU) into `reals`.
+pub(crate) enum EpilogueOut<'a> {
+    Codes(&'a mut [u8], CodeMap),
+    Reals(&'a mut [f32], bool),
+}
+
+/// Applies the epilogue to `accumulators` (`rows × n`, row-major).
+///
+/// # Panics
+/// When the lengths disagree with `n`.
+pub(crate) fn epilogue(
+    kernel: GemmKernel,
+    accumulators: &[i32],
+    offsets: &[i32],
+    multipliers: &[f32],
+    out: EpilogueOut<'_>,
+) {
+    let n = offsets.len();
+    assert_eq!(multipliers.len(), n, "one multiplier per column");
+    if n == 0 {
+        return;
+    }
+    assert!(accumulators.len().is_multiple_of(n), "whole rows");
+    match out {
+        EpilogueOut::Codes(codes, map) => {
+            assert_eq!(codes.len(), accumulators.len(), "one code per accumulator");
+            #[cfg(target_arch = "x86_64")]
+            if vector_epilogue(kernel) {
+                // SAFETY: AVX-512 F/BW were detected; every row of `n` accumulators has its `n` codes, and
+                // `offsets`/`multipliers` hold `n` values (asserted above).
+                unsafe {
+                    x86::requantize_rows(
+                        accumulators,
+                        offsets.as_ptr(),
+                        multipliers.as_ptr(),
+                        n,
+                        map,
+                        codes.as_mut_ptr(),
+                    )
+                };
+                return;
+            }
+            let zero_point = map.zero_point as f32;
+            for (acc_row, code_row) in accumulators.chunks_exact(n).zip(codes.chunks_exact_mut(n)) {
+                for (((code, &acc), &offset), &multiplier) in
+                    code_row.iter_mut().zip(acc_row).zip(offsets).zip(multipliers)
+                {
+                    let value = (acc as f32 + offset as f32) * multiplier;
+                    *code = (round_even(value.max(map.low).min(map.high)) + zero_point) as u8;
+                }
+            }
+        }
+        EpilogueOut::Reals(reals, relu) => {
+            assert_eq!(reals.len(), accumulators.len(), "one value per accumulator");
+            #[cfg(target_arch = "x86_64")]
+            if vector_epilogue(kernel) {
+                // SAFETY: as above, with `reals` holding one f32 per accumulator.
+                unsafe {
+                    x86::dequantize_rows(
+                        accumulators,
+                        offsets.as_ptr(),
+                        multipliers.as_ptr(),
+                        n,
+                        relu,
+                        reals.as_mut_ptr(),
+                    )
+                };
+                return;
+            }
+            let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+            for (acc_row, real_row) in accumulators.chunks_exact(n).zip(reals.chunks_exact_mut(n)) {
+                for (((real, &acc), &offset), &multiplier) in
+                    real_row.iter_mut().zip(acc_row).zip(offsets).zip(multipliers)
+                {
+                    *real = ((acc as f32 + offset as f32) * multiplier).max(floor);
+                }
+            }
+        }
+    }
+}
+
