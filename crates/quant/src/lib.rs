@@ -1,13 +1,14 @@
 //! quant: quantization that is really 8-bit. Symmetric and affine schemes with checked parameters, per tensor
 //! or per channel, int8/uint8 codes in real 1-byte buffers and f16/bf16 for comparison; calibration observers
 //! (min–max, moving average, percentile, MSE, entropy); error statistics; a u8 × i8 → i32 GEMM with AVX-512
-//! VNNI, AVX2 and scalar kernels chosen at run time; a quantized Linear layer and MLP whose sizes are the bytes
+//! VNNI, AVX2 and scalar kernels chosen at run time; a quantized Linear layer, Conv2d (im2col on the integer GEMM) and MLP whose sizes are the bytes
 //! of the buffers they hold.
 //!
 //! quant never reads a clock and never writes a file; timing claims live in the benchmarks and in xtask.
 // `deny` rather than `forbid`: the kernel module opts in with `allow` (and `// SAFETY:` on every block).
 #![deny(unsafe_code)]
 
+mod conv;
 mod error;
 pub mod gemm;
 mod linear;
@@ -16,6 +17,7 @@ mod scheme;
 mod stats;
 mod tensor;
 
+pub use conv::{Conv2dGeometry, QuantizedConv2d};
 pub use error::QuantError;
 pub use gemm::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB};
 pub use linear::{ActivationQuant, QuantizedLinear, QuantizedMlp, QuantizedMlpConfig};

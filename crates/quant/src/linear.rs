@@ -206,7 +206,9 @@ impl QuantizedLinear {
         check_output(&output, x.nrows(), self.out_features())?;
         let kernel = config.resolve()?;
         let contiguous = x.as_standard_layout();
-        let values = contiguous.as_slice().expect("standard layout is contiguous");
+        let values = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         let params = self.input_params(values)?;
         WORKSPACE.with_borrow_mut(|workspace| {
             let Workspace {
@@ -245,7 +247,7 @@ impl QuantizedLinear {
 
     /// The u8 parameters of this input: the static ones, or the batch's own min–max; NaN/inf is an error
     /// either way (one pass over the values).
-    fn input_params(&self, values: &[f32]) -> Result<QuantParams, QuantError> {
+    pub(crate) fn input_params(&self, values: &[f32]) -> Result<QuantParams, QuantError> {
         let (min, max) = finite_range("linear input", values)?;
         match self.activation {
             ActivationQuant::Static(params) => Ok(params),
@@ -256,7 +258,7 @@ impl QuantizedLinear {
     }
 
     /// `accumulators = codes · W` (i32) for `rows` rows of u8 codes.
-    fn accumulate(
+    pub(crate) fn accumulate(
         &self,
         kernel: GemmKernel,
         codes: &[u8],
@@ -269,13 +271,20 @@ impl QuantizedLinear {
             .expect("one code per input value");
         let c = ArrayViewMut2::from_shape((rows, n), &mut accumulators[..])
             .expect("one accumulator per output");
-        gemm_u8i8_i32(a, &self.weight, c, &GemmConfig { kernel: Some(kernel) })?;
+        gemm_u8i8_i32(
+            a,
+            &self.weight,
+            c,
+            &GemmConfig {
+                kernel: Some(kernel),
+            },
+        )?;
         Ok(())
     }
 
     /// The epilogue's per-output offset (the folded bias and zero-point correction, in accumulator units) and
     /// multiplier (`s_x · s_w[j]`), for input parameters `params`.
-    fn epilogue_factors(
+    pub(crate) fn epilogue_factors(
         &self,
         params: &QuantParams,
         offsets: &mut Vec<i32>,
@@ -284,9 +293,12 @@ impl QuantizedLinear {
         offsets.clear();
         match &self.bias {
             Bias::Folded(folded) => offsets.extend_from_slice(folded),
-            Bias::Dynamic { bias, column_sums } => {
-                offsets.extend(quantized_bias(bias, &self.weight_scales, params, column_sums)?)
-            }
+            Bias::Dynamic { bias, column_sums } => offsets.extend(quantized_bias(
+                bias,
+                &self.weight_scales,
+                params,
+                column_sums,
+            )?),
         }
         multipliers.clear();
         multipliers.extend(self.weight_scales.iter().map(|s| s * params.scale()));
@@ -339,7 +351,7 @@ fn with_contiguous(output: &mut ArrayViewMut2<'_, f32>, f: impl FnOnce(&mut [f32
 }
 
 /// Min and max of `values` (0 for none), or the first NaN/inf as an error. Lane-wise in chunks of 16, which
-/// vectorises: `v − v` is 0 for every finite value and NaN otherwise.
+/// vectorises: `v · 0` is 0 for every finite value and NaN otherwise.
 fn finite_range(what: &'static str, values: &[f32]) -> Result<(f32, f32), QuantError> {
     const LANES: usize = 16;
     let (mut low, mut high, mut finite) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
@@ -350,13 +362,13 @@ fn finite_range(what: &'static str, values: &[f32]) -> Result<(f32, f32), QuantE
             let v = chunk[lane];
             low[lane] = if v < low[lane] { v } else { low[lane] };
             high[lane] = if v > high[lane] { v } else { high[lane] };
-            finite[lane] += v - v;
+            finite[lane] += v * 0.0;
         }
     }
     for (lane, &v) in remainder.iter().enumerate() {
         low[lane] = if v < low[lane] { v } else { low[lane] };
         high[lane] = if v > high[lane] { v } else { high[lane] };
-        finite[lane] += v - v;
+        finite[lane] += v * 0.0;
     }
     if finite.iter().any(|f| *f != 0.0) {
         crate::error::check_finite(what, values)?;
@@ -380,7 +392,12 @@ fn code_map(params: &QuantParams, relu: bool) -> CodeMap {
 /// u8 codes of finite activations, as [`QuantParams::quantize_value`] but fast: multiply by the reciprocal
 /// scale, clamp, and round to nearest (ties to even). Codes can differ from `quantize_value` only on exact ties
 /// and in the last ulp of the scaled value; the round-trip bound (half a step) holds for both.
-fn quantize_input(kernel: GemmKernel, values: &[f32], params: &QuantParams, codes: &mut Vec<u8>) {
+pub(crate) fn quantize_input(
+    kernel: GemmKernel,
+    values: &[f32],
+    params: &QuantParams,
+    codes: &mut Vec<u8>,
+) {
     codes.resize(values.len(), 0);
     quantize_u8(
         kernel,
@@ -514,7 +531,9 @@ impl QuantizedMlp {
         let kernel = config.resolve()?;
         let rows = x.nrows();
         let contiguous = x.as_standard_layout();
-        let values = contiguous.as_slice().expect("standard layout is contiguous");
+        let values = contiguous
+            .as_slice()
+            .expect("standard layout is contiguous");
         let mut params = first.input_params(values)?;
         WORKSPACE.with_borrow_mut(|workspace| {
             let Workspace {

@@ -290,7 +290,8 @@ mod x86 {
             // SAFETY: the mask limits the load and the store to the `len - start` remaining elements.
             unsafe {
                 let values = _mm512_maskz_loadu_ps(mask, source.add(start));
-                let scaled = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(values, multiplier), low), high);
+                let scaled =
+                    _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(values, multiplier), low), high);
                 let codes = _mm512_add_epi32(_mm512_cvtps_epi32(scaled), zero_point);
                 _mm512_mask_cvtusepi32_storeu_epi8(destination.add(start).cast(), mask, codes);
             }
@@ -318,13 +319,19 @@ mod x86 {
                 let mask = lanes(n - start);
                 // SAFETY: masked to the `n - start` columns left in this row and in the per-column vectors.
                 unsafe {
-                    let acc = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
-                    let offset = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
+                    let acc =
+                        _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
+                    let offset =
+                        _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
                     let multiplier = _mm512_maskz_loadu_ps(mask, multipliers.add(start));
                     let value = _mm512_mul_ps(_mm512_add_ps(acc, offset), multiplier);
                     let clamped = _mm512_min_ps(_mm512_max_ps(value, low), high);
                     let code = _mm512_add_epi32(_mm512_cvtps_epi32(clamped), zero_point);
-                    _mm512_mask_cvtusepi32_storeu_epi8(codes.add(row_idx * n + start).cast(), mask, code);
+                    _mm512_mask_cvtusepi32_storeu_epi8(
+                        codes.add(row_idx * n + start).cast(),
+                        mask,
+                        code,
+                    );
                 }
             }
         }
@@ -349,10 +356,13 @@ mod x86 {
                 let mask = lanes(n - start);
                 // SAFETY: masked to the `n - start` columns left in this row and in the per-column vectors.
                 unsafe {
-                    let acc = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
-                    let offset = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
+                    let acc =
+                        _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, row.as_ptr().add(start)));
+                    let offset =
+                        _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mask, offsets.add(start)));
                     let multiplier = _mm512_maskz_loadu_ps(mask, multipliers.add(start));
-                    let value = _mm512_max_ps(_mm512_mul_ps(_mm512_add_ps(acc, offset), multiplier), floor);
+                    let value =
+                        _mm512_max_ps(_mm512_mul_ps(_mm512_add_ps(acc, offset), multiplier), floor);
                     _mm512_mask_storeu_ps(reals.add(row_idx * n + start), mask, value);
                 }
             }
@@ -462,8 +472,11 @@ pub(crate) fn epilogue(
             }
             let zero_point = map.zero_point as f32;
             for (acc_row, code_row) in accumulators.chunks_exact(n).zip(codes.chunks_exact_mut(n)) {
-                for (((code, &acc), &offset), &multiplier) in
-                    code_row.iter_mut().zip(acc_row).zip(offsets).zip(multipliers)
+                for (((code, &acc), &offset), &multiplier) in code_row
+                    .iter_mut()
+                    .zip(acc_row)
+                    .zip(offsets)
+                    .zip(multipliers)
                 {
                     let value = (acc as f32 + offset as f32) * multiplier;
                     *code = (round_even(value.max(map.low).min(map.high)) + zero_point) as u8;
@@ -489,8 +502,11 @@ pub(crate) fn epilogue(
             }
             let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
             for (acc_row, real_row) in accumulators.chunks_exact(n).zip(reals.chunks_exact_mut(n)) {
-                for (((real, &acc), &offset), &multiplier) in
-                    real_row.iter_mut().zip(acc_row).zip(offsets).zip(multipliers)
+                for (((real, &acc), &offset), &multiplier) in real_row
+                    .iter_mut()
+                    .zip(acc_row)
+                    .zip(offsets)
+                    .zip(multipliers)
                 {
                     *real = ((acc as f32 + offset as f32) * multiplier).max(floor);
                 }
@@ -498,4 +514,3 @@ pub(crate) fn epilogue(
         }
     }
 }
-
