@@ -51,6 +51,14 @@ pub struct CompareConfig {
     /// `noise_threshold`, same default of 1%): in one process, precise samples resolve real but
     /// meaningless sub-percent differences (code placement, memory layout).
     pub noise_threshold: f64,
+    /// Independent rounds (METHODS: samples inside one process are not independent replications).
+    /// With `rounds > 1` the pairs are split over rounds, each round re-calibrates both sides from
+    /// a fresh warm-up (the first gets `warm_up`, later ones a short re-warm-up, the machine being
+    /// warm already), and the primary interval is a t-interval over the rounds' mean log ratios
+    /// (df = rounds − 1): a per-round offset between the sides — one calibration, one memory
+    /// state — then widens the interval instead of being called a difference. `1` = one round,
+    /// inference over the pairs.
+    pub rounds: usize,
 }
 
 impl Default for CompareConfig {
@@ -64,6 +72,7 @@ impl Default for CompareConfig {
             seed: 0x5EED,
             power: 0.8,
             noise_threshold: 0.01,
+            rounds: 1,
         }
     }
 }
@@ -172,6 +181,9 @@ pub struct Comparison {
     pub robust_speedup: Option<RobustSpeedup>,
     /// ln(baseline / candidate) of every pair, in measurement order.
     pub log_ratios: Vec<f64>,
+    /// Mean log ratio of each round (one value when `rounds` = 1); the primary interval is over
+    /// these when there are several.
+    pub round_log_ratio_means: Vec<f64>,
     /// Smallest speedup (as a ratio > 1) this run could detect with the configured power.
     pub minimum_detectable_speedup: f64,
     /// How the comparison was kept fair.
@@ -191,7 +203,54 @@ pub struct RobustSpeedup {
     pub confidence: f64,
 }
 
+/// Re-warm-up before each round after the first (the machine is warm; the re-calibration is what
+/// makes the round independent).
+const REWARM: Duration = Duration::from_millis(10);
+
+impl CompareConfig {
+    /// The warm-up of rounds after the first: at most `REWARM`, or a tenth of a count-based one.
+    fn rewarm(&self) -> WarmUp {
+        match self.warm_up {
+            WarmUp::Time(duration) => WarmUp::Time(duration.min(REWARM)),
+            WarmUp::Count(count) => WarmUp::Count((count / 10).max(1)),
+        }
+    }
+}
+
 impl Comparison {
+    /// Replace the primary interval by the t-interval over the rounds' mean log ratios.
+    fn apply_rounds(
+        &mut self,
+        round_sizes: &[usize],
+        config: &CompareConfig,
+    ) -> Result<(), PerfError> {
+        let mut means = Vec::with_capacity(round_sizes.len());
+        let mut start = 0;
+        for &size in round_sizes {
+            let slice = &self.log_ratios[start..start + size];
+            means.push(slice.iter().sum::<f64>() / size as f64);
+            start += size;
+        }
+        let rounds = means.len() as f64;
+        let (mean, std) = mean_and_std(&means);
+        let standard_error = std / rounds.sqrt();
+        let df = rounds - 1.0;
+        let t = student_t_quantile(1.0 - (1.0 - config.confidence) / 2.0, df)?;
+        self.speedup = SpeedupEstimate {
+            point: mean.exp(),
+            ci_lower: (mean - t * standard_error).exp(),
+            ci_upper: (mean + t * standard_error).exp(),
+            confidence: config.confidence,
+            log_ratio_mean: mean,
+            log_ratio_standard_error: standard_error,
+            degrees_of_freedom: df,
+        };
+        let t_power = student_t_quantile(config.power, df)?;
+        self.minimum_detectable_speedup = ((t + t_power) * standard_error).exp();
+        self.round_log_ratio_means = means;
+        Ok(())
+    }
+
     /// True when the comparison calls a difference: the primary t-interval excludes 1 and the
     /// robust paired interval (when it exists) excludes 1 on the same side. A disagreement means a
     /// few extreme pairs drive the t-interval, which is not evidence of a difference.
@@ -341,52 +400,91 @@ pub fn compare_sources(
         confidence: config.confidence,
         ..MeasureConfig::default()
     };
+    let rounds = config.rounds.max(1);
+    if rounds > 1 && config.pairs < 2 * rounds {
+        return Err(PerfError::InvalidConfig(format!(
+            "{rounds} rounds need at least {} pairs (two per round), got {}",
+            2 * rounds,
+            config.pairs
+        )));
+    }
     let target = measure_config.target_sample_ns(&clock_info());
-    // Warm up both, interleaved at the granularity of whole warm-ups, baseline first.
-    let (baseline_iterations, baseline_warm_up) =
-        warm_up_and_calibrate(&measure_config, target, baseline)?;
-    let (candidate_iterations, candidate_warm_up) =
-        warm_up_and_calibrate(&measure_config, target, candidate)?;
-
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut baseline_values = vec![0.0; config.pairs];
-    let mut candidate_values = vec![0.0; config.pairs];
-    let sample_baseline = |source: &mut dyn TimedBatch| {
-        source.run_batch(baseline_iterations) / baseline_iterations as f64
-    };
-    let sample_candidate = |source: &mut dyn TimedBatch| {
-        source.run_batch(candidate_iterations) / candidate_iterations as f64
-    };
-    match config.order {
-        Order::Sequential => {
-            for value in baseline_values.iter_mut() {
-                *value = sample_baseline(baseline);
+    let mut baseline_values = Vec::with_capacity(config.pairs);
+    let mut candidate_values = Vec::with_capacity(config.pairs);
+    let mut round_sizes = Vec::with_capacity(rounds);
+    let mut first_round = None;
+    for round in 0..rounds {
+        let round_config = if round == 0 {
+            measure_config.clone()
+        } else {
+            MeasureConfig {
+                warm_up: config.rewarm(),
+                ..measure_config.clone()
             }
-            for value in candidate_values.iter_mut() {
-                *value = sample_candidate(candidate);
-            }
+        };
+        // Warm up both, interleaved at the granularity of whole warm-ups, baseline first.
+        let (baseline_iterations, baseline_warm_up) =
+            warm_up_and_calibrate(&round_config, target, baseline)?;
+        let (candidate_iterations, candidate_warm_up) =
+            warm_up_and_calibrate(&round_config, target, candidate)?;
+        if first_round.is_none() {
+            first_round = Some((
+                baseline_iterations,
+                candidate_iterations,
+                baseline_warm_up,
+                candidate_warm_up,
+            ));
         }
-        Order::Alternating | Order::RandomizedBlocks => {
-            for pair in 0..config.pairs {
-                let baseline_first = match config.order {
-                    Order::Alternating => pair % 2 == 0,
-                    _ => rng.random_bool(0.5),
-                };
-                if baseline_first {
-                    baseline_values[pair] = sample_baseline(baseline);
-                    candidate_values[pair] = sample_candidate(candidate);
-                } else {
-                    candidate_values[pair] = sample_candidate(candidate);
-                    baseline_values[pair] = sample_baseline(baseline);
+        // Pairs spread as evenly as possible over the rounds.
+        let pairs = config.pairs / rounds + usize::from(round < config.pairs % rounds);
+        round_sizes.push(pairs);
+        let sample_baseline = |source: &mut dyn TimedBatch| {
+            source.run_batch(baseline_iterations) / baseline_iterations as f64
+        };
+        let sample_candidate = |source: &mut dyn TimedBatch| {
+            source.run_batch(candidate_iterations) / candidate_iterations as f64
+        };
+        match config.order {
+            Order::Sequential => {
+                for _ in 0..pairs {
+                    baseline_values.push(sample_baseline(baseline));
+                }
+                for _ in 0..pairs {
+                    candidate_values.push(sample_candidate(candidate));
+                }
+            }
+            Order::Alternating | Order::RandomizedBlocks => {
+                for pair in 0..pairs {
+                    let baseline_first = match config.order {
+                        Order::Alternating => pair % 2 == 0,
+                        _ => rng.random_bool(0.5),
+                    };
+                    if baseline_first {
+                        let a = sample_baseline(baseline);
+                        let b = sample_candidate(candidate);
+                        baseline_values.push(a);
+                        candidate_values.push(b);
+                    } else {
+                        let b = sample_candidate(candidate);
+                        let a = sample_baseline(baseline);
+                        baseline_values.push(a);
+                        candidate_values.push(b);
+                    }
                 }
             }
         }
     }
+    let (baseline_iterations, candidate_iterations, baseline_warm_up, candidate_warm_up) =
+        first_round.ok_or_else(|| PerfError::InvalidConfig("no round was run".into()))?;
     let baseline_result =
         BenchmarkResult::with_confidence("baseline", "ns", baseline_values, config.confidence)?;
     let candidate_result =
         BenchmarkResult::with_confidence("candidate", "ns", candidate_values, config.confidence)?;
     let mut comparison = analyse_pairs(&baseline_result, &candidate_result, config)?;
+    if rounds > 1 {
+        comparison.apply_rounds(&round_sizes, config)?;
+    }
     comparison.fairness = Fairness {
         same_input: true,
         order: config.order,
@@ -446,8 +544,10 @@ pub fn analyse_pairs(
                 confidence: config.confidence,
             }
         });
+    let round_log_ratio_means = vec![log_ratio_mean];
     Ok(Comparison {
         robust_speedup,
+        round_log_ratio_means,
         log_ratios,
         welch: welch_t_test(a, b)?,
         rank: mann_whitney(a, b)?,

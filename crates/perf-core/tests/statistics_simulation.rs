@@ -248,3 +248,95 @@ fn power_for_a_true_ten_percent_difference() {
     let (power_slower, _) = rejection_rate(Order::Alternating, 1.0 / 1.10, 0.05, 500, 50_000);
     assert!(power_slower >= 0.90, "power for a slowdown {power_slower}");
 }
+
+/// A side whose speed carries a state offset (memory placement, code alignment, a preempting
+/// neighbour) that is re-drawn whenever it is re-calibrated — modelled as whenever the batch size
+/// changes, which happens at every calibration and never during sampling. Within a round the
+/// offset is constant, so the pairs share it: they are not independent replications.
+struct StatefulSide {
+    rng: StdRng,
+    per_iteration_ns: f64,
+    offset_sigma: f64,
+    noise_sigma: f64,
+    offset: f64,
+    last_iterations: u64,
+}
+
+impl TimedBatch for StatefulSide {
+    fn run_batch(&mut self, iterations: u64) -> f64 {
+        if iterations != self.last_iterations {
+            self.offset = LogNormal::new(0.0, self.offset_sigma)
+                .unwrap()
+                .sample(&mut self.rng);
+            self.last_iterations = iterations;
+        }
+        let noise = LogNormal::new(0.0, self.noise_sigma)
+            .unwrap()
+            .sample(&mut self.rng);
+        iterations as f64 * self.per_iteration_ns * self.offset * noise
+    }
+}
+
+/// A/A false-positive rate with a per-calibration offset of 2% and 0.5% sample noise.
+fn stateful_aa_rate(rounds: usize, pairs: usize, trials: u64) -> f64 {
+    let config = CompareConfig {
+        pairs,
+        rounds,
+        ..simulated_config(Order::Alternating)
+    };
+    let mut called = 0;
+    for trial in 0..trials {
+        let side = |seed: u64| StatefulSide {
+            rng: StdRng::seed_from_u64(seed),
+            per_iteration_ns: 1_000.0,
+            offset_sigma: 0.02,
+            noise_sigma: 0.005,
+            offset: 1.0,
+            last_iterations: 0,
+        };
+        let (mut baseline, mut candidate) = (side(2 * trial + 1), side(2 * trial + 2));
+        let comparison = compare_sources(&config, &mut baseline, &mut candidate).unwrap();
+        assert_eq!(comparison.round_log_ratio_means.len(), rounds);
+        assert_eq!(
+            comparison.speedup.degrees_of_freedom,
+            if rounds > 1 { rounds - 1 } else { pairs - 1 } as f64
+        );
+        called += u64::from(comparison.is_significant());
+    }
+    called as f64 / trials as f64
+}
+
+#[test]
+fn rounds_restore_the_false_positive_rate_when_pairs_share_a_state() {
+    let trials = 400;
+    let one_round = stateful_aa_rate(1, 30, trials);
+    let rounds = stateful_aa_rate(8, 40, trials);
+    println!(
+        "A/A with a 2% per-calibration offset: 1 round {:.1}%, 8 rounds {:.1}% called different",
+        100.0 * one_round,
+        100.0 * rounds
+    );
+    // One round: the shared offset is read as a difference most of the time.
+    assert!(one_round > 0.5, "one round: {one_round}");
+    // Eight rounds: inference over round means is back near the nominal 5% (binomial sd ≈ 1.1%).
+    assert!(rounds <= 0.09, "eight rounds: {rounds}");
+}
+
+#[test]
+fn rounds_need_two_pairs_each() {
+    let config = CompareConfig {
+        pairs: 9,
+        rounds: 5,
+        ..simulated_config(Order::Alternating)
+    };
+    let side = || StatefulSide {
+        rng: StdRng::seed_from_u64(1),
+        per_iteration_ns: 1_000.0,
+        offset_sigma: 0.0,
+        noise_sigma: 0.01,
+        offset: 1.0,
+        last_iterations: 0,
+    };
+    let error = compare_sources(&config, &mut side(), &mut side()).unwrap_err();
+    assert!(error.to_string().contains("two per round"), "{error}");
+}
