@@ -1,1 +1,36 @@
-//! olympics: MLPerf-Tiny-style events, the referee, compliance and Pareto analysis (not built yet).
+//! olympics: MLPerf-Tiny-style events on real data, a referee that measures latency and memory as
+//! distributions and quality with intervals, compliance verdicts judged on those intervals, Olympic events
+//! (latency sprint, memory challenge, accuracy contest, all-around), and Pareto analysis.
+//!
+//! - [`Submission`] is what a model implements; [`referee`] measures a field of them on an [`Event`] and
+//!   returns an [`Outcome`] each (a scorecard, or an ERROR for that submission alone).
+//! - [`events`] builds the four events from installed or embedded data, each with a [`DataSource`] marked
+//!   REAL or SYNTHETIC; [`reference`] builds the reference submissions (f32, int8, pruned, combined) from
+//!   zoo's trained models.
+//! - [`games::run_games`] and [`pareto::analyze`] turn scorecards into rankings, a frontier and
+//!   recommendations.
+//! - [`transformer`] is the Olympics challenge: zoo's character transformer with int8 / f16 / pruned
+//!   projections and a KV cache, judged on next-character accuracy.
+//!
+//! Targets are "MLPerf-style"; nothing here is an MLPerf result. The crate writes no files.
+// `deny` rather than `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` that `forbid` rejects.
+#![deny(unsafe_code)]
+
+pub mod compliance;
+pub mod compress;
+mod error;
+pub mod event;
+pub mod events;
+pub mod games;
+pub mod pareto;
+pub mod referee;
+pub mod reference;
+mod submission;
+pub mod submissions;
+pub mod transformer;
+
+pub use compliance::{judge_compliance, Compliance, ComplianceStatus, Interval, Requirement};
+pub use error::OlympicsError;
+pub use event::{DataSource, Event, EventSpec, QualityMetric, QueryOrder, TestSet};
+pub use referee::{referee, referee_one, Outcome, RefereeConfig, Scorecard};
+pub use submission::{Optimization, Submission};

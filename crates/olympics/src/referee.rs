@@ -1,0 +1,628 @@
+//! The referee: runs a submission on an event and returns its scorecard, or an ERROR for that submission
+//! alone.
+//!
+//! Protocol, for each submission in turn:
+//! 1. quality on the full test split, rows in order, in batches; every output's shape is checked;
+//!    accuracy with a Clopper–Pearson interval, ROC AUC with a Hanley–McNeil interval;
+//! 2. peak heap of one query, by allocation (perf-core's counting allocator, when installed);
+//! 3. latency of single queries (batch 1) over seeded inputs, through perf-core's protocol (time-bounded
+//!    warm-up with a steady-state check, then samples): p50 / p90 / p99 with order-statistic intervals, the
+//!    mean with its t-interval;
+//! 4. compliance judged on the intervals.
+//!
+//! A panic, an error or a wrong output shape in any phase makes the submission ERROR with the reason; no
+//! prediction is ever substituted, and the other submissions still run.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use ndarray::{s, Array2, ArrayView2};
+use perf_core::measure::{measure, MeasureConfig, WarmUp};
+use perf_core::stats::{binomial_interval, BenchmarkResult, PercentileEstimate};
+use serde::{Deserialize, Serialize};
+use statrs::distribution::{ContinuousCDF, Normal};
+
+use crate::compliance::{judge_compliance, Compliance, Interval};
+use crate::error::{invalid, OlympicsError};
+use crate::event::{DataSource, Event, QualityMetric};
+use crate::submission::Submission;
+
+/// How the referee measures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefereeConfig {
+    /// perf-core's protocol for the latency phase. `min_sample_time` is set low so that one sample is one
+    /// query whenever a query lasts more than 1000 clock ticks (then the sample is a true single-query
+    /// latency, not a batch mean).
+    pub measure: MeasureConfig,
+    /// Distinct seeded queries cycled through while timing.
+    pub n_latency_queries: usize,
+    /// Rows per forward call in the quality phase.
+    pub evaluation_batch: usize,
+    /// Two-sided confidence of every interval.
+    pub confidence: f64,
+    /// Seed of the latency queries.
+    pub seed: u64,
+    /// Evaluate at most this many test rows (`None`: the full split, the default). Anything else is stated
+    /// in the scorecard.
+    pub max_test_rows: Option<usize>,
+}
+
+impl RefereeConfig {
+    /// The full protocol: 300 s warm-up budget of 300 ms, 400 latency samples (enough for a p99 interval at
+    /// 95%: 299), 256 seeded queries.
+    pub fn full(seed: u64) -> Self {
+        RefereeConfig {
+            measure: MeasureConfig {
+                warm_up: WarmUp::Time(Duration::from_millis(200)),
+                min_sample_time: Duration::ZERO,
+                samples: 400,
+                ..MeasureConfig::default()
+            },
+            n_latency_queries: 256,
+            evaluation_batch: 256,
+            confidence: 0.95,
+            seed,
+            max_test_rows: None,
+        }
+    }
+
+    /// A reduced protocol: 30 ms warm-up, 100 samples (enough for p50 and p90 intervals; p99 is reported as
+    /// "insufficient samples").
+    pub fn quick(seed: u64) -> Self {
+        RefereeConfig {
+            measure: MeasureConfig {
+                warm_up: WarmUp::Time(Duration::from_millis(30)),
+                min_sample_time: Duration::ZERO,
+                samples: 100,
+                ..MeasureConfig::default()
+            },
+            n_latency_queries: 64,
+            ..Self::full(seed)
+        }
+    }
+}
+
+/// A latency percentile in milliseconds with its interval, or why it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyPercentile {
+    /// Percentile in percent.
+    pub percentile: f64,
+    /// Value, ms.
+    pub value_ms: f64,
+    /// Order-statistic interval, ms.
+    pub ci_ms: Option<(f64, f64)>,
+    /// Why there is no interval.
+    pub note: Option<String>,
+}
+
+impl LatencyPercentile {
+    fn from_estimate(estimate: Option<&PercentileEstimate>, percentile: f64) -> Self {
+        match estimate {
+            Some(estimate) => LatencyPercentile {
+                percentile,
+                value_ms: estimate.value / 1e6,
+                ci_ms: estimate
+                    .ci_lower
+                    .zip(estimate.ci_upper)
+                    .map(|(lower, upper)| (lower / 1e6, upper / 1e6)),
+                note: estimate.note.clone(),
+            },
+            None => LatencyPercentile {
+                percentile,
+                value_ms: f64::NAN,
+                ci_ms: None,
+                note: Some("not computed by perf-core".into()),
+            },
+        }
+    }
+
+    /// As an interval for compliance.
+    pub fn interval(&self) -> Interval {
+        Interval {
+            point: self.value_ms,
+            bounds: self.ci_ms,
+        }
+    }
+}
+
+/// The single-query latency distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: LatencyPercentile,
+    /// 90th percentile (the compliance statistic).
+    pub p90: LatencyPercentile,
+    /// 99th percentile.
+    pub p99: LatencyPercentile,
+    /// Mean, ms (reported; skewed latency makes it a poor location statistic).
+    pub mean_ms: f64,
+    /// Student-t interval on the mean, ms.
+    pub mean_ci_ms: (f64, f64),
+    /// Samples.
+    pub n_samples: usize,
+    /// Queries per sample (1 unless a query is shorter than 1000 clock ticks).
+    pub queries_per_sample: u64,
+    /// Whether perf-core's warm-up reached steady state.
+    pub steady_state: bool,
+    /// perf-core's warnings (skew, bimodality, autocorrelation).
+    pub warnings: Vec<String>,
+    /// Every sample, ms.
+    pub samples_ms: Vec<f64>,
+}
+
+impl LatencySummary {
+    fn from_result(result: &BenchmarkResult, steady_state: bool) -> Self {
+        let queries_per_sample = result
+            .metadata
+            .get("iterations_per_sample")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        LatencySummary {
+            p50: LatencyPercentile::from_estimate(result.percentile(50.0), 50.0),
+            p90: LatencyPercentile::from_estimate(result.percentile(90.0), 90.0),
+            p99: LatencyPercentile::from_estimate(result.percentile(99.0), 99.0),
+            mean_ms: result.mean / 1e6,
+            mean_ci_ms: (result.ci_lower / 1e6, result.ci_upper / 1e6),
+            n_samples: result.count,
+            queries_per_sample,
+            steady_state,
+            warnings: result.warnings.clone(),
+            samples_ms: result.values.iter().map(|value| value / 1e6).collect(),
+        }
+    }
+}
+
+/// Quality on the test split with its interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityEstimate {
+    /// The metric.
+    pub metric: QualityMetric,
+    /// Point estimate (a fraction, or an AUC).
+    pub point: f64,
+    /// Lower bound.
+    pub ci_lower: f64,
+    /// Upper bound.
+    pub ci_upper: f64,
+    /// Confidence of the interval.
+    pub confidence: f64,
+    /// Test rows evaluated.
+    pub n: usize,
+    /// Correct predictions (accuracy only).
+    pub successes: Option<usize>,
+    /// How the interval was computed.
+    pub method: String,
+    /// Mean cross-entropy of the softmax of the outputs, nats (accuracy events only).
+    pub mean_loss_nats: Option<f64>,
+    /// Whether the full split was used (false only when [`RefereeConfig::max_test_rows`] cut it).
+    pub full_split: bool,
+}
+
+impl QualityEstimate {
+    /// As an interval for compliance.
+    pub fn interval(&self) -> Interval {
+        Interval {
+            point: self.point,
+            bounds: Some((self.ci_lower, self.ci_upper)),
+        }
+    }
+}
+
+/// Memory of a submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryRecord {
+    /// Bytes of the stored parameters, as the submission reports them.
+    pub storage_bytes: usize,
+    /// Peak heap above the baseline during one query, by allocation; `None` when not measurable.
+    pub peak_query_bytes: Option<usize>,
+    /// Why the peak is missing.
+    pub note: Option<String>,
+}
+
+impl MemoryRecord {
+    /// The memory objective: stored parameters plus the peak heap of one query (storage alone when the peak
+    /// could not be measured; `note` says so).
+    pub fn footprint_bytes(&self) -> usize {
+        self.storage_bytes + self.peak_query_bytes.unwrap_or(0)
+    }
+}
+
+/// Everything measured about one submission in one event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scorecard {
+    /// Event name.
+    pub event: String,
+    /// Submission name.
+    pub submission: String,
+    /// Declared optimizations, in words.
+    pub optimizations: Vec<String>,
+    /// Where the data came from.
+    pub source: DataSource,
+    /// Quality.
+    pub quality: QualityEstimate,
+    /// Latency distribution.
+    pub latency: LatencySummary,
+    /// Memory.
+    pub memory: MemoryRecord,
+    /// Compliance verdict.
+    pub compliance: Compliance,
+    /// Quality target and latency limit it was judged against.
+    pub target: f64,
+    /// p90 limit, ms.
+    pub latency_limit_ms: f64,
+}
+
+impl std::fmt::Display for Scorecard {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p90 = &self.latency.p90;
+        let p90_ci = p90.ci_ms.map_or_else(
+            || p90.note.clone().unwrap_or_default(),
+            |(lower, upper)| format!("[{lower:.4}, {upper:.4}]"),
+        );
+        write!(
+            formatter,
+            "[{}] {} / {}: {} {:.4} [{:.4}, {:.4}] (n = {}, target {:.2}); p50 {:.4} ms, p90 {:.4} ms {} (limit {} ms), mean {:.4} ms; {} B stored, peak query heap {}; {}",
+            self.source.origin,
+            self.event,
+            self.submission,
+            self.quality.metric,
+            self.quality.point,
+            self.quality.ci_lower,
+            self.quality.ci_upper,
+            self.quality.n,
+            self.target,
+            self.latency.p50.value_ms,
+            p90.value_ms,
+            p90_ci,
+            self.latency_limit_ms,
+            self.latency.mean_ms,
+            self.memory.storage_bytes,
+            self.memory
+                .peak_query_bytes
+                .map_or_else(|| "not measured".to_string(), |bytes| format!("{bytes} B")),
+            self.compliance.status
+        )
+    }
+}
+
+/// The referee's answer for one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Measured.
+    Scored(Box<Scorecard>),
+    /// Could not be measured: a panic, an error or a wrong output shape.
+    Error {
+        /// The submission.
+        submission: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The scorecard, if measured.
+    pub fn scorecard(&self) -> Option<&Scorecard> {
+        match self {
+            Outcome::Scored(card) => Some(card),
+            Outcome::Error { .. } => None,
+        }
+    }
+
+    /// The submission's name.
+    pub fn submission(&self) -> &str {
+        match self {
+            Outcome::Scored(card) => &card.submission,
+            Outcome::Error { submission, .. } => submission,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Calls `forward` with panics caught and the output shape checked.
+fn checked_forward(
+    submission: &dyn Submission,
+    batch: ArrayView2<'_, f32>,
+    output_width: usize,
+) -> Result<Array2<f32>, OlympicsError> {
+    let name = submission.name().to_string();
+    let output = catch_unwind(AssertUnwindSafe(|| submission.forward(batch)))
+        .map_err(|payload| OlympicsError::Submission {
+            submission: name.clone(),
+            reason: format!("panicked: {}", panic_message(payload.as_ref())),
+        })?
+        .map_err(|error| OlympicsError::Submission {
+            submission: name.clone(),
+            reason: error.to_string(),
+        })?;
+    if output.dim() != (batch.nrows(), output_width) {
+        return Err(OlympicsError::OutputShape {
+            submission: name,
+            expected: [batch.nrows(), output_width],
+            actual: output.shape().to_vec(),
+        });
+    }
+    if output.iter().any(|value| !value.is_finite()) {
+        return Err(OlympicsError::Submission {
+            submission: name,
+            reason: "output holds NaN or infinity".into(),
+        });
+    }
+    Ok(output)
+}
+
+/// Log-sum-exp cross-entropy of one row against `target`.
+fn cross_entropy(row: ndarray::ArrayView1<'_, f32>, target: usize) -> f64 {
+    let max = row.fold(f32::NEG_INFINITY, |best, &value| best.max(value));
+    let log_sum_exp = f64::from(max)
+        + row
+            .iter()
+            .map(|&value| f64::from(value - max).exp())
+            .sum::<f64>()
+            .ln();
+    log_sum_exp - f64::from(row[target])
+}
+
+fn argmax(row: ndarray::ArrayView1<'_, f32>) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(best_idx, best), (idx, &value)| {
+            if value > best {
+                (idx, value)
+            } else {
+                (best_idx, best)
+            }
+        })
+        .0
+}
+
+/// Hanley & McNeil (1982) standard error of an AUC from `n_anomalous` positives and `n_normal` negatives,
+/// and the normal interval at `confidence`, clamped to [0, 1].
+///
+/// # Errors
+/// [`OlympicsError::InvalidArgument`] for an empty group, an AUC outside [0, 1] or a bad confidence.
+pub fn hanley_mcneil_interval(
+    auc: f64,
+    n_anomalous: usize,
+    n_normal: usize,
+    confidence: f64,
+) -> Result<(f64, f64), OlympicsError> {
+    if n_anomalous == 0 || n_normal == 0 || !(0.0..=1.0).contains(&auc) {
+        return Err(invalid(format!(
+            "AUC {auc} from {n_anomalous} anomalous and {n_normal} normal samples"
+        )));
+    }
+    if !(0.0 < confidence && confidence < 1.0) {
+        return Err(invalid(format!(
+            "confidence {confidence} not inside (0, 1)"
+        )));
+    }
+    let q1 = auc / (2.0 - auc);
+    let q2 = 2.0 * auc * auc / (1.0 + auc);
+    let (n_a, n_n) = (n_anomalous as f64, n_normal as f64);
+    let variance =
+        (auc * (1.0 - auc) + (n_a - 1.0) * (q1 - auc * auc) + (n_n - 1.0) * (q2 - auc * auc))
+            / (n_a * n_n);
+    let standard_error = variance.max(0.0).sqrt();
+    let z = Normal::new(0.0, 1.0)
+        .map_err(|error| invalid(error.to_string()))?
+        .inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    Ok((
+        (auc - z * standard_error).max(0.0),
+        (auc + z * standard_error).min(1.0),
+    ))
+}
+
+fn evaluate_quality(
+    event: &Event,
+    submission: &dyn Submission,
+    config: &RefereeConfig,
+) -> Result<QualityEstimate, OlympicsError> {
+    let n_rows = config
+        .max_test_rows
+        .map_or(event.test.len(), |max| max.min(event.test.len()));
+    let batch_size = config.evaluation_batch.max(1);
+    let labels = event.test.labels();
+    let mut n_correct = 0usize;
+    let mut loss_sum = 0.0f64;
+    let mut scores = Vec::with_capacity(n_rows);
+    submission.reset();
+    for start in (0..n_rows).step_by(batch_size) {
+        let end = (start + batch_size).min(n_rows);
+        let batch = event.test.rows(start..end)?;
+        let output = checked_forward(submission, batch.view(), event.spec.output_width)?;
+        for (row, &label) in output.outer_iter().zip(&labels[start..end]) {
+            match event.spec.metric {
+                QualityMetric::Top1Accuracy => {
+                    n_correct += usize::from(argmax(row) == label);
+                    loss_sum += cross_entropy(row, label);
+                }
+                QualityMetric::RocAuc => scores.push(row[0]),
+            }
+        }
+    }
+    let full_split = n_rows == event.test.len();
+    match event.spec.metric {
+        QualityMetric::Top1Accuracy => {
+            let (ci_lower, ci_upper) =
+                binomial_interval(n_correct as u64, n_rows as u64, config.confidence)?;
+            Ok(QualityEstimate {
+                metric: QualityMetric::Top1Accuracy,
+                point: n_correct as f64 / n_rows as f64,
+                ci_lower,
+                ci_upper,
+                confidence: config.confidence,
+                n: n_rows,
+                successes: Some(n_correct),
+                method: "Clopper–Pearson (exact binomial)".into(),
+                mean_loss_nats: Some(loss_sum / n_rows as f64),
+                full_split,
+            })
+        }
+        QualityMetric::RocAuc => {
+            let (mut normal, mut anomalous) = (Vec::new(), Vec::new());
+            for (&score, &label) in scores.iter().zip(labels) {
+                if label == 1 {
+                    anomalous.push(score);
+                } else {
+                    normal.push(score);
+                }
+            }
+            let auc = zoo::metrics::roc_auc(&normal, &anomalous)?;
+            let (ci_lower, ci_upper) =
+                hanley_mcneil_interval(auc, anomalous.len(), normal.len(), config.confidence)?;
+            Ok(QualityEstimate {
+                metric: QualityMetric::RocAuc,
+                point: auc,
+                ci_lower,
+                ci_upper,
+                confidence: config.confidence,
+                n: n_rows,
+                successes: None,
+                method: format!(
+                    "Hanley–McNeil normal interval ({} anomalous, {} normal)",
+                    anomalous.len(),
+                    normal.len()
+                ),
+                mean_loss_nats: None,
+                full_split,
+            })
+        }
+    }
+}
+
+fn measure_memory(
+    submission: &dyn Submission,
+    query: ArrayView2<'_, f32>,
+    output_width: usize,
+) -> Result<MemoryRecord, OlympicsError> {
+    let storage_bytes = submission.storage_bytes();
+    submission.reset();
+    if !perf_core::alloc::is_installed() {
+        // Still run the query so a failing submission is caught in this phase too.
+        checked_forward(submission, query, output_width)?;
+        return Ok(MemoryRecord {
+            storage_bytes,
+            peak_query_bytes: None,
+            note: Some(
+                "peak heap not measured: perf-core's counting allocator is not this binary's global allocator"
+                    .into(),
+            ),
+        });
+    }
+    let (output, scope) =
+        perf_core::alloc::measure_peak(|| checked_forward(submission, query, output_width))?;
+    output?;
+    Ok(MemoryRecord {
+        storage_bytes,
+        peak_query_bytes: Some(scope.peak_bytes),
+        note: None,
+    })
+}
+
+fn measure_latency(
+    event: &Event,
+    submission: &dyn Submission,
+    config: &RefereeConfig,
+) -> Result<LatencySummary, OlympicsError> {
+    let queries = event.latency_queries(config.n_latency_queries, config.seed)?;
+    let n_queries = queries.nrows();
+    let mut next_query = 0usize;
+    let mut failure: Option<String> = None;
+    submission.reset();
+    let measured = catch_unwind(AssertUnwindSafe(|| {
+        measure(
+            &format!("{}/{}", event.spec.name, submission.name()),
+            &config.measure,
+            &queries,
+            |queries| {
+                let query = queries.slice(s![next_query..next_query + 1, ..]);
+                next_query = (next_query + 1) % n_queries;
+                match submission.forward(query) {
+                    Ok(output) => Some(output),
+                    Err(error) => {
+                        failure.get_or_insert_with(|| error.to_string());
+                        None
+                    }
+                }
+            },
+        )
+    }))
+    .map_err(|payload| OlympicsError::Submission {
+        submission: submission.name().into(),
+        reason: format!("panicked while timed: {}", panic_message(payload.as_ref())),
+    })??;
+    if let Some(reason) = failure {
+        return Err(OlympicsError::Submission {
+            submission: submission.name().into(),
+            reason: format!("failed while timed: {reason}"),
+        });
+    }
+    Ok(LatencySummary::from_result(
+        &measured.result,
+        measured.steady_state,
+    ))
+}
+
+fn score(
+    event: &Event,
+    submission: &dyn Submission,
+    config: &RefereeConfig,
+) -> Result<Scorecard, OlympicsError> {
+    let quality = evaluate_quality(event, submission, config)?;
+    let first_query = event.latency_queries(1, config.seed)?;
+    let memory = measure_memory(submission, first_query.view(), event.spec.output_width)?;
+    let latency = measure_latency(event, submission, config)?;
+    let compliance = judge_compliance(
+        quality.interval(),
+        event.spec.target,
+        latency.p90.interval(),
+        event.spec.latency_limit_ms,
+    );
+    Ok(Scorecard {
+        event: event.spec.name.clone(),
+        submission: submission.name().into(),
+        optimizations: submission
+            .optimizations()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        source: event.source.clone(),
+        quality,
+        latency,
+        memory,
+        compliance,
+        target: event.spec.target,
+        latency_limit_ms: event.spec.latency_limit_ms,
+    })
+}
+
+/// Referees one submission.
+pub fn referee_one(event: &Event, submission: &dyn Submission, config: &RefereeConfig) -> Outcome {
+    match score(event, submission, config) {
+        Ok(card) => Outcome::Scored(Box::new(card)),
+        Err(error) => Outcome::Error {
+            submission: submission.name().into(),
+            reason: error.to_string(),
+        },
+    }
+}
+
+/// Referees every submission, one after the other; a failure is an ERROR for that submission only.
+pub fn referee(
+    event: &Event,
+    submissions: &[&dyn Submission],
+    config: &RefereeConfig,
+) -> Vec<Outcome> {
+    submissions
+        .iter()
+        .map(|submission| referee_one(event, *submission, config))
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! The referee on hand-made submissions: a panicking, an erroring and a wrong-shape submission are ERROR
+//! for themselves only, and the others are still scored. No timing is asserted.
+
+use datasets::DataOrigin;
+use ndarray::{Array2, ArrayView2};
+use olympics::{
+    referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, QualityMetric,
+    QueryOrder, RefereeConfig, Submission, TestSet,
+};
+
+/// Four features; the label is the index of the largest of the first three.
+fn toy_event() -> Event {
+    let n_rows = 120;
+    let mut features = Array2::<f32>::zeros((n_rows, 4));
+    let mut labels = Vec::new();
+    for row in 0..n_rows {
+        let label = row % 3;
+        for column in 0..4 {
+            features[[row, column]] = ((row * 7 + column * 3) % 5) as f32 * 0.1;
+        }
+        features[[row, label]] = 2.0;
+        labels.push(label);
+    }
+    let spec = EventSpec {
+        name: "toy".into(),
+        task: "argmax of the first three features".into(),
+        input_shape: vec![4],
+        input_description: "4 values".into(),
+        output_width: 3,
+        metric: QualityMetric::Top1Accuracy,
+        target: 0.5,
+        target_note: "test".into(),
+        latency_limit_ms: 1000.0,
+        memory_budget_bytes: 1 << 20,
+        query_order: QueryOrder::Random,
+    };
+    let source = DataSource {
+        origin: DataOrigin::Synthetic,
+        name: "toy".into(),
+        description: "generated in the test".into(),
+        attribution: String::new(),
+    };
+    Event::new(spec, TestSet::new(features, labels, 3).unwrap(), source).unwrap()
+}
+
+fn config() -> RefereeConfig {
+    let mut config = RefereeConfig::quick(7);
+    config.measure.samples = 30;
+    config.measure.warm_up = perf_core::measure::WarmUp::Count(10);
+    config.n_latency_queries = 8;
+    config.evaluation_batch = 32;
+    config
+}
+
+enum Behaviour {
+    Correct,
+    Panics,
+    Errors,
+    WrongWidth,
+    WrongRows,
+    PanicsOnSingleQueries,
+}
+
+struct Toy {
+    name: &'static str,
+    behaviour: Behaviour,
+}
+
+impl Submission for Toy {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn optimizations(&self) -> Vec<Optimization> {
+        vec![Optimization::Other("none".into())]
+    }
+
+    fn storage_bytes(&self) -> usize {
+        12
+    }
+
+    fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+        let logits = batch.slice(ndarray::s![.., 0..3]).to_owned();
+        match self.behaviour {
+            Behaviour::Correct => Ok(logits),
+            Behaviour::Panics => panic!("deliberate panic in {}", self.name),
+            Behaviour::Errors => Err(OlympicsError::InvalidArgument {
+                reason: "deliberate error".into(),
+            }),
+            Behaviour::WrongWidth => Ok(Array2::zeros((batch.nrows(), 2))),
+            Behaviour::WrongRows => Ok(Array2::zeros((batch.nrows() + 1, 3))),
+            Behaviour::PanicsOnSingleQueries => {
+                if batch.nrows() == 1 {
+                    panic!("deliberate panic on a single query");
+                }
+                Ok(logits)
+            }
+        }
+    }
+}
+
+#[test]
+fn failing_submissions_are_errors_for_themselves_only() {
+    let event = toy_event();
+    let field = [
+        Toy {
+            name: "first",
+            behaviour: Behaviour::Correct,
+        },
+        Toy {
+            name: "panics",
+            behaviour: Behaviour::Panics,
+        },
+        Toy {
+            name: "errors",
+            behaviour: Behaviour::Errors,
+        },
+        Toy {
+            name: "wrong_width",
+            behaviour: Behaviour::WrongWidth,
+        },
+        Toy {
+            name: "wrong_rows",
+            behaviour: Behaviour::WrongRows,
+        },
+        Toy {
+            name: "panics_when_timed",
+            behaviour: Behaviour::PanicsOnSingleQueries,
+        },
+        Toy {
+            name: "last",
+            behaviour: Behaviour::Correct,
+        },
+    ];
+    let submissions: Vec<&dyn Submission> =
+        field.iter().map(|toy| toy as &dyn Submission).collect();
+    let outcomes = referee(&event, &submissions, &config());
+    assert_eq!(outcomes.len(), field.len());
+    for outcome in &outcomes {
+        match (outcome.submission(), outcome) {
+            ("first" | "last", Outcome::Scored(card)) => {
+                assert_eq!(card.quality.successes, Some(120));
+                assert_eq!(card.quality.point, 1.0);
+                assert!(card.quality.ci_lower < 1.0 && card.quality.ci_upper == 1.0);
+                assert_eq!(card.source.origin, DataOrigin::Synthetic);
+                assert!(card.latency.n_samples == 30);
+            }
+            ("panics", Outcome::Error { reason, .. }) => {
+                assert!(reason.contains("panicked"), "{reason}");
+                assert!(reason.contains("deliberate panic"), "{reason}");
+            }
+            ("errors", Outcome::Error { reason, .. }) => {
+                assert!(reason.contains("deliberate error"), "{reason}")
+            }
+            ("wrong_width" | "wrong_rows", Outcome::Error { reason, .. }) => {
+                assert!(reason.contains("output shape"), "{reason}")
+            }
+            ("panics_when_timed", Outcome::Error { reason, .. }) => {
+                assert!(reason.contains("panicked"), "{reason}")
+            }
+            (name, other) => panic!("{name}: unexpected outcome {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_always_wrong_model_is_not_compliant_and_never_rescued() {
+    struct Wrong;
+    impl Submission for Wrong {
+        fn name(&self) -> &str {
+            "wrong"
+        }
+        fn optimizations(&self) -> Vec<Optimization> {
+            Vec::new()
+        }
+        fn storage_bytes(&self) -> usize {
+            0
+        }
+        fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+            // The smallest of the first three features: never the label.
+            Ok(batch.slice(ndarray::s![.., 0..3]).mapv(|value| -value))
+        }
+    }
+    let event = toy_event();
+    let outcomes = referee(&event, &[&Wrong], &config());
+    let card = outcomes[0].scorecard().expect("scored");
+    assert_eq!(card.quality.successes, Some(0));
+    assert_eq!(
+        card.compliance.status,
+        olympics::ComplianceStatus::NotCompliant
+    );
+    assert_eq!(card.compliance.quality, olympics::Requirement::Missed);
+}
+
+#[test]
+fn latency_queries_are_seeded() {
+    let event = toy_event();
+    let first = event.latency_queries(16, 3).unwrap();
+    let again = event.latency_queries(16, 3).unwrap();
+    let other = event.latency_queries(16, 4).unwrap();
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+}
+
+#[test]
+fn events_refuse_mismatched_inputs() {
+    let spec = EventSpec::image_classification();
+    let test = TestSet::new(Array2::zeros((3, 5)), vec![0, 1, 2], 10).unwrap();
+    let source = DataSource {
+        origin: DataOrigin::Synthetic,
+        name: "x".into(),
+        description: String::new(),
+        attribution: String::new(),
+    };
+    assert!(matches!(
+        Event::new(spec, test, source),
+        Err(OlympicsError::Shape { .. })
+    ));
+    assert!(TestSet::new(Array2::zeros((2, 5)), vec![0, 1, 2], 10).is_err());
+    assert!(TestSet::new(Array2::zeros((1, 5)), vec![10], 10).is_err());
+}
