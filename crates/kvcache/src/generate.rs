@@ -4,7 +4,7 @@
 
 use crate::cache::{KvCache, KvStore};
 use crate::error::KvCacheError;
-use crate::model::Transformer;
+use crate::model::{Scratch, Transformer};
 use crate::paged::PagedKvCache;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::rngs::StdRng;
@@ -29,7 +29,13 @@ pub enum CacheMode {
 enum Storage {
     Contiguous(KvCache),
     Paged(PagedKvCache),
-    Disabled { history: Vec<Vec<u32>> },
+    /// The tokens so far (`history`), and the buffers of the full recompute, reused at every
+    /// step: the flattened prefix and a cache that is refilled from scratch by each pass.
+    Disabled {
+        history: Vec<Vec<u32>>,
+        prefix: Vec<u32>,
+        recompute_store: KvCache,
+    },
 }
 
 /// Incremental decoding of a batch: [`Decoder::prefill`] once, then [`Decoder::step`] per token.
@@ -40,6 +46,7 @@ pub struct Decoder<'model> {
     capacity: usize,
     len: usize,
     storage: Storage,
+    scratch: Scratch,
 }
 
 impl<'model> Decoder<'model> {
@@ -71,12 +78,11 @@ impl<'model> Decoder<'model> {
                 let budget = batch_size * capacity.div_ceil(block_size);
                 Storage::Paged(cache.with_block_budget(budget))
             }
-            CacheMode::Disabled => {
-                model.cache_shape(batch_size).validate()?;
-                Storage::Disabled {
-                    history: vec![Vec::with_capacity(capacity); batch_size],
-                }
-            }
+            CacheMode::Disabled => Storage::Disabled {
+                history: vec![Vec::with_capacity(capacity); batch_size],
+                prefix: Vec::with_capacity(batch_size * capacity),
+                recompute_store: model.new_cache(batch_size, capacity)?,
+            },
         };
         Ok(Decoder {
             model,
@@ -84,6 +90,7 @@ impl<'model> Decoder<'model> {
             capacity,
             len: 0,
             storage,
+            scratch: Scratch::for_decoding(model.config(), batch_size, capacity),
         })
     }
 
@@ -122,7 +129,7 @@ impl<'model> Decoder<'model> {
         match &mut self.storage {
             Storage::Contiguous(cache) => cache.reset(),
             Storage::Paged(cache) => cache.reset(),
-            Storage::Disabled { history } => history.iter_mut().for_each(Vec::clear),
+            Storage::Disabled { history, .. } => history.iter_mut().for_each(Vec::clear),
         }
     }
 
@@ -135,7 +142,9 @@ impl<'model> Decoder<'model> {
         match &mut self.storage {
             Storage::Contiguous(cache) => cache.truncate(len),
             Storage::Paged(cache) => cache.truncate(len),
-            Storage::Disabled { history } => history.iter_mut().for_each(|h| h.truncate(len)),
+            Storage::Disabled { history, .. } => {
+                history.iter_mut().for_each(|h| h.truncate(len));
+            }
         }
     }
 
@@ -147,6 +156,18 @@ impl<'model> Decoder<'model> {
     /// [`KvCacheError::ShapeMismatch`] for a wrong batch; [`KvCacheError::CacheOverflow`] when
     /// the prompt exceeds the capacity; as [`Transformer::forward`].
     pub fn prefill(&mut self, prompts: ArrayView2<'_, u32>) -> Result<Array2<f32>, KvCacheError> {
+        self.prefill_view(prompts).map(|logits| logits.to_owned())
+    }
+
+    /// [`Decoder::prefill`] returning the logits borrowed from the decoder's scratch buffers
+    /// (valid until the next call).
+    ///
+    /// # Errors
+    /// As [`Decoder::prefill`].
+    pub fn prefill_view(
+        &mut self,
+        prompts: ArrayView2<'_, u32>,
+    ) -> Result<ArrayView2<'_, f32>, KvCacheError> {
         if !self.is_empty() {
             return Err(KvCacheError::InvalidState {
                 what: "prefill needs an empty decoder (call reset first)",
@@ -167,6 +188,15 @@ impl<'model> Decoder<'model> {
     /// `tokens.len() != batch_size`; [`KvCacheError::CacheOverflow`] at capacity; as
     /// [`Transformer::forward`].
     pub fn step(&mut self, tokens: &[u32]) -> Result<Array2<f32>, KvCacheError> {
+        self.step_view(tokens).map(|logits| logits.to_owned())
+    }
+
+    /// [`Decoder::step`] returning the logits borrowed from the decoder's scratch buffers (valid
+    /// until the next call): a decode step with the cache then allocates nothing.
+    ///
+    /// # Errors
+    /// As [`Decoder::step`].
+    pub fn step_view(&mut self, tokens: &[u32]) -> Result<ArrayView2<'_, f32>, KvCacheError> {
         if self.is_empty() {
             return Err(KvCacheError::InvalidState {
                 what: "step needs a prefill first",
@@ -182,7 +212,7 @@ impl<'model> Decoder<'model> {
         self.run(column)
     }
 
-    fn run(&mut self, tokens: ArrayView2<'_, u32>) -> Result<Array2<f32>, KvCacheError> {
+    fn run(&mut self, tokens: ArrayView2<'_, u32>) -> Result<ArrayView2<'_, f32>, KvCacheError> {
         let (batch_size, new_tokens) = tokens.dim();
         if batch_size != self.batch_size {
             return Err(KvCacheError::ShapeMismatch {
@@ -198,12 +228,18 @@ impl<'model> Decoder<'model> {
                 capacity: self.capacity,
             });
         }
+        let model = self.model;
+        let scratch = &mut self.scratch;
         let logits = match &mut self.storage {
-            Storage::Contiguous(cache) => self.model.forward(tokens, cache)?,
-            Storage::Paged(cache) => self.model.forward(tokens, cache)?,
-            Storage::Disabled { history } => {
+            Storage::Contiguous(cache) => model.forward_with_scratch(tokens, cache, scratch)?,
+            Storage::Paged(cache) => model.forward_with_scratch(tokens, cache, scratch)?,
+            Storage::Disabled {
+                history,
+                prefix,
+                recompute_store,
+            } => {
                 // Validate before recording, so a failed step leaves the history unchanged.
-                let vocab_size = self.model.config().vocab_size;
+                let vocab_size = model.config().vocab_size;
                 if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
                     return Err(KvCacheError::TokenOutOfRange { token, vocab_size });
                 }
@@ -211,10 +247,15 @@ impl<'model> Decoder<'model> {
                     sequence.extend(row.iter().copied());
                 }
                 let total = self.len + new_tokens;
-                let prefix = Array2::from_shape_fn((batch_size, total), |(s, t)| history[s][t]);
-                // A throw-away store for this pass only: the full recompute.
-                let mut scratch = self.model.new_cache(batch_size, total)?;
-                self.model.forward(prefix.view(), &mut scratch)?
+                prefix.clear();
+                for sequence in history.iter() {
+                    prefix.extend_from_slice(sequence);
+                }
+                let prefix = ArrayView2::from_shape((batch_size, total), &prefix[..])
+                    .expect("every history holds `total` tokens");
+                // The full recompute: the whole prefix through an emptied store.
+                recompute_store.reset();
+                model.forward_with_scratch(prefix, recompute_store, scratch)?
             }
         };
         self.len += new_tokens;
@@ -303,29 +344,29 @@ pub fn generate(
         Sampling::Temperature { seed, .. } => Some(StdRng::seed_from_u64(seed)),
         Sampling::Greedy => None,
     };
-    let mut logits = decoder.prefill(prompts)?;
+    let mut next = vec![0u32; batch_size];
+    let mut logits = decoder.prefill_view(prompts)?;
     for step in 0..config.max_new_tokens {
-        let next: Vec<u32> = logits
-            .rows()
-            .into_iter()
-            .map(|row| match (config.sampling, rng.as_mut()) {
+        for (slot, row) in next.iter_mut().zip(logits.rows()) {
+            *slot = match (config.sampling, rng.as_mut()) {
                 (Sampling::Temperature { temperature, .. }, Some(rng)) => {
                     sample(row, temperature, rng)
                 }
                 _ => argmax(row),
-            })
-            .collect();
+            };
+        }
         tokens
             .column_mut(step)
             .iter_mut()
             .zip(&next)
             .for_each(|(slot, &token)| *slot = token);
         if config.record_logits {
-            step_logits.push(logits.clone());
+            step_logits.push(logits.to_owned());
         }
-        if step + 1 < config.max_new_tokens {
-            logits = decoder.step(&next)?;
+        if step + 1 == config.max_new_tokens {
+            break;
         }
+        logits = decoder.step_view(&next)?;
     }
     Ok(Generation {
         tokens,
@@ -345,18 +386,16 @@ pub fn argmax(logits: ArrayView1<'_, f32>) -> u32 {
 }
 
 fn sample(logits: ArrayView1<'_, f32>, temperature: f32, rng: &mut StdRng) -> u32 {
+    // Two passes over the logits instead of a buffer of weights: a sampled step allocates nothing.
     let maximum = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f64> = logits
-        .iter()
-        .map(|&v| f64::from((v - maximum) / temperature).exp())
-        .collect();
-    let total: f64 = weights.iter().sum();
+    let weight = |v: f32| f64::from((v - maximum) / temperature).exp();
+    let total: f64 = logits.iter().map(|&v| weight(v)).sum();
     let mut target = rng.random::<f64>() * total;
-    for (idx, &weight) in weights.iter().enumerate() {
-        target -= weight;
+    for (idx, &value) in logits.iter().enumerate() {
+        target -= weight(value);
         if target < 0.0 {
             return idx as u32;
         }
     }
-    (weights.len() - 1) as u32
+    (logits.len() - 1) as u32
 }

@@ -40,7 +40,7 @@ pub use cache::{CacheShape, ChunkVisitor, KvCache, KvStore};
 pub use config::{ModelConfig, PositionalEncoding};
 pub use error::KvCacheError;
 pub use generate::{argmax, generate, CacheMode, Decoder, Generation, GenerationConfig, Sampling};
-pub use model::Transformer;
+pub use model::{LayerWeights, Transformer, TransformerWeights};
 pub use paged::PagedKvCache;
 
 /// Largest normwise relative difference between two logit matrices, row by row:

@@ -5,39 +5,75 @@
 use crate::cache::{CacheShape, KvCache, KvStore};
 use crate::config::{ModelConfig, PositionalEncoding};
 use crate::error::KvCacheError;
-use crate::ops::{
-    add_bias, dot_rows, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table,
-};
+use crate::ops::{add_bias, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table};
 use crate::paged::PagedKvCache;
 use accel::{Backend, MatmulConfig};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
+use std::ops::Range;
 
-/// Attention with at most this many queries per sequence (decode steps) computes its scores by
-/// reading each cached key row in place with a dot product. Measured on the reference machine,
-/// accel's packed kernel took 12 µs for a 1 × d_head · (len × d_head)ᵀ product at len = 512,
-/// d_head = 32 (it packs the transposed keys into panels to multiply them by one row), several
-/// times the row-wise dot product. The weighted sum of the values stays on accel, whose kernel
-/// handles 1 × len · len × d_head in about a microsecond. Prefill and full recompute (many
-/// queries) use accel for both products.
+/// Products with at most this many rows (a decode step of a batch of up to four sequences) run on
+/// accel's matrix–vector kernel (`accel::gemv_into`), which reads the weights, the cached keys
+/// (as `Kᵀ`, column-contiguous) and the cached values in place; the packed GEMM would first copy
+/// them into panels, which so few rows cannot amortise. Products with more rows (a prefill, every
+/// step of the full recompute) run on accel's packed GEMM. Each side gets the best kernel for its
+/// shapes; a kernel forced through the model's `MatmulConfig` or `ACCEL_KERNEL` is used for every
+/// product instead.
 const FEW_QUERIES: usize = 4;
 
-#[derive(Debug, Clone)]
-struct DecoderLayer {
-    attention_norm_gain: Array1<f32>,
-    attention_norm_bias: Array1<f32>,
-    qkv_weight: Array2<f32>,
-    qkv_bias: Array1<f32>,
-    output_weight: Array2<f32>,
-    output_bias: Array1<f32>,
-    mlp_norm_gain: Array1<f32>,
-    mlp_norm_bias: Array1<f32>,
-    up_weight: Array2<f32>,
-    up_bias: Array1<f32>,
-    down_weight: Array2<f32>,
-    down_bias: Array1<f32>,
+/// The weights of one decoder block (plain data; see [`Transformer::from_weights`]). A weight
+/// matrix is `in × out` and multiplies a row of activations from the right (`y = x · W + b`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    /// LayerNorm before attention: gain (`d_model`).
+    pub attention_norm_gain: Array1<f32>,
+    /// LayerNorm before attention: bias (`d_model`).
+    pub attention_norm_bias: Array1<f32>,
+    /// `d_model × 3·d_model`: columns `0..d` give the queries, `d..2d` the keys, `2d..3d` the
+    /// values; head `h` uses columns `h·d_head .. (h+1)·d_head` of each.
+    pub qkv_weight: Array2<f32>,
+    /// `3·d_model`, in the same order.
+    pub qkv_bias: Array1<f32>,
+    /// `d_model × d_model`, after the heads are concatenated.
+    pub output_weight: Array2<f32>,
+    /// `d_model`.
+    pub output_bias: Array1<f32>,
+    /// LayerNorm before the MLP: gain (`d_model`).
+    pub mlp_norm_gain: Array1<f32>,
+    /// LayerNorm before the MLP: bias (`d_model`).
+    pub mlp_norm_bias: Array1<f32>,
+    /// `d_model × d_ff`, followed by GELU (tanh approximation).
+    pub up_weight: Array2<f32>,
+    /// `d_ff`.
+    pub up_bias: Array1<f32>,
+    /// `d_ff × d_model`.
+    pub down_weight: Array2<f32>,
+    /// `d_model`.
+    pub down_bias: Array1<f32>,
+}
+
+/// Every weight of a [`Transformer`] (plain data), for [`Transformer::from_weights`] and
+/// [`Transformer::to_weights`]: a model trained elsewhere comes in through this struct, so that
+/// kvcache depends on no training framework.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransformerWeights {
+    /// `vocab_size × d_model`.
+    pub token_embedding: Array2<f32>,
+    /// `max_seq_len × d_model`, added to the token embedding at each position (learned, or the
+    /// sinusoidal table).
+    pub position_table: Array2<f32>,
+    /// The blocks in order (`n_layers`).
+    pub layers: Vec<LayerWeights>,
+    /// Final LayerNorm gain (`d_model`).
+    pub final_norm_gain: Array1<f32>,
+    /// Final LayerNorm bias (`d_model`).
+    pub final_norm_bias: Array1<f32>,
+    /// `d_model × vocab_size`.
+    pub lm_head: Array2<f32>,
+    /// `vocab_size` (zero in [`Transformer::random`]).
+    pub lm_head_bias: Array1<f32>,
 }
 
 /// A decoder-only transformer with f32 weights.
@@ -46,10 +82,11 @@ pub struct Transformer {
     config: ModelConfig,
     token_embedding: Array2<f32>,
     position_table: Array2<f32>,
-    layers: Vec<DecoderLayer>,
+    layers: Vec<LayerWeights>,
     final_norm_gain: Array1<f32>,
     final_norm_bias: Array1<f32>,
     lm_head: Array2<f32>,
+    lm_head_bias: Array1<f32>,
     matmul: MatmulConfig,
 }
 
@@ -89,7 +126,7 @@ impl Transformer {
             PositionalEncoding::Sinusoidal => sinusoidal_table(config.max_seq_len, d),
         };
         let layers = (0..config.n_layers)
-            .map(|_| DecoderLayer {
+            .map(|_| LayerWeights {
                 attention_norm_gain: init.vector(d, 1.0, 0.1),
                 attention_norm_bias: init.vector(d, 0.0, 0.1),
                 qkv_weight: init.normal((d, 3 * d), fan_in(d)),
@@ -112,8 +149,116 @@ impl Transformer {
             final_norm_gain: init.vector(d, 1.0, 0.1),
             final_norm_bias: init.vector(d, 0.0, 0.1),
             lm_head: init.normal((d, config.vocab_size), fan_in(d)),
+            lm_head_bias: Array1::zeros(config.vocab_size),
             matmul: MatmulConfig::default(),
         })
+    }
+
+    /// A model from given weights (one trained elsewhere), checked against `config`.
+    ///
+    /// # Errors
+    /// [`KvCacheError::InvalidConfig`] when `config` does not validate or a weight is not finite;
+    /// [`KvCacheError::ShapeMismatch`] naming the first weight whose shape differs from what
+    /// `config` implies (see [`TransformerWeights`]).
+    pub fn from_weights(
+        config: ModelConfig,
+        weights: TransformerWeights,
+    ) -> Result<Self, KvCacheError> {
+        config.validate()?;
+        let d = config.d_model;
+        let matrix = |what: &'static str, array: &Array2<f32>, rows: usize, cols: usize| {
+            check_shape(what, array.shape(), &[rows, cols])
+        };
+        let vector = |what: &'static str, array: &Array1<f32>, len: usize| {
+            check_shape(what, array.shape(), &[len])
+        };
+        matrix(
+            "token_embedding",
+            &weights.token_embedding,
+            config.vocab_size,
+            d,
+        )?;
+        matrix(
+            "position_table",
+            &weights.position_table,
+            config.max_seq_len,
+            d,
+        )?;
+        check_shape("layers", &[weights.layers.len()], &[config.n_layers])?;
+        for layer in &weights.layers {
+            vector("attention_norm_gain", &layer.attention_norm_gain, d)?;
+            vector("attention_norm_bias", &layer.attention_norm_bias, d)?;
+            matrix("qkv_weight", &layer.qkv_weight, d, 3 * d)?;
+            vector("qkv_bias", &layer.qkv_bias, 3 * d)?;
+            matrix("output_weight", &layer.output_weight, d, d)?;
+            vector("output_bias", &layer.output_bias, d)?;
+            vector("mlp_norm_gain", &layer.mlp_norm_gain, d)?;
+            vector("mlp_norm_bias", &layer.mlp_norm_bias, d)?;
+            matrix("up_weight", &layer.up_weight, d, config.d_ff)?;
+            vector("up_bias", &layer.up_bias, config.d_ff)?;
+            matrix("down_weight", &layer.down_weight, config.d_ff, d)?;
+            vector("down_bias", &layer.down_bias, d)?;
+        }
+        vector("final_norm_gain", &weights.final_norm_gain, d)?;
+        vector("final_norm_bias", &weights.final_norm_bias, d)?;
+        matrix("lm_head", &weights.lm_head, d, config.vocab_size)?;
+        vector("lm_head_bias", &weights.lm_head_bias, config.vocab_size)?;
+        let model = Transformer {
+            config,
+            token_embedding: weights.token_embedding,
+            position_table: weights.position_table,
+            layers: weights.layers,
+            final_norm_gain: weights.final_norm_gain,
+            final_norm_bias: weights.final_norm_bias,
+            lm_head: weights.lm_head,
+            lm_head_bias: weights.lm_head_bias,
+            matmul: MatmulConfig::default(),
+        };
+        if !model.all_weights_finite() {
+            return Err(KvCacheError::InvalidConfig {
+                what: "a weight is NaN or infinite".into(),
+            });
+        }
+        Ok(model)
+    }
+
+    /// A copy of every weight (the inverse of [`Transformer::from_weights`]).
+    pub fn to_weights(&self) -> TransformerWeights {
+        TransformerWeights {
+            token_embedding: self.token_embedding.clone(),
+            position_table: self.position_table.clone(),
+            layers: self.layers.clone(),
+            final_norm_gain: self.final_norm_gain.clone(),
+            final_norm_bias: self.final_norm_bias.clone(),
+            lm_head: self.lm_head.clone(),
+            lm_head_bias: self.lm_head_bias.clone(),
+        }
+    }
+
+    fn all_weights_finite(&self) -> bool {
+        fn finite<D: ndarray::Dimension>(array: &ndarray::Array<f32, D>) -> bool {
+            array.iter().all(|v| v.is_finite())
+        }
+        finite(&self.token_embedding)
+            && finite(&self.position_table)
+            && finite(&self.final_norm_gain)
+            && finite(&self.final_norm_bias)
+            && finite(&self.lm_head)
+            && finite(&self.lm_head_bias)
+            && self.layers.iter().all(|layer| {
+                finite(&layer.attention_norm_gain)
+                    && finite(&layer.attention_norm_bias)
+                    && finite(&layer.qkv_weight)
+                    && finite(&layer.qkv_bias)
+                    && finite(&layer.output_weight)
+                    && finite(&layer.output_bias)
+                    && finite(&layer.mlp_norm_gain)
+                    && finite(&layer.mlp_norm_bias)
+                    && finite(&layer.up_weight)
+                    && finite(&layer.up_bias)
+                    && finite(&layer.down_weight)
+                    && finite(&layer.down_bias)
+            })
     }
 
     /// Run every product with `matmul` (a kernel, a thread count) instead of accel's default.
@@ -179,6 +324,21 @@ impl Transformer {
         tokens: ArrayView2<'_, u32>,
         store: &mut dyn KvStore,
     ) -> Result<Array2<f32>, KvCacheError> {
+        let mut scratch = Scratch::default();
+        Ok(self
+            .forward_with_scratch(tokens, store, &mut scratch)?
+            .to_owned())
+    }
+
+    /// [`Transformer::forward`] with every intermediate in `scratch`, which grows to the largest
+    /// pass it has seen and is reused (a decode step allocates nothing); returns the logits,
+    /// borrowed from `scratch`.
+    pub(crate) fn forward_with_scratch<'scratch>(
+        &self,
+        tokens: ArrayView2<'_, u32>,
+        store: &mut dyn KvStore,
+        scratch: &'scratch mut Scratch,
+    ) -> Result<ArrayView2<'scratch, f32>, KvCacheError> {
         let (batch_size, new_tokens) = tokens.dim();
         let expected_shape = self.cache_shape(batch_size);
         let shape = store.shape();
@@ -229,7 +389,18 @@ impl Transformer {
 
         let d = self.config.d_model;
         let rows = batch_size * new_tokens;
-        let mut hidden = Array2::<f32>::zeros((rows, d));
+        let Scratch {
+            hidden,
+            normed,
+            qkv,
+            attention,
+            mlp_hidden,
+            scores,
+            last,
+            last_normed,
+            logits,
+        } = scratch;
+        let mut hidden = scratch_matrix(hidden, rows, d);
         for sequence in 0..batch_size {
             for token_idx in 0..new_tokens {
                 let mut row = hidden.row_mut(sequence * new_tokens + token_idx);
@@ -238,10 +409,10 @@ impl Transformer {
                 row += &self.position_table.row(past + token_idx);
             }
         }
-        let mut normed = Array2::<f32>::zeros((rows, d));
-        let mut qkv = Array2::<f32>::zeros((rows, 3 * d));
-        let mut attention = Array2::<f32>::zeros((rows, d));
-        let mut mlp_hidden = Array2::<f32>::zeros((rows, self.config.d_ff));
+        let mut normed = scratch_matrix(normed, rows, d);
+        let mut qkv = scratch_matrix(qkv, rows, 3 * d);
+        let mut attention = scratch_matrix(attention, rows, d);
+        let mut mlp_hidden = scratch_matrix(mlp_hidden, rows, self.config.d_ff);
         let epsilon = self.config.layer_norm_epsilon;
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             layer_norm_into(
@@ -270,6 +441,7 @@ impl Transformer {
                 past,
                 new_tokens,
                 attention.view_mut(),
+                scores,
             )?;
             // The residual add is the product's accumulation: hidden += attention · W_out.
             self.projection(
@@ -305,12 +477,12 @@ impl Transformer {
         }
 
         // Only the last position of each sequence needs logits.
-        let mut last = Array2::<f32>::zeros((batch_size, d));
+        let mut last = scratch_matrix(last, batch_size, d);
         for sequence in 0..batch_size {
             last.row_mut(sequence)
                 .assign(&hidden.row(sequence * new_tokens + new_tokens - 1));
         }
-        let mut last_normed = Array2::<f32>::zeros((batch_size, d));
+        let mut last_normed = scratch_matrix(last_normed, batch_size, d);
         layer_norm_into(
             last.view(),
             self.final_norm_gain.view(),
@@ -318,22 +490,24 @@ impl Transformer {
             epsilon,
             last_normed.view_mut(),
         );
-        let mut logits = Array2::<f32>::zeros((batch_size, self.config.vocab_size));
+        let vocab_size = self.config.vocab_size;
+        let mut logits_view = scratch_matrix(logits, batch_size, vocab_size);
         self.projection(
             last_normed.view(),
             self.lm_head.view(),
-            logits.view_mut(),
+            logits_view.view_mut(),
             false,
         )?;
-        Ok(logits)
+        add_bias(logits_view, self.lm_head_bias.view());
+        let logits: &'scratch Vec<f32> = logits;
+        Ok(
+            ArrayView2::from_shape((batch_size, vocab_size), &logits[..batch_size * vocab_size])
+                .expect("the scratch holds batch_size · vocab_size logits"),
+        )
     }
 
-    /// A product with a weight matrix. With few rows (a decode step) and accel's automatic
-    /// choice, this runs accel's i-k-j loop: it streams the weights once, where the packed kernel
-    /// first copies them into panels, which a single row cannot amortise. Measured on the reference
-    /// machine (best of 20 × 200 calls, one thread): 1 × 128 · 128 × 384 in 5.8 µs against 7.4 µs,
-    /// 1 × 128 · 128 × 512 in 7.7 µs against 10.3 µs. A backend forced by the caller or by
-    /// `ACCEL_KERNEL` is kept.
+    /// A product with few rows (see [`FEW_QUERIES`]) on accel's matrix–vector kernel when the
+    /// model uses accel's automatic choice; every other product on the configured kernel.
     fn projection(
         &self,
         a: ArrayView2<'_, f32>,
@@ -345,11 +519,7 @@ impl Transformer {
             && self.matmul.backend == Backend::Auto
             && matches!(Backend::from_env(), Ok(None))
         {
-            let streaming = MatmulConfig {
-                backend: Backend::NaiveIkj,
-                ..self.matmul
-            };
-            accel::matmul_into_with(a, b, c, accumulate, &streaming)?;
+            accel::gemv_into(a, b, c, accumulate)?;
             return Ok(());
         }
         self.product(a, b, c, accumulate)
@@ -368,7 +538,8 @@ impl Transformer {
 
     /// Causal multi-head attention of the new queries over every stored key of `layer` (which
     /// already include the new tokens' keys), head by head, chunk by chunk as the store lays
-    /// them out.
+    /// them out. `scores` is scratch for one head's `new_tokens × total` score matrix.
+    #[allow(clippy::too_many_arguments)]
     fn attend(
         &self,
         store: &dyn KvStore,
@@ -377,30 +548,25 @@ impl Transformer {
         past: usize,
         new_tokens: usize,
         mut output: ArrayViewMut2<'_, f32>,
+        scores: &mut Vec<f32>,
     ) -> Result<(), KvCacheError> {
         let d_head = self.config.d_head();
         let total = past + new_tokens;
         let scale = 1.0 / (d_head as f32).sqrt();
-        let mut scores = Array2::<f32>::zeros((new_tokens, total));
+        let mut scores = scratch_matrix(scores, new_tokens, total);
         let batch_size = queries.nrows() / new_tokens;
         for sequence in 0..batch_size {
-            let rows = sequence * new_tokens..(sequence + 1) * new_tokens;
+            let rows: Range<usize> = sequence * new_tokens..(sequence + 1) * new_tokens;
             for head in 0..self.config.n_heads {
                 let columns = head * d_head..(head + 1) * d_head;
                 let head_queries = queries.slice(s![rows.clone(), columns.clone()]);
                 let mut offset = 0;
                 store.visit_chunks(layer, sequence, head, &mut |keys, _| {
                     let chunk = keys.nrows();
-                    let mut target = scores.slice_mut(s![.., offset..offset + chunk]);
-                    if new_tokens <= FEW_QUERIES {
-                        // A query against cached keys is a matrix–vector product: read each
-                        // key row in place (see FEW_QUERIES for why not accel here).
-                        for (query, row) in head_queries.rows().into_iter().zip(target.rows_mut()) {
-                            dot_rows(query, keys, row);
-                        }
-                    } else {
-                        self.product(head_queries, keys.t(), target, false)?;
-                    }
+                    let target = scores.slice_mut(s![.., offset..offset + chunk]);
+                    // Kᵀ of row-major keys is column-contiguous: with few queries, accel's
+                    // matrix–vector kernel reads each key row in place.
+                    self.projection(head_queries, keys.t(), target, false)?;
                     offset += chunk;
                     Ok(())
                 })?;
@@ -413,7 +579,7 @@ impl Transformer {
                     let chunk = values.nrows();
                     let weights = scores.slice(s![.., offset..offset + chunk]);
                     let accumulate = offset > 0;
-                    self.product(weights, values, head_output.view_mut(), accumulate)?;
+                    self.projection(weights, values, head_output.view_mut(), accumulate)?;
                     offset += chunk;
                     Ok(())
                 })?;
@@ -421,4 +587,65 @@ impl Transformer {
         }
         Ok(())
     }
+}
+
+/// Reusable buffers of one forward pass (see [`Transformer::forward_with_scratch`]).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Scratch {
+    hidden: Vec<f32>,
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attention: Vec<f32>,
+    mlp_hidden: Vec<f32>,
+    scores: Vec<f32>,
+    last: Vec<f32>,
+    last_normed: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+impl Scratch {
+    /// Buffers sized for a decode step of `batch_size` sequences at contexts up to `capacity`, so
+    /// that no step grows them (a prefill with more rows still does, once).
+    pub(crate) fn for_decoding(config: &ModelConfig, batch_size: usize, capacity: usize) -> Self {
+        let rows = batch_size;
+        let d = config.d_model;
+        let buffer = |len: usize| vec![0.0f32; len];
+        Scratch {
+            hidden: buffer(rows * d),
+            normed: buffer(rows * d),
+            qkv: buffer(rows * 3 * d),
+            attention: buffer(rows * d),
+            mlp_hidden: buffer(rows * config.d_ff),
+            scores: buffer(capacity),
+            last: buffer(rows * d),
+            last_normed: buffer(rows * d),
+            logits: buffer(rows * config.vocab_size),
+        }
+    }
+}
+
+/// A row-major `rows × cols` view of the front of `buffer`, which grows (never shrinks) to fit.
+/// The contents are stale: every user writes before it reads.
+fn scratch_matrix(buffer: &mut Vec<f32>, rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    let len = rows * cols;
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    ArrayViewMut2::from_shape((rows, cols), &mut buffer[..len])
+        .expect("the slice holds rows · cols floats")
+}
+
+fn check_shape(
+    what: &'static str,
+    actual: &[usize],
+    expected: &[usize],
+) -> Result<(), KvCacheError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(KvCacheError::ShapeMismatch {
+        what,
+        expected: expected.to_vec(),
+        actual: actual.to_vec(),
+    })
 }

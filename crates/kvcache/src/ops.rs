@@ -62,38 +62,6 @@ pub(crate) fn gelu_in_place(mut x: ArrayViewMut2<'_, f32>) {
     });
 }
 
-/// `out[j] = q · keys[j]` for every row of `keys`: the scores of one query against a chunk of
-/// cached keys, read in place. Eight independent partial sums so that the compiler vectorizes it.
-pub(crate) fn dot_rows(
-    query: ndarray::ArrayView1<'_, f32>,
-    keys: ndarray::ArrayView2<'_, f32>,
-    out: ndarray::ArrayViewMut1<'_, f32>,
-) {
-    let query: Vec<f32> = query.iter().copied().collect();
-    for (key, slot) in keys.rows().into_iter().zip(out) {
-        *slot = match key.as_slice() {
-            Some(key) => dot(&query, key),
-            None => key.iter().zip(&query).map(|(a, b)| a * b).sum(),
-        };
-    }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut partial = [0.0f32; LANES];
-    let chunks = a.len() / LANES;
-    for (a_chunk, b_chunk) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        for lane in 0..LANES {
-            partial[lane] += a_chunk[lane] * b_chunk[lane];
-        }
-    }
-    let mut total: f32 = partial.iter().sum();
-    for idx in chunks * LANES..a.len() {
-        total += a[idx] * b[idx];
-    }
-    total
-}
-
 /// Softmax of each row over its first `visible(row)` entries; the rest become 0 (the causal mask).
 /// `scores` must have contiguous rows.
 pub(crate) fn masked_softmax_rows(
@@ -149,17 +117,5 @@ mod tests {
         assert!(worst < 1e-6, "worst relative error {worst}");
         assert!(fast_exp(f32::NEG_INFINITY) < 1e-37);
         assert_eq!(fast_exp(0.0), 1.0);
-    }
-
-    #[test]
-    fn dot_rows_matches_the_plain_sum() {
-        let query = ndarray::Array1::from_shape_fn(13, |i| i as f32 * 0.5 - 2.0);
-        let keys = ndarray::Array2::from_shape_fn((5, 13), |(r, c)| (r * 13 + c) as f32 * 0.1);
-        let mut out = ndarray::Array1::from_elem(5, f32::NAN);
-        dot_rows(query.view(), keys.view(), out.view_mut());
-        for (row, &value) in keys.rows().into_iter().zip(&out) {
-            let expected: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
-            assert!((value - expected).abs() <= 1e-4 * expected.abs().max(1.0));
-        }
     }
 }

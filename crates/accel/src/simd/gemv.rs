@@ -372,22 +372,33 @@ unsafe fn columns_row<V: Vector>(args: &GemvArgs, a_row: *const f32, c_row: *mut
     }
 }
 
-/// The sum of a vector's lanes (pairwise, through a stack copy: once per output, not in the inner loop).
+/// The sum of a vector's lanes, through a stack copy (once per output, not in the inner loop). The halving steps
+/// have constant widths, so each is a single vector add of the lower and upper half (a loop with a run-time width
+/// compiled to scalar adds and made the columns layout several times slower).
 ///
 /// # Safety
 /// `V`'s instruction set must be available.
 #[inline(always)]
 unsafe fn horizontal_sum<V: Vector>(value: V) -> f32 {
     let mut lanes = [0.0f32; 16];
-    debug_assert!(V::LANES <= lanes.len());
+    debug_assert!(V::LANES <= lanes.len() && V::LANES.is_power_of_two());
     // SAFETY: `lanes` holds 16 ≥ LANES floats; the caller guarantees the instruction set.
     unsafe { V::store(lanes.as_mut_ptr(), value) };
-    let mut width = V::LANES;
-    while width > 1 {
-        width /= 2;
-        for lane in 0..width {
-            lanes[lane] += lanes[lane + width];
-        }
-    }
+    fold_half::<8>(&mut lanes, V::LANES);
+    fold_half::<4>(&mut lanes, V::LANES);
+    fold_half::<2>(&mut lanes, V::LANES);
+    fold_half::<1>(&mut lanes, V::LANES);
     lanes[0]
+}
+
+/// `lanes[i] += lanes[i + HALF]` for `i < HALF`, when `lanes` holds at least `2·HALF` live values.
+#[inline(always)]
+fn fold_half<const HALF: usize>(lanes: &mut [f32; 16], live: usize) {
+    if live < 2 * HALF {
+        return;
+    }
+    let (low, high) = lanes.split_at_mut(HALF);
+    for (low_value, high_value) in low.iter_mut().zip(&high[..HALF]) {
+        *low_value += *high_value;
+    }
 }
