@@ -3,7 +3,14 @@
 //! comparisons, and any figure a module describes in a claim's `details.plot`.
 //!
 //! A module adds a figure by putting, in one claim's details, `"plot": {"title", "x_label",
-//! "y_label", "log_x", "log_y", "series": [{"name", "points": [[x, y], ...]}]}`.
+//! "y_label", "log_x", "log_y", "series": [{"name", "style", "points": [[x, y], ...]}]}`, where
+//! `style` is `"line"` (the default: a line through the points, which are marked) or `"points"` (a
+//! scatter, for sets without an order such as a Pareto frontier's members and the dominated rest).
+//!
+//! Figures derived here from claims' details: the roofline (`profiling.roofline_*`: each layer's
+//! achieved GFLOP/s at its arithmetic intensity under the measured bandwidth and peak ceilings),
+//! quantization error (`quant.round_trip_*`: SQNR per scheme and distribution), and the latency
+//! distributions (empirical CDFs) of the comparisons whose raw samples are kept.
 
 use perf_core::claim::{ClaimResult, Criterion, Direction, Verdict};
 use perf_core::results::ValidationRun;
@@ -150,13 +157,17 @@ fn described_plot(description: &Value) -> Option<String> {
         .get("log_y")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
     for entry in description.get("series")?.as_array()? {
         let name = entry
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let style = match entry.get("style").and_then(Value::as_str) {
+            Some("points") => Style::Points,
+            _ => Style::Line,
+        };
         let points: Vec<(f64, f64)> = entry
             .get("points")?
             .as_array()?
@@ -167,10 +178,43 @@ fn described_plot(description: &Value) -> Option<String> {
             })
             .collect();
         if !points.is_empty() {
-            series.push((name, points));
+            series.push(Series {
+                name,
+                style,
+                points,
+            });
         }
     }
-    line_chart(&title, &x_label, &y_label, log_x, log_y, &series)
+    chart(&title, &x_label, &y_label, log_x, log_y, &series)
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// A line through the points, each point marked.
+    Line,
+    /// Marked points only.
+    Points,
+}
+
+/// One named series of a figure.
+#[derive(Debug, Clone)]
+struct Series {
+    name: String,
+    style: Style,
+    points: Vec<(f64, f64)>,
+}
+
+/// Line series from `(name, points)` pairs.
+fn lines(series: Vec<(String, Vec<(f64, f64)>)>) -> Vec<Series> {
+    series
+        .into_iter()
+        .map(|(name, points)| Series {
+            name,
+            style: Style::Line,
+            points,
+        })
+        .collect()
 }
 
 fn line_chart(
@@ -181,9 +225,27 @@ fn line_chart(
     log_y: bool,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Option<String> {
+    chart(
+        title,
+        x_label,
+        y_label,
+        log_x,
+        log_y,
+        &lines(series.to_vec()),
+    )
+}
+
+fn chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log_x: bool,
+    log_y: bool,
+    series: &[Series],
+) -> Option<String> {
     let all: Vec<(f64, f64)> = series
         .iter()
-        .flat_map(|(_, points)| points.iter().copied())
+        .flat_map(|series| series.points.iter().copied())
         .collect();
     if all.is_empty() {
         return None;
@@ -233,21 +295,42 @@ fn line_chart(
                     .y_desc(y_label)
                     .draw()
                     .ok()?;
-                for (index, (name, points)) in series.iter().enumerate() {
+                for (index, entry) in series.iter().enumerate() {
                     let color = PALETTE[index % PALETTE.len()];
-                    chart
-                        .draw_series(LineSeries::new(
-                            points.iter().copied(),
-                            color.stroke_width(2),
-                        ))
-                        .ok()?
-                        .label(name.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
-                        });
-                    chart
-                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                        .ok()?;
+                    match entry.style {
+                        Style::Line => {
+                            chart
+                                .draw_series(LineSeries::new(
+                                    entry.points.iter().copied(),
+                                    color.stroke_width(2),
+                                ))
+                                .ok()?
+                                .label(entry.name.clone())
+                                .legend(move |(x, y)| {
+                                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                                });
+                            chart
+                                .draw_series(
+                                    entry
+                                        .points
+                                        .iter()
+                                        .map(|&p| Circle::new(p, 3, color.filled())),
+                                )
+                                .ok()?;
+                        }
+                        Style::Points => {
+                            chart
+                                .draw_series(
+                                    entry
+                                        .points
+                                        .iter()
+                                        .map(|&p| Circle::new(p, 5, color.filled())),
+                                )
+                                .ok()?
+                                .label(entry.name.clone())
+                                .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
+                        }
+                    }
                 }
                 chart
                     .configure_series_labels()
@@ -359,6 +442,182 @@ fn samples_plot(claim: &ClaimResult) -> Option<String> {
     )
 }
 
+/// The roofline of every `profiling.roofline_*` claim: the measured ceilings (bandwidth × intensity,
+/// capped at the measured FMA peak) and each layer's achieved GFLOP/s at its intensity.
+fn roofline_plot(claim: &ClaimResult) -> Option<String> {
+    let details = &claim.details;
+    let peak = details.get("peak_gflops_per_core")?.as_f64()?;
+    let bandwidth = details.get("bandwidth_gbytes_per_second")?.as_f64()?;
+    let mut series = Vec::new();
+    let mut intensities = Vec::new();
+    for group in details.get("points")?.as_array()? {
+        let name = group.get(0)?.as_str()?.to_string();
+        let points: Vec<(f64, f64)> = group
+            .get(1)?
+            .as_array()?
+            .iter()
+            .filter_map(|layer| {
+                Some((
+                    layer.get("intensity")?.as_f64()?,
+                    layer.get("achieved_gflops")?.as_f64()?,
+                ))
+            })
+            .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+            .collect();
+        intensities.extend(points.iter().map(|p| p.0));
+        if !points.is_empty() {
+            series.push(Series {
+                name: format!("{name}: layers, achieved (median)"),
+                style: Style::Points,
+                points,
+            });
+        }
+    }
+    if series.is_empty() || !(peak > 0.0 && bandwidth > 0.0) {
+        return None;
+    }
+    let ridge = peak / bandwidth;
+    let low = intensities.iter().copied().fold(ridge, f64::min) / 2.0;
+    let high = intensities.iter().copied().fold(ridge, f64::max) * 2.0;
+    series.insert(
+        0,
+        Series {
+            name: format!(
+                "roof: {bandwidth:.1} GB/s × intensity, capped at the measured peak {peak:.0} GFLOP/s"
+            ),
+            style: Style::Line,
+            points: vec![(low, bandwidth * low), (ridge, peak), (high, peak)],
+        },
+    );
+    chart(
+        &format!("Roofline — {}", claim.id),
+        "arithmetic intensity (FLOP / byte)",
+        "GFLOP/s",
+        true,
+        true,
+        &series,
+    )
+}
+
+/// SQNR of each quantization scheme on each `quant.round_trip_*` distribution (x = distribution
+/// index, named in the axis label).
+fn quantization_error_plot(run: &ValidationRun) -> Option<String> {
+    let claims: Vec<&ClaimResult> = run
+        .claims
+        .iter()
+        .filter(|claim| claim.id.starts_with("quant.round_trip_"))
+        .collect();
+    if claims.is_empty() {
+        return None;
+    }
+    let mut series: Vec<Series> = Vec::new();
+    let mut add = |name: String, x: f64, y: f64| {
+        if !y.is_finite() {
+            return;
+        }
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(entry) => entry.points.push((x, y)),
+            None => series.push(Series {
+                name,
+                style: Style::Line,
+                points: vec![(x, y)],
+            }),
+        }
+    };
+    let mut names = Vec::new();
+    for (index, claim) in claims.iter().enumerate() {
+        let x = (index + 1) as f64;
+        names.push(format!(
+            "{} = {}",
+            index + 1,
+            claim.id.trim_start_matches("quant.round_trip_")
+        ));
+        let details = &claim.details;
+        if let Some(db) = details.get("sqnr_db").and_then(Value::as_f64) {
+            add("int8 affine, min–max".into(), x, db);
+        }
+        for entry in details
+            .get("int8_symmetric_observers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(observer), Some(db)) = (
+                entry.get("observer").and_then(Value::as_str),
+                entry.get("sqnr_db").and_then(Value::as_f64),
+            ) {
+                add(format!("int8 symmetric, {observer}"), x, db);
+            }
+        }
+        for entry in details
+            .get("half_precisions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(precision), Some(db)) = (
+                entry.get("precision").and_then(Value::as_str),
+                entry.get("sqnr_db").and_then(Value::as_f64),
+            ) {
+                add(precision.to_lowercase(), x, db);
+            }
+        }
+    }
+    chart(
+        "Quantization round-trip error: SQNR (dB, higher is better)",
+        &format!("distribution ({})", names.join(", ")),
+        "SQNR (dB)",
+        false,
+        false,
+        &series,
+    )
+}
+
+/// Empirical CDF of both sides of a comparison's raw samples: the latency distributions.
+fn latency_distribution_plot(claim: &ClaimResult) -> Option<String> {
+    let ecdf = |key: &str| -> Option<Vec<(f64, f64)>> {
+        let mut values: Vec<f64> = claim
+            .details
+            .get(key)?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_f64)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(|v| v / 1e3)
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len() as f64;
+        Some(
+            values
+                .iter()
+                .enumerate()
+                .map(|(index, &v)| (v, (index + 1) as f64 / n))
+                .collect(),
+        )
+    };
+    let label = |side: &str, key: &str| match claim.details.get(key).and_then(Value::as_str) {
+        Some(kernel) if !kernel.is_empty() => format!("{side}: {kernel}"),
+        _ => side.to_string(),
+    };
+    line_chart(
+        &format!("{} — latency distribution (empirical CDF)", claim.id),
+        "µs per iteration",
+        "fraction of samples ≤ x",
+        false,
+        false,
+        &[
+            (label("baseline", "baseline_kernel"), ecdf("baseline_ns")?),
+            (
+                label("candidate", "candidate_kernel"),
+                ecdf("candidate_ns")?,
+            ),
+        ],
+    )
+}
+
 /// The HTML report: the Markdown text (as preformatted text) and the figures.
 pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
     let mut figures: Vec<(String, String)> = Vec::new();
@@ -371,6 +630,18 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
     }
     if let Some(svg) = gflops_plot(run) {
         figures.push(("Matmul throughput".into(), svg));
+    }
+    for claim in run
+        .claims
+        .iter()
+        .filter(|claim| claim.id.starts_with("profiling.roofline"))
+    {
+        if let Some(svg) = roofline_plot(claim) {
+            figures.push((format!("Roofline: {}", claim.id), svg));
+        }
+    }
+    if let Some(svg) = quantization_error_plot(run) {
+        figures.push(("Quantization error".into(), svg));
     }
     for claim in &run.claims {
         if let Some(description) = claim.details.get("plot") {
@@ -391,6 +662,14 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
             .and_then(samples_plot)
         {
             figures.push((format!("Latency samples: {id}"), svg));
+        }
+        if let Some(svg) = run
+            .claims
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(latency_distribution_plot)
+        {
+            figures.push((format!("Latency distribution: {id}"), svg));
         }
     }
     let mut html = String::new();

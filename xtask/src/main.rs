@@ -8,7 +8,7 @@ mod modules;
 mod report;
 mod validate;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +48,10 @@ enum Command {
         /// Directory holding the runs.
         #[arg(long, default_value = "validation_results")]
         out: PathBuf,
+        /// Also render the HTML report (with its figures) to this file; the archived run is never
+        /// rewritten.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
@@ -75,10 +79,16 @@ fn run() -> Result<ExitCode> {
             out,
             fail_on_regression,
         } => compare_runs::run(run_a, run_b, &out, fail_on_regression),
-        Command::Report { run, out } => {
+        Command::Report { run, out, html } => {
             let path = archive::resolve_run(run, &out, 0)?;
             let loaded = archive::load(&path)?;
-            print!("{}", report::render_markdown(&loaded));
+            let markdown = report::render_markdown(&loaded);
+            if let Some(html_path) = html {
+                std::fs::write(&html_path, html::render_html(&loaded, &markdown))
+                    .with_context(|| format!("writing {}", html_path.display()))?;
+                eprintln!("wrote {}", html_path.display());
+            }
+            print!("{markdown}");
             Ok(ExitCode::SUCCESS)
         }
     }
