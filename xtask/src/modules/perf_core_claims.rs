@@ -57,6 +57,12 @@ fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
     )?)
 }
 
+/// Rounds of every comparison here: the pairs are split over independent rounds and the interval
+/// is over round means (METHODS: samples inside one process are not independent replications — on
+/// this VM one-round A/A comparisons were called different in 35% of trials, see
+/// `cargo run -p perf-core --release --example aa_study`).
+const ROUNDS: usize = 5;
+
 fn compare_config(context: &ModuleContext) -> CompareConfig {
     let base = if context.quick {
         CompareConfig::quick()
@@ -65,6 +71,8 @@ fn compare_config(context: &ModuleContext) -> CompareConfig {
     };
     CompareConfig {
         seed: context.seed,
+        pairs: base.pairs.max(6 * ROUNDS),
+        rounds: ROUNDS,
         ..base
     }
 }
@@ -157,6 +165,8 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
             comparison.minimum_detectable_speedup,
         )
         .with_detail("mann_whitney_p", comparison.rank.test.p_value)
+        .with_detail("rounds", comparison.round_log_ratio_means.len())
+        .with_detail("round_log_ratio_means", &comparison.round_log_ratio_means)
         .with_detail("cliffs_delta", comparison.rank.cliffs_delta)
         .with_detail("fairness", &comparison.fairness)
         .with_detail("baseline_ns", &comparison.baseline.values)
