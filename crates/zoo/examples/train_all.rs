@@ -27,12 +27,31 @@ fn main() -> anyhow::Result<()> {
         .position(|argument| argument == "--only")
         .and_then(|index| arguments.get(index + 1))
         .map(|names| names.split(',').map(str::to_string).collect());
-    let mut config = ZooConfig::default();
+    let config = ZooConfig::default();
+    let selected = |model: ReferenceModel| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|name| name == model.name()))
+    };
     if retrain {
-        // A fresh, empty cache directory makes every model train; it is then the cache's new content.
+        // Removing the selected models' entries (and only theirs: the cache is shared) makes them train;
+        // the new weights are then stored in their place.
         let cache = WeightCache::default_location();
-        let _ = std::fs::remove_dir_all(cache.dir());
-        config.cache = Some(cache);
+        if let Ok(entries) = std::fs::read_dir(cache.dir()) {
+            for entry in entries.flatten() {
+                let file_name = entry.file_name().to_string_lossy().into_owned();
+                let belongs_to_selected = ReferenceModel::ALL.into_iter().any(|model| {
+                    selected(model)
+                        && file_name
+                            .strip_prefix(model.name())
+                            .and_then(|rest| rest.strip_prefix('-'))
+                            .is_some_and(|rest| rest.len() > 16 && rest.as_bytes()[16] == b'.')
+                });
+                if belongs_to_selected {
+                    std::fs::remove_file(entry.path())
+                        .with_context(|| format!("removing {}", entry.path().display()))?;
+                }
+            }
+        }
     }
     let cache_dir = config
         .cache
@@ -43,10 +62,7 @@ fn main() -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut embedded_training_seconds = 0.0;
     for model in ReferenceModel::ALL {
-        if only
-            .as_ref()
-            .is_some_and(|names| !names.iter().any(|name| name == model.name()))
-        {
+        if !selected(model) {
             continue;
         }
         match train_or_load(model, &config) {
@@ -56,8 +72,19 @@ fn main() -> anyhow::Result<()> {
                     "{:<27} [{} data: {}] {}",
                     report.model, report.dataset.origin, report.dataset.name, report.metric
                 );
+                if let Some(headline) = &report.headline {
+                    println!("{:<27} headline: {headline}", "");
+                }
+                let cpu = report
+                    .training
+                    .cpu_seconds
+                    .map_or_else(|| "?".to_string(), |seconds| format!("{seconds:.1}"));
+                let load = report
+                    .training
+                    .load_average
+                    .map_or_else(|| "?".to_string(), |load| format!("{load:.2}"));
                 println!(
-                    "{:<27} split: {}; n_train {}; {} parameters; {}; {:.1} s total ({:.1} s training{}), eval {:.2} s on {}",
+                    "{:<27} split: {}; n_train {}; {} parameters; {}; {:.1} s total ({:.1} s training wall, {cpu} s CPU, load {load}{}; {} steps), eval {:.2} s on {}",
                     "",
                     report.split,
                     report.n_train,
@@ -65,7 +92,8 @@ fn main() -> anyhow::Result<()> {
                     if report.from_cache { "weights from cache" } else { "trained now" },
                     report.wall_seconds,
                     report.training.seconds,
-                    if report.from_cache { " when cached" } else { "" },
+                    if report.from_cache { ", when cached" } else { "" },
+                    report.training.steps,
                     report.evaluate_seconds,
                     report.inference_kernel,
                 );

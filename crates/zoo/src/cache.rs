@@ -237,6 +237,8 @@ mod tests {
                 epoch_losses: vec![1.0],
                 step_losses: vec![1.0, 0.5, 0.25],
                 seconds: 0.1,
+                cpu_seconds: Some(0.1),
+                load_average: None,
             },
             extra: HashMap::new(),
         };

@@ -51,6 +51,14 @@ pub enum ZooError {
         /// The loss value seen.
         loss: f32,
     },
+    /// [`crate::load_cached`] found no cached weights for the model's current configuration.
+    #[error("no cached weights for {model} (key {key})")]
+    NotCached {
+        /// Model name.
+        model: String,
+        /// The cache key hash looked up.
+        key: String,
+    },
     /// An argument is outside its domain (zero epochs, an empty evaluation set, a confidence outside (0, 1)).
     #[error("invalid argument: {reason}")]
     InvalidArgument {

@@ -24,14 +24,16 @@ pub use cache::{
 };
 pub use error::ZooError;
 pub use layers::{Conv2d, DepthwiseConv2d, LayerNorm, Linear, Standardizer};
-pub use metrics::{wilson_interval, ProportionEstimate};
+pub use metrics::{
+    auc_interval, ratio_of_sums_interval, wilson_interval, MetricEstimate, ProportionEstimate,
+};
 pub use models::{
     Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DepthwiseSeparableBlock,
     DsCnn, Mlp, TransformerBlock,
 };
 pub use reference::{
-    default_char_transformer_config, default_train_config, evaluate_language_model, train_or_load,
-    train_or_load_with, unigram_cross_entropy, DataOptions, HeldOutMetric, ModelReport,
-    ReferenceModel, TrainedModel, TrainedWeights, ZooConfig, CHAR_TRANSFORMER_STEPS,
+    default_char_transformer_config, default_train_config, evaluate_language_model, load_cached,
+    train_or_load, train_or_load_with, unigram_cross_entropy, DataOptions, HeldOutMetric,
+    ModelReport, ReferenceModel, TrainedModel, TrainedWeights, ZooConfig, CHAR_TRANSFORMER_STEPS,
 };
 pub use train::{train_mlp_classifier, CnnShape, DsCnnShape, TrainConfig, TrainingLog};

@@ -178,6 +178,144 @@ pub fn roc_auc(normal_scores: &[f32], anomalous_scores: &[f32]) -> Result<f64, Z
     Ok(wins / (normal_scores.len() as f64 * anomalous_scores.len() as f64))
 }
 
+/// A model's headline metric as one number with its interval and the number of evaluation samples behind it:
+/// what a claim about the model is judged on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricEstimate {
+    /// What the number is, e.g. "test accuracy", "ROC AUC", "validation loss / unigram loss".
+    pub name: String,
+    /// Point estimate.
+    pub point: f64,
+    /// Lower end of the interval.
+    pub ci_lower: f64,
+    /// Upper end of the interval.
+    pub ci_upper: f64,
+    /// Nominal two-sided coverage of the interval, e.g. 0.95.
+    pub confidence: f64,
+    /// Evaluation units behind the interval (samples, or text windows for the language model).
+    pub n: usize,
+    /// How the interval was computed.
+    pub method: String,
+}
+
+impl std::fmt::Display for MetricEstimate {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{} {:.4} ({:.0}% CI {:.4}-{:.4}, n = {}, {})",
+            self.name,
+            self.point,
+            100.0 * self.confidence,
+            self.ci_lower,
+            self.ci_upper,
+            self.n,
+            self.method
+        )
+    }
+}
+
+fn check_confidence(confidence: f64) -> Result<(), ZooError> {
+    if 0.0 < confidence && confidence < 1.0 {
+        return Ok(());
+    }
+    Err(ZooError::InvalidArgument {
+        reason: format!("confidence {confidence} not inside (0, 1)"),
+    })
+}
+
+/// Normal-approximation interval for a ROC AUC from the standard error of Hanley and McNeil (1982), which
+/// needs only the AUC and the two group sizes; clipped to `[0, 1]`.
+///
+/// # Errors
+/// [`ZooError::InvalidArgument`] for an empty group, an AUC outside `[0, 1]` or a confidence outside (0, 1).
+pub fn auc_interval(
+    auc: f64,
+    n_normal: usize,
+    n_anomalous: usize,
+    confidence: f64,
+) -> Result<(f64, f64), ZooError> {
+    check_confidence(confidence)?;
+    if n_normal == 0 || n_anomalous == 0 || !(0.0..=1.0).contains(&auc) {
+        return Err(ZooError::InvalidArgument {
+            reason: format!("AUC {auc} with {n_normal} normal and {n_anomalous} anomalous samples"),
+        });
+    }
+    let q1 = auc / (2.0 - auc);
+    let q2 = 2.0 * auc * auc / (1.0 + auc);
+    let variance = (auc * (1.0 - auc)
+        + (n_anomalous as f64 - 1.0) * (q1 - auc * auc)
+        + (n_normal as f64 - 1.0) * (q2 - auc * auc))
+        / (n_normal as f64 * n_anomalous as f64);
+    let z = standard_normal_quantile(1.0 - (1.0 - confidence) / 2.0)?;
+    let half_width = z * variance.max(0.0).sqrt();
+    Ok(((auc - half_width).max(0.0), (auc + half_width).min(1.0)))
+}
+
+/// The ratio `Σ numerators / Σ denominators` over paired units (e.g. text windows) with a Student-t interval
+/// from the linearized (delta-method) standard error of a ratio estimator: residuals
+/// `numerator_i − ratio · denominator_i`, `se = sqrt(Σ residual² / (n (n − 1))) / mean(denominator)`.
+///
+/// Returns `(ratio, ci_lower, ci_upper)`.
+///
+/// # Errors
+/// [`ZooError::InvalidArgument`] for fewer than two units, unequal lengths, non-finite values, a non-positive
+/// denominator sum or a confidence outside (0, 1).
+pub fn ratio_of_sums_interval(
+    numerators: &[f64],
+    denominators: &[f64],
+    confidence: f64,
+) -> Result<(f64, f64, f64), ZooError> {
+    check_confidence(confidence)?;
+    let n_units = numerators.len();
+    if n_units < 2
+        || denominators.len() != n_units
+        || numerators
+            .iter()
+            .chain(denominators)
+            .any(|value| !value.is_finite())
+    {
+        return Err(ZooError::InvalidArgument {
+            reason: format!(
+                "ratio interval needs two or more finite pairs ({} numerators, {} denominators)",
+                n_units,
+                denominators.len()
+            ),
+        });
+    }
+    let denominator_sum: f64 = denominators.iter().sum();
+    if denominator_sum <= 0.0 {
+        return Err(ZooError::InvalidArgument {
+            reason: format!("denominator sum {denominator_sum} is not positive"),
+        });
+    }
+    let ratio = numerators.iter().sum::<f64>() / denominator_sum;
+    let residual_square_sum: f64 = numerators
+        .iter()
+        .zip(denominators)
+        .map(|(numerator, denominator)| (numerator - ratio * denominator).powi(2))
+        .sum();
+    let n = n_units as f64;
+    let standard_error = (residual_square_sum / (n * (n - 1.0))).sqrt() / (denominator_sum / n);
+    let t = statrs::distribution::StudentsT::new(0.0, 1.0, n - 1.0)
+        .map_err(|error| ZooError::InvalidArgument {
+            reason: error.to_string(),
+        })?
+        .inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    Ok((
+        ratio,
+        ratio - t * standard_error,
+        ratio + t * standard_error,
+    ))
+}
+
+fn standard_normal_quantile(probability: f64) -> Result<f64, ZooError> {
+    Ok(Normal::new(0.0, 1.0)
+        .map_err(|error| ZooError::InvalidArgument {
+            reason: error.to_string(),
+        })?
+        .inverse_cdf(probability))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +376,42 @@ mod tests {
         approx::assert_abs_diff_eq!(roc_auc(&[0.1, 0.3], &[0.2]).unwrap(), 0.5);
         assert!(roc_auc(&[], &[0.1]).is_err());
         assert!(roc_auc(&[f32::NAN], &[0.1]).is_err());
+    }
+
+    #[test]
+    fn auc_interval_matches_hanley_mcneil_table() {
+        // Hanley & McNeil (1982), equation 2 by hand: AUC 0.9 with 50 + 50 samples, Q1 = 0.9 / 1.1,
+        // Q2 = 1.62 / 1.9, variance = (0.09 + 49 (Q1 − 0.81) + 49 (Q2 − 0.81)) / 2500 = 0.0010319, SE 0.03212.
+        let (lower, upper) = auc_interval(0.9, 50, 50, 0.95).unwrap();
+        let standard_error = (upper - lower) / (2.0 * 1.959_964);
+        assert!((standard_error - 0.03212).abs() < 5e-5, "{standard_error}");
+        assert_eq!(auc_interval(1.0, 10, 10, 0.95).unwrap().1, 1.0);
+        assert!(auc_interval(0.5, 0, 10, 0.95).is_err());
+        assert!(auc_interval(1.5, 10, 10, 0.95).is_err());
+    }
+
+    #[test]
+    fn ratio_interval_is_exact_for_proportional_pairs_and_covers_by_simulation() {
+        let (ratio, lower, upper) =
+            ratio_of_sums_interval(&[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0], 0.95).unwrap();
+        assert!((ratio - 2.0).abs() < 1e-12 && (upper - lower).abs() < 1e-12);
+        assert!(ratio_of_sums_interval(&[1.0], &[1.0], 0.95).is_err());
+        assert!(ratio_of_sums_interval(&[1.0, f64::NAN], &[1.0, 1.0], 0.95).is_err());
+        // Pairs with true ratio 0.6: the 95% interval should cover it about 95% of the time.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let trials = 1000;
+        let mut covered = 0;
+        for _ in 0..trials {
+            let denominators: Vec<f64> = (0..60).map(|_| rng.random_range(2.0..4.0)).collect();
+            let numerators: Vec<f64> = denominators
+                .iter()
+                .map(|denominator| 0.6 * denominator + rng.random_range(-0.5..0.5))
+                .collect();
+            let (_, lower, upper) =
+                ratio_of_sums_interval(&numerators, &denominators, 0.95).unwrap();
+            covered += usize::from(lower <= 0.6 && 0.6 <= upper);
+        }
+        assert!((920..=975).contains(&covered), "{covered} of {trials}");
     }
 
     #[test]

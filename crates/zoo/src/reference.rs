@@ -23,7 +23,10 @@ type CachedOrTrained = (NamedTensors, TrainingLog, HashMap<String, String>, bool
 /// What a training closure returns.
 type Trained = (NamedTensors, TrainingLog, HashMap<String, String>);
 use crate::layers::Standardizer;
-use crate::metrics::{argmax_rows, classification_accuracy, roc_auc, ProportionEstimate};
+use crate::metrics::{
+    argmax_rows, auc_interval, classification_accuracy, ratio_of_sums_interval, roc_auc,
+    MetricEstimate, ProportionEstimate,
+};
 use crate::models::{
     Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DsCnn, Mlp,
 };
@@ -213,6 +216,11 @@ pub struct ModelReport {
     pub cache_key: String,
     /// The matrix-multiply kernel inference ran on.
     pub inference_kernel: String,
+    /// The headline metric as one number with its interval and n (accuracy with its Wilson interval, ROC AUC
+    /// with the Hanley–McNeil interval, or the language model's loss relative to the unigram baseline with a
+    /// t-interval over text windows): what a claim about the model is judged on.
+    #[serde(default)]
+    pub headline: Option<MetricEstimate>,
 }
 
 /// A trained model's ndarray weights.
@@ -342,6 +350,40 @@ pub fn train_or_load_with(
     config: &ZooConfig,
     train_config: &TrainConfig,
 ) -> Result<TrainedModel, ZooError> {
+    run_model(model, config, train_config, CacheMode::TrainIfMissing)
+}
+
+/// Loads `model` from the weight cache and evaluates it, or returns `Ok(None)` without training when the cache
+/// holds no weights for its current configuration (or `config.cache` is `None`). Fast checks (`--quick`) use it
+/// to report already-trained models without paying for training.
+///
+/// # Errors
+/// As [`train_or_load`] (missing data is still an error: the key depends on the data).
+pub fn load_cached(
+    model: ReferenceModel,
+    config: &ZooConfig,
+) -> Result<Option<TrainedModel>, ZooError> {
+    let train_config = default_train_config(model, config.seed);
+    match run_model(model, config, &train_config, CacheMode::CachedOnly) {
+        Ok(trained) => Ok(Some(trained)),
+        Err(ZooError::NotCached { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether a cache miss trains the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CacheMode {
+    TrainIfMissing,
+    CachedOnly,
+}
+
+fn run_model(
+    model: ReferenceModel,
+    config: &ZooConfig,
+    train_config: &TrainConfig,
+    mode: CacheMode,
+) -> Result<TrainedModel, ZooError> {
     let started = Instant::now();
     let mut trained = match model {
         ReferenceModel::DigitsMlp => {
@@ -358,15 +400,22 @@ pub fn train_or_load_with(
                 info,
                 split,
             };
-            classifier_mlp(model, dataset, &[DIGITS_HIDDEN], config, train_config)?
+            classifier_mlp(model, dataset, &[DIGITS_HIDDEN], config, train_config, mode)?
         }
         ReferenceModel::FashionMlp => {
             let dataset = load_fashion_mnist(config.data.fashion_mnist_dir.as_deref())?;
-            classifier_mlp(model, dataset, &[FASHION_MLP_HIDDEN], config, train_config)?
+            classifier_mlp(
+                model,
+                dataset,
+                &[FASHION_MLP_HIDDEN],
+                config,
+                train_config,
+                mode,
+            )?
         }
         ReferenceModel::FashionCnn => {
             let dataset = load_fashion_mnist(config.data.fashion_mnist_dir.as_deref())?;
-            fashion_cnn(dataset, config, train_config)?
+            fashion_cnn(dataset, config, train_config, mode)?
         }
         ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => {
             let dir = fsdd_dir(config.data.fsdd_dir.as_deref());
@@ -376,10 +425,10 @@ pub fn train_or_load_with(
                 _ => FsddSplit::HoldOutSpeaker(config.data.held_out_speaker.clone()),
             };
             let dataset = fsdd_features(&clips, &split, &MfccConfig::default(), &dir)?;
-            ds_cnn(model, dataset, config, train_config)?
+            ds_cnn(model, dataset, config, train_config, mode)?
         }
-        ReferenceModel::DigitsAutoencoder => digits_autoencoder(config, train_config)?,
-        ReferenceModel::CharTransformer => char_transformer(config, train_config)?,
+        ReferenceModel::DigitsAutoencoder => digits_autoencoder(config, train_config, mode)?,
+        ReferenceModel::CharTransformer => char_transformer(config, train_config, mode)?,
     };
     trained.report.wall_seconds = started.elapsed().as_secs_f64();
     Ok(trained)
@@ -388,6 +437,7 @@ pub fn train_or_load_with(
 /// Looks `key` up in the cache, or trains with `train` and stores the result.
 fn cached_or_trained(
     config: &ZooConfig,
+    mode: CacheMode,
     key: &CacheKey,
     train: impl FnOnce() -> Result<Trained, ZooError>,
 ) -> Result<CachedOrTrained, ZooError> {
@@ -395,6 +445,12 @@ fn cached_or_trained(
         if let Some((tensors, metadata)) = cache.load(key)? {
             return Ok((tensors, metadata.training, metadata.extra, true));
         }
+    }
+    if mode == CacheMode::CachedOnly {
+        return Err(ZooError::NotCached {
+            model: key.model.clone(),
+            key: key.hash(),
+        });
     }
     let (tensors, log, extra) = train()?;
     if let Some(cache) = &config.cache {
@@ -422,8 +478,9 @@ fn report(
     training: TrainingLog,
     evaluate_seconds: f64,
     key: &CacheKey,
-) -> ModelReport {
-    ModelReport {
+) -> Result<ModelReport, ZooError> {
+    let headline = headline_of(&metric)?;
+    Ok(ModelReport {
         model: model.name().into(),
         dataset: dataset.info.clone(),
         split: dataset.split.clone(),
@@ -437,7 +494,44 @@ fn report(
         evaluate_seconds,
         cache_key: key.hash(),
         inference_kernel: crate::kernel::INFERENCE_KERNEL.into(),
-    }
+        headline,
+    })
+}
+
+/// The headline estimate of a classification accuracy or an anomaly detector's AUC (the language model's is
+/// computed from its text windows where it is evaluated).
+fn headline_of(metric: &HeldOutMetric) -> Result<Option<MetricEstimate>, ZooError> {
+    Ok(match metric {
+        HeldOutMetric::Accuracy(accuracy) => Some(MetricEstimate {
+            name: "test accuracy".into(),
+            point: accuracy.point,
+            ci_lower: accuracy.ci_lower,
+            ci_upper: accuracy.ci_upper,
+            confidence: accuracy.confidence,
+            n: accuracy.n,
+            method: "Wilson score interval".into(),
+        }),
+        HeldOutMetric::AnomalyDetection {
+            roc_auc,
+            n_normal,
+            n_anomalous,
+            ..
+        } => {
+            let (ci_lower, ci_upper) = auc_interval(*roc_auc, *n_normal, *n_anomalous, 0.95)?;
+            Some(MetricEstimate {
+                name: "ROC AUC".into(),
+                point: *roc_auc,
+                ci_lower,
+                ci_upper,
+                confidence: 0.95,
+                n: n_normal + n_anomalous,
+                method: format!(
+                    "Hanley-McNeil normal interval ({n_normal} normal, {n_anomalous} anomalous)"
+                ),
+            })
+        }
+        HeldOutMetric::LanguageModel { .. } => None,
+    })
 }
 
 fn classification_key(
@@ -483,12 +577,13 @@ fn classifier_mlp(
     hidden: &[usize],
     config: &ZooConfig,
     train_config: &TrainConfig,
+    mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
     let mut widths = vec![dataset.train.n_features()];
     widths.extend_from_slice(hidden);
     widths.push(dataset.train.n_classes());
     let key = classification_key(model, &format!("mlp={widths:?}"), &dataset, train_config);
-    let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
+    let (tensors, log, _, from_cache) = cached_or_trained(config, mode, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleMlp::new(&mut store, &widths)?;
         let train = &dataset.train;
@@ -515,7 +610,7 @@ fn classifier_mlp(
         log,
         evaluate_seconds,
         &key,
-    );
+    )?;
     Ok(TrainedModel {
         report,
         weights: TrainedWeights::Mlp(mlp),
@@ -527,6 +622,7 @@ fn fashion_cnn(
     dataset: LabeledDataset,
     config: &ZooConfig,
     train_config: &TrainConfig,
+    mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::FashionCnn;
     let key = classification_key(
@@ -535,7 +631,7 @@ fn fashion_cnn(
         &dataset,
         train_config,
     );
-    let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
+    let (tensors, log, _, from_cache) = cached_or_trained(config, mode, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleCnn::new(&mut store, FASHION_CNN_SHAPE)?;
         let train = &dataset.train;
@@ -563,7 +659,7 @@ fn fashion_cnn(
         log,
         evaluate_seconds,
         &key,
-    );
+    )?;
     Ok(TrainedModel {
         report,
         weights: TrainedWeights::Cnn(cnn),
@@ -576,6 +672,7 @@ fn ds_cnn(
     dataset: LabeledDataset,
     config: &ZooConfig,
     train_config: &TrainConfig,
+    mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
     let mfcc = MfccConfig::default();
     let shape = DsCnnShape {
@@ -591,7 +688,7 @@ fn ds_cnn(
         &dataset,
         train_config,
     );
-    let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
+    let (tensors, log, _, from_cache) = cached_or_trained(config, mode, &key, || {
         let scaling = Standardizer::fit(dataset.train.features().view());
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleDsCnn::new(&mut store, shape)?;
@@ -627,7 +724,7 @@ fn ds_cnn(
         log,
         evaluate_seconds,
         &key,
-    );
+    )?;
     Ok(TrainedModel {
         report,
         weights: TrainedWeights::DsCnn(network),
@@ -638,6 +735,7 @@ fn ds_cnn(
 fn digits_autoencoder(
     config: &ZooConfig,
     train_config: &TrainConfig,
+    mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::DigitsAutoencoder;
     let (set, info) = load_digits()?;
@@ -667,7 +765,7 @@ fn digits_autoencoder(
         &dataset,
         train_config,
     );
-    let (tensors, log, _, from_cache) = cached_or_trained(config, &key, || {
+    let (tensors, log, _, from_cache) = cached_or_trained(config, mode, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleMlp::new(&mut store, &AUTOENCODER_WIDTHS)?;
         let log = fit(
@@ -733,7 +831,7 @@ fn digits_autoencoder(
         log,
         evaluate_seconds,
         &key,
-    );
+    )?;
     Ok(TrainedModel {
         report,
         weights: TrainedWeights::Autoencoder(autoencoder),
@@ -744,6 +842,7 @@ fn digits_autoencoder(
 fn char_transformer(
     config: &ZooConfig,
     train_config: &TrainConfig,
+    mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
     let model = ReferenceModel::CharTransformer;
     let corpus = load_text(&config.data.text)?;
@@ -770,7 +869,7 @@ fn char_transformer(
         ],
     );
     let vocabulary_string: String = vocabulary.chars().iter().collect();
-    let (tensors, log, extra, from_cache) = cached_or_trained(config, &key, || {
+    let (tensors, log, extra, from_cache) = cached_or_trained(config, mode, &key, || {
         let mut store = ParamStore::new(train_config.seed);
         let candle_model = CandleCharTransformer::new(&mut store, architecture.clone())?;
         let log = fit_char_transformer(&candle_model, &store, train_tokens, train_config, n_steps)?;
@@ -787,10 +886,41 @@ fn char_transformer(
     let transformer =
         export_char_transformer(&tensors, &architecture, vocabulary.chars().to_vec())?;
     let evaluate_started = Instant::now();
-    let (loss_sum, n_predicted, n_correct) =
-        evaluate_language_model(&transformer, validation_tokens)?;
+    let windows = language_model_windows(&transformer, validation_tokens)?;
+    let loss_sum: f64 = windows.iter().map(|window| window.loss_sum).sum();
+    let n_predicted: usize = windows.iter().map(|window| window.n_predicted).sum();
+    let n_correct: usize = windows.iter().map(|window| window.n_correct).sum();
     let loss = loss_sum / n_predicted as f64;
     let unigram = unigram_cross_entropy(train_tokens, validation_tokens, vocabulary.len());
+    // The headline: model loss over unigram loss on the same predicted characters, window by window, so that
+    // the interval reflects how much the ratio varies across the text (characters within a window are not
+    // independent, windows nearly are).
+    let log_probabilities = unigram_log_probabilities(train_tokens, vocabulary.len());
+    let unigram_window_sums: Vec<f64> = windows
+        .iter()
+        .map(|window| {
+            validation_tokens[window.start + 1..=window.start + window.n_predicted]
+                .iter()
+                .map(|&token| -log_probabilities[token as usize])
+                .sum()
+        })
+        .collect();
+    let model_window_sums: Vec<f64> = windows.iter().map(|window| window.loss_sum).collect();
+    let (ratio, ratio_lower, ratio_upper) =
+        ratio_of_sums_interval(&model_window_sums, &unigram_window_sums, 0.95)?;
+    let headline = MetricEstimate {
+        name: "validation loss / unigram loss".into(),
+        point: ratio,
+        ci_lower: ratio_lower,
+        ci_upper: ratio_upper,
+        confidence: 0.95,
+        n: windows.len(),
+        method: format!(
+            "ratio of sums over {} windows of {} characters, delta-method t interval",
+            windows.len(),
+            transformer.config.context_length
+        ),
+    };
     let metric = HeldOutMetric::LanguageModel {
         loss_nats_per_char: loss,
         unigram_loss_nats_per_char: unigram,
@@ -820,7 +950,7 @@ fn char_transformer(
         ),
     };
     let n_parameters = transformer.n_parameters();
-    let report = report(
+    let mut report = report(
         model,
         &dataset,
         train_tokens.len(),
@@ -831,7 +961,8 @@ fn char_transformer(
         log,
         evaluate_seconds,
         &key,
-    );
+    )?;
+    report.headline = Some(headline);
     Ok(TrainedModel {
         report,
         weights: TrainedWeights::CharTransformer(transformer),
@@ -842,17 +973,51 @@ fn char_transformer(
 /// Sum of next-token cross-entropies, number of predictions and number of correct top-1 predictions over
 /// consecutive non-overlapping windows of `tokens` (each window of `context_length + 1` tokens predicts its last
 /// `context_length`).
+///
+/// # Errors
+/// [`ZooError::InvalidArgument`] when `tokens` is shorter than one window; model errors.
 pub fn evaluate_language_model(
     model: &CharTransformer,
     tokens: &[u32],
 ) -> Result<(f64, usize, usize), ZooError> {
+    let windows = language_model_windows(model, tokens)?;
+    Ok(windows
+        .iter()
+        .fold((0.0, 0, 0), |(loss, predicted, correct), window| {
+            (
+                loss + window.loss_sum,
+                predicted + window.n_predicted,
+                correct + window.n_correct,
+            )
+        }))
+}
+
+/// One evaluation window of the language model.
+struct WindowScore {
+    /// Sum of the cross-entropies of the window's predictions, nats.
+    loss_sum: f64,
+    n_predicted: usize,
+    n_correct: usize,
+    /// Index of the window's first token in the evaluated text.
+    start: usize,
+}
+
+/// The per-window scores behind [`evaluate_language_model`].
+fn language_model_windows(
+    model: &CharTransformer,
+    tokens: &[u32],
+) -> Result<Vec<WindowScore>, ZooError> {
     let context = model.config.context_length;
-    let mut loss_sum = 0.0f64;
-    let mut n_predicted = 0;
-    let mut n_correct = 0;
-    for window in tokens.windows(context + 1).step_by(context) {
+    let mut windows = Vec::new();
+    for (window_idx, window) in tokens.windows(context + 1).step_by(context).enumerate() {
         let logits = model.forward(&window[..context])?;
         let predictions = argmax_rows(logits.view());
+        let mut score = WindowScore {
+            loss_sum: 0.0,
+            n_predicted: 0,
+            n_correct: 0,
+            start: window_idx * context,
+        };
         for (position, row) in logits.axis_iter(Axis(0)).enumerate() {
             let target = window[position + 1] as usize;
             let max = row.fold(f32::NEG_INFINITY, |best, &value| best.max(value));
@@ -862,29 +1027,36 @@ pub fn evaluate_language_model(
                     .map(|&value| f64::from(value - max).exp())
                     .sum::<f64>()
                     .ln();
-            loss_sum += log_sum_exp - f64::from(row[target]);
-            n_predicted += 1;
-            n_correct += usize::from(predictions[position] == target);
+            score.loss_sum += log_sum_exp - f64::from(row[target]);
+            score.n_predicted += 1;
+            score.n_correct += usize::from(predictions[position] == target);
         }
+        windows.push(score);
     }
-    if n_predicted == 0 {
+    if windows.is_empty() {
         return Err(ZooError::InvalidArgument {
             reason: format!("{} validation tokens for context {context}", tokens.len()),
         });
     }
-    Ok((loss_sum, n_predicted, n_correct))
+    Ok(windows)
 }
 
-/// Cross-entropy (nats per token) of `evaluated` under the add-one-smoothed token frequencies of `train`.
-pub fn unigram_cross_entropy(train: &[u32], evaluated: &[u32], vocab_size: usize) -> f64 {
+/// Add-one-smoothed unigram log-probabilities of the tokens of `train`.
+fn unigram_log_probabilities(train: &[u32], vocab_size: usize) -> Vec<f64> {
     let mut counts = vec![1.0f64; vocab_size];
     for &token in train {
         counts[token as usize] += 1.0;
     }
     let total: f64 = counts.iter().sum();
+    counts.iter().map(|count| (count / total).ln()).collect()
+}
+
+/// Cross-entropy (nats per token) of `evaluated` under the add-one-smoothed token frequencies of `train`.
+pub fn unigram_cross_entropy(train: &[u32], evaluated: &[u32], vocab_size: usize) -> f64 {
+    let log_probabilities = unigram_log_probabilities(train, vocab_size);
     let loss: f64 = evaluated
         .iter()
-        .map(|&token| -(counts[token as usize] / total).ln())
+        .map(|&token| -log_probabilities[token as usize])
         .sum();
     loss / evaluated.len().max(1) as f64
 }

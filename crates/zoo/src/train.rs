@@ -63,6 +63,84 @@ pub struct TrainingLog {
     pub step_losses: Vec<f32>,
     /// Wall-clock seconds spent training.
     pub seconds: f64,
+    /// CPU seconds (user + system, all threads of the process) spent training, from `/proc/self/stat`;
+    /// `None` where that file is unavailable. On a shared machine this is the steadier figure.
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+    /// The one-minute load average when training ended (`/proc/loadavg`): how busy the machine was.
+    #[serde(default)]
+    pub load_average: Option<f64>,
+}
+
+/// Process CPU time (user + system, all threads) in seconds, from `/proc/self/stat`.
+///
+/// Clock ticks are taken as 100 per second, the value of `USER_HZ` on every Linux architecture Rust targets.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is parenthesized and may hold spaces; fields after it are plain.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let user_ticks: f64 = fields.get(11)?.parse().ok()?;
+    let system_ticks: f64 = fields.get(12)?.parse().ok()?;
+    Some((user_ticks + system_ticks) / 100.0)
+}
+
+/// The one-minute load average, from `/proc/loadavg`.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+impl TrainingLog {
+    /// An empty log and the process CPU time now.
+    fn started() -> (Self, Option<f64>) {
+        (
+            TrainingLog {
+                steps: 0,
+                epoch_losses: Vec::new(),
+                step_losses: Vec::new(),
+                seconds: 0.0,
+                cpu_seconds: None,
+                load_average: None,
+            },
+            process_cpu_seconds(),
+        )
+    }
+
+    /// Records wall and CPU time since `started` / `cpu_at_start` and the load average.
+    fn finish(&mut self, started: Instant, cpu_at_start: Option<f64>) {
+        self.seconds = started.elapsed().as_secs_f64();
+        self.cpu_seconds = process_cpu_seconds()
+            .zip(cpu_at_start)
+            .map(|(now, then)| now - then);
+        self.load_average = load_average();
+    }
+}
+
+/// Environment variable with which candle sizes its element-wise thread pool.
+const CANDLE_THREADS_ENV: &str = "CANDLE_NUM_THREADS";
+
+/// Runs candle's element-wise operations on one thread unless the user chose otherwise through
+/// `CANDLE_NUM_THREADS`; called before the first candle operation of a training run.
+///
+/// candle's element-wise pool synchronizes every operation with spinning barriers. The reference models' tensors
+/// are small, so the second thread gains little on a quiet machine, and on the shared 2-core machine, busy with
+/// other work, the spinning took over half of the training process's CPU samples (perf, DS-CNN) while one thread
+/// trained the CNN as fast per step. Matrix products (gemm, on rayon's sleeping pool) stay multi-threaded.
+/// candle reads the variable once, when its pool is first used, and `std::env` serializes this write with every
+/// other read through the standard library.
+fn prefer_single_threaded_candle() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os(CANDLE_THREADS_ENV).is_none() {
+            std::env::set_var(CANDLE_THREADS_ENV, "1");
+        }
+    });
 }
 
 /// Creates candle variables from a seeded generator and remembers them by name.
@@ -73,6 +151,8 @@ pub(crate) struct ParamStore {
 
 impl ParamStore {
     pub(crate) fn new(seed: u64) -> Self {
+        // Every training run creates its parameters first, before any candle operation.
+        prefer_single_threaded_candle();
         ParamStore {
             rng: rand::rngs::StdRng::seed_from_u64(seed),
             vars: Vec::new(),
@@ -219,7 +299,7 @@ pub(crate) struct CandleCnn {
 
 impl CandleCnn {
     pub(crate) fn new(store: &mut ParamStore, shape: CnnShape) -> Result<Self, ZooError> {
-        // Kernels are stored `3 × 3 × in × out` (tap-major), the column order of `conv3x3_nhwc`.
+        // Kernels are stored `3 × 3 × in × out` (tap-major), the column order of `conv3x3_pool_relu_nhwc`.
         let conv = |store: &mut ParamStore,
                     name: &str,
                     c_in: usize,
@@ -244,10 +324,19 @@ impl CandleCnn {
     }
 }
 
-/// 3 × 3 convolution, stride 1, zero padding 1, on NHWC, as im2col by concatenating the nine shifted copies
-/// along channels and one matrix multiply. candle's own `conv2d` computes the input gradient with a transposed
-/// convolution that is far slower on the CPU than these shifts and a matrix multiply.
-fn conv3x3_nhwc(x: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Result<Tensor, ZooError> {
+/// 3 × 3 convolution (stride 1, zero padding 1, on NHWC), then 2 × 2 max pooling, bias and ReLU: the
+/// exported model's `conv → ReLU → maxpool`, reordered for training speed.
+///
+/// The convolution is im2col by concatenating the nine shifted copies along channels and one matrix multiply
+/// (candle's own `conv2d` computes the input gradient with a transposed convolution that is far slower on the CPU).
+/// Max pooling commutes with adding a per-channel bias and with ReLU (both are monotone, per channel), so the
+/// bias and ReLU run on the pooled map, a quarter of the size; the pooling itself is one reduction over the four
+/// window positions, gathered next to each other by one permutation. Together this roughly halves the
+/// element-wise work per step, which dominates a CNN this small on the CPU.
+fn conv3x3_pool_relu_nhwc(
+    x: &Tensor,
+    (weight, bias): &(Tensor, Tensor),
+) -> Result<Tensor, ZooError> {
     let (batch, height, width, channels) = x.dims4()?;
     let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
     let mut taps = Vec::with_capacity(9);
@@ -263,28 +352,28 @@ fn conv3x3_nhwc(x: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Result<Tensor,
     let columns = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?;
     let out_channels = bias.dim(0)?;
     let kernel = weight.reshape((9 * channels, out_channels))?;
-    Ok(columns.matmul(&kernel)?.broadcast_add(bias)?.reshape((
+    let (pooled_height, pooled_width) = (height / 2, width / 2);
+    let pooled = columns
+        .matmul(&kernel)?
+        .reshape((batch, pooled_height, 2, pooled_width, 2, out_channels))?
+        .permute([0, 1, 3, 2, 4, 5])?
+        .contiguous()?
+        .reshape((batch * pooled_height * pooled_width, 4, out_channels))?
+        .max(1)?;
+    Ok(pooled.broadcast_add(bias)?.relu()?.reshape((
         batch,
-        height,
-        width,
+        pooled_height,
+        pooled_width,
         out_channels,
     ))?)
-}
-
-/// Non-overlapping 2 × 2 max pooling on NHWC (height and width even).
-fn max_pool2_nhwc(x: &Tensor) -> Result<Tensor, ZooError> {
-    let (batch, height, width, channels) = x.dims4()?;
-    Ok(x.reshape((batch, height / 2, 2, width / 2, 2, channels))?
-        .max(4)?
-        .max(2)?)
 }
 
 impl CandleModel for CandleCnn {
     fn forward(&self, x: &Tensor) -> Result<Tensor, ZooError> {
         let batch = x.dim(0)?;
         let images = x.reshape((batch, self.shape.image_height, self.shape.image_width, 1))?;
-        let hidden = max_pool2_nhwc(&conv3x3_nhwc(&images, &self.conv1)?.relu()?)?;
-        let hidden = max_pool2_nhwc(&conv3x3_nhwc(&hidden, &self.conv2)?.relu()?)?;
+        let hidden = conv3x3_pool_relu_nhwc(&images, &self.conv1)?;
+        let hidden = conv3x3_pool_relu_nhwc(&hidden, &self.conv2)?;
         apply_linear(&hidden.flatten_from(1)?, &self.classifier)
     }
 }
@@ -422,11 +511,15 @@ pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor
     ])
 }
 
-/// Depthwise 3 × 3 convolution, padding 1, on an NHWC tensor: a sum of nine shifted, channel-scaled copies.
+/// Depthwise 3 × 3 convolution, padding 1, on an NHWC tensor, as one matrix multiply.
+///
+/// The nine shifted copies are concatenated along channels (im2col, `positions × 9·channels`, tap-major) and
+/// multiplied by a `9·channels × channels` matrix that is zero except for `weight[c, tap]` at row
+/// `tap·channels + c`, column `c`. The block-diagonal matrix does nine times the arithmetic of a true
+/// depthwise product, but a matrix multiply (forward and both gradients) costs far less in candle on the CPU
+/// than the broadcast multiply and the sum over the tap axis it replaces, whose backward passes are strided
+/// reductions over the whole activation.
 fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, ZooError> {
-    // The nine shifted copies are concatenated once into a contiguous `positions × 9 × channels` tensor, so that
-    // the multiply and the sum over taps run on contiguous data: candle's element-wise ops on strided views
-    // (one per tap) cost several times more, forward and backward.
     let (batch, height, width, channels) = x.dims4()?;
     let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
     let mut taps = Vec::with_capacity(9);
@@ -439,14 +532,19 @@ fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, 
             );
         }
     }
-    let stacked = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9, channels))?;
-    // weight is channels × 9; as 1 × 9 × channels it lines up with the stacked taps.
-    let kernel = weight.t()?.contiguous()?.reshape((1, 9, channels))?;
-    let summed = stacked
-        .broadcast_mul(&kernel)?
-        .sum(1)?
-        .broadcast_add(bias)?;
-    Ok(summed.reshape((batch, height, width, channels))?)
+    let columns = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?;
+    // weight is channels × 9; as 9 × channels × 1 times the identity it becomes the block-diagonal matrix.
+    let identity =
+        Tensor::eye(channels, DType::F32, &Device::Cpu)?.reshape((1, channels, channels))?;
+    let kernel = weight
+        .t()?
+        .reshape((9, channels, 1))?
+        .broadcast_mul(&identity)?
+        .reshape((9 * channels, channels))?;
+    Ok(columns
+        .matmul(&kernel)?
+        .broadcast_add(bias)?
+        .reshape((batch, height, width, channels))?)
 }
 
 impl CandleModel for CandleDsCnn {
@@ -637,10 +735,8 @@ pub(crate) fn fit(
     }
     let started = Instant::now();
     let contiguous = features.as_standard_layout();
-    let all_features = Tensor::from_slice(
-        contiguous
-            .as_slice()
-            .expect("standard layout is contiguous"),
+    let all_features = Tensor::from_vec(
+        contiguous.iter().copied().collect::<Vec<f32>>(),
         (n_samples, features.ncols()),
         &Device::Cpu,
     )?;
@@ -662,12 +758,7 @@ pub(crate) fn fit(
     // A different stream from initialization, so that changing the model size does not change the batch order.
     let mut shuffle_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x05ee_d0fb_a7c4);
     let mut order: Vec<u32> = (0..n_samples as u32).collect();
-    let mut log = TrainingLog {
-        steps: 0,
-        epoch_losses: Vec::new(),
-        step_losses: Vec::new(),
-        seconds: 0.0,
-    };
+    let (mut log, cpu_at_start) = TrainingLog::started();
     'epochs: for _ in 0..config.epochs {
         order.shuffle(&mut shuffle_rng);
         let mut epoch_sum = 0.0f32;
@@ -704,6 +795,13 @@ pub(crate) fn fit(
             log.steps += 1;
             epoch_sum += loss_value;
             epoch_steps += 1;
+            if verbose() && log.steps.is_multiple_of(100) {
+                eprintln!(
+                    "{model_name}: step {} loss {loss_value:.4}, {:.1} s",
+                    log.steps,
+                    started.elapsed().as_secs_f64()
+                );
+            }
         }
         log.epoch_losses.push(epoch_sum / epoch_steps.max(1) as f32);
         if verbose() {
@@ -716,7 +814,7 @@ pub(crate) fn fit(
             );
         }
     }
-    log.seconds = started.elapsed().as_secs_f64();
+    log.finish(started, cpu_at_start);
     Ok(log)
 }
 
@@ -753,12 +851,7 @@ pub(crate) fn fit_char_transformer(
         },
     )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x7e47);
-    let mut log = TrainingLog {
-        steps: 0,
-        epoch_losses: Vec::new(),
-        step_losses: Vec::new(),
-        seconds: 0.0,
-    };
+    let (mut log, cpu_at_start) = TrainingLog::started();
     let steps_per_report = 50.max(n_steps / 20);
     let mut window_sum = 0.0;
     for step in 0..n_steps {
@@ -809,7 +902,7 @@ pub(crate) fn fit_char_transformer(
             }
         }
     }
-    log.seconds = started.elapsed().as_secs_f64();
+    log.finish(started, cpu_at_start);
     Ok(log)
 }
 
@@ -932,7 +1025,7 @@ pub(crate) fn export_mlp(tensors: &HashMap<String, Tensor>, model: &str) -> Resu
     Ok(Mlp { layers })
 }
 
-/// A tap-major `3 × 3 × in × out` kernel (as `conv3x3_nhwc` trains it) as a [`Conv2d`] with padding 1.
+/// A tap-major `3 × 3 × in × out` kernel (as `conv3x3_pool_relu_nhwc` trains it) as a [`Conv2d`] with padding 1.
 fn conv3x3_from_tap_major(
     tensors: &HashMap<String, Tensor>,
     model: &str,
