@@ -281,12 +281,21 @@ pub fn prune_neurons(
     }
     let keep = neurons_to_keep(incoming, outgoing, fraction);
     Ok((
+        // `select` along columns may come back column-major; the kernels want row-major weights.
         Linear {
-            weight: incoming.weight.select(Axis(1), &keep),
+            weight: incoming
+                .weight
+                .select(Axis(1), &keep)
+                .as_standard_layout()
+                .to_owned(),
             bias: incoming.bias.select(Axis(0), &keep),
         },
         Linear {
-            weight: outgoing.weight.select(Axis(0), &keep),
+            weight: outgoing
+                .weight
+                .select(Axis(0), &keep)
+                .as_standard_layout()
+                .to_owned(),
             bias: outgoing.bias.clone(),
         },
     ))

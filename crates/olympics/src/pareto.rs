@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::Requirement;
 use crate::referee::Scorecard;
 
 /// Which way a metric is better.
@@ -213,7 +214,8 @@ fn relative_sentence(card: &Scorecard, baseline: &Scorecard) -> String {
 }
 
 /// Pareto analysis of scored submissions; `baseline` names the reference the recommendations are relative
-/// to (the first card when absent).
+/// to (the first card when absent). Recommendations pick, among front members whose quality did not miss
+/// the event's target, the fastest, the smallest and the most accurate.
 pub fn analyze(cards: &[&Scorecard], baseline: &str) -> ParetoAnalysis {
     let candidates: Vec<Vec<MetricValue>> = cards.iter().map(|card| objectives(card)).collect();
     let goals = OBJECTIVE_GOALS.to_vec();
@@ -243,31 +245,52 @@ pub fn analyze(cards: &[&Scorecard], baseline: &str) -> ParetoAnalysis {
         .find(|card| card.submission == baseline)
         .or(cards.first())
         .copied();
+    // Recommend among front members whose quality did not miss the target; when none qualifies, among the
+    // whole front, and the sentence says so.
+    let qualified: Vec<&Scorecard> = front_cards
+        .iter()
+        .copied()
+        .filter(|card| card.compliance.quality != Requirement::Missed)
+        .collect();
+    let (pool, caveat) = if qualified.is_empty() {
+        (
+            front_cards.clone(),
+            " (no front member meets the quality target)",
+        )
+    } else {
+        (qualified, "")
+    };
     let mut recommendations = Vec::new();
     if let Some(baseline_card) = baseline_card {
         let pick = |use_case: &str, best: Option<&&Scorecard>| {
             best.map(|card| Recommendation {
                 use_case: use_case.into(),
                 submission: card.submission.clone(),
-                sentence: format!("for {use_case}: {}", relative_sentence(card, baseline_card)),
+                sentence: if card.submission == baseline_card.submission {
+                    format!(
+                        "for {use_case}: {} (the baseline itself){caveat}",
+                        card.submission
+                    )
+                } else {
+                    format!(
+                        "for {use_case}: {}{caveat}",
+                        relative_sentence(card, baseline_card)
+                    )
+                },
             })
         };
         recommendations.extend(pick(
             "latency-critical",
-            front_cards
-                .iter()
+            pool.iter()
                 .min_by(|a, b| a.latency.p90.value_ms.total_cmp(&b.latency.p90.value_ms)),
         ));
         recommendations.extend(pick(
             "memory-critical",
-            front_cards
-                .iter()
-                .min_by_key(|card| card.memory.footprint_bytes()),
+            pool.iter().min_by_key(|card| card.memory.footprint_bytes()),
         ));
         recommendations.extend(pick(
             "accuracy-critical",
-            front_cards
-                .iter()
+            pool.iter()
                 .max_by(|a, b| a.quality.point.total_cmp(&b.quality.point)),
         ));
     }

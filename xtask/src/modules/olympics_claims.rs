@@ -1,0 +1,735 @@
+//! The olympics module: MLPerf-style events on real data refereed in the run, the Olympic events and the
+//! Pareto analysis of each field, and the Olympics challenge (zoo's character transformer with int8 / f16 /
+//! pruning / KV cache).
+//!
+//! Claims, with stable ids:
+//! - `olympics.<event>.<submission>.compliance`: quality ≥ target and p90 ≤ limit, judged on intervals:
+//!   compliant → PASS, inconclusive → PARTIAL, not compliant → FAIL, a submission that could not be
+//!   measured → ERROR. The estimate is the quality with its interval; latency and memory are in the details.
+//! - `olympics.<event>.pareto`: the front (size as the estimate), who dominates whom, recommendations,
+//!   efficiency, the Olympic events and the leaderboard, and a scatter plot (p90 ms vs quality).
+//! - `olympics.referee.isolation`: a deliberately panicking and a wrong-shape submission are ERROR for
+//!   themselves only, the others in the same field still scored.
+//! - `olympics.coverage`: what ran and what was skipped, and why.
+//!
+//! Every reason starts with the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
+//! this machine, under whatever load it carries.
+
+use super::ModuleContext;
+use anyhow::{Context, Result};
+use datasets::{FsddSplit, MfccConfig};
+use ndarray::{Array2, ArrayView2};
+use olympics::compress::{CompressedMlp, Recipe};
+use olympics::games::run_games;
+use olympics::pareto::analyze;
+use olympics::reference::{self, BASELINE};
+use olympics::submissions::{
+    cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, MlpClassifier, ZooClassifier,
+};
+use olympics::{
+    referee, ComplianceStatus, Event, OlympicsError, Optimization, Outcome, RefereeConfig,
+    Scorecard, Submission,
+};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
+use serde_json::json;
+use zoo::{
+    train_or_load, DataOptions, HeldOutMetric, ReferenceModel, TrainConfig, TrainedWeights,
+    ZooConfig,
+};
+
+const MODULE: &str = "olympics";
+
+fn data_options(context: &ModuleContext) -> DataOptions {
+    let mut options = DataOptions::default();
+    if let Some(dir) = &context.data_dir {
+        let fashion = dir.join("fashion-mnist");
+        if fashion.is_dir() {
+            options.fashion_mnist_dir = Some(fashion);
+        }
+        let fsdd = dir.join("fsdd").join("recordings");
+        if fsdd.is_dir() {
+            options.fsdd_dir = Some(fsdd);
+        }
+    }
+    options
+}
+
+/// Whether zoo's weight cache holds some weights for `model` (any version). Quick mode trains nothing
+/// expensive: it uses a model only when it can be loaded.
+fn cached(config: &ZooConfig, model: ReferenceModel) -> bool {
+    let Some(cache) = &config.cache else {
+        return false;
+    };
+    let prefix = format!("{}-", model.name());
+    std::fs::read_dir(cache.dir()).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            name.starts_with(&prefix)
+                && name.ends_with(".safetensors")
+                && (model == ReferenceModel::KwsDsCnnUnseenSpeaker || !name.contains("unseen"))
+        })
+    })
+}
+
+fn compliance_claim(card: &Scorecard) -> ClaimResult {
+    let id = format!("olympics.{}.{}.compliance", card.event, card.submission);
+    let claim = Claim::threshold(
+        &id,
+        MODULE,
+        &format!(
+            "{} on {}: {} ≥ {:.3} (MLPerf-style target) and p90 single-query latency ≤ {} ms",
+            card.submission, card.event, card.quality.metric, card.target, card.latency_limit_ms
+        ),
+        card.target,
+        Direction::AtLeast,
+    );
+    let estimate = match Estimate::new(
+        card.quality.point,
+        card.quality.ci_lower.min(card.quality.point),
+        card.quality.ci_upper.max(card.quality.point),
+        "",
+        card.quality.confidence,
+    ) {
+        Ok(estimate) => estimate,
+        Err(error) => return claim.error(format!("[{}] {error}", card.source.origin)),
+    };
+    let mut result = claim.judge(estimate);
+    result.verdict = match card.compliance.status {
+        ComplianceStatus::Compliant => Verdict::Pass,
+        ComplianceStatus::Inconclusive => Verdict::Partial,
+        ComplianceStatus::NotCompliant => Verdict::Fail,
+    };
+    result.reason = format!(
+        "[{} {}] {}: {}",
+        card.source.origin,
+        card.source.name,
+        card.compliance.status,
+        card.compliance.reasons.join("; ")
+    );
+    result
+        .with_detail("data_source", &card.source)
+        .with_detail("optimizations", &card.optimizations)
+        .with_detail("quality", &card.quality)
+        .with_detail(
+            "latency_ms",
+            json!({
+                "p50": card.latency.p50,
+                "p90": card.latency.p90,
+                "p99": card.latency.p99,
+                "mean": card.latency.mean_ms,
+                "mean_ci": card.latency.mean_ci_ms,
+                "n_samples": card.latency.n_samples,
+                "queries_per_sample": card.latency.queries_per_sample,
+                "steady_state": card.latency.steady_state,
+                "warnings": card.latency.warnings,
+            }),
+        )
+        .with_detail("memory", &card.memory)
+        .with_detail("footprint_bytes", card.memory.footprint_bytes())
+        .with_detail("compliance", &card.compliance)
+        .with_detail("scorecard", card.to_string())
+}
+
+fn error_claim(
+    event: &str,
+    submission: &str,
+    reason: &str,
+    source: &olympics::DataSource,
+) -> ClaimResult {
+    Claim::measured(
+        &format!("olympics.{event}.{submission}.compliance"),
+        MODULE,
+        &format!("{submission} on {event}: could be measured by the referee"),
+    )
+    .error(format!("[{} {}] {reason}", source.origin, source.name))
+}
+
+fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Result<ClaimResult> {
+    let analysis = analyze(cards, BASELINE);
+    let games = run_games(cards, event.spec.memory_budget_bytes);
+    let n_front = analysis.front.len() as f64;
+    let series = |name: &str, points: &[(String, f64, f64)]| {
+        json!({
+            "name": name,
+            "style": "points",
+            "points": points.iter().map(|(_, x, y)| json!([x, y])).collect::<Vec<_>>(),
+            "labels": points.iter().map(|(label, _, _)| label.clone()).collect::<Vec<_>>(),
+        })
+    };
+    let plot = json!({
+        "title": format!("{}: Pareto frontier (p90 latency vs {}), {} data", event.spec.name, event.spec.metric, event.source.origin),
+        "x_label": "p90 single-query latency (ms)",
+        "y_label": event.spec.metric.to_string(),
+        "log_x": true,
+        "log_y": false,
+        "series": [
+            series("frontier", &analysis.frontier_points),
+            series("dominated", &analysis.dominated_points),
+        ],
+    });
+    let recommendations: Vec<String> = analysis
+        .recommendations
+        .iter()
+        .map(|recommendation| recommendation.sentence.clone())
+        .collect();
+    let mut result = Claim::measured(
+        &format!("olympics.{}.pareto", event.spec.name),
+        MODULE,
+        &format!(
+            "{}: the Pareto front over (p90 latency ↓, memory footprint ↓, {} ↑) of the reference submissions",
+            event.spec.name, event.spec.metric
+        ),
+    )
+    .judge(Estimate::new(n_front, n_front, n_front, "submissions", 1.0)?)
+    .with_detail("data_source", &event.source)
+    .with_detail("analysis", &analysis)
+    .with_detail("games", &games)
+    .with_detail("plot", plot)
+    .with_detail("skipped_submissions", skipped);
+    let separable_note = analysis
+        .dominated
+        .iter()
+        .filter(|dominated| {
+            !dominated.dominated_by.is_empty()
+                && dominated
+                    .dominated_by
+                    .iter()
+                    .all(|dominator| !dominator.separable)
+        })
+        .count();
+    result.reason = format!(
+        "[{} {}] front: {}; {} dominated ({} only on points, not separable by the intervals); {}; most efficient: {}; all-around winner: {}",
+        event.source.origin,
+        event.source.name,
+        analysis.front.join(", "),
+        analysis.dominated.len(),
+        separable_note,
+        recommendations.join("; "),
+        analysis
+            .efficiency
+            .first()
+            .map_or_else(|| "none".into(), |best| format!("{} ({:.1} points/ms)", best.submission, best.points_per_ms)),
+        games.all_around.winner().unwrap_or("none"),
+    );
+    Ok(result)
+}
+
+/// Referees one field and turns it into claims.
+fn judge_event(
+    event: &Event,
+    submissions: &[&dyn Submission],
+    config: &RefereeConfig,
+    skipped: &[String],
+) -> Result<Vec<ClaimResult>> {
+    eprintln!(
+        "olympics: {} — {} ({} submissions)",
+        event.spec.name,
+        event.source,
+        submissions.len()
+    );
+    let started = std::time::Instant::now();
+    let outcomes = referee(event, submissions, config);
+    eprintln!(
+        "  refereed in {:.1} s (wall, under the machine's current load)",
+        started.elapsed().as_secs_f64()
+    );
+    let mut results = Vec::new();
+    let mut cards = Vec::new();
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Scored(card) => {
+                eprintln!("  {card}");
+                results.push(compliance_claim(card));
+                cards.push(card.as_ref());
+            }
+            Outcome::Error { submission, reason } => {
+                eprintln!("  [{}] {}: ERROR {reason}", event.source.origin, submission);
+                results.push(error_claim(
+                    &event.spec.name,
+                    submission,
+                    reason,
+                    &event.source,
+                ));
+            }
+        }
+    }
+    if cards.is_empty() {
+        results.push(
+            Claim::measured(
+                &format!("olympics.{}.pareto", event.spec.name),
+                MODULE,
+                "Pareto front of the reference submissions",
+            )
+            .error("no submission could be measured"),
+        );
+    } else {
+        results.push(pareto_claim(event, &cards, skipped)?);
+    }
+    Ok(results)
+}
+
+fn event_error(event: &str, reason: String) -> ClaimResult {
+    Claim::measured(
+        &format!("olympics.{event}.pareto"),
+        MODULE,
+        &format!("{event}: the event could be run"),
+    )
+    .error(reason)
+}
+
+fn mlp_of(weights: &TrainedWeights) -> Option<&zoo::Mlp> {
+    match weights {
+        TrainedWeights::Mlp(mlp) => Some(mlp),
+        _ => None,
+    }
+}
+
+fn as_dyn<T: Submission>(items: &[T]) -> Vec<&dyn Submission> {
+    items.iter().map(|item| item as &dyn Submission).collect()
+}
+
+fn skipped_recipes(quick: bool) -> Vec<String> {
+    if !quick {
+        return Vec::new();
+    }
+    let kept: Vec<String> = reference::mlp_recipes(true)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    reference::mlp_recipes(false)
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !kept.contains(name))
+        .map(|name| format!("{name} (quick mode)"))
+        .collect()
+}
+
+fn image_classification(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+    config: &RefereeConfig,
+    coverage: &mut Vec<String>,
+) -> Vec<ClaimResult> {
+    let use_fashion = !context.quick || cached(zoo_config, ReferenceModel::FashionMlp);
+    let model = if use_fashion {
+        ReferenceModel::FashionMlp
+    } else {
+        coverage.push("image_classification on Fashion-MNIST skipped in quick mode (the Fashion MLP is not in the weight cache): the embedded digits fallback ran instead".into());
+        ReferenceModel::DigitsMlp
+    };
+    let loading = std::time::Instant::now();
+    let loaded = train_or_load(model, zoo_config);
+    eprintln!(
+        "olympics: {} trained or loaded in {:.1} s (wall)",
+        model.name(),
+        loading.elapsed().as_secs_f64()
+    );
+    let trained = match loaded {
+        Ok(trained) => trained,
+        Err(error) if model == ReferenceModel::FashionMlp => {
+            coverage.push(format!(
+                "Fashion-MNIST unavailable ({error}); digits fallback"
+            ));
+            match train_or_load(ReferenceModel::DigitsMlp, zoo_config) {
+                Ok(trained) => trained,
+                Err(error) => {
+                    return vec![event_error(
+                        "image_classification",
+                        format!("digits MLP: {error}"),
+                    )]
+                }
+            }
+        }
+        Err(error) => {
+            return vec![event_error(
+                "image_classification",
+                format!("{}: {error}", model.name()),
+            )]
+        }
+    };
+    let Some(mlp) = mlp_of(&trained.weights) else {
+        return vec![event_error(
+            "image_classification",
+            "zoo returned a non-MLP model".into(),
+        )];
+    };
+    let run = || -> Result<Vec<ClaimResult>> {
+        let event = olympics::events::image_classification(
+            &trained.test,
+            &trained.report.dataset,
+            &trained.report.split,
+        )?;
+        let mut field: Vec<Box<dyn Submission>> = reference::mlp_classifiers(
+            mlp,
+            &InputTransform::Identity,
+            &reference::mlp_recipes(context.quick),
+        )?
+        .into_iter()
+        .map(|submission| Box::new(submission) as Box<dyn Submission>)
+        .collect();
+        let mut skipped = skipped_recipes(context.quick);
+        if use_fashion {
+            if context.quick || !cached(zoo_config, ReferenceModel::FashionCnn) {
+                skipped.push("fashion_cnn_f32 (the Fashion CNN is not in the weight cache, training takes minutes; or quick mode)".into());
+            } else if let Ok(trained_cnn) = train_or_load(ReferenceModel::FashionCnn, zoo_config) {
+                if let TrainedWeights::Cnn(cnn) = trained_cnn.weights {
+                    let storage_bytes = cnn_storage_bytes(&cnn);
+                    field.push(Box::new(ZooClassifier {
+                        name: "fashion_cnn_f32".into(),
+                        model: Box::new(cnn),
+                        storage_bytes,
+                    }));
+                }
+            }
+        }
+        let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
+        judge_event(&event, &submissions, config, &skipped)
+    };
+    run().unwrap_or_else(|error| vec![event_error("image_classification", format!("{error:#}"))])
+}
+
+fn anomaly_detection(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+    config: &RefereeConfig,
+) -> Vec<ClaimResult> {
+    let run = || -> Result<Vec<ClaimResult>> {
+        let trained = train_or_load(ReferenceModel::DigitsAutoencoder, zoo_config)
+            .context("digits autoencoder")?;
+        let TrainedWeights::Autoencoder(autoencoder) = &trained.weights else {
+            anyhow::bail!("zoo returned a non-autoencoder model");
+        };
+        let event = olympics::events::anomaly_detection(
+            &trained.test,
+            &trained.report.dataset,
+            &trained.report.split,
+        )?;
+        let field =
+            reference::anomaly_scorers(autoencoder, &reference::mlp_recipes(context.quick))?;
+        judge_event(
+            &event,
+            &as_dyn(&field),
+            config,
+            &skipped_recipes(context.quick),
+        )
+    };
+    run().unwrap_or_else(|error| vec![event_error("anomaly_detection", format!("{error:#}"))])
+}
+
+fn train_small_mlp(
+    features: ArrayView2<'_, f32>,
+    labels: &[usize],
+    n_classes: usize,
+    hidden: usize,
+    seed: u64,
+) -> Result<zoo::Mlp, OlympicsError> {
+    let train_config = TrainConfig {
+        seed,
+        epochs: 8,
+        batch_size: 64,
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    };
+    let (mlp, _) =
+        zoo::train_mlp_classifier(features, labels, n_classes, &[hidden], &train_config)?;
+    Ok(mlp)
+}
+
+fn keyword_spotting(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+    config: &RefereeConfig,
+) -> Vec<ClaimResult> {
+    let run = || -> Result<Vec<ClaimResult>> {
+        let dir = datasets::fsdd_dir(zoo_config.data.fsdd_dir.as_deref());
+        let clips = datasets::load_fsdd_clips(&dir).context("FSDD")?;
+        let dataset = datasets::fsdd_features(
+            &clips,
+            &FsddSplit::Conventional,
+            &MfccConfig::default(),
+            &dir,
+        )?;
+        let event =
+            olympics::events::keyword_spotting(&dataset.test, &dataset.info, &dataset.split)?;
+        let standardizer = zoo::Standardizer::fit(dataset.train.features().view());
+        let standardized = standardizer.apply(dataset.train.features().view())?;
+        let mlp = train_small_mlp(
+            standardized.view(),
+            dataset.train.labels(),
+            dataset.train.n_classes(),
+            128,
+            context.seed,
+        )?;
+        let transform = InputTransform::Standardize(standardizer);
+        let mut field: Vec<Box<dyn Submission>> =
+            reference::mlp_classifiers(&mlp, &transform, &reference::mlp_recipes(context.quick))?
+                .into_iter()
+                .map(|submission| Box::new(submission) as Box<dyn Submission>)
+                .collect();
+        let mut skipped = skipped_recipes(context.quick);
+        if cached(zoo_config, ReferenceModel::KwsDsCnn) {
+            match train_or_load(ReferenceModel::KwsDsCnn, zoo_config) {
+                Ok(trained) => {
+                    if let TrainedWeights::DsCnn(network) = trained.weights {
+                        let storage_bytes = ds_cnn_storage_bytes(&network);
+                        field.push(Box::new(ZooClassifier {
+                            name: "ds_cnn_f32".into(),
+                            model: Box::new(network),
+                            storage_bytes,
+                        }));
+                    }
+                }
+                Err(error) => skipped.push(format!("ds_cnn_f32 ({error})")),
+            }
+        } else {
+            skipped.push(
+                "ds_cnn_f32 (zoo's DS-CNN is not in the weight cache; training takes minutes)"
+                    .into(),
+            );
+        }
+        let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
+        judge_event(&event, &submissions, config, &skipped)
+    };
+    run().unwrap_or_else(|error| vec![event_error("keyword_spotting", format!("{error:#}"))])
+}
+
+/// Training images for the visual-wake-words proxy model (a fixed seeded subset keeps training in seconds).
+const VWW_TRAIN_IMAGES: usize = 20_000;
+
+fn visual_wake_words(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+    config: &RefereeConfig,
+) -> Vec<ClaimResult> {
+    let run = || -> Result<Vec<ClaimResult>> {
+        let dataset = datasets::load_fashion_mnist(zoo_config.data.fashion_mnist_dir.as_deref())
+            .context("Fashion-MNIST")?;
+        let event = olympics::events::visual_wake_words(&dataset.test, &dataset.info)?;
+        let n_train = VWW_TRAIN_IMAGES.min(dataset.train.len());
+        let subset: Vec<usize> = (0..n_train).collect();
+        let train = dataset.train.select(&subset);
+        let features = olympics::events::vww_training_features(train.features())?;
+        let labels = olympics::events::vww_labels(train.labels());
+        let mlp = train_small_mlp(features.view(), &labels, 2, 64, context.seed)?;
+        let transform = InputTransform::PoolGrey {
+            side: olympics::events::VWW_SIDE,
+            channels: 3,
+            factor: 4,
+        };
+        let field =
+            reference::mlp_classifiers(&mlp, &transform, &reference::mlp_recipes(context.quick))?;
+        judge_event(
+            &event,
+            &as_dyn(&field),
+            config,
+            &skipped_recipes(context.quick),
+        )
+    };
+    run().unwrap_or_else(|error| vec![event_error("visual_wake_words", format!("{error:#}"))])
+}
+
+fn char_lm_challenge(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+    config: &RefereeConfig,
+) -> Vec<ClaimResult> {
+    let run = || -> Result<Vec<ClaimResult>> {
+        let trained = train_or_load(ReferenceModel::CharTransformer, zoo_config)
+            .context("character transformer")?;
+        let TrainedWeights::CharTransformer(model) = &trained.weights else {
+            anyhow::bail!("zoo returned a non-transformer model");
+        };
+        let HeldOutMetric::LanguageModel {
+            next_char_accuracy, ..
+        } = &trained.report.metric
+        else {
+            anyhow::bail!("unexpected metric {}", trained.report.metric);
+        };
+        let tokens = olympics::transformer::tokens_from_zoo_test(trained.test.features().view())?;
+        let source = olympics::DataSource {
+            origin: trained.report.dataset.origin,
+            name: trained.report.dataset.name.clone(),
+            description: format!(
+                "{} held-out characters, split: {}",
+                tokens.len(),
+                trained.report.split
+            ),
+            attribution: trained.report.dataset.attribution.clone(),
+        };
+        // 99% of the f32 model's accuracy as zoo measured it in this run on the same predictions.
+        let target = 0.99 * next_char_accuracy.point;
+        let event =
+            olympics::transformer::next_char_event(&tokens, &model.config, target, 10.0, source)?;
+        let recipes = reference::transformer_recipes(context.quick);
+        let field = reference::next_char_submissions(model, &recipes)?;
+        let skipped: Vec<String> = if context.quick {
+            let kept: Vec<String> = recipes.iter().map(|(name, _, _)| name.clone()).collect();
+            reference::transformer_recipes(false)
+                .into_iter()
+                .filter(|(name, _, _)| !kept.contains(name))
+                .map(|(name, _, _)| format!("{name} (quick mode)"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results = judge_event(&event, &as_dyn(&field), config, &skipped)?;
+        for result in &mut results {
+            if result.id.ends_with(".pareto") {
+                result.details.insert(
+                    "target_rule".into(),
+                    json!(format!(
+                        "0.99 × zoo's f32 next-character accuracy {next_char_accuracy}"
+                    )),
+                );
+            }
+        }
+        Ok(results)
+    };
+    run().unwrap_or_else(|error| vec![event_error("char_lm_challenge", format!("{error:#}"))])
+}
+
+/// A submission that panics, one that returns the wrong shape, between two good ones.
+fn isolation_check(zoo_config: &ZooConfig, seed: u64) -> Result<ClaimResult> {
+    struct Broken {
+        name: &'static str,
+        panics: bool,
+    }
+    impl Submission for Broken {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn optimizations(&self) -> Vec<Optimization> {
+            vec![Optimization::Other(
+                "deliberately broken (negative control)".into(),
+            )]
+        }
+        fn storage_bytes(&self) -> usize {
+            0
+        }
+        fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+            if self.panics {
+                panic!("negative control: deliberate panic");
+            }
+            Ok(Array2::zeros((batch.nrows(), 3)))
+        }
+    }
+    let trained = train_or_load(ReferenceModel::DigitsMlp, zoo_config)?;
+    let Some(mlp) = mlp_of(&trained.weights) else {
+        anyhow::bail!("zoo returned a non-MLP model");
+    };
+    let event = olympics::events::image_classification(
+        &trained.test,
+        &trained.report.dataset,
+        &trained.report.split,
+    )?;
+    let good = MlpClassifier {
+        name: "good".into(),
+        optimizations: Vec::new(),
+        transform: InputTransform::Identity,
+        network: CompressedMlp::compress(mlp, &Recipe::BASELINE)?,
+    };
+    let panics = Broken {
+        name: "panics",
+        panics: true,
+    };
+    let wrong_shape = Broken {
+        name: "wrong_shape",
+        panics: false,
+    };
+    let mut quick = RefereeConfig::quick(seed);
+    quick.measure.samples = 20;
+    quick.measure.warm_up = perf_core::measure::WarmUp::Count(20);
+    let field: [&dyn Submission; 4] = [&good, &panics, &wrong_shape, &good];
+    // The default panic hook would print the deliberate panic as if something were broken.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcomes = referee(&event, &field, &quick);
+    std::panic::set_hook(previous_hook);
+    let isolated = outcomes
+        .iter()
+        .zip([false, true, true, false])
+        .filter(|(outcome, should_fail)| matches!(outcome, Outcome::Error { .. }) == *should_fail)
+        .count() as f64;
+    let reasons: Vec<String> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Scored(card) => {
+                format!("{}: scored ({})", card.submission, card.compliance.status)
+            }
+            Outcome::Error { submission, reason } => format!("{submission}: ERROR {reason}"),
+        })
+        .collect();
+    let mut result = Claim::threshold(
+        "olympics.referee.isolation",
+        MODULE,
+        "a submission that panics or returns a wrong shape is ERROR for itself only; the two good submissions around it are still scored (4 of 4 outcomes as expected)",
+        4.0,
+        Direction::AtLeast,
+    )
+    .judge(Estimate::new(isolated, isolated, isolated, "outcomes", 1.0)?)
+    .with_detail("outcomes", &reasons);
+    result.reason = format!(
+        "[{} {}] {}",
+        event.source.origin, event.source.name, result.reason
+    );
+    Ok(result)
+}
+
+pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
+    let zoo_config = ZooConfig {
+        seed: context.seed,
+        data: data_options(context),
+        ..ZooConfig::default()
+    };
+    let config = if context.quick {
+        RefereeConfig::quick(context.seed)
+    } else {
+        RefereeConfig::full(context.seed)
+    };
+    let mut results = Vec::new();
+    let mut coverage: Vec<String> = Vec::new();
+    if !perf_core::alloc::is_installed() {
+        coverage
+            .push("peak query heap not measured: the counting allocator is not installed".into());
+    }
+    results.push(isolation_check(&zoo_config, context.seed)?);
+    results.extend(image_classification(
+        context,
+        &zoo_config,
+        &config,
+        &mut coverage,
+    ));
+    results.extend(anomaly_detection(context, &zoo_config, &config));
+    if context.quick {
+        coverage.push("keyword_spotting skipped in quick mode (MFCC extraction of 3,000 clips and MLP training take tens of seconds)".into());
+        coverage.push("visual_wake_words skipped in quick mode (training the proxy model and upscaling 10,000 images take tens of seconds)".into());
+    } else {
+        results.extend(keyword_spotting(context, &zoo_config, &config));
+        results.extend(visual_wake_words(context, &zoo_config, &config));
+    }
+    if context.quick && !cached(&zoo_config, ReferenceModel::CharTransformer) {
+        coverage.push("char_lm_challenge skipped in quick mode: the character transformer is not in the weight cache (a full run trains it)".into());
+    } else {
+        results.extend(char_lm_challenge(context, &zoo_config, &config));
+    }
+    let n_events = results
+        .iter()
+        .filter(|result| result.id.ends_with(".pareto") && result.verdict != Verdict::Error)
+        .count() as f64;
+    let mut summary = Claim::measured(
+        "olympics.coverage",
+        MODULE,
+        "events refereed in this run (and what was skipped, with the reason)",
+    )
+    .judge(Estimate::new(n_events, n_events, n_events, "events", 1.0)?)
+    .with_detail("skipped", &coverage)
+    .with_detail("quick", context.quick)
+    .with_detail("referee", &config);
+    summary.reason = if coverage.is_empty() {
+        format!("{n_events} events refereed; nothing skipped")
+    } else {
+        format!("{n_events} events refereed; {}", coverage.join("; "))
+    };
+    results.push(summary);
+    Ok(results)
+}
