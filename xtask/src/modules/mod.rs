@@ -3,6 +3,7 @@
 
 mod accel_claims;
 mod kvcache_claims;
+mod olympics_claims;
 mod perf_core_claims;
 mod profiling_claims;
 mod quant_claims;
@@ -61,6 +62,10 @@ pub fn registry() -> Vec<Module> {
         Module {
             name: "quant",
             run: quant_claims::run,
+        },
+        Module {
+            name: "olympics",
+            run: olympics_claims::run,
         },
     ]
 }
