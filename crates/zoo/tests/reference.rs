@@ -2,8 +2,8 @@
 //! the report carries n and an interval, the cache returns the same model, and a different seed changes it.
 
 use zoo::{
-    default_train_config, train_or_load_with, HeldOutMetric, ReferenceModel, TrainConfig,
-    TrainedWeights, WeightCache, ZooConfig,
+    default_train_config, load_cached, train_or_load, train_or_load_with, HeldOutMetric,
+    ReferenceModel, TrainConfig, TrainedWeights, WeightCache, ZooConfig,
 };
 
 fn short(model: ReferenceModel) -> TrainConfig {
@@ -85,4 +85,38 @@ fn digits_autoencoder_reports_auc_and_thresholded_accuracy() {
     assert_eq!(n_normal + n_anomalous, 451);
     assert_eq!(accuracy_at_threshold.n, 451);
     assert!((0.0..=1.0).contains(&roc_auc));
+    let headline = trained.report.headline.expect("AUC headline");
+    assert_eq!(headline.point, roc_auc);
+    assert_eq!(headline.n, 451);
+    assert!(0.0 <= headline.ci_lower && headline.ci_lower <= roc_auc);
+    assert!(roc_auc <= headline.ci_upper && headline.ci_upper <= 1.0);
+}
+
+#[test]
+fn load_cached_never_trains_and_finds_what_train_or_load_stored() {
+    let cache = scratch_cache("load-cached");
+    let config = ZooConfig {
+        cache: Some(cache.clone()),
+        ..ZooConfig::default()
+    };
+    let model = ReferenceModel::DigitsMlp;
+    assert!(load_cached(model, &config).unwrap().is_none());
+    let no_cache = ZooConfig {
+        cache: None,
+        ..ZooConfig::default()
+    };
+    assert!(load_cached(model, &no_cache).unwrap().is_none());
+    let trained = train_or_load(model, &config).unwrap();
+    assert!(!trained.report.from_cache);
+    let loaded = load_cached(model, &config)
+        .unwrap()
+        .expect("stored by train_or_load");
+    assert!(loaded.report.from_cache);
+    assert_eq!(loaded.report.metric, trained.report.metric);
+    // The log of the training run travels with the weights, with its CPU time and load where /proc has them.
+    assert_eq!(loaded.report.training, trained.report.training);
+    let headline = loaded.report.headline.expect("accuracy headline");
+    assert_eq!(headline.n, 451);
+    assert!(headline.ci_lower <= headline.point && headline.point <= headline.ci_upper);
+    let _ = std::fs::remove_dir_all(cache.dir());
 }
