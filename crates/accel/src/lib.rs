@@ -46,7 +46,9 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 pub use blocked::TileSizes;
 pub use cache::CacheInfo;
 pub use error::AccelError;
-pub use peak::{peak_probe, PeakProbeConfig, PeakReport};
+pub use peak::{
+    fma_chain_flops_per_iteration, fma_chains, peak_probe, PeakProbeConfig, PeakReport,
+};
 pub use simd::gemv::{gemv_into, gemv_into_with, GemvConfig, GemvLayout, GemvRun};
 pub use simd::{Isa, SimdBlocking};
 pub use sparse::CsrMatrix;

@@ -70,7 +70,7 @@ pub fn peak_probe(config: &PeakProbeConfig) -> Result<PeakReport, AccelError> {
             what: "peak probe needs at least one thread and one repetition".into(),
         });
     }
-    let flops_per_iteration = (CHAINS * lanes(isa) * 2) as f64;
+    let flops_per_iteration = fma_chain_flops_per_iteration(isa);
 
     // Calibrate: double the iteration count until one run lasts min_duration.
     let mut iterations: u64 = 1 << 14;
@@ -117,6 +117,27 @@ pub fn peak_probe(config: &PeakProbeConfig) -> Result<PeakReport, AccelError> {
         threads,
         single_thread_seconds: best_single,
     })
+}
+
+/// FLOPs done by one [`fma_chains`] iteration on `isa` (2 per lane per FMA, `CHAINS` FMAs).
+pub fn fma_chain_flops_per_iteration(isa: Isa) -> f64 {
+    (CHAINS * lanes(isa) * 2) as f64
+}
+
+/// One run of the probe's loop: `iterations` iterations of independent FMA chains on `isa` on the
+/// calling thread. For timing the peak side by side with a kernel (interleaved with it, so that
+/// both see the same machine state); the FLOPs done are `iterations ×`
+/// [`fma_chain_flops_per_iteration`].
+///
+/// # Errors
+/// [`AccelError::KernelUnavailable`] when the CPU lacks `isa`.
+pub fn fma_chains(isa: Isa, iterations: u64) -> Result<f32, AccelError> {
+    if !isa.is_available() {
+        return Err(AccelError::KernelUnavailable {
+            backend: crate::Backend::Simd(isa),
+        });
+    }
+    Ok(run_chains(isa, iterations))
 }
 
 fn lanes(isa: Isa) -> usize {

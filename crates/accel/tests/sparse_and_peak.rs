@@ -131,3 +131,21 @@ fn peak_probe_reports_every_available_isa() {
         Err(AccelError::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn fma_chains_run_on_every_available_isa_and_refuse_missing_ones() {
+    for isa in Isa::available() {
+        // The chains converge to offset / (1 − scale) = 0.1 per lane from 1.0: finite, positive.
+        let sum = accel::fma_chains(isa, 1_000).unwrap();
+        assert!(sum.is_finite() && sum > 0.0, "{isa}: {sum}");
+        assert!(accel::fma_chain_flops_per_iteration(isa) >= 2.0);
+    }
+    for isa in Isa::ALL {
+        if !isa.is_available() {
+            assert!(matches!(
+                accel::fma_chains(isa, 10),
+                Err(AccelError::KernelUnavailable { .. })
+            ));
+        }
+    }
+}
