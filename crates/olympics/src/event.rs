@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use datasets::DataOrigin;
-use ndarray::{s, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
@@ -459,7 +459,7 @@ pub fn pool_to_grey(
     channels: usize,
     factor: usize,
 ) -> Result<Array2<f32>, OlympicsError> {
-    if rows.ncols() != side * side * channels || factor == 0 || side % factor != 0 {
+    if rows.ncols() != side * side * channels || factor == 0 || !side.is_multiple_of(factor) {
         return Err(shape_error(
             "pooled image row",
             format!("{side}×{side}×{channels} with {side} divisible by {factor}"),
@@ -469,12 +469,15 @@ pub fn pool_to_grey(
     let out_side = side / factor;
     let norm = 1.0 / (factor * factor * channels) as f32;
     let mut out = Array2::<f32>::zeros((rows.nrows(), out_side * out_side));
-    for (row, mut out_row) in rows.outer_iter().zip(out.outer_iter_mut()) {
-        for y in 0..side {
-            for x in 0..side {
-                let base = (y * side + x) * channels;
-                let sum: f32 = row.slice(s![base..base + channels]).sum();
-                out_row[(y / factor) * out_side + x / factor] += sum * norm;
+    let contiguous = rows.as_standard_layout();
+    for (row, mut out_row) in contiguous.outer_iter().zip(out.outer_iter_mut()) {
+        let (Some(pixels), Some(pooled)) = (row.to_slice(), out_row.as_slice_mut()) else {
+            return Err(invalid("image rows not contiguous"));
+        };
+        for (y, line) in pixels.chunks_exact(side * channels).enumerate() {
+            let pooled_line = &mut pooled[(y / factor) * out_side..(y / factor + 1) * out_side];
+            for (x, pixel) in line.chunks_exact(channels).enumerate() {
+                pooled_line[x / factor] += pixel.iter().sum::<f32>() * norm;
             }
         }
     }

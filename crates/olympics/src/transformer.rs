@@ -339,6 +339,9 @@ pub fn parse_query(row: ArrayView1<'_, f32>, context: usize) -> Result<Vec<u32>,
         .collect()
 }
 
+/// The prefix a cached submission has seen, its keys and values, and the logits after its last token.
+type CachedStream = (Vec<u32>, KvState, Array1<f32>);
+
 /// A next-character submission: for each query row, the logits of the character after its prefix.
 ///
 /// Without the cache, each query recomputes its whole prefix; rows of one batch that extend one another (a
@@ -350,7 +353,7 @@ pub struct NextCharSubmission {
     optimizations: Vec<Optimization>,
     model: CompressedTransformer,
     cached: bool,
-    state: RefCell<Option<(Vec<u32>, KvState, Array1<f32>)>>,
+    state: RefCell<Option<CachedStream>>,
 }
 
 impl NextCharSubmission {
@@ -381,8 +384,8 @@ impl NextCharSubmission {
                 continue;
             }
             let logits = self.model.forward(&queries[index])?;
-            for row in group_start..=index {
-                out.row_mut(row).assign(&logits.row(queries[row].len() - 1));
+            for (row, query) in queries.iter().enumerate().take(index + 1).skip(group_start) {
+                out.row_mut(row).assign(&logits.row(query.len() - 1));
             }
             group_start = index + 1;
         }

@@ -219,3 +219,28 @@ fn events_refuse_mismatched_inputs() {
     assert!(TestSet::new(Array2::zeros((2, 5)), vec![0, 1, 2], 10).is_err());
     assert!(TestSet::new(Array2::zeros((1, 5)), vec![10], 10).is_err());
 }
+
+#[test]
+fn pooling_averages_blocks_and_channels() {
+    // 4 × 4 × 2 image: channel 0 holds y·4 + x, channel 1 holds 0.
+    let mut row = Array2::<f32>::zeros((1, 32));
+    for y in 0..4 {
+        for x in 0..4 {
+            row[[0, (y * 4 + x) * 2]] = (y * 4 + x) as f32;
+        }
+    }
+    let pooled = olympics::event::pool_to_grey(row.view(), 4, 2, 2).unwrap();
+    // Block (0,0) holds 0, 1, 4, 5 in channel 0 and zeros in channel 1: mean over 8 values = 10 / 8.
+    let expected = [10.0 / 8.0, 18.0 / 8.0, 42.0 / 8.0, 50.0 / 8.0];
+    for (value, expected) in pooled.iter().zip(expected) {
+        assert!((value - expected).abs() < 1e-6, "{value} vs {expected}");
+    }
+    assert!(olympics::event::pool_to_grey(row.view(), 4, 2, 3).is_err());
+    // An upscaled constant image pools back to the constant.
+    let image = ndarray::Array1::<f32>::from_elem(28 * 28, 0.25);
+    let mut big = vec![0.0f32; 96 * 96 * 3];
+    olympics::event::upscale_grey_image(image.view(), 28, 96, 3, &mut big);
+    let big = Array2::from_shape_vec((1, big.len()), big).unwrap();
+    let pooled = olympics::event::pool_to_grey(big.view(), 96, 3, 4).unwrap();
+    assert!(pooled.iter().all(|value| (value - 0.25).abs() < 1e-6));
+}

@@ -54,21 +54,20 @@ fn data_options(context: &ModuleContext) -> DataOptions {
     options
 }
 
-/// Whether zoo's weight cache holds some weights for `model` (any version). Quick mode trains nothing
-/// expensive: it uses a model only when it can be loaded.
-fn cached(config: &ZooConfig, model: ReferenceModel) -> bool {
-    let Some(cache) = &config.cache else {
-        return false;
-    };
-    let prefix = format!("{}-", model.name());
-    std::fs::read_dir(cache.dir()).is_ok_and(|entries| {
-        entries.flatten().any(|entry| {
-            let name = entry.file_name().to_string_lossy().to_string();
-            name.starts_with(&prefix)
-                && name.ends_with(".safetensors")
-                && (model == ReferenceModel::KwsDsCnnUnseenSpeaker || !name.contains("unseen"))
-        })
-    })
+/// `model` from zoo's weight cache, or `None` when it is not cached for its current configuration (never
+/// trains; a load or evaluation failure is reported in `skipped`).
+fn cached_model(
+    config: &ZooConfig,
+    model: ReferenceModel,
+    skipped: &mut Vec<String>,
+) -> Option<zoo::TrainedModel> {
+    match zoo::load_cached(model, config) {
+        Ok(found) => found,
+        Err(error) => {
+            skipped.push(format!("{}: {error}", model.name()));
+            None
+        }
+    }
 }
 
 fn compliance_claim(card: &Scorecard) -> ClaimResult {
@@ -310,15 +309,23 @@ fn image_classification(
     config: &RefereeConfig,
     coverage: &mut Vec<String>,
 ) -> Vec<ClaimResult> {
-    let use_fashion = !context.quick || cached(zoo_config, ReferenceModel::FashionMlp);
+    let loading = std::time::Instant::now();
+    let quick_fashion = if context.quick {
+        cached_model(zoo_config, ReferenceModel::FashionMlp, coverage)
+    } else {
+        None
+    };
+    let use_fashion = !context.quick || quick_fashion.is_some();
     let model = if use_fashion {
         ReferenceModel::FashionMlp
     } else {
         coverage.push("image_classification on Fashion-MNIST skipped in quick mode (the Fashion MLP is not in the weight cache): the embedded digits fallback ran instead".into());
         ReferenceModel::DigitsMlp
     };
-    let loading = std::time::Instant::now();
-    let loaded = train_or_load(model, zoo_config);
+    let loaded = match quick_fashion {
+        Some(trained) => Ok(trained),
+        None => train_or_load(model, zoo_config),
+    };
     eprintln!(
         "olympics: {} trained or loaded in {:.1} s (wall)",
         model.name(),
@@ -368,18 +375,21 @@ fn image_classification(
         .map(|submission| Box::new(submission) as Box<dyn Submission>)
         .collect();
         let mut skipped = skipped_recipes(context.quick);
-        if use_fashion {
-            if context.quick || !cached(zoo_config, ReferenceModel::FashionCnn) {
-                skipped.push("fashion_cnn_f32 (the Fashion CNN is not in the weight cache, training takes minutes; or quick mode)".into());
-            } else if let Ok(trained_cnn) = train_or_load(ReferenceModel::FashionCnn, zoo_config) {
-                if let TrainedWeights::Cnn(cnn) = trained_cnn.weights {
-                    let storage_bytes = cnn_storage_bytes(&cnn);
-                    field.push(Box::new(ZooClassifier {
-                        name: "fashion_cnn_f32".into(),
-                        model: Box::new(cnn),
-                        storage_bytes,
-                    }));
+        if use_fashion && context.quick {
+            skipped.push("fashion_cnn_f32 (quick mode)".into());
+        } else if use_fashion {
+            match cached_model(zoo_config, ReferenceModel::FashionCnn, &mut skipped) {
+                Some(trained_cnn) => {
+                    if let TrainedWeights::Cnn(cnn) = trained_cnn.weights {
+                        let storage_bytes = cnn_storage_bytes(&cnn);
+                        field.push(Box::new(ZooClassifier {
+                            name: "fashion_cnn_f32".into(),
+                            model: Box::new(cnn),
+                            storage_bytes,
+                        }));
+                    }
                 }
+                None => skipped.push("fashion_cnn_f32 (zoo's Fashion CNN is not in the weight cache; the zoo module trains it)".into()),
             }
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
@@ -467,25 +477,21 @@ fn keyword_spotting(
                 .map(|submission| Box::new(submission) as Box<dyn Submission>)
                 .collect();
         let mut skipped = skipped_recipes(context.quick);
-        if cached(zoo_config, ReferenceModel::KwsDsCnn) {
-            match train_or_load(ReferenceModel::KwsDsCnn, zoo_config) {
-                Ok(trained) => {
-                    if let TrainedWeights::DsCnn(network) = trained.weights {
-                        let storage_bytes = ds_cnn_storage_bytes(&network);
-                        field.push(Box::new(ZooClassifier {
-                            name: "ds_cnn_f32".into(),
-                            model: Box::new(network),
-                            storage_bytes,
-                        }));
-                    }
+        match cached_model(zoo_config, ReferenceModel::KwsDsCnn, &mut skipped) {
+            Some(trained) => {
+                if let TrainedWeights::DsCnn(network) = trained.weights {
+                    let storage_bytes = ds_cnn_storage_bytes(&network);
+                    field.push(Box::new(ZooClassifier {
+                        name: "ds_cnn_f32".into(),
+                        model: Box::new(network),
+                        storage_bytes,
+                    }));
                 }
-                Err(error) => skipped.push(format!("ds_cnn_f32 ({error})")),
             }
-        } else {
-            skipped.push(
-                "ds_cnn_f32 (zoo's DS-CNN is not in the weight cache; training takes minutes)"
+            None => skipped.push(
+                "ds_cnn_f32 (zoo's DS-CNN is not in the weight cache; the zoo module trains it)"
                     .into(),
-            );
+            ),
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
         judge_event(&event, &submissions, config, &skipped)
@@ -530,12 +536,10 @@ fn visual_wake_words(
 
 fn char_lm_challenge(
     context: &ModuleContext,
-    zoo_config: &ZooConfig,
+    trained: zoo::TrainedModel,
     config: &RefereeConfig,
 ) -> Vec<ClaimResult> {
     let run = || -> Result<Vec<ClaimResult>> {
-        let trained = train_or_load(ReferenceModel::CharTransformer, zoo_config)
-            .context("character transformer")?;
         let TrainedWeights::CharTransformer(model) = &trained.weights else {
             anyhow::bail!("zoo returned a non-transformer model");
         };
@@ -707,10 +711,16 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         results.extend(keyword_spotting(context, &zoo_config, &config));
         results.extend(visual_wake_words(context, &zoo_config, &config));
     }
-    if context.quick && !cached(&zoo_config, ReferenceModel::CharTransformer) {
-        coverage.push("char_lm_challenge skipped in quick mode: the character transformer is not in the weight cache (a full run trains it)".into());
+    let transformer = if context.quick {
+        cached_model(&zoo_config, ReferenceModel::CharTransformer, &mut coverage)
+            .ok_or_else(|| anyhow::anyhow!("not cached"))
     } else {
-        results.extend(char_lm_challenge(context, &zoo_config, &config));
+        train_or_load(ReferenceModel::CharTransformer, &zoo_config).map_err(anyhow::Error::from)
+    };
+    match transformer {
+        Ok(trained) => results.extend(char_lm_challenge(context, trained, &config)),
+        Err(_) if context.quick => coverage.push("char_lm_challenge skipped in quick mode: the character transformer is not in the weight cache (a full run trains it)".into()),
+        Err(error) => results.push(event_error("char_lm_challenge", format!("character transformer: {error}"))),
     }
     let n_events = results
         .iter()
