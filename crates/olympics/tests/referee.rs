@@ -244,3 +244,14 @@ fn pooling_averages_blocks_and_channels() {
     let pooled = olympics::event::pool_to_grey(big.view(), 96, 3, 4).unwrap();
     assert!(pooled.iter().all(|value| (value - 0.25).abs() < 1e-6));
 }
+
+#[test]
+fn synthetic_keywords_are_deterministic_and_labelled_synthetic() {
+    let (train, test, info) = olympics::events::synthetic_keywords(40, 20, 9).unwrap();
+    let (train_again, _, _) = olympics::events::synthetic_keywords(40, 20, 9).unwrap();
+    assert_eq!(train.features(), train_again.features());
+    assert_eq!(info.origin, DataOrigin::Synthetic);
+    let event = olympics::events::keyword_spotting(&test, &info, "generated").unwrap();
+    assert_eq!(event.source.origin, DataOrigin::Synthetic);
+    assert_eq!(event.test.len(), 20);
+}
