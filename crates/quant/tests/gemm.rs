@@ -134,3 +134,25 @@ fn shape_errors_are_typed() {
             .unwrap()
     );
 }
+
+#[test]
+fn repack_into_a_used_buffer_equals_a_fresh_pack() {
+    let mut rng = StdRng::seed_from_u64(SEED + 2);
+    // Start from a buffer full of non-zero bytes, then shapes whose k is not a multiple of 4 (padding lanes
+    // must be rewritten as zeros), shorter, longer and equal in length.
+    let mut reused = PackedB::pack(Array2::<i8>::from_elem((40, 70), -7).view()).unwrap();
+    for &(m, k, n) in &[
+        (5, 5, 20),
+        (13, 7, 33),
+        (3, 40, 70),
+        (12, 13, 64),
+        (2, 1, 3),
+    ] {
+        let (a, b) = random(&mut rng, m, k, n);
+        reused.repack(b.view()).unwrap();
+        assert_eq!(reused, PackedB::pack(b.view()).unwrap(), "{k}×{n}");
+        let mut c = Array2::<i32>::from_elem((m, n), i32::MIN);
+        gemm_u8i8_i32(a.view(), &reused, c.view_mut(), &GemmConfig::default()).unwrap();
+        assert_eq!(c.mapv(i64::from), gemm_reference_i64(a.view(), b.view()));
+    }
+}

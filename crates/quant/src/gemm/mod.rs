@@ -169,7 +169,7 @@ impl PackedB {
         let groups = k.div_ceil(KU);
         self.k = k;
         self.n = n;
-        self.data.clear();
+        // Every byte is written below (padding lanes explicitly), so a reused buffer is not cleared first.
         self.data.resize(groups * KU * n, 0);
         // Four rows at a time: each destination 4-byte lane group takes one byte from each row, read from
         // contiguous row slices (a B that is not row-major is copied into that layout first).
@@ -196,6 +196,10 @@ impl PackedB {
                 }
                 for lane in 0..KU {
                     if group * KU + lane >= k {
+                        // k padding: zeros, so the padded products add nothing.
+                        for col in 0..width {
+                            destination[col * KU + lane] = 0;
+                        }
                         continue;
                     }
                     for (col, &value) in row(lane).iter().enumerate() {
