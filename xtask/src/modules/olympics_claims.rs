@@ -757,6 +757,24 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         Err(_) if context.quick => coverage.push("char_lm_challenge skipped in quick mode: the character transformer is not in the weight cache (a full run trains it)".into()),
         Err(error) => results.push(event_error("char_lm_challenge", format!("character transformer: {error}"))),
     }
+    for result in &results {
+        if let Some(skipped) = result
+            .details
+            .get("skipped_submissions")
+            .and_then(serde_json::Value::as_array)
+        {
+            let event = result
+                .id
+                .trim_start_matches("olympics.")
+                .trim_end_matches(".pareto");
+            coverage.extend(
+                skipped
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(|entry| format!("{event}: {entry}")),
+            );
+        }
+    }
     let n_events = results
         .iter()
         .filter(|result| result.id.ends_with(".pareto") && result.verdict != Verdict::Error)
