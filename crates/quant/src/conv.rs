@@ -137,7 +137,7 @@ impl QuantizedConv2d {
         let values = contiguous
             .as_slice()
             .expect("standard layout is contiguous");
-        let params = self.linear.input_params(values)?;
+        let params = self.linear.input_params(kernel, values)?;
         let positions = batch * out_height * out_width;
         let out_channels = self.out_channels();
         let mut output = vec![0f32; positions * out_channels];

@@ -2,7 +2,7 @@
 //! quantized dynamically (per batch) or statically (calibrated), and an i32 bias; an MLP of them with ReLU.
 
 use crate::error::{check_finite, QuantError};
-use crate::gemm::kernels::{epilogue, quantize_u8, CodeMap, EpilogueOut};
+use crate::gemm::kernels::{epilogue, quantize_u8, range_and_finite, CodeMap, EpilogueOut};
 use crate::gemm::{gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB};
 use crate::observer::{Observer, ObserverKind};
 use crate::scheme::{Granularity, QuantParams, QuantType, Scheme};
@@ -209,7 +209,7 @@ impl QuantizedLinear {
         let values = contiguous
             .as_slice()
             .expect("standard layout is contiguous");
-        let params = self.input_params(values)?;
+        let params = self.input_params(kernel, values)?;
         WORKSPACE.with_borrow_mut(|workspace| {
             let Workspace {
                 codes,
@@ -247,8 +247,12 @@ impl QuantizedLinear {
 
     /// The u8 parameters of this input: the static ones, or the batch's own min–max; NaN/inf is an error
     /// either way (one pass over the values).
-    pub(crate) fn input_params(&self, values: &[f32]) -> Result<QuantParams, QuantError> {
-        let (min, max) = finite_range("linear input", values)?;
+    pub(crate) fn input_params(
+        &self,
+        kernel: GemmKernel,
+        values: &[f32],
+    ) -> Result<QuantParams, QuantError> {
+        let (min, max) = finite_range(kernel, "linear input", values)?;
         match self.activation {
             ActivationQuant::Static(params) => Ok(params),
             ActivationQuant::Dynamic => {
@@ -350,31 +354,16 @@ fn with_contiguous(output: &mut ArrayViewMut2<'_, f32>, f: impl FnOnce(&mut [f32
     output.assign(&temporary);
 }
 
-/// Min and max of `values` (0 for none), or the first NaN/inf as an error. Lane-wise in chunks of 16, which
-/// vectorises: `v · 0` is 0 for every finite value and NaN otherwise.
-fn finite_range(what: &'static str, values: &[f32]) -> Result<(f32, f32), QuantError> {
-    const LANES: usize = 16;
-    let (mut low, mut high, mut finite) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
-    let chunks = values.chunks_exact(LANES);
-    let remainder = chunks.remainder();
-    for chunk in chunks {
-        for lane in 0..LANES {
-            let v = chunk[lane];
-            low[lane] = if v < low[lane] { v } else { low[lane] };
-            high[lane] = if v > high[lane] { v } else { high[lane] };
-            finite[lane] += v * 0.0;
-        }
-    }
-    for (lane, &v) in remainder.iter().enumerate() {
-        low[lane] = if v < low[lane] { v } else { low[lane] };
-        high[lane] = if v > high[lane] { v } else { high[lane] };
-        finite[lane] += v * 0.0;
-    }
-    if finite.iter().any(|f| *f != 0.0) {
+/// Min and max of `values` (0 for none), or the first NaN/inf as an error; one vector pass.
+fn finite_range(
+    kernel: GemmKernel,
+    what: &'static str,
+    values: &[f32],
+) -> Result<(f32, f32), QuantError> {
+    let (min, max, finite) = range_and_finite(kernel, values);
+    if !finite {
         crate::error::check_finite(what, values)?;
     }
-    let min = low.iter().copied().fold(0f32, f32::min);
-    let max = high.iter().copied().fold(0f32, f32::max);
     Ok((min, max))
 }
 
@@ -534,7 +523,7 @@ impl QuantizedMlp {
         let values = contiguous
             .as_slice()
             .expect("standard layout is contiguous");
-        let mut params = first.input_params(values)?;
+        let mut params = first.input_params(kernel, values)?;
         WORKSPACE.with_borrow_mut(|workspace| {
             let Workspace {
                 codes,
@@ -584,7 +573,7 @@ impl QuantizedMlp {
                             multipliers,
                             EpilogueOut::Reals(reals, true),
                         );
-                        params = next.input_params(reals)?;
+                        params = next.input_params(kernel, reals)?;
                         quantize_input(kernel, reals, &params, codes);
                     }
                 }

@@ -261,6 +261,30 @@ mod x86 {
             }
         }
     }
+    /// Vector [`super::range_and_finite`]: 16 lanes of min, max and `v · 0` (NaN for a non-finite value).
+    ///
+    /// # Safety
+    /// AVX-512 F available.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn range_and_finite(values: &[f32]) -> (f32, f32, bool) {
+        let zero = _mm512_setzero_ps();
+        let (mut low, mut high, mut finite) = (zero, zero, zero);
+        for start in (0..values.len()).step_by(16) {
+            let mask = lanes(values.len() - start);
+            // SAFETY: the mask limits the load to the `len - start` remaining values (masked-off lanes read 0).
+            let v = unsafe { _mm512_maskz_loadu_ps(mask, values.as_ptr().add(start)) };
+            low = _mm512_min_ps(low, v);
+            high = _mm512_max_ps(high, v);
+            finite = _mm512_add_ps(finite, _mm512_mul_ps(v, zero));
+        }
+        let all_finite = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(finite, zero) == 0xffff;
+        (
+            _mm512_reduce_min_ps(low),
+            _mm512_reduce_max_ps(high),
+            all_finite,
+        )
+    }
+
     /// Mask of the first `count` (≤ 16) lanes.
     fn lanes(count: usize) -> __mmask16 {
         if count >= 16 {
@@ -424,6 +448,39 @@ pub(crate) fn quantize_u8(
     for (code, &value) in destination.iter_mut().zip(source) {
         *code = (round_even((value * multiplier).max(map.low).min(map.high)) + zero_point) as u8;
     }
+}
+
+/// `(min, max, all finite)` of `values`, min and max starting from 0 (an empty slice gives `(0, 0, true)`).
+/// With NaN/inf present the min and max are meaningless and the flag is false.
+pub(crate) fn range_and_finite(kernel: GemmKernel, values: &[f32]) -> (f32, f32, bool) {
+    #[cfg(target_arch = "x86_64")]
+    if vector_epilogue(kernel) {
+        // SAFETY: AVX-512 F was detected (`vector_epilogue`); the slice bounds every load.
+        return unsafe { x86::range_and_finite(values) };
+    }
+    let _ = kernel;
+    // Lane-wise in chunks of 16, which the compiler vectorises: `v · 0` is 0 for every finite value and NaN
+    // otherwise.
+    const LANES: usize = 16;
+    let (mut low, mut high, mut finite) = ([0f32; LANES], [0f32; LANES], [0f32; LANES]);
+    let chunks = values.chunks_exact(LANES);
+    let remainder = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let v = chunk[lane];
+            low[lane] = if v < low[lane] { v } else { low[lane] };
+            high[lane] = if v > high[lane] { v } else { high[lane] };
+            finite[lane] += v * 0.0;
+        }
+    }
+    for (lane, &v) in remainder.iter().enumerate() {
+        low[lane] = if v < low[lane] { v } else { low[lane] };
+        high[lane] = if v > high[lane] { v } else { high[lane] };
+        finite[lane] += v * 0.0;
+    }
+    let min = low.iter().copied().fold(0f32, f32::min);
+    let max = high.iter().copied().fold(0f32, f32::max);
+    (min, max, finite.iter().all(|f| *f == 0.0))
 }
 
 /// The GEMM epilogue, row by row over `n` columns: `value = (acc + offset[j]) · multiplier[j]` in f32, then

@@ -449,6 +449,31 @@ fn pack_a_block(
     let full_groups = (k_end - k_start) / KU;
     for micro in 0..rows.div_ceil(MR) {
         let micro_panel = &mut block[micro * MR * groups * KU..][..MR * groups * KU];
+        // The common case — MR whole rows, each contiguous, whole k groups — group by group: 4 bytes from each
+        // row into one contiguous 48-byte destination (sequential writes, bounds checked once per group).
+        let mut row_slices: [&[u8]; MR] = [&[]; MR];
+        let fast = micro * MR + MR <= rows
+            && full_groups == groups
+            && row_slices.iter_mut().enumerate().all(|(r, slot)| {
+                match a.row(row_start + micro * MR + r).to_slice() {
+                    Some(slice) => {
+                        *slot = &slice[k_start..k_end];
+                        true
+                    }
+                    None => false,
+                }
+            });
+        if fast {
+            for (group, destination) in micro_panel.chunks_exact_mut(MR * KU).enumerate() {
+                let destination: &mut [u8; MR * KU] =
+                    destination.try_into().expect("MR · KU bytes");
+                for (r, row) in row_slices.iter().enumerate() {
+                    let source: &[u8; KU] = row[group * KU..][..KU].try_into().expect("KU bytes");
+                    destination[r * KU..][..KU].copy_from_slice(source);
+                }
+            }
+            continue;
+        }
         for r in 0..MR {
             let row_idx = micro * MR + r;
             if row_idx >= rows {
