@@ -2,10 +2,10 @@
 //! distributions and quality with intervals, compliance verdicts judged on those intervals, Olympic events
 //! (latency sprint, memory challenge, accuracy contest, all-around), and Pareto analysis.
 //!
-//! - [`Submission`] is what a model implements; [`referee`] measures a field of them on an [`Event`] and
+//! - [`Submission`] is what a model implements; [`referee()`] measures a field of them on an [`Event`] and
 //!   returns an [`Outcome`] each (a scorecard, or an ERROR for that submission alone).
 //! - [`events`] builds the four events from installed or embedded data, each with a [`DataSource`] marked
-//!   REAL or SYNTHETIC; [`reference`] builds the reference submissions (f32, int8, pruned, combined) from
+//!   REAL or SYNTHETIC; [`mod@reference`] builds the reference submissions (f32, int8, pruned, combined) from
 //!   zoo's trained models.
 //! - [`games::run_games`] and [`pareto::analyze`] turn scorecards into rankings, a frontier and
 //!   recommendations.
