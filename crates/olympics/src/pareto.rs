@@ -201,8 +201,16 @@ fn relative_sentence(card: &Scorecard, baseline: &Scorecard) -> String {
     let size =
         baseline.memory.footprint_bytes() as f64 / card.memory.footprint_bytes().max(1) as f64;
     let points = 100.0 * (card.quality.point - baseline.quality.point);
+    let paired = crate::referee::paired_accuracy_difference(
+        &card.quality,
+        &baseline.quality,
+        card.quality.confidence,
+    )
+    .map_or_else(String::new, |(_, lower, upper)| {
+        format!(" [{lower:+.1}, {upper:+.1}] (paired)")
+    });
     format!(
-        "{}, {:.1}× {} and {:.1}× {} than {} at {:+.1} points",
+        "{}, {:.1}× {} and {:.1}× {} than {} at {:+.1} points{paired}",
         card.submission,
         if speed >= 1.0 { speed } else { 1.0 / speed },
         if speed >= 1.0 { "faster" } else { "slower" },

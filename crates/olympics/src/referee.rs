@@ -195,6 +195,43 @@ pub struct QualityEstimate {
     pub mean_loss_nats: Option<f64>,
     /// Whether the full split was used (false only when [`RefereeConfig::max_test_rows`] cut it).
     pub full_split: bool,
+    /// Whether each evaluated row was predicted correctly (accuracy events; empty for AUC), for paired
+    /// comparisons between submissions on the same rows. Not serialized.
+    #[serde(skip)]
+    pub per_row_correct: Vec<bool>,
+}
+
+/// Paired difference of two accuracies measured on the same rows, in percentage points (`a − b`), with a
+/// Student-t interval on the per-row differences; an exact value when every row agrees. `None` when either
+/// estimate has no per-row record or the rows differ in number.
+pub fn paired_accuracy_difference(
+    a: &QualityEstimate,
+    b: &QualityEstimate,
+    confidence: f64,
+) -> Option<(f64, f64, f64)> {
+    let n = a.per_row_correct.len();
+    if n < 2 || n != b.per_row_correct.len() {
+        return None;
+    }
+    let differences: Vec<f64> = a
+        .per_row_correct
+        .iter()
+        .zip(&b.per_row_correct)
+        .map(|(&x, &y)| f64::from(u8::from(x)) - f64::from(u8::from(y)))
+        .collect();
+    let mean = differences.iter().sum::<f64>() / n as f64;
+    let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    if variance == 0.0 {
+        return Some((100.0 * mean, 100.0 * mean, 100.0 * mean));
+    }
+    let t = perf_core::stats::student_t_quantile(1.0 - (1.0 - confidence) / 2.0, n as f64 - 1.0)
+        .ok()?;
+    let half_width = t * (variance / n as f64).sqrt();
+    Some((
+        100.0 * mean,
+        100.0 * (mean - half_width),
+        100.0 * (mean + half_width),
+    ))
 }
 
 impl QualityEstimate {
@@ -433,6 +470,7 @@ fn evaluate_quality(
     let mut n_correct = 0usize;
     let mut loss_sum = 0.0f64;
     let mut scores = Vec::with_capacity(n_rows);
+    let mut per_row_correct = Vec::with_capacity(n_rows);
     submission.reset();
     for start in (0..n_rows).step_by(batch_size) {
         let end = (start + batch_size).min(n_rows);
@@ -441,7 +479,9 @@ fn evaluate_quality(
         for (row, &label) in output.outer_iter().zip(&labels[start..end]) {
             match event.spec.metric {
                 QualityMetric::Top1Accuracy => {
-                    n_correct += usize::from(argmax(row) == label);
+                    let correct = argmax(row) == label;
+                    per_row_correct.push(correct);
+                    n_correct += usize::from(correct);
                     loss_sum += cross_entropy(row, label);
                 }
                 QualityMetric::RocAuc => scores.push(row[0]),
@@ -464,6 +504,7 @@ fn evaluate_quality(
                 method: "Clopper–Pearson (exact binomial)".into(),
                 mean_loss_nats: Some(loss_sum / n_rows as f64),
                 full_split,
+                per_row_correct,
             })
         }
         QualityMetric::RocAuc => {
@@ -493,6 +534,7 @@ fn evaluate_quality(
                 ),
                 mean_loss_nats: None,
                 full_split,
+                per_row_correct: Vec::new(),
             })
         }
     }

@@ -100,3 +100,37 @@ fn no_interval_is_inconclusive_even_when_the_point_is_far_inside() {
     assert_eq!(verdict.latency, Requirement::Inconclusive);
     assert!(verdict.reasons[1].contains("no interval"));
 }
+
+#[test]
+fn paired_accuracy_difference_uses_the_same_rows() {
+    use olympics::referee::{paired_accuracy_difference, QualityEstimate};
+    let estimate = |correct: Vec<bool>| QualityEstimate {
+        metric: olympics::QualityMetric::Top1Accuracy,
+        point: correct.iter().filter(|c| **c).count() as f64 / correct.len() as f64,
+        ci_lower: 0.0,
+        ci_upper: 1.0,
+        confidence: 0.95,
+        n: correct.len(),
+        successes: None,
+        method: String::new(),
+        mean_loss_nats: None,
+        full_split: true,
+        per_row_correct: correct,
+    };
+    // Identical predictions: an exact zero.
+    let a = estimate(vec![true, false, true, true]);
+    assert_eq!(
+        paired_accuracy_difference(&a, &a, 0.95),
+        Some((0.0, 0.0, 0.0))
+    );
+    // One row of 100 flips to wrong: −1 point, interval containing it and below +1.
+    let mut rows = vec![true; 100];
+    let baseline = estimate(rows.clone());
+    rows[3] = false;
+    let worse = estimate(rows);
+    let (point, lower, upper) = paired_accuracy_difference(&worse, &baseline, 0.95).unwrap();
+    assert!((point + 1.0).abs() < 1e-12);
+    assert!(lower < point && point < upper && upper < 1.0);
+    // Different row counts cannot be paired.
+    assert_eq!(paired_accuracy_difference(&a, &baseline, 0.95), None);
+}
