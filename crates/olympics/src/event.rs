@@ -72,6 +72,22 @@ pub struct EventSpec {
     pub memory_budget_bytes: usize,
     /// How latency queries are drawn.
     pub query_order: QueryOrder,
+    /// When set, the quality target is relative to a baseline submission scored on the same rows, and is
+    /// judged as paired non-inferiority ([`crate::compliance::judge_compliance_paired`]); `target` is then
+    /// the nominal absolute bar, reported next to the unpaired accuracy. `None`: `target` is absolute
+    /// (the MLPerf-style events).
+    #[serde(default)]
+    pub relative_target: Option<RelativeTarget>,
+}
+
+/// A quality target relative to a baseline submission in the same field, scored on the same rows: the
+/// submission's accuracy may be at most `margin` below the baseline's (paired non-inferiority).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelativeTarget {
+    /// Name of the baseline submission.
+    pub baseline: String,
+    /// Non-inferiority margin on the accuracy difference, as a fraction (0.01 = one percentage point).
+    pub margin: f64,
 }
 
 /// The memory budget of every event's accuracy contest: 1 MiB, the flash of a large microcontroller class
@@ -99,6 +115,7 @@ impl EventSpec {
             latency_limit_ms: 100.0,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             query_order: QueryOrder::Random,
+            relative_target: None,
         }
     }
 
@@ -118,6 +135,7 @@ impl EventSpec {
             latency_limit_ms: 200.0,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             query_order: QueryOrder::Random,
+            relative_target: None,
         }
     }
 
@@ -135,6 +153,7 @@ impl EventSpec {
             latency_limit_ms: 150.0,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             query_order: QueryOrder::Random,
+            relative_target: None,
         }
     }
 
@@ -153,6 +172,7 @@ impl EventSpec {
             latency_limit_ms: 150.0,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             query_order: QueryOrder::Random,
+            relative_target: None,
         }
     }
 
@@ -172,6 +192,7 @@ impl EventSpec {
             latency_limit_ms: 50.0,
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             query_order: QueryOrder::Random,
+            relative_target: None,
         }
     }
 }

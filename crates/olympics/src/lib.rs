@@ -29,8 +29,11 @@ mod submission;
 pub mod submissions;
 pub mod transformer;
 
-pub use compliance::{judge_compliance, Compliance, ComplianceStatus, Interval, Requirement};
+pub use compliance::{
+    judge_compliance, judge_compliance_paired, paired_difference, Compliance, ComplianceStatus,
+    Interval, PairedDifference, Requirement,
+};
 pub use error::OlympicsError;
-pub use event::{DataSource, Event, EventSpec, QualityMetric, QueryOrder, TestSet};
+pub use event::{DataSource, Event, EventSpec, QualityMetric, QueryOrder, RelativeTarget, TestSet};
 pub use referee::{referee, referee_one, Outcome, RefereeConfig, Scorecard};
 pub use submission::{Optimization, Submission};

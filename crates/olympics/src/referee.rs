@@ -22,7 +22,10 @@ use perf_core::stats::{binomial_interval, BenchmarkResult, PercentileEstimate};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::compliance::{judge_compliance, Compliance, Interval};
+use crate::compliance::{
+    judge_compliance, judge_compliance_paired, judge_compliance_unpaired_relative,
+    paired_difference, Compliance, Interval,
+};
 use crate::error::{invalid, OlympicsError};
 use crate::event::{DataSource, Event, QualityMetric};
 use crate::submission::Submission;
@@ -202,35 +205,20 @@ pub struct QualityEstimate {
 }
 
 /// Paired difference of two accuracies measured on the same rows, in percentage points (`a − b`), with a
-/// Student-t interval on the per-row differences; an exact value when every row agrees. `None` when either
-/// estimate has no per-row record or the rows differ in number.
+/// Student-t interval on the per-row differences ([`crate::compliance::paired_difference`]); an exact
+/// value when every row agrees. `None` when either estimate has no per-row record or the rows differ in
+/// number.
 pub fn paired_accuracy_difference(
     a: &QualityEstimate,
     b: &QualityEstimate,
     confidence: f64,
 ) -> Option<(f64, f64, f64)> {
-    let n = a.per_row_correct.len();
-    if n < 2 || n != b.per_row_correct.len() {
-        return None;
-    }
-    let differences: Vec<f64> = a
-        .per_row_correct
-        .iter()
-        .zip(&b.per_row_correct)
-        .map(|(&x, &y)| f64::from(u8::from(x)) - f64::from(u8::from(y)))
-        .collect();
-    let mean = differences.iter().sum::<f64>() / n as f64;
-    let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-    if variance == 0.0 {
-        return Some((100.0 * mean, 100.0 * mean, 100.0 * mean));
-    }
-    let t = perf_core::stats::student_t_quantile(1.0 - (1.0 - confidence) / 2.0, n as f64 - 1.0)
-        .ok()?;
-    let half_width = t * (variance / n as f64).sqrt();
+    let difference =
+        paired_difference(&a.per_row_correct, &b.per_row_correct, "", confidence).ok()?;
     Some((
-        100.0 * mean,
-        100.0 * (mean - half_width),
-        100.0 * (mean + half_width),
+        100.0 * difference.mean,
+        100.0 * difference.ci_lower,
+        100.0 * difference.ci_upper,
     ))
 }
 
@@ -457,6 +445,34 @@ pub fn hanley_mcneil_interval(
     ))
 }
 
+/// ROC AUC as the Mann–Whitney statistic: the fraction of (anomalous, normal) pairs in which the anomalous
+/// score is higher, ties counting one half (the same definition as zoo's, kept here so that the referee
+/// does not need zoo).
+///
+/// # Errors
+/// [`OlympicsError::InvalidArgument`] for an empty group or a NaN score.
+pub fn roc_auc(normal_scores: &[f32], anomalous_scores: &[f32]) -> Result<f64, OlympicsError> {
+    if normal_scores.is_empty() || anomalous_scores.is_empty() {
+        return Err(invalid("AUC needs both normal and anomalous samples"));
+    }
+    if normal_scores
+        .iter()
+        .chain(anomalous_scores)
+        .any(|score| score.is_nan())
+    {
+        return Err(invalid("NaN anomaly score"));
+    }
+    let mut sorted_normal = normal_scores.to_vec();
+    sorted_normal.sort_by(f32::total_cmp);
+    let mut wins = 0.0f64;
+    for &score in anomalous_scores {
+        let below = sorted_normal.partition_point(|&normal| normal < score);
+        let not_above = sorted_normal.partition_point(|&normal| normal <= score);
+        wins += below as f64 + 0.5 * (not_above - below) as f64;
+    }
+    Ok(wins / (normal_scores.len() as f64 * anomalous_scores.len() as f64))
+}
+
 fn evaluate_quality(
     event: &Event,
     submission: &dyn Submission,
@@ -516,7 +532,7 @@ fn evaluate_quality(
                     normal.push(score);
                 }
             }
-            let auc = zoo::metrics::roc_auc(&normal, &anomalous)?;
+            let auc = roc_auc(&normal, &anomalous)?;
             let (ci_lower, ci_upper) =
                 hanley_mcneil_interval(auc, anomalous.len(), normal.len(), config.confidence)?;
             Ok(QualityEstimate {
@@ -622,11 +638,20 @@ fn score(
     let first_query = event.latency_queries(1, config.seed)?;
     let memory = measure_memory(submission, first_query.view(), event.spec.output_width)?;
     let latency = measure_latency(event, submission, config)?;
-    let compliance = judge_compliance(
-        quality.interval(),
-        event.spec.target,
-        latency.p90.interval(),
-        event.spec.latency_limit_ms,
+    // A relative target needs the baseline's rows: the baseline is its own (exact) comparison, any other
+    // submission is judged by `referee` once the baseline has been scored.
+    let own_rows = event
+        .spec
+        .relative_target
+        .as_ref()
+        .filter(|relative| relative.baseline == submission.name())
+        .map(|_| quality.per_row_correct.clone());
+    let compliance = judge_quality_and_latency(
+        event,
+        &quality,
+        &latency,
+        own_rows.as_deref(),
+        config.confidence,
     );
     Ok(Scorecard {
         event: event.spec.name.clone(),
@@ -646,7 +671,60 @@ fn score(
     })
 }
 
-/// Referees one submission.
+/// Compliance of a measured quality and latency: against the absolute target, or, when the event's target
+/// is relative, paired against `baseline_rows` (the baseline's per-row correctness on the same rows;
+/// `None` leaves the quality requirement inconclusive, saying why).
+fn judge_quality_and_latency(
+    event: &Event,
+    quality: &QualityEstimate,
+    latency: &LatencySummary,
+    baseline_rows: Option<&[bool]>,
+    confidence: f64,
+) -> Compliance {
+    let spec = &event.spec;
+    let Some(relative) = &spec.relative_target else {
+        return judge_compliance(
+            quality.interval(),
+            spec.target,
+            latency.p90.interval(),
+            spec.latency_limit_ms,
+        );
+    };
+    let Some(baseline_rows) = baseline_rows else {
+        return judge_compliance_unpaired_relative(
+            &format!(
+                "baseline {} was not scored in the same field",
+                relative.baseline
+            ),
+            latency.p90.interval(),
+            spec.latency_limit_ms,
+        );
+    };
+    match paired_difference(
+        &quality.per_row_correct,
+        baseline_rows,
+        &relative.baseline,
+        confidence,
+    ) {
+        Ok(difference) => judge_compliance_paired(
+            difference,
+            relative.margin,
+            quality.interval(),
+            spec.target,
+            latency.p90.interval(),
+            spec.latency_limit_ms,
+        ),
+        Err(error) => judge_compliance_unpaired_relative(
+            &format!("cannot pair with {}: {error}", relative.baseline),
+            latency.p90.interval(),
+            spec.latency_limit_ms,
+        ),
+    }
+}
+
+/// Referees one submission. On an event whose target is relative to a baseline, only the baseline itself
+/// can be judged alone; any other submission's quality requirement is inconclusive here (use [`referee`]
+/// with the baseline in the field).
 pub fn referee_one(event: &Event, submission: &dyn Submission, config: &RefereeConfig) -> Outcome {
     match score(event, submission, config) {
         Ok(card) => Outcome::Scored(Box::new(card)),
@@ -657,14 +735,40 @@ pub fn referee_one(event: &Event, submission: &dyn Submission, config: &RefereeC
     }
 }
 
-/// Referees every submission, one after the other; a failure is an ERROR for that submission only.
+/// Referees every submission, one after the other; a failure is an ERROR for that submission only. When
+/// the event's target is relative to a baseline, every scored submission's quality is then judged paired
+/// against the baseline's predictions on the same rows.
 pub fn referee(
     event: &Event,
     submissions: &[&dyn Submission],
     config: &RefereeConfig,
 ) -> Vec<Outcome> {
-    submissions
+    let mut outcomes: Vec<Outcome> = submissions
         .iter()
         .map(|submission| referee_one(event, *submission, config))
-        .collect()
+        .collect();
+    let Some(relative) = &event.spec.relative_target else {
+        return outcomes;
+    };
+    // Judge every other submission paired against the baseline's per-row record, once it is known.
+    let baseline_rows = outcomes
+        .iter()
+        .filter_map(Outcome::scorecard)
+        .find(|card| card.submission == relative.baseline)
+        .map(|card| card.quality.per_row_correct.clone());
+    let Some(baseline_rows) = baseline_rows else {
+        return outcomes;
+    };
+    for outcome in &mut outcomes {
+        if let Outcome::Scored(card) = outcome {
+            card.compliance = judge_quality_and_latency(
+                event,
+                &card.quality,
+                &card.latency,
+                Some(&baseline_rows),
+                config.confidence,
+            );
+        }
+    }
+    outcomes
 }

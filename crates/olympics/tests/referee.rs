@@ -33,6 +33,7 @@ fn toy_event() -> Event {
         latency_limit_ms: 1000.0,
         memory_budget_bytes: 1 << 20,
         query_order: QueryOrder::Random,
+        relative_target: None,
     };
     let source = DataSource {
         origin: DataOrigin::Synthetic,
@@ -254,4 +255,65 @@ fn synthetic_keywords_are_deterministic_and_labelled_synthetic() {
     let event = olympics::events::keyword_spotting(&test, &info, "generated").unwrap();
     assert_eq!(event.source.origin, DataOrigin::Synthetic);
     assert_eq!(event.test.len(), 20);
+}
+
+#[test]
+fn a_relative_target_is_judged_paired_against_the_baseline_in_the_field() {
+    struct Wrong;
+    impl Submission for Wrong {
+        fn name(&self) -> &str {
+            "wrong"
+        }
+        fn optimizations(&self) -> Vec<Optimization> {
+            Vec::new()
+        }
+        fn storage_bytes(&self) -> usize {
+            0
+        }
+        fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+            Ok(batch.slice(ndarray::s![.., 0..3]).mapv(|value| -value))
+        }
+    }
+    let mut event = toy_event();
+    event.spec.relative_target = Some(olympics::RelativeTarget {
+        baseline: "baseline".into(),
+        margin: 0.01,
+    });
+    let baseline = Toy {
+        name: "baseline",
+        behaviour: Behaviour::Correct,
+    };
+    let copy = Toy {
+        name: "copy",
+        behaviour: Behaviour::Correct,
+    };
+    // The baseline is judged after the others in the field: order does not matter.
+    let outcomes = referee(&event, &[&copy, &Wrong, &baseline], &config());
+    for outcome in &outcomes {
+        let card = outcome.scorecard().expect("scored");
+        let paired = card.compliance.paired.as_ref().expect("paired");
+        assert_eq!(paired.baseline, "baseline");
+        assert_eq!(paired.n, 120);
+        // The unpaired accuracy with its Clopper–Pearson interval is kept.
+        assert!(card.quality.ci_lower <= card.quality.point);
+        match card.submission.as_str() {
+            "copy" | "baseline" => {
+                assert_eq!(
+                    (paired.mean, paired.ci_lower, paired.ci_upper),
+                    (0.0, 0.0, 0.0)
+                );
+                assert_eq!(card.compliance.quality, olympics::Requirement::Met);
+            }
+            _ => {
+                assert_eq!(paired.n_baseline_only, 120);
+                assert_eq!(card.compliance.quality, olympics::Requirement::Missed);
+            }
+        }
+    }
+    // Alone, a submission other than the baseline cannot be judged against it.
+    let alone = olympics::referee_one(&event, &copy, &config());
+    let card = alone.scorecard().expect("scored");
+    assert!(card.compliance.paired.is_none());
+    assert_eq!(card.compliance.quality, olympics::Requirement::Inconclusive);
+    assert!(card.compliance.reasons[0].contains("not scored"));
 }

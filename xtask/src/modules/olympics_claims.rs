@@ -39,6 +39,10 @@ use zoo::{
 
 const MODULE: &str = "olympics";
 
+/// Non-inferiority margin of the Olympics challenge: one percentage point of next-character accuracy
+/// below the f32 baseline (the quant issue's bar for a quantized model).
+const CHALLENGE_MARGIN: f64 = 0.01;
+
 fn data_options(context: &ModuleContext) -> DataOptions {
     let mut options = DataOptions::default();
     if let Some(dir) = &context.data_dir {
@@ -72,23 +76,52 @@ fn cached_model(
 
 fn compliance_claim(card: &Scorecard) -> ClaimResult {
     let id = format!("olympics.{}.{}.compliance", card.event, card.submission);
-    let claim = Claim::threshold(
-        &id,
-        MODULE,
-        &format!(
-            "{} on {}: {} ≥ {:.3} (MLPerf-style target) and p90 single-query latency ≤ {} ms",
-            card.submission, card.event, card.quality.metric, card.target, card.latency_limit_ms
-        ),
-        card.target,
-        Direction::AtLeast,
-    );
-    let estimate = match Estimate::new(
-        card.quality.point,
-        card.quality.ci_lower.min(card.quality.point),
-        card.quality.ci_upper.max(card.quality.point),
-        "",
-        card.quality.confidence,
-    ) {
+    // A target relative to a baseline scored on the same rows is judged on the paired difference (in
+    // percentage points, against −margin); an absolute target on the quality with its interval.
+    let (claim, estimate) = match (&card.compliance.paired, card.compliance.margin) {
+        (Some(paired), Some(margin)) => {
+            let margin_points = 100.0 * margin;
+            let claim = Claim::threshold(
+                &id,
+                MODULE,
+                &format!(
+                    "{} on {}: {} no more than {margin_points:.1} points below {} on the same predictions (paired non-inferiority) and p90 single-query latency ≤ {} ms",
+                    card.submission, card.event, card.quality.metric, paired.baseline, card.latency_limit_ms
+                ),
+                -margin_points,
+                Direction::AtLeast,
+            );
+            let estimate = Estimate::new(
+                100.0 * paired.mean,
+                100.0 * paired.ci_lower.min(paired.mean),
+                100.0 * paired.ci_upper.max(paired.mean),
+                "points",
+                paired.confidence,
+            );
+            (claim, estimate)
+        }
+        _ => {
+            let claim = Claim::threshold(
+                &id,
+                MODULE,
+                &format!(
+                    "{} on {}: {} ≥ {:.3} (MLPerf-style target) and p90 single-query latency ≤ {} ms",
+                    card.submission, card.event, card.quality.metric, card.target, card.latency_limit_ms
+                ),
+                card.target,
+                Direction::AtLeast,
+            );
+            let estimate = Estimate::new(
+                card.quality.point,
+                card.quality.ci_lower.min(card.quality.point),
+                card.quality.ci_upper.max(card.quality.point),
+                "",
+                card.quality.confidence,
+            );
+            (claim, estimate)
+        }
+    };
+    let estimate = match estimate {
         Ok(estimate) => estimate,
         Err(error) => return claim.error(format!("[{}] {error}", card.source.origin)),
     };
@@ -595,10 +628,17 @@ fn char_lm_challenge(
             ),
             attribution: trained.report.dataset.attribution.clone(),
         };
-        // 99% of the f32 model's accuracy as zoo measured it in this run on the same predictions.
-        let target = 0.99 * next_char_accuracy.point;
-        let event =
-            olympics::transformer::next_char_event(&tokens, &model.config, target, 10.0, source)?;
+        // Non-inferiority to the f32 baseline in the same field, paired on the same predictions, with a
+        // margin of one percentage point (the quant issue's bar); zoo's f32 accuracy in this run only sets
+        // the nominal absolute bar reported next to the unpaired accuracy.
+        let event = olympics::transformer::next_char_event(
+            &tokens,
+            &model.config,
+            next_char_accuracy.point,
+            CHALLENGE_MARGIN,
+            10.0,
+            source,
+        )?;
         let recipes = reference::transformer_recipes(context.quick);
         let field = reference::next_char_submissions(model, &recipes)?;
         let skipped: Vec<String> = if context.quick {
@@ -617,7 +657,10 @@ fn char_lm_challenge(
                 result.details.insert(
                     "target_rule".into(),
                     json!(format!(
-                        "0.99 × zoo's f32 next-character accuracy {next_char_accuracy}"
+                        "paired non-inferiority to {BASELINE} on the same predictions: the per-position difference (submission correct − baseline correct), its mean with a paired Student-t interval, compliant when the lower bound ≥ −{:.1} points, not compliant when the upper bound < −{:.1} points; nominal absolute bar zoo's f32 accuracy {next_char_accuracy} − {:.1} points, reported with the unpaired Clopper–Pearson accuracy",
+                        100.0 * CHALLENGE_MARGIN,
+                        100.0 * CHALLENGE_MARGIN,
+                        100.0 * CHALLENGE_MARGIN
                     )),
                 );
             }
