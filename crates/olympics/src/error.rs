@@ -50,6 +50,7 @@ pub enum OlympicsError {
     #[error("measurement: {0}")]
     Measure(#[from] perf_core::PerfError),
     /// A model from the zoo failed.
+    #[cfg(feature = "reference")]
     #[error("zoo: {0}")]
     Zoo(#[from] zoo::ZooError),
     /// A quantization step failed.

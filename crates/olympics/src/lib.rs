@@ -12,11 +12,16 @@
 //! - [`transformer`] is the Olympics challenge: zoo's character transformer with int8 / f16 / pruned
 //!   projections and a KV cache, judged on next-character accuracy.
 //!
+//! [`compress`], [`mod@reference`], [`submissions`] and [`transformer`] need zoo's models (and with them
+//! candle) and sit behind the `reference` feature, on by default; `default-features = false` keeps the
+//! referee, the events, compliance, the Olympic events and the Pareto analysis without them.
+//!
 //! Targets are "MLPerf-style"; nothing here is an MLPerf result. The crate writes no files.
 // `deny` rather than `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` that `forbid` rejects.
 #![deny(unsafe_code)]
 
 pub mod compliance;
+#[cfg(feature = "reference")]
 pub mod compress;
 mod error;
 pub mod event;
@@ -24,9 +29,12 @@ pub mod events;
 pub mod games;
 pub mod pareto;
 pub mod referee;
+#[cfg(feature = "reference")]
 pub mod reference;
 mod submission;
+#[cfg(feature = "reference")]
 pub mod submissions;
+#[cfg(feature = "reference")]
 pub mod transformer;
 
 pub use compliance::{

@@ -1,6 +1,7 @@
 //! The compressed models against their references: the f32 transformer equals zoo's, the KV-cached step
 //! equals full recomputation, the cached and uncached submissions agree, pruning removes what it says, a
 //! CSR layer computes what its dense pruned twin computes, and removing neurons equals zeroing them.
+#![cfg(feature = "reference")]
 
 use ndarray::{Array1, Array2};
 use olympics::compress::{
