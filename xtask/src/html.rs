@@ -188,6 +188,25 @@ fn described_plot(description: &Value) -> Option<String> {
     chart(&title, &x_label, &y_label, log_x, log_y, &series)
 }
 
+/// An axis tick label with at most four significant digits (log axes otherwise print binary
+/// fractions such as 0.30000000000000004).
+fn tick(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let magnitude = value.abs().log10().floor();
+    if !(-4.0..6.0).contains(&magnitude) {
+        return format!("{value:.2e}");
+    }
+    let decimals = (3.0 - magnitude).clamp(0.0, 8.0) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -293,6 +312,9 @@ fn chart(
                     .configure_mesh()
                     .x_desc(x_label)
                     .y_desc(y_label)
+                    .x_label_formatter(&|value| tick(*value))
+                    .y_label_formatter(&|value| tick(*value))
+                    .max_light_lines(3)
                     .draw()
                     .ok()?;
                 for (index, entry) in series.iter().enumerate() {
@@ -694,4 +716,20 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
         escape_html(markdown)
     );
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(0.30000000000000004), "0.3");
+        assert_eq!(tick(1.0), "1");
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(1234.5678), "1235");
+        assert_eq!(tick(0.012345), "0.01235");
+        assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(1e-7), "1.00e-7");
+    }
 }
