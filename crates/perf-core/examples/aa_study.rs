@@ -13,20 +13,8 @@
 use perf_core::compare::{compare, CompareConfig};
 use perf_core::measure::WarmUp;
 use perf_core::stats::binomial_interval;
-use std::hint::black_box;
+use perf_core::workloads::known_work;
 use std::time::Duration;
-
-/// A dependent chain of 64-bit multiply–adds whose cost is linear in `steps`.
-#[inline(never)]
-fn known_work(steps: u64) -> u64 {
-    let mut state = black_box(0x9E37_79B9_7F4A_7C15u64);
-    for _ in 0..black_box(steps) {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-    }
-    state
-}
 
 /// Both sides are values of this one closure type, so they run the same machine code.
 fn scaled_work(percent: u64) -> impl FnMut(&u64) -> u64 + Clone {

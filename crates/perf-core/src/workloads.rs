@@ -250,6 +250,22 @@ pub const SHARED_MATMUL_SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 /// Square matmuls n × n × n for each n.
+/// A known amount of work: a dependent chain of `steps` 64-bit multiply–adds (an LCG step) that the
+/// compiler cannot shorten or vectorize, so its cost is linear in `steps` — the workload of the
+/// referee's self-tests (A/A, a known 2× ratio, injected slowdowns, ranking). Never inlined, so
+/// every caller runs the very same machine code: inlined copies can differ by 10–20% through code
+/// alignment alone, a real difference that is not the one under test.
+#[inline(never)]
+pub fn known_work(steps: u64) -> u64 {
+    let mut state = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..std::hint::black_box(steps) {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+    }
+    state
+}
+
 pub fn square_matmul_grid(sizes: &[usize]) -> Vec<Workload> {
     sizes
         .iter()
@@ -487,6 +503,18 @@ impl WorkloadGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_work_is_the_lcg_iterated() {
+        // The value is a pure function of `steps`: the plain loop reproduces it.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for steps in 0..50u64 {
+            assert_eq!(known_work(steps), state, "steps = {steps}");
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+        }
+    }
 
     #[test]
     fn declared_flops_match_hand_counts() {

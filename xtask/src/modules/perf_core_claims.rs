@@ -9,25 +9,10 @@ use perf_core::compare::{compare, CompareConfig};
 use perf_core::measure::{measure, MeasureConfig, WarmUp};
 use perf_core::stats::{binomial_interval, BenchmarkResult};
 use perf_core::timer::ClockInfo;
-use std::hint::black_box;
+use perf_core::workloads::known_work;
 use std::time::Duration;
 
 const MODULE: &str = "perf-core";
-
-/// A fixed operation whose cost is exactly linear in `steps`: a dependent chain of 64-bit
-/// multiply–adds (an LCG step) that the compiler cannot shorten or vectorize. Never inlined, so
-/// both sides of an A/A pair run the very same machine code (inlined copies can differ by 10–20%
-/// through code alignment alone, which is a real difference, not the one under test).
-#[inline(never)]
-fn known_work(steps: u64) -> u64 {
-    let mut state = black_box(0x9E37_79B9_7F4A_7C15u64);
-    for _ in 0..black_box(steps) {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-    }
-    state
-}
 
 /// The workload scaled to `percent` of the input's steps, as a closure. Every call returns a value
 /// of the same closure type, so both sides of a comparison run the very same monomorphized

@@ -9,6 +9,7 @@ use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use perf_core::compare::{compare, CompareConfig};
 use perf_core::measure::MeasureConfig;
 use perf_core::stats::BenchmarkResult;
+use perf_core::workloads::known_work;
 use profiling::layer::{
     Activation, ActivationSpec, AttentionMode, AttentionSpec, Conv2dSpec, EmbeddingSpec, Layer,
     LayerNormSpec, LayerSpec, LinearSpec, Model, Pool2dSpec, PoolKind,
@@ -22,19 +23,6 @@ use std::hint::black_box;
 
 const MODULE: &str = "profiling";
 const ROBUST: &str = "Hodges–Lehmann / signed-rank";
-
-/// A dependent chain of 64-bit multiply–adds whose cost is exactly linear in `steps` (as in
-/// perf-core's claims). Never inlined, so both sides of a comparison run the same machine code.
-#[inline(never)]
-fn known_work(steps: u64) -> u64 {
-    let mut state = black_box(0x9E37_79B9_7F4A_7C15u64);
-    for _ in 0..black_box(steps) {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-    }
-    state
-}
 
 fn or_error(result: Result<ClaimResult>, claim: &Claim) -> ClaimResult {
     result.unwrap_or_else(|error| claim.error(format!("{error:#}")))
