@@ -2,35 +2,16 @@
 //! reversed views, the accumulate variant, forced instruction sets and shape errors.
 
 use accel::{AccelError, Backend, Isa, Kernel, MatmulConfig, SimdBlocking, TileSizes};
-use ndarray::{s, Array2, ArrayView2};
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use ndarray::{s, Array2};
+use rand::{rngs::StdRng, SeedableRng};
 
 const SEED: u64 = 0x7e57_acce1;
 
 /// The shared shape table (STYLE.md), kept in one place for every kernel crate.
 const SHAPES: &[(usize, usize, usize)] = perf_core::workloads::SHARED_MATMUL_SHAPES;
 
-fn random_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> Array2<f32> {
-    Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0f32..1.0))
-}
-
-/// Reference product in f64, and the magnitude Σ_p |a_ip · b_pj| of each entry's terms.
-fn reference(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> (Array2<f64>, Array2<f64>) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let mut product = Array2::zeros((m, n));
-    let mut magnitude = Array2::zeros((m, n));
-    for i in 0..m {
-        for j in 0..n {
-            for p in 0..k {
-                let term = f64::from(a[[i, p]]) * f64::from(b[[p, j]]);
-                product[[i, j]] += term;
-                magnitude[[i, j]] += term.abs();
-            }
-        }
-    }
-    (product, magnitude)
-}
+mod common;
+use common::{random_matrix, reference};
 
 /// Checks `actual` against `expected` (+ `initial` when accumulating).
 ///
