@@ -40,6 +40,7 @@ fn gemm(criterion: &mut Criterion) {
             }
             let config = GemmConfig {
                 kernel: Some(kernel),
+                ..GemmConfig::default()
             };
             group.bench_with_input(
                 BenchmarkId::new(format!("u8i8-{kernel}-packing-included"), n),

@@ -60,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
             let config = GemmConfig {
                 kernel: Some(kernel),
+                ..GemmConfig::default()
             };
             let mut int8_run = || {
                 packed.repack(black_box(b.view())).unwrap();

@@ -19,7 +19,7 @@ mod tensor;
 
 pub use conv::{Conv2dGeometry, QuantizedConv2d};
 pub use error::QuantError;
-pub use gemm::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB};
+pub use gemm::{gemm_reference_i64, gemm_u8i8_i32, GemmBlocking, GemmConfig, GemmKernel, PackedB};
 pub use linear::{ActivationQuant, QuantizedLinear, QuantizedMlp, QuantizedMlpConfig};
 pub use observer::{Observer, ObserverKind};
 pub use scheme::{Granularity, QuantParams, QuantType, Scheme};

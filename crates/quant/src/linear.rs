@@ -281,6 +281,7 @@ impl QuantizedLinear {
             c,
             &GemmConfig {
                 kernel: Some(kernel),
+                ..GemmConfig::default()
             },
         )?;
         Ok(())

@@ -143,6 +143,7 @@ fn quantized_conv_matches_f64_within_the_quantization_bound() {
                         x.view(),
                         &GemmConfig {
                             kernel: Some(kernel),
+                            ..GemmConfig::default()
                         },
                     )
                     .unwrap();

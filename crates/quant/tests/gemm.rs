@@ -2,13 +2,16 @@
 //! sentinel-prefilled output, strided A, the saturation worst case, and shape errors.
 
 use ndarray::{s, Array2};
-use quant::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, GemmKernel, PackedB, QuantError};
+use quant::{
+    gemm_reference_i64, gemm_u8i8_i32, GemmBlocking, GemmConfig, GemmKernel, PackedB, QuantError,
+};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const SEED: u64 = 0x09a4_71e8;
 
 /// This GEMM's own edges, tested beside perf-core's shared shape table (STYLE.md): the register tile is 12 × 32,
-/// k goes in groups of 4 and blocks of 512, A in blocks of 192 rows. Small enough for debug builds.
+/// k goes in groups of 4 and (by default) blocks of up to 1024, A in blocks of 48 rows. Small enough for debug
+/// builds. Other blockings are tested on their own below.
 const OWN_EDGES: &[(usize, usize, usize)] = &[
     (12, 4, 32),
     (13, 3, 31),
@@ -55,12 +58,41 @@ fn every_kernel_matches_the_i64_reference_on_the_shape_table() {
                 c.view_mut(),
                 &GemmConfig {
                     kernel: Some(kernel),
+                    ..GemmConfig::default()
                 },
             )
             .unwrap();
             assert_eq!(ran, kernel);
             // Integer arithmetic is exact: no tolerance.
             assert_eq!(c.mapv(i64::from), expected, "{kernel} on {m}×{k}×{n}");
+        }
+    }
+}
+
+#[test]
+fn every_blocking_gives_the_same_exact_product() {
+    // k blocks of 4, 8, 40 and 1024 values (1, 2, 3 … blocks, equal-split, a ragged k), A blocks of 1, 12, 13 and
+    // 200 rows (rounded to whole tiles): each accumulates across k blocks into C differently.
+    let mut rng = StdRng::seed_from_u64(SEED + 2);
+    let blockings = [(4, 1), (8, 12), (40, 13), (1024, 200), (3, 7)];
+    for &(m, k, n) in &[(25, 103, 65), (37, 9, 31), (12, 1030, 32), (1, 1, 1)] {
+        let (a, b) = random(&mut rng, m, k, n);
+        let expected = gemm_reference_i64(a.view(), b.view());
+        let packed = PackedB::pack(b.view()).unwrap();
+        for kernel in available_kernels() {
+            for &(kc, mc) in &blockings {
+                let mut c = Array2::<i32>::from_elem((m, n), i32::MIN);
+                let config = GemmConfig {
+                    kernel: Some(kernel),
+                    blocking: GemmBlocking { kc, mc },
+                };
+                gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &config).unwrap();
+                assert_eq!(
+                    c.mapv(i64::from),
+                    expected,
+                    "{kernel} kc={kc} mc={mc} on {m}×{k}×{n}"
+                );
+            }
         }
     }
 }
@@ -81,6 +113,7 @@ fn no_kernel_saturates_on_the_worst_case_operands() {
             c.view_mut(),
             &GemmConfig {
                 kernel: Some(kernel),
+                ..GemmConfig::default()
             },
         )
         .unwrap();

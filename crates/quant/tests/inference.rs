@@ -56,6 +56,7 @@ fn every_kernel_gives_the_same_logits_and_forward_into_matches_forward() {
             for kernel in GemmKernel::ALL.into_iter().filter(|k| k.is_available()) {
                 let config = GemmConfig {
                     kernel: Some(kernel),
+                    ..GemmConfig::default()
                 };
                 let (logits, ran) = mlp.forward(x.view(), &config).unwrap();
                 assert_eq!(ran, kernel);

@@ -111,6 +111,7 @@ fn quantized_linear_matches_f32_within_quantization_error_on_every_kernel() {
                     x.view(),
                     &GemmConfig {
                         kernel: Some(kernel),
+                        ..GemmConfig::default()
                     },
                 )
                 .unwrap();

@@ -20,10 +20,26 @@ pub(crate) const MR: usize = 12;
 pub(crate) const NR: usize = 32;
 /// k values per 32-bit lane (the VNNI dot-product width).
 pub(crate) const KU: usize = 4;
-/// k groups (of `KU`) per cache block: 512 k values, so a B micro-panel (512 × 32 bytes = 16 KiB) stays in L1.
-const KC_GROUPS: usize = 128;
-/// Rows of A per cache block: 192 × 512 bytes = 96 KiB of packed A, resident in L2.
-const MC: usize = 192;
+/// Cache blocking of the integer GEMM (see [`GemmBlocking::default`] for the defaults and why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmBlocking {
+    /// Largest k block, in k values (rounded up to a multiple of 4). k is cut into equal blocks no deeper than
+    /// this; every block after the first adds into C, so C makes one more round trip per extra block.
+    pub kc: usize,
+    /// Rows of A packed per block (rounded up to a multiple of the register tile's 12 rows).
+    pub mc: usize,
+}
+
+impl Default for GemmBlocking {
+    /// `kc = 1024`, `mc = 48`: up to k = 1024 the product makes a single pass over C (C is i32, four times the
+    /// bytes of either operand, and a second k block doubled its traffic: 442 → 545 GOP/s best-of-runs at
+    /// n = 1024 on the reference VM); a B micro-panel is then up to 1024 × 32 bytes = 32 KiB, read from L2 for
+    /// each of the `mc / 12` A micro-panels of a block, and a packed A block (48 × 1024 bytes) stays in L2 beside
+    /// the B panels. Measured with `cargo run --release -p quant --example gemm_tune`.
+    fn default() -> Self {
+        GemmBlocking { kc: 1024, mc: 48 }
+    }
+}
 
 /// Largest inner dimension whose i32 accumulation cannot overflow: `k · 255 · 128 < 2³¹`.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 128);
@@ -111,6 +127,8 @@ impl fmt::Display for GemmKernel {
 pub struct GemmConfig {
     /// Force a kernel; `None` uses `QUANT_KERNEL` when set, else the detected best.
     pub kernel: Option<GemmKernel>,
+    /// Cache blocking.
+    pub blocking: GemmBlocking,
 }
 
 impl GemmConfig {
@@ -309,7 +327,7 @@ pub fn gemm_u8i8_i32(
             Some(values) => values,
             None => &mut temporary,
         };
-        drive(kernel, &a, b, c_values);
+        drive(kernel, config.blocking, &a, b, c_values);
     }
     if !contiguous {
         c.assign(&ndarray::ArrayView2::from_shape((m, n), &temporary).expect("m × n values"));
@@ -329,14 +347,21 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// The blocked loops: k blocks of `KC_GROUPS`, row blocks of `MC` (A packed per block), NR-column panels,
+/// The blocked loops: k blocks of `blocking.kc`, row blocks of `blocking.mc` (A packed per block), NR-column panels,
 /// MR-row tiles. `c` is row-major `m × n`.
-fn drive(kernel: GemmKernel, a: &ArrayView2<'_, u8>, b: &PackedB, c: &mut [i32]) {
-    SCRATCH.with_borrow_mut(|scratch| drive_with(kernel, a, b, c, scratch));
+fn drive(
+    kernel: GemmKernel,
+    blocking: GemmBlocking,
+    a: &ArrayView2<'_, u8>,
+    b: &PackedB,
+    c: &mut [i32],
+) {
+    SCRATCH.with_borrow_mut(|scratch| drive_with(kernel, blocking, a, b, c, scratch));
 }
 
 fn drive_with(
     kernel: GemmKernel,
+    blocking: GemmBlocking,
     a: &ArrayView2<'_, u8>,
     b: &PackedB,
     c: &mut [i32],
@@ -345,10 +370,14 @@ fn drive_with(
     let (m, k) = a.dim();
     let n = b.n;
     let groups = k.div_ceil(KU);
-    let block_groups_max = KC_GROUPS.min(groups);
+    // k in equal blocks no deeper than asked (no thin last block), rows in whole register tiles.
+    let kc_groups = blocking.kc.div_ceil(KU).max(1);
+    let kc_groups = groups.div_ceil(groups.div_ceil(kc_groups));
+    let mc = blocking.mc.max(1).div_ceil(MR) * MR;
+    let block_groups_max = kc_groups.min(groups);
     // Scratch sized to this product (small products, as in a small model's layers, should not touch
     // full-size blocks), grown only when a larger product comes.
-    let a_len = MC.min(m).div_ceil(MR) * MR * block_groups_max * KU;
+    let a_len = mc.min(m).div_ceil(MR) * MR * block_groups_max * KU;
     if scratch.a_block.len() < a_len {
         scratch.a_block.resize(a_len, 0);
     }
@@ -365,8 +394,8 @@ fn drive_with(
         tail_panel,
     } = scratch;
     let mut edge_tile = [0i32; MR * NR];
-    for group_start in (0..groups).step_by(KC_GROUPS) {
-        let block_groups = KC_GROUPS.min(groups - group_start);
+    for group_start in (0..groups).step_by(kc_groups) {
+        let block_groups = kc_groups.min(groups - group_start);
         let accumulate = group_start > 0;
         // The last, narrower panel of this k block is widened to NR (zero columns) once per k block, so one
         // kernel serves every panel and the stored weights carry no padding.
@@ -384,8 +413,8 @@ fn drive_with(
                 destination[tail_width * KU..].fill(0);
             }
         }
-        for row_start in (0..m).step_by(MC) {
-            let block_rows = MC.min(m - row_start);
+        for row_start in (0..m).step_by(mc) {
+            let block_rows = mc.min(m - row_start);
             pack_a_block(a, row_start, block_rows, group_start, block_groups, a_block);
             for panel_start in (0..n).step_by(NR) {
                 let width = NR.min(n - panel_start);
