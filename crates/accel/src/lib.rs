@@ -23,7 +23,7 @@
 //! # Ok::<(), accel::AccelError>(())
 //! ```
 //!
-//! `unsafe` is confined to the `simd` and `peak` modules; everything else is checked safe code.
+//! `unsafe` is confined to the `simd`, `peak` and `pool` modules; everything else is checked safe code.
 #![deny(unsafe_code)]
 
 mod blocked;
@@ -33,6 +33,8 @@ mod naive;
 mod parallel;
 #[allow(unsafe_code)]
 mod peak;
+#[allow(unsafe_code)]
+mod pool;
 #[allow(unsafe_code)]
 mod simd;
 mod sparse;
@@ -231,10 +233,11 @@ pub struct MatmulConfig {
     pub simd_blocking: Option<SimdBlocking>,
 }
 
-/// Default of [`MatmulConfig::parallel_min_flops`]: a 160 × 160 × 160 product. On the reference machine a scoped
-/// thread costs 14–24 µs to spawn and join, and a one-thread 128³ product takes about 20 µs, so a second thread
-/// does not pay there; from about 160³ (≈ 35 µs) it does.
-pub const DEFAULT_PARALLEL_MIN_FLOPS: u64 = 2 * 160 * 160 * 160;
+/// Default of [`MatmulConfig::parallel_min_flops`]: a 256 × 256 × 256 product. On the reference VM, with the
+/// persistent worker pool, two threads against one measured 0.93× at 128³, 0.94× at 192³ and 0.85–1.21× at 256³
+/// (medians of 21 interleaved pairs in two runs); a worker's vCPU can take tens of microseconds to wake, which
+/// small products cannot amortize.
+pub const DEFAULT_PARALLEL_MIN_FLOPS: u64 = 2 * 256 * 256 * 256;
 
 impl Default for MatmulConfig {
     fn default() -> Self {

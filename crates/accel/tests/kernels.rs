@@ -50,7 +50,8 @@ fn backends() -> Vec<Backend> {
         .collect()
 }
 
-/// Configurations per backend: the default blocking, and tiny blocks so that small shapes cross every block edge.
+/// Configurations per backend: the default blocking, tiny blocks so that small shapes cross every block edge, and
+/// three threads with tiny blocks (more chunks than two threads make, and row chunks for narrow products).
 fn configs(backend: Backend) -> Vec<MatmulConfig> {
     let default = MatmulConfig {
         backend,
@@ -71,7 +72,11 @@ fn configs(backend: Backend) -> Vec<MatmulConfig> {
         }),
         ..default
     };
-    vec![default, tiny]
+    let three_threads = MatmulConfig {
+        threads: Some(3),
+        ..tiny
+    };
+    vec![default, tiny, three_threads]
 }
 
 fn expected_kernel(backend: Backend) -> Kernel {
