@@ -1,11 +1,13 @@
 //! `cargo xtask`: TorchPerf's orchestration — `validate` runs every module's claims and archives
-//! the run, `compare` diffs two archived runs, `report` re-renders an archived run's report.
+//! the run, `compare` diffs two archived runs, `stability` checks that consecutive runs agree on every
+//! verdict, `report` re-renders an archived run's report.
 
 mod archive;
 mod compare_runs;
 mod html;
 mod modules;
 mod report;
+mod stability;
 mod validate;
 
 use anyhow::{Context, Result};
@@ -40,6 +42,19 @@ enum Command {
         /// Exit non-zero when any claim regressed significantly.
         #[arg(long)]
         fail_on_regression: bool,
+    },
+    /// Check that consecutive runs give every claim the same verdict (claims marked inconclusive by design
+    /// are listed apart); exits 1 when another claim changed.
+    Stability {
+        /// Runs to check (directories or results.json), oldest first; default: the newest runs made in
+        /// the newest run's mode.
+        runs: Vec<PathBuf>,
+        /// How many of the newest runs to check when none are given.
+        #[arg(long, default_value_t = 3)]
+        last: usize,
+        /// Directory holding the runs.
+        #[arg(long, default_value = "validation_results")]
+        out: PathBuf,
     },
     /// Re-render the report of an archived run.
     Report {
@@ -79,6 +94,7 @@ fn run() -> Result<ExitCode> {
             out,
             fail_on_regression,
         } => compare_runs::run(run_a, run_b, &out, fail_on_regression),
+        Command::Stability { runs, last, out } => stability::run(runs, last, &out),
         Command::Report { run, out, html } => {
             let path = archive::resolve_run(run, &out, 0)?;
             let loaded = archive::load(&path)?;

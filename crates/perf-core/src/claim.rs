@@ -218,6 +218,11 @@ pub struct ClaimResult {
     pub p_value_holm: Option<f64>,
     /// Whatever else the claim needs: the kernel that ran, sizes, raw samples, sub-results.
     pub details: BTreeMap<String, serde_json::Value>,
+    /// Set when the claim is inconclusive by design: its bar sits where the quantity is expected to be (a
+    /// kernel held to 0.97× of one it matches, a power target at the test's true power), so its verdict may
+    /// move between adjacent verdicts from run to run. Says why. Stability checks leave such claims out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borderline: Option<String>,
 }
 
 impl ClaimResult {
@@ -228,6 +233,18 @@ impl ClaimResult {
         self.details.insert(key.into(), value);
         self
     }
+
+    /// Mark the claim inconclusive by design, saying why (builder style); see [`ClaimResult::borderline`].
+    pub fn borderline_by_design(mut self, why: impl Into<String>) -> Self {
+        self.borderline = Some(why.into());
+        self
+    }
+}
+
+/// A confidence level as a percentage with no spurious digits: `95`, `97.5`, `98.33`.
+fn percent(confidence: f64) -> String {
+    let text = format!("{:.2}", 100.0 * confidence);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 impl Claim {
@@ -297,6 +314,7 @@ impl Claim {
             p_value,
             p_value_holm: None,
             details: BTreeMap::new(),
+            borderline: None,
         }
     }
 
@@ -315,9 +333,9 @@ impl Claim {
         match self.criterion {
             Criterion::Measured => {
                 let reason = format!(
-                    "measured {} ({:.0}% CI [{}, {}])",
+                    "measured {} ({}% CI [{}, {}])",
                     show(estimate.point),
-                    100.0 * estimate.confidence,
+                    percent(estimate.confidence),
                     show(estimate.ci_lower),
                     show(estimate.ci_upper)
                 );
@@ -329,8 +347,8 @@ impl Claim {
             } => {
                 let (lo, hi) = (estimate.ci_lower, estimate.ci_upper);
                 let interval = format!(
-                    "{:.0}% CI [{}, {}]",
-                    100.0 * estimate.confidence,
+                    "{}% CI [{}, {}]",
+                    percent(estimate.confidence),
                     show(lo),
                     show(hi)
                 );
@@ -356,8 +374,8 @@ impl Claim {
                     .unwrap_or_else(|| estimate.clone());
                 let (lo, hi) = (tost_estimate.ci_lower, tost_estimate.ci_upper);
                 let interval = format!(
-                    "{:.0}% CI [{}, {}]",
-                    100.0 * tost_estimate.confidence,
+                    "{}% CI [{}, {}]",
+                    percent(tost_estimate.confidence),
                     show(lo),
                     show(hi)
                 );

@@ -291,7 +291,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                 crate_runner(n, "gemm"),
                 accel_runner(n, simd, Some(1)),
             )
-            .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+            .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
+            .map(|result| {
+                result.borderline_by_design(
+                    "the bar (0.97×) sits just below the expected ratio (≈ 1.0×: the two kernels are level), \
+                     within the run-to-run spread of the interval (0.94–1.10 across runs on the reference VM)",
+                )
+            });
             results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
         }
     }
@@ -446,13 +452,25 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         ),
     ];
     for (claim, base_backend, base_threads, cand_backend, cand_threads, run_config) in spectrum {
+        let spectrum_claim = claim.id == "accel.spectrum_naive_ijk_to_best_n512";
         let outcome = compare_runners(
             run_config,
             &inputs,
             accel_runner(n, base_backend, base_threads),
             accel_runner(n, cand_backend, cand_threads),
         )
-        .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
+        .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
+        .map(|result| {
+            if spectrum_claim {
+                result.borderline_by_design(
+                    "the best kernel at n = 512 runs on both vCPUs, and how much the second one adds varies from \
+                     run to run on the reference VM (two-thread scaling 1.1–2.1× measured); the 100× bar lies \
+                     inside the resulting spread (74–108× across three quick runs)",
+                )
+            } else {
+                result
+            }
+        });
         results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
     }
 

@@ -1,0 +1,172 @@
+//! `cargo xtask stability`: do consecutive runs give the same verdict for every claim? Claims marked
+//! inconclusive by design (`borderline`) are listed apart and do not count as instability.
+
+use crate::archive::{list_runs, load};
+use anyhow::{bail, Result};
+use perf_core::claim::{ClaimResult, Verdict};
+use perf_core::results::ValidationRun;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One claim's verdicts across the runs (`None` where a run lacks the claim).
+#[derive(Debug)]
+pub struct ClaimVerdicts {
+    pub id: String,
+    pub verdicts: Vec<Option<Verdict>>,
+    pub borderline: Option<String>,
+}
+
+/// The claims (of the newest run) whose verdict is not the same in every run that has them; `runs` holds each
+/// run's claims, oldest first.
+pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
+    let Some(newest) = runs.last() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for claim in newest.iter() {
+        let verdicts: Vec<Option<Verdict>> = runs
+            .iter()
+            .map(|claims| {
+                claims
+                    .iter()
+                    .find(|c| c.id == claim.id)
+                    .map(|c| c.verdict)
+            })
+            .collect();
+        let present: Vec<Verdict> = verdicts.iter().flatten().copied().collect();
+        if present.windows(2).any(|pair| pair[0] != pair[1]) {
+            let borderline = runs
+                .iter()
+                .rev()
+                .filter_map(|claims| claims.iter().find(|c| c.id == claim.id))
+                .find_map(|c| c.borderline.clone());
+            found.push(ClaimVerdicts {
+                id: claim.id.clone(),
+                verdicts,
+                borderline,
+            });
+        }
+    }
+    found
+}
+
+/// The `count` newest runs in `out` made in the same mode (quick or full) as the newest one, oldest first.
+fn last_runs_of_same_mode(out: &Path, count: usize) -> Result<Vec<PathBuf>> {
+    let mut runs = list_runs(out)?;
+    let Some(newest) = runs.pop() else {
+        bail!(
+            "{} holds no run (run `cargo xtask validate` first)",
+            out.display()
+        );
+    };
+    let mode = load(&newest)?.config.quick;
+    let mut chosen = vec![newest];
+    while chosen.len() < count {
+        let Some(path) = runs.pop() else { break };
+        if load(&path).is_ok_and(|run| run.config.quick == mode) {
+            chosen.push(path);
+        }
+    }
+    chosen.reverse();
+    Ok(chosen)
+}
+
+pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> {
+    let paths = if explicit.is_empty() {
+        last_runs_of_same_mode(out, last)?
+    } else {
+        explicit
+    };
+    if paths.len() < 2 {
+        bail!(
+            "stability needs at least two runs, found {} (run `cargo xtask validate --quick` again)",
+            paths.len()
+        );
+    }
+    let runs: Vec<ValidationRun> = paths.iter().map(|path| load(path)).collect::<Result<_>>()?;
+    println!("# Verdict stability over {} runs\n", runs.len());
+    for run in &runs {
+        println!(
+            "- {} ({}, {} claims)",
+            run.run_id,
+            if run.config.quick { "quick" } else { "full" },
+            run.claims.len()
+        );
+    }
+    let claims: Vec<&[ClaimResult]> = runs.iter().map(|run| run.claims.as_slice()).collect();
+    let found = unstable(&claims);
+    let (by_design, unexpected): (Vec<&ClaimVerdicts>, Vec<&ClaimVerdicts>) =
+        found.iter().partition(|claim| claim.borderline.is_some());
+    let total = runs.last().map_or(0, |run| run.claims.len());
+    println!(
+        "\n{} of {total} claims changed verdict: {} unexpectedly, {} marked inconclusive by design.\n",
+        found.len(),
+        unexpected.len(),
+        by_design.len()
+    );
+    if !found.is_empty() {
+        println!("| claim | verdicts | inconclusive by design |\n|---|---|---|");
+        for claim in unexpected.iter().chain(by_design.iter()) {
+            let verdicts: Vec<String> = claim
+                .verdicts
+                .iter()
+                .map(|verdict| verdict.map_or("—".to_owned(), |v| v.to_string()))
+                .collect();
+            println!(
+                "| `{}` | {} | {} |",
+                claim.id,
+                verdicts.join(" → "),
+                claim.borderline.as_deref().unwrap_or("no")
+            );
+        }
+    }
+    Ok(if unexpected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unstable;
+    use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+
+    fn run_with(points: &[(f64, bool)]) -> Vec<ClaimResult> {
+        points
+            .iter()
+            .enumerate()
+            .map(|(index, &(point, borderline))| {
+                let claim = Claim::threshold(
+                    &format!("m.claim_{index}"),
+                    "m",
+                    "x ≥ 1",
+                    1.0,
+                    Direction::AtLeast,
+                )
+                .judge(Estimate::new(point, point - 0.1, point + 0.1, "", 0.95).unwrap());
+                if borderline {
+                    claim.borderline_by_design("the bar is the expected value")
+                } else {
+                    claim
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flips_are_found_and_borderline_ones_are_labelled() {
+        // claim_0 stays PASS, claim_1 flips PASS → PARTIAL, claim_2 flips but is borderline.
+        let runs = vec![
+            run_with(&[(2.0, false), (1.2, false), (1.2, true)]),
+            run_with(&[(2.0, false), (1.05, false), (1.05, true)]),
+        ];
+        let claims: Vec<&[ClaimResult]> = runs.iter().map(|run| run.claims.as_slice()).collect();
+    let found = unstable(&claims);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].id, "m.claim_1");
+        assert!(found[0].borderline.is_none());
+        assert_eq!(found[1].id, "m.claim_2");
+        assert!(found[1].borderline.is_some());
+    }
+}
