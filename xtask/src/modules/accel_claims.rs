@@ -453,6 +453,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     ];
     for (claim, base_backend, base_threads, cand_backend, cand_threads, run_config) in spectrum {
         let spectrum_claim = claim.id == "accel.spectrum_naive_ijk_to_best_n512";
+        let crossover_claim = claim.id == "accel.blocked_vs_naive_ikj_n512";
         let outcome = compare_runners(
             run_config,
             &inputs,
@@ -466,6 +467,12 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                     "the best kernel at n = 512 runs on both vCPUs, and how much the second one adds varies from \
                      run to run on the reference VM (two-thread scaling 1.1–2.1× measured); the 100× bar lies \
                      inside the resulting spread (74–108× across three quick runs)",
+                )
+            } else if crossover_claim {
+                result.borderline_by_design(
+                    "n = 512 is where cache blocking starts to pay on this CPU (scalar blocked vs naive i-k-j \
+                     measured 1.00× at 512, 1.13× at 768, 1.36× at 1024 with a 2 MiB L2), so the 1.0× bar sits at \
+                     the expected ratio; larger sizes take seconds per call with these scalar loops",
                 )
             } else {
                 result
