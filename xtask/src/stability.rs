@@ -26,12 +26,7 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
     for claim in newest.iter() {
         let verdicts: Vec<Option<Verdict>> = runs
             .iter()
-            .map(|claims| {
-                claims
-                    .iter()
-                    .find(|c| c.id == claim.id)
-                    .map(|c| c.verdict)
-            })
+            .map(|claims| claims.iter().find(|c| c.id == claim.id).map(|c| c.verdict))
             .collect();
         let present: Vec<Verdict> = verdicts.iter().flatten().copied().collect();
         if present.windows(2).any(|pair| pair[0] != pair[1]) {
@@ -162,7 +157,7 @@ mod tests {
             run_with(&[(2.0, false), (1.05, false), (1.05, true)]),
         ];
         let claims: Vec<&[ClaimResult]> = runs.iter().map(|run| run.claims.as_slice()).collect();
-    let found = unstable(&claims);
+        let found = unstable(&claims);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].id, "m.claim_1");
         assert!(found[0].borderline.is_none());

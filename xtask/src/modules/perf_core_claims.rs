@@ -342,9 +342,7 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
         let rate = detected as f64 / trials as f64;
         let estimate = interval
             .context("no look was made")
-            .and_then(|(lower, upper)| {
-                Ok(Estimate::new(rate, lower, upper, "", look_confidence)?)
-            });
+            .and_then(|(lower, upper)| Ok(Estimate::new(rate, lower, upper, "", look_confidence)?));
         let borderline = (slowdown_percent == 5).then_some(
             "the bar (power ≥ 80%) sits at the comparator's power for a 5% effect in this configuration on the \
              reference VM (0.55–0.93 measured across runs), so the interval straddles it or falls either side",
