@@ -152,11 +152,11 @@ mod tests {
     #[test]
     fn flips_are_found_and_borderline_ones_are_labelled() {
         // claim_0 stays PASS, claim_1 flips PASS → PARTIAL, claim_2 flips but is borderline.
-        let runs = vec![
+        let runs = [
             run_with(&[(2.0, false), (1.2, false), (1.2, true)]),
             run_with(&[(2.0, false), (1.05, false), (1.05, true)]),
         ];
-        let claims: Vec<&[ClaimResult]> = runs.iter().map(|run| run.claims.as_slice()).collect();
+        let claims: Vec<&[ClaimResult]> = runs.iter().map(Vec::as_slice).collect();
         let found = unstable(&claims);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].id, "m.claim_1");
