@@ -72,19 +72,23 @@ pub struct TrainingLog {
     pub load_average: Option<f64>,
 }
 
-/// Process CPU time (user + system, all threads) in seconds, from `/proc/self/stat`.
+/// Process CPU time (user + system, all threads) in clock ticks, from `/proc/self/stat`.
 ///
-/// Clock ticks are taken as 100 per second, the value of `USER_HZ` on every Linux architecture Rust targets.
-fn process_cpu_seconds() -> Option<f64> {
+/// Clock ticks are 100 per second ([`TICKS_PER_SECOND`]), the value of `USER_HZ` on every Linux architecture Rust
+/// targets. Ticks are kept as integers until the end, so the seconds stored are one division of whole numbers
+/// (exactly the double nearest to the decimal figure) and survive a JSON round trip unchanged.
+fn process_cpu_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) is parenthesized and may hold spaces; fields after it are plain.
     let after_name = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let user_ticks: f64 = fields.get(11)?.parse().ok()?;
-    let system_ticks: f64 = fields.get(12)?.parse().ok()?;
-    Some((user_ticks + system_ticks) / 100.0)
+    let user_ticks: u64 = fields.get(11)?.parse().ok()?;
+    let system_ticks: u64 = fields.get(12)?.parse().ok()?;
+    Some(user_ticks + system_ticks)
 }
+
+const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The one-minute load average, from `/proc/loadavg`.
 fn load_average() -> Option<f64> {
@@ -98,7 +102,7 @@ fn load_average() -> Option<f64> {
 
 impl TrainingLog {
     /// An empty log and the process CPU time now.
-    fn started() -> (Self, Option<f64>) {
+    fn started() -> (Self, Option<u64>) {
         (
             TrainingLog {
                 steps: 0,
@@ -108,16 +112,16 @@ impl TrainingLog {
                 cpu_seconds: None,
                 load_average: None,
             },
-            process_cpu_seconds(),
+            process_cpu_ticks(),
         )
     }
 
     /// Records wall and CPU time since `started` / `cpu_at_start` and the load average.
-    fn finish(&mut self, started: Instant, cpu_at_start: Option<f64>) {
+    fn finish(&mut self, started: Instant, cpu_at_start: Option<u64>) {
         self.seconds = started.elapsed().as_secs_f64();
-        self.cpu_seconds = process_cpu_seconds()
+        self.cpu_seconds = process_cpu_ticks()
             .zip(cpu_at_start)
-            .map(|(now, then)| now - then);
+            .map(|(now, then)| now.saturating_sub(then) as f64 / TICKS_PER_SECOND);
         self.load_average = load_average();
     }
 }
