@@ -333,6 +333,11 @@ pub fn hodges_lehmann(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
+    crate::stats::quantile_sorted(&sorted_walsh_averages(values), 0.5)
+}
+
+/// Every `(x_i + x_j) / 2` with `i ≤ j`, sorted.
+fn sorted_walsh_averages(values: &[f64]) -> Vec<f64> {
     let mut walsh = Vec::with_capacity(values.len() * (values.len() + 1) / 2);
     for (i, &x) in values.iter().enumerate() {
         for &y in &values[i..] {
@@ -340,7 +345,7 @@ pub fn hodges_lehmann(values: &[f64]) -> f64 {
         }
     }
     walsh.sort_by(f64::total_cmp);
-    crate::stats::quantile_sorted(&walsh, 0.5)
+    walsh
 }
 
 /// Hodges–Lehmann estimate (median of the Walsh averages) of paired differences with the
@@ -354,13 +359,7 @@ pub fn signed_rank_interval(differences: &[f64], confidence: f64) -> Option<(f64
     {
         return None;
     }
-    let mut walsh = Vec::with_capacity(n * (n + 1) / 2);
-    for i in 0..n {
-        for j in i..n {
-            walsh.push((differences[i] + differences[j]) / 2.0);
-        }
-    }
-    walsh.sort_by(f64::total_cmp);
+    let walsh = sorted_walsh_averages(differences);
     let m = walsh.len();
     let n_f = n as f64;
     let normal = Normal::new(0.0, 1.0).ok()?;

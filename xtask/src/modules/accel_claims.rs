@@ -26,7 +26,7 @@ fn pair_quantiles(baseline: &[f64], candidate: &[f64], scale: f64) -> Option<[f6
         return None;
     }
     ratios.sort_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| perf_core::stats::quantile_sorted(&ratios, q);
     Some([at(0.1), at(0.5), at(0.9)])
 }
 
