@@ -13,6 +13,7 @@
 //!   at n = 256).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::pool::Pool;
@@ -84,7 +85,8 @@ fn chunk_bounds(extent: usize, unit: usize, chunks: usize) -> Vec<(usize, usize)
     bounds
 }
 
-/// `c (+)= a · b` on `threads` threads (the calling thread is one of them). Returns the number of threads used.
+/// `c (+)= a · b` on up to `threads` threads (the calling thread is one of them). Returns the number of threads
+/// that computed at least one chunk.
 pub(crate) fn gemm_parallel(
     isa: Isa,
     a: ArrayView2<'_, f32>,
@@ -131,13 +133,21 @@ pub(crate) fn gemm_parallel(
     }
     let queue = Mutex::new(jobs.into_iter());
     let first_error: Mutex<Option<AccelError>> = Mutex::new(None);
+    // Threads that computed at least one chunk: what is reported as having run (a worker that woke after the
+    // queue emptied did nothing and is not counted).
+    let working = AtomicUsize::new(0);
     // Takes chunks until none is left; every thread runs this, each with its own (thread-local, warm) buffers.
     let drain = || {
+        let mut counted = false;
         with_workspaces(1, |workspaces| loop {
             let job = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
             let Some((a_part, b_part, c_part)) = job else {
                 break;
             };
+            if !counted {
+                counted = true;
+                working.fetch_add(1, Ordering::Relaxed);
+            }
             if let Err(error) = simd::gemm(
                 isa,
                 a_part,
@@ -161,7 +171,7 @@ pub(crate) fn gemm_parallel(
         .unwrap_or_else(PoisonError::into_inner)
     {
         Some(error) => Err(error),
-        None => Ok(threads),
+        None => Ok(working.into_inner().max(1)),
     }
 }
 
