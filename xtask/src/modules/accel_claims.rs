@@ -196,6 +196,9 @@ fn best_isa() -> Isa {
         .unwrap_or(Isa::Scalar)
 }
 
+/// The size of the thread-scaling claim.
+const SCALING_N: usize = 1024;
+
 pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     let mut generator = WorkloadGenerator::new(context.seed);
     let base_config = if context.quick {
@@ -212,6 +215,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         pairs: if context.quick { 8 } else { 15 },
         ..config.clone()
     };
+    // The two equivalence claims (dispatch overhead, no slowdown from threading) compare kernels of a few
+    // to a few hundred microseconds, so pairs are cheap; their TOST must survive Holm across the run's
+    // claims, and with 20 pairs a ratio of 1.015 [0.981, 1.051] did not (PARTIAL in one quick run of three).
+    let equivalence_config = CompareConfig {
+        pairs: if context.quick { 80 } else { 120 },
+        ..config.clone()
+    };
     let threads = context.threads.unwrap_or_else(accel::default_threads);
     let isa = best_isa();
     let simd = Backend::Simd(isa);
@@ -220,7 +230,6 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     } else {
         vec![64, 128, 256, 512, 1024]
     };
-    let largest = *grid.last().unwrap_or(&512);
     let mut results = Vec::new();
 
     // The measured FMA peak: every "% of peak" below divides by this, never by a datasheet figure.
@@ -369,7 +378,14 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                         .map(|r| [r.point * scale, r.ci_lower * scale, r.ci_upper * scale]),
                 )
                 .with_detail("baseline_ns", &comparison.baseline.values)
-                .with_detail("candidate_ns", &comparison.candidate.values))
+                .with_detail("candidate_ns", &comparison.candidate.values)
+                .borderline_by_design(
+                    "a GEMM's fraction of the FMA peak follows the VM's phase (neighbours share the cache \
+                     hierarchy; the register-only FMA loop does not notice them): 0.85, 0.90, 0.93 and 0.94 in four \
+                     runs of one day on a reference-kind VM, with the gemm crate moving in step (accel/gemm 0.975–1.021 \
+                     in the same runs; 89–95% of peak for both across eight gflops processes), so the interval \
+                     lands on either side of 0.92",
+                ))
         });
     results.push(outcome.unwrap_or_else(|error| fraction_claim.error(format!("{error:#}"))));
     results.push(
@@ -493,7 +509,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         1.0 / 0.95,
     );
     let outcome = compare_runners(
-        &config,
+        &equivalence_config,
         &inputs,
         accel_runner(n, simd, Some(1)),
         accel_runner(n, Backend::Auto, Some(1)),
@@ -501,7 +517,9 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
     results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
 
-    // Threading: no slowdown at small n, scaling at the largest n.
+    // Threading: no slowdown at small n, and scaling at n = 1024 (the issue's target size) in both modes:
+    // quick mode's grid stops at 512, where waking the second vCPU and splitting 512 columns cost enough
+    // that the ratio sat at 1.64–1.84× against the 1.85× bar, a claim about another size.
     let n = 64;
     let (a, b) = (square(&mut generator, n), square(&mut generator, n));
     let inputs = Pair { a: &a, b: &b };
@@ -513,7 +531,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         1.0 / 0.95,
     );
     let outcome = compare_runners(
-        &config,
+        &equivalence_config,
         &inputs,
         accel_runner(n, simd, Some(1)),
         accel_runner(n, Backend::Auto, Some(threads)),
@@ -521,7 +539,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n));
     results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
 
-    let n = largest;
+    let n = SCALING_N;
     let (a, b) = (square(&mut generator, n), square(&mut generator, n));
     let inputs = Pair { a: &a, b: &b };
     let claim = Claim::threshold(
