@@ -155,16 +155,37 @@ fn read_trimmed(path: &str) -> Probe<String> {
 
 fn cpu_model() -> Probe<String> {
     match std::fs::read_to_string("/proc/cpuinfo") {
-        Ok(text) => text
-            .lines()
-            .find(|line| line.starts_with("model name"))
-            .and_then(|line| line.split(':').nth(1))
-            .map(|name| Probe::Available(name.trim().to_string()))
-            .unwrap_or_else(|| {
-                Probe::Unavailable("unavailable: no model name in /proc/cpuinfo".into())
-            }),
+        Ok(text) => cpu_model_from(&text).map_or_else(
+            || Probe::Unavailable("unavailable: no model name in /proc/cpuinfo".into()),
+            Probe::Available,
+        ),
         Err(error) => Probe::Unavailable(format!("unavailable: /proc/cpuinfo: {error}")),
     }
+}
+
+/// The first processor's model name, with its family, model and stepping numbers when cpuinfo has them: a
+/// virtual machine may report only a generic name ("AMD EPYC"), and the numbers tell the CPU generations apart
+/// (family 25 is Zen 3/4, family 26 Zen 5; family 6 model 207 an Intel Emerald Rapids).
+fn cpu_model_from(cpuinfo: &str) -> Option<String> {
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .take_while(|line| !line.trim().is_empty())
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                (name.trim() == key).then(|| value.trim().to_string())
+            })
+    };
+    let name = field("model name")?;
+    let numbers: Vec<String> = [("cpu family", "family"), ("model", "model"), ("stepping", "stepping")]
+        .into_iter()
+        .filter_map(|(key, label)| field(key).map(|value| format!("{label} {value}")))
+        .collect();
+    Some(if numbers.is_empty() {
+        name
+    } else {
+        format!("{name} ({})", numbers.join(", "))
+    })
 }
 
 fn load_average() -> Probe<[f64; 3]> {
@@ -287,6 +308,21 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn cpu_model_carries_family_model_and_stepping() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\
+                       model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
+        assert_eq!(
+            cpu_model_from(cpuinfo).as_deref(),
+            Some("AMD EPYC (family 25, model 17, stepping 1)")
+        );
+        assert_eq!(
+            cpu_model_from("model name : Some CPU\n").as_deref(),
+            Some("Some CPU")
+        );
+        assert_eq!(cpu_model_from("cpu family : 6\n"), None);
+    }
 
     #[test]
     fn timestamps_are_correct_utc() {
