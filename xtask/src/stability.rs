@@ -3,17 +3,68 @@
 
 use crate::archive::{list_runs, load};
 use anyhow::{bail, Result};
-use perf_core::claim::{ClaimResult, Verdict};
+use perf_core::claim::{ClaimResult, Criterion, Direction, Estimate, Verdict};
 use perf_core::results::ValidationRun;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// One claim's verdicts across the runs (`None` where a run lacks the claim).
+/// One claim's verdicts across the runs (`None` where a run lacks the claim), with the estimate behind each verdict
+/// and the bar it was judged against, so that a reader sees whether a change is an interval moving across its bar
+/// or a real change of the measured quantity.
 #[derive(Debug)]
 pub struct ClaimVerdicts {
     pub id: String,
     pub verdicts: Vec<Option<Verdict>>,
+    pub estimates: Vec<Option<Estimate>>,
+    /// The bar (threshold, or the equivalence margin) of the newest run's claim.
+    pub bar: Option<String>,
     pub borderline: Option<String>,
+}
+
+/// "0.887 [0.862, 0.913]", to four significant figures.
+fn format_estimate(estimate: &Estimate) -> String {
+    let figure = |value: f64| format!("{}", Sig4(value));
+    format!(
+        "{} [{}, {}]",
+        figure(estimate.point),
+        figure(estimate.ci_lower),
+        figure(estimate.ci_upper)
+    )
+}
+
+/// A number to four significant figures without exponent noise (1.965, 0.8892, 208.5).
+struct Sig4(f64);
+
+impl std::fmt::Display for Sig4 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.0;
+        if !value.is_finite() || value == 0.0 {
+            return write!(f, "{value}");
+        }
+        let magnitude = value.abs().log10().floor() as i32;
+        let decimals = (3 - magnitude).clamp(0, 6) as usize;
+        write!(f, "{value:.decimals$}")
+    }
+}
+
+fn bar_of(claim: &ClaimResult) -> Option<String> {
+    match &claim.criterion {
+        Criterion::Threshold {
+            threshold,
+            direction,
+        } => Some(format!(
+            "{} {}",
+            match direction {
+                Direction::AtLeast => "≥",
+                Direction::AtMost => "≤",
+            },
+            Sig4(*threshold)
+        )),
+        Criterion::Equivalence { lower, upper } => {
+            Some(format!("within [{}, {}]", Sig4(*lower), Sig4(*upper)))
+        }
+        _ => None,
+    }
 }
 
 /// The claims (of the newest run) whose verdict is not the same in every run that has them; `runs` holds each
@@ -24,10 +75,12 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
     };
     let mut found = Vec::new();
     for claim in newest.iter() {
-        let verdicts: Vec<Option<Verdict>> = runs
+        let matching: Vec<Option<&ClaimResult>> = runs
             .iter()
-            .map(|claims| claims.iter().find(|c| c.id == claim.id).map(|c| c.verdict))
+            .map(|claims| claims.iter().find(|c| c.id == claim.id))
             .collect();
+        let verdicts: Vec<Option<Verdict>> =
+            matching.iter().map(|c| c.map(|c| c.verdict)).collect();
         let present: Vec<Verdict> = verdicts.iter().flatten().copied().collect();
         if present.windows(2).any(|pair| pair[0] != pair[1]) {
             let borderline = runs
@@ -38,6 +91,11 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
             found.push(ClaimVerdicts {
                 id: claim.id.clone(),
                 verdicts,
+                estimates: matching
+                    .iter()
+                    .map(|c| c.and_then(|c| c.estimate.clone()))
+                    .collect(),
+                bar: bar_of(claim),
                 borderline,
             });
         }
@@ -100,17 +158,24 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
         by_design.len()
     );
     if !found.is_empty() {
-        println!("| claim | verdicts | inconclusive by design |\n|---|---|---|");
+        println!("| claim | verdicts | estimates | bar | inconclusive by design |\n|---|---|---|---|---|");
         for claim in unexpected.iter().chain(by_design.iter()) {
             let verdicts: Vec<String> = claim
                 .verdicts
                 .iter()
                 .map(|verdict| verdict.map_or("—".to_owned(), |v| v.to_string()))
                 .collect();
+            let estimates: Vec<String> = claim
+                .estimates
+                .iter()
+                .map(|estimate| estimate.as_ref().map_or("—".to_owned(), format_estimate))
+                .collect();
             println!(
-                "| `{}` | {} | {} |",
+                "| `{}` | {} | {} | {} | {} |",
                 claim.id,
                 verdicts.join(" → "),
+                estimates.join(" → "),
+                claim.bar.as_deref().unwrap_or("—"),
                 claim.borderline.as_deref().unwrap_or("no")
             );
         }
@@ -161,6 +226,13 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].id, "m.claim_1");
         assert!(found[0].borderline.is_none());
+        assert_eq!(found[0].bar.as_deref(), Some("≥ 1.000"));
+        let shown: Vec<String> = found[0]
+            .estimates
+            .iter()
+            .map(|e| super::format_estimate(e.as_ref().unwrap()))
+            .collect();
+        assert_eq!(shown, ["1.200 [1.100, 1.300]", "1.050 [0.9500, 1.150]"]);
         assert_eq!(found[1].id, "m.claim_2");
         assert!(found[1].borderline.is_some());
     }

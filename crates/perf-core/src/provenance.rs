@@ -177,10 +177,14 @@ fn cpu_model_from(cpuinfo: &str) -> Option<String> {
             })
     };
     let name = field("model name")?;
-    let numbers: Vec<String> = [("cpu family", "family"), ("model", "model"), ("stepping", "stepping")]
-        .into_iter()
-        .filter_map(|(key, label)| field(key).map(|value| format!("{label} {value}")))
-        .collect();
+    let numbers: Vec<String> = [
+        ("cpu family", "family"),
+        ("model", "model"),
+        ("stepping", "stepping"),
+    ]
+    .into_iter()
+    .filter_map(|(key, label)| field(key).map(|value| format!("{label} {value}")))
+    .collect();
     Some(if numbers.is_empty() {
         name
     } else {
@@ -311,7 +315,8 @@ mod tests {
 
     #[test]
     fn cpu_model_carries_family_model_and_stepping() {
-        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\
+        let cpuinfo =
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n\
                        model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 99\n";
         assert_eq!(
             cpu_model_from(cpuinfo).as_deref(),
