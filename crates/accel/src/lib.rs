@@ -51,7 +51,10 @@ pub use error::AccelError;
 pub use peak::{
     fma_chain_flops_per_iteration, fma_chains, peak_probe, PeakProbeConfig, PeakReport,
 };
-pub use simd::gemv::{gemv_into, gemv_into_with, GemvConfig, GemvLayout, GemvRun};
+pub use simd::gemv::{
+    gemv_into, gemv_into_with, matrix_vector_rows, vector_matrix_rows, GemvConfig, GemvLayout,
+    GemvRun,
+};
 pub use simd::{Isa, SimdBlocking};
 pub use sparse::CsrMatrix;
 

@@ -275,3 +275,65 @@ fn a_missing_instruction_set_is_an_error() {
         assert_eq!(result.is_ok(), isa.is_available(), "{isa}");
     }
 }
+
+/// The slice entry points against the f64 reference, on every instruction set this CPU has: `y = B·x` over the
+/// rows of a row-major `B` (columns layout) and `y = xᵀ·B` (rows layout), overwrite into a NaN-filled output and
+/// accumulate, on the matrix–vector shapes.
+#[test]
+fn slice_entry_points_match_the_reference() {
+    let mut rng = StdRng::seed_from_u64(0x511ce);
+    for (_, k, n) in shapes().into_iter().filter(|&(m, _, _)| m == 1) {
+        let x = random_matrix(&mut rng, 1, k);
+        let b = random_matrix(&mut rng, k, n);
+        // y = xᵀ·B with B row-major k × n, and y = Bᵀ·x with Bᵀ stored row-major n × k.
+        let b_rows_first = b.t().as_standard_layout().into_owned();
+        let (expected, magnitude) = reference(x.view(), b.view());
+        let x_slice = x.as_slice().unwrap();
+        for config in configs() {
+            for (layout, b_slice) in [
+                (GemvLayout::Rows, b.as_slice().unwrap()),
+                (GemvLayout::Columns, b_rows_first.as_slice().unwrap()),
+            ] {
+                let what = format!("slices {layout:?} k={k} n={n} {config:?}");
+                let run_with = |y: &mut [f32], accumulate: bool| match layout {
+                    GemvLayout::Rows => {
+                        accel::vector_matrix_rows(x_slice, b_slice, y, accumulate, &config)
+                    }
+                    _ => accel::matrix_vector_rows(b_slice, x_slice, y, accumulate, &config),
+                };
+                let mut y = Array2::<f32>::from_elem((1, n), f32::NAN);
+                let run = run_with(y.as_slice_mut().unwrap(), false).unwrap();
+                assert_eq!(run.layout, layout, "{what}");
+                assert_eq!(run.isa, config.isa.unwrap_or_else(Isa::best), "{what}");
+                assert_close(y.view(), &expected, &magnitude, None, k, &what);
+                let initial = random_matrix(&mut rng, 1, n);
+                let mut y = initial.clone();
+                run_with(y.as_slice_mut().unwrap(), true).unwrap();
+                assert_close(
+                    y.view(),
+                    &expected,
+                    &magnitude,
+                    Some(&initial),
+                    k,
+                    &format!("{what} accumulate"),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn slice_length_errors_are_typed() {
+    let config = GemvConfig::default();
+    let mut y = [0.0f32; 2];
+    assert!(matches!(
+        accel::matrix_vector_rows(&[0.0; 5], &[0.0; 3], &mut y, false, &config),
+        Err(AccelError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        accel::vector_matrix_rows(&[0.0; 3], &[0.0; 5], &mut y, false, &config),
+        Err(AccelError::ShapeMismatch { .. })
+    ));
+    accel::matrix_vector_rows(&[0.0; 6], &[0.0; 3], &mut y, false, &config).unwrap();
+    accel::vector_matrix_rows(&[0.0; 3], &[0.0; 6], &mut y, false, &config).unwrap();
+}

@@ -49,6 +49,10 @@ impl CacheShape {
 pub type ChunkVisitor<'visit> =
     dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> Result<(), KvCacheError> + 'visit;
 
+/// What [`KvStore::visit_chunk_slices`] calls with each chunk's (keys, values) as row-major
+/// `rows × d_head` slices.
+pub type SliceVisitor<'visit> = dyn FnMut(&[f32], &[f32]) -> Result<(), KvCacheError> + 'visit;
+
 /// Storage of keys and values the attention reads through: the contiguous [`KvCache`] and the
 /// paged [`crate::PagedKvCache`].
 ///
@@ -101,6 +105,34 @@ pub trait KvStore: std::fmt::Debug {
         head: usize,
         visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError>;
+
+    /// As [`KvStore::visit_chunks`], with each chunk as row-major `rows × d_head` slices: the
+    /// decode step's attention reads a paged cache block by block, and a view per block (built,
+    /// checked and sliced) cost more than the block's arithmetic. The default goes through
+    /// `visit_chunks` (copying a chunk only if its view is not in standard layout); both stores
+    /// here hand out their storage directly.
+    ///
+    /// # Errors
+    /// Whatever `visit` returns.
+    ///
+    /// # Panics
+    /// When an index is out of range (a programmer error).
+    fn visit_chunk_slices(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+        visit: &mut SliceVisitor<'_>,
+    ) -> Result<(), KvCacheError> {
+        self.visit_chunks(layer, sequence, head, &mut |keys, values| {
+            let keys = keys.as_standard_layout();
+            let values = values.as_standard_layout();
+            visit(
+                keys.as_slice().expect("standard layout is contiguous"),
+                values.as_slice().expect("standard layout is contiguous"),
+            )
+        })
+    }
 
     /// Forget every token; keeps the buffers, so refilling does not allocate.
     fn reset(&mut self);
@@ -298,6 +330,22 @@ impl KvStore for KvCache {
         visit(
             self.keys(layer, sequence, head),
             self.values(layer, sequence, head),
+        )
+    }
+
+    fn visit_chunk_slices(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+        visit: &mut SliceVisitor<'_>,
+    ) -> Result<(), KvCacheError> {
+        assert!(sequence < self.shape.batch_size && head < self.shape.n_heads);
+        let start = self.slab_start(sequence, head);
+        let end = start + self.layer_lens[layer] * self.shape.d_head;
+        visit(
+            &self.keys[layer][start..end],
+            &self.values[layer][start..end],
         )
     }
 

@@ -36,7 +36,7 @@ mod model;
 mod ops;
 mod paged;
 
-pub use cache::{CacheShape, ChunkVisitor, KvCache, KvStore};
+pub use cache::{CacheShape, ChunkVisitor, KvCache, KvStore, SliceVisitor};
 pub use config::{ModelConfig, PositionalEncoding};
 pub use error::KvCacheError;
 pub use generate::{argmax, generate, CacheMode, Decoder, Generation, GenerationConfig, Sampling};

@@ -5,9 +5,11 @@
 use crate::cache::{CacheShape, KvCache, KvStore};
 use crate::config::{ModelConfig, PositionalEncoding};
 use crate::error::KvCacheError;
-use crate::ops::{add_bias, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table};
+use crate::ops::{
+    add_bias, gelu_in_place, layer_norm_into, masked_softmax_rows, sinusoidal_table, softmax_row,
+};
 use crate::paged::PagedKvCache;
-use accel::{Backend, MatmulConfig};
+use accel::{Backend, GemvConfig, MatmulConfig};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -553,6 +555,16 @@ impl Transformer {
         let d_head = self.config.d_head();
         let total = past + new_tokens;
         let scale = 1.0 / (d_head as f32).sqrt();
+        // Rows with unit column stride (the decoder's scratch always has them).
+        let unit_columns = |strides: &[isize], cols: usize| cols <= 1 || strides[1] == 1;
+        if new_tokens == 1
+            && self.matmul.backend == Backend::Auto
+            && matches!(Backend::from_env(), Ok(None))
+            && unit_columns(queries.strides(), queries.ncols())
+            && unit_columns(output.strides(), output.ncols())
+        {
+            return Self::attend_one(store, layer, queries, d_head, total, scale, output, scores);
+        }
         let mut scores = scratch_matrix(scores, new_tokens, total);
         let batch_size = queries.nrows() / new_tokens;
         for sequence in 0..batch_size {
@@ -581,6 +593,79 @@ impl Transformer {
                     let accumulate = offset > 0;
                     self.projection(weights, values, head_output.view_mut(), accumulate)?;
                     offset += chunk;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transformer {
+    /// [`Transformer::attend`] for one new token per sequence (a decode step) on queries and
+    /// output with contiguous rows: per head, the scores and the weighted sum run chunk by chunk on
+    /// the store's slices with accel's matrix–vector kernels (`matrix_vector_rows`,
+    /// `vector_matrix_rows`). A paged cache's chunks are 16 rows, and two checked views, a slice
+    /// and a view-checking kernel call per chunk cost as much as its arithmetic: the paged cache
+    /// ran at 0.76× the contiguous one's throughput that way. Used when the model runs accel's
+    /// automatic choice; a forced kernel (`ACCEL_KERNEL`, a configured backend) takes the general
+    /// path, so that it really is the kernel that runs.
+    #[allow(clippy::too_many_arguments)]
+    fn attend_one(
+        store: &dyn KvStore,
+        layer: usize,
+        queries: ArrayView2<'_, f32>,
+        d_head: usize,
+        total: usize,
+        scale: f32,
+        mut output: ArrayViewMut2<'_, f32>,
+        scores: &mut Vec<f32>,
+    ) -> Result<(), KvCacheError> {
+        if scores.len() < total {
+            scores.resize(total, 0.0);
+        }
+        let scores = &mut scores[..total];
+        for (sequence, query_row) in queries.rows().into_iter().enumerate() {
+            let query_row = query_row
+                .to_slice()
+                .expect("the caller checked unit column strides");
+            let mut output_row = output.row_mut(sequence);
+            let output_row = output_row
+                .as_slice_mut()
+                .expect("the caller checked unit column strides");
+            for (head, (query, head_output)) in query_row
+                .chunks_exact(d_head)
+                .zip(output_row.chunks_exact_mut(d_head))
+                .enumerate()
+            {
+                let mut offset = 0;
+                store.visit_chunk_slices(layer, sequence, head, &mut |keys, _| {
+                    let rows = keys.len() / d_head;
+                    accel::matrix_vector_rows(
+                        keys,
+                        query,
+                        &mut scores[offset..offset + rows],
+                        false,
+                        &GemvConfig::default(),
+                    )?;
+                    offset += rows;
+                    Ok(())
+                })?;
+                debug_assert_eq!(offset, total, "the store must hold every position");
+                // The new token sits at position total − 1 and sees every stored key.
+                softmax_row(scores, total, scale);
+                head_output.fill(0.0);
+                let mut offset = 0;
+                store.visit_chunk_slices(layer, sequence, head, &mut |_, values| {
+                    let rows = values.len() / d_head;
+                    accel::vector_matrix_rows(
+                        &scores[offset..offset + rows],
+                        values,
+                        head_output,
+                        true,
+                        &GemvConfig::default(),
+                    )?;
+                    offset += rows;
                     Ok(())
                 })?;
             }

@@ -110,7 +110,7 @@ pub(crate) fn masked_softmax_rows(
 
 /// [`softmax_row_body`] compiled per vector width (see [`gelu_slice`]).
 #[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
-fn softmax_row(row: &mut [f32], visible: usize, scale: f32) {
+pub(crate) fn softmax_row(row: &mut [f32], visible: usize, scale: f32) {
     softmax_row_body(row, visible, scale);
 }
 

@@ -3,7 +3,7 @@
 //! physical ones. A sequence wastes at most `block_size − 1` token slots, against
 //! `capacity − len` for the contiguous cache, at the price of attention over several chunks.
 
-use crate::cache::{check_new_rows, CacheShape, ChunkVisitor, KvStore};
+use crate::cache::{check_new_rows, CacheShape, ChunkVisitor, KvStore, SliceVisitor};
 use crate::error::KvCacheError;
 use ndarray::ArrayView2;
 
@@ -198,6 +198,33 @@ impl KvStore for PagedKvCache {
                     .expect("a block slab holds block_size · d_head floats")
             };
             visit(view(key_offset), view(value_offset))?;
+        }
+        Ok(())
+    }
+
+    fn visit_chunk_slices(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+        visit: &mut SliceVisitor<'_>,
+    ) -> Result<(), KvCacheError> {
+        assert!(head < self.shape.n_heads);
+        let len = self.layer_lens[layer];
+        let d_head = self.shape.d_head;
+        let key_offset = self.slab_offset(layer, false, head);
+        let value_offset = self.slab_offset(layer, true, head);
+        for (logical, &block) in self.block_tables[sequence].iter().enumerate() {
+            let first = logical * self.block_size;
+            if first >= len {
+                break;
+            }
+            let floats = (len - first).min(self.block_size) * d_head;
+            let data = &self.blocks[block];
+            visit(
+                &data[key_offset..key_offset + floats],
+                &data[value_offset..value_offset + floats],
+            )?;
         }
         Ok(())
     }

@@ -160,10 +160,117 @@ pub fn gemv_into_with(
         accumulate,
         layout,
     };
+    dispatch(isa, args);
+    Ok(GemvRun { isa, layout })
+}
+
+/// `y (+)= B · x` for a row-major `rows × k` matrix `B` in a slice (`k = x.len()`, `rows = y.len()`): one dot
+/// product per row of `B` (the columns layout of [`gemv_into`] on `x` and `Bᵀ`). For callers that hold plain
+/// slices, such as the blocks of a paged KV cache, where building two checked views per block of 16 rows cost as
+/// much as the block's arithmetic. Returns what ran.
+///
+/// # Errors
+/// [`AccelError::ShapeMismatch`] when `b.len() != y.len() · x.len()`; [`AccelError::KernelUnavailable`] when
+/// `config` forces an instruction set this CPU lacks.
+pub fn matrix_vector_rows(
+    b: &[f32],
+    x: &[f32],
+    y: &mut [f32],
+    accumulate: bool,
+    config: &GemvConfig,
+) -> Result<GemvRun, AccelError> {
+    let (rows, k) = (y.len(), x.len());
+    if rows.checked_mul(k) != Some(b.len()) {
+        return Err(AccelError::ShapeMismatch {
+            a_shape: [rows, k],
+            b_shape: [b.len(), 1],
+        });
+    }
+    run_slices(
+        GemvArgs {
+            m: 1,
+            k,
+            n: rows,
+            a: x.as_ptr(),
+            a_row_stride: 0,
+            a_col_stride: 1,
+            b: b.as_ptr(),
+            b_row_stride: 1,
+            b_col_stride: k as isize,
+            c: y.as_mut_ptr(),
+            c_row_stride: 0,
+            c_col_stride: 1,
+            accumulate,
+            layout: GemvLayout::Columns,
+        },
+        config,
+    )
+}
+
+/// `y (+)= xᵀ · B` for a row-major `k × n` matrix `B` in a slice (`k = x.len()`, `n = y.len()`): the rows of `B`
+/// weighted by `x` and summed (the rows layout of [`gemv_into`]), e.g. attention weights times a block of cached
+/// values. Returns what ran.
+///
+/// # Errors
+/// [`AccelError::ShapeMismatch`] when `b.len() != x.len() · y.len()`; [`AccelError::KernelUnavailable`] when
+/// `config` forces an instruction set this CPU lacks.
+pub fn vector_matrix_rows(
+    x: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    accumulate: bool,
+    config: &GemvConfig,
+) -> Result<GemvRun, AccelError> {
+    let (k, n) = (x.len(), y.len());
+    if k.checked_mul(n) != Some(b.len()) {
+        return Err(AccelError::ShapeMismatch {
+            a_shape: [1, k],
+            b_shape: [b.len(), n],
+        });
+    }
+    run_slices(
+        GemvArgs {
+            m: 1,
+            k,
+            n,
+            a: x.as_ptr(),
+            a_row_stride: 0,
+            a_col_stride: 1,
+            b: b.as_ptr(),
+            b_row_stride: n as isize,
+            b_col_stride: 1,
+            c: y.as_mut_ptr(),
+            c_row_stride: 0,
+            c_col_stride: 1,
+            accumulate,
+            layout: GemvLayout::Rows,
+        },
+        config,
+    )
+}
+
+/// Runs checked slice arguments on the configured (or best) instruction set.
+fn run_slices(args: GemvArgs, config: &GemvConfig) -> Result<GemvRun, AccelError> {
+    let isa = config.isa.unwrap_or_else(Isa::best);
+    if !isa.is_available() {
+        return Err(AccelError::KernelUnavailable {
+            backend: Backend::Simd(isa),
+        });
+    }
+    let layout = args.layout;
+    if args.n > 0 {
+        dispatch(isa, args);
+    }
+    Ok(GemvRun { isa, layout })
+}
+
+/// Runs the body compiled for `isa`.
+fn dispatch(isa: Isa, args: GemvArgs) {
     match isa {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: AVX-512F and FMA were checked above; the pointers and strides come from live ndarray views of the
-        // checked shapes, and `c` is a unique mutable borrow, so it aliases neither `a` nor `b`.
+        // SAFETY: the callers checked that `isa` is available; the arguments satisfy the `GemvArgs` invariant (views
+        // of checked shapes in `gemv_into_with`, slices of checked lengths in `run_slices`), and `c` is a unique
+        // mutable borrow, so it aliases neither `a` nor `b`.
         Isa::Avx512 => unsafe { gemv_avx512(args) },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         // SAFETY: as above, with AVX2 and FMA checked.
@@ -171,7 +278,6 @@ pub fn gemv_into_with(
         // SAFETY: as above; the scalar body needs no CPU feature.
         _ => unsafe { gemv_body::<F32x1>(args) },
     }
-    Ok(GemvRun { isa, layout })
 }
 
 /// The operands of one call, as raw pointers and element strides.
