@@ -565,6 +565,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
             accel_runner(n, Backend::Parallel(isa), Some(threads)),
         )
         .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
+        .map(|result| {
+            result.borderline_by_design(
+                "the bar (0.925 × threads) sits 3–7% below what two threads give when the VM's second vCPU is \
+                 free (1.89–1.98× on a Zen 4 VM), and that vCPU is at times busy with a neighbour's work: in \
+                 nine quick runs of one afternoon the ratio read 1.30–1.98×",
+            )
+        })
     };
     results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
     Ok(results)
