@@ -181,25 +181,10 @@ impl KvStore for PagedKvCache {
         head: usize,
         visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError> {
-        assert!(head < self.shape.n_heads);
-        let len = self.layer_lens[layer];
         let d_head = self.shape.d_head;
-        let key_offset = self.slab_offset(layer, false, head);
-        let value_offset = self.slab_offset(layer, true, head);
-        for (logical, &block) in self.block_tables[sequence].iter().enumerate() {
-            let first = logical * self.block_size;
-            if first >= len {
-                break;
-            }
-            let rows = (len - first).min(self.block_size);
-            let data = &self.blocks[block];
-            let view = |offset: usize| {
-                ArrayView2::from_shape((rows, d_head), &data[offset..offset + rows * d_head])
-                    .expect("a block slab holds block_size · d_head floats")
-            };
-            visit(view(key_offset), view(value_offset))?;
-        }
-        Ok(())
+        self.visit_chunk_slices(layer, sequence, head, &mut |keys, values| {
+            visit(slab_view(keys, d_head), slab_view(values, d_head))
+        })
     }
 
     fn visit_chunk_slices(
@@ -269,4 +254,10 @@ impl KvStore for PagedKvCache {
             })
             .sum()
     }
+}
+
+/// A block slab of `rows · d_head` floats as a `rows × d_head` view.
+fn slab_view(slab: &[f32], d_head: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((slab.len() / d_head, d_head), slab)
+        .expect("a block slab holds rows · d_head floats")
 }
