@@ -569,7 +569,8 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
             result.borderline_by_design(
                 "the bar (0.925 × threads) sits 3–7% below what two threads give when the VM's second vCPU is \
                  free (1.89–1.98× on a Zen 4 VM), and that vCPU is at times busy with a neighbour's work: in \
-                 nine quick runs of one afternoon the ratio read 1.30–1.98×",
+                 17 quick runs of one afternoon the ratio read 1.10–1.99× (the gemm crate's own two threads gave \
+                 1.05–1.76× its one in the same hour)",
             )
         })
     };
