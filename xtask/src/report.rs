@@ -1,21 +1,23 @@
 //! Renders a run as `report.md`: the honest assessment, per module and overall.
 
 use perf_core::alloc::Probe;
-use perf_core::claim::{format_value, ClaimResult, Verdict};
+use perf_core::claim::{format_value, ClaimResult, Estimate, Verdict};
 use perf_core::results::ValidationRun;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 fn estimate_cell(claim: &ClaimResult) -> String {
-    match &claim.estimate {
-        Some(estimate) => format!(
-            "{} [{}, {}]",
-            format_value(estimate.point, &estimate.unit),
-            format_value(estimate.ci_lower, &estimate.unit),
-            format_value(estimate.ci_upper, &estimate.unit)
-        ),
-        None => "—".into(),
-    }
+    claim.estimate.as_ref().map_or("—".into(), format_estimate)
+}
+
+/// "1.894× [1.862×, 1.926×]": the point and its interval, as the report prints them.
+pub fn format_estimate(estimate: &Estimate) -> String {
+    format!(
+        "{} [{}, {}]",
+        format_value(estimate.point, &estimate.unit),
+        format_value(estimate.ci_lower, &estimate.unit),
+        format_value(estimate.ci_upper, &estimate.unit)
+    )
 }
 
 fn escape(text: &str) -> String {

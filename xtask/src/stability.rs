@@ -2,8 +2,9 @@
 //! inconclusive by design (`borderline`) are listed apart and do not count as instability.
 
 use crate::archive::{list_runs, load};
+use crate::report::format_estimate;
 use anyhow::{bail, Result};
-use perf_core::claim::{ClaimResult, Criterion, Direction, Estimate, Verdict};
+use perf_core::claim::{format_value, ClaimResult, Criterion, Direction, Estimate, Verdict};
 use perf_core::results::ValidationRun;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,33 +22,8 @@ pub struct ClaimVerdicts {
     pub borderline: Option<String>,
 }
 
-/// "0.887 [0.862, 0.913]", to four significant figures.
-fn format_estimate(estimate: &Estimate) -> String {
-    let figure = |value: f64| format!("{}", Sig4(value));
-    format!(
-        "{} [{}, {}]",
-        figure(estimate.point),
-        figure(estimate.ci_lower),
-        figure(estimate.ci_upper)
-    )
-}
-
-/// A number to four significant figures without exponent noise (1.965, 0.8892, 208.5).
-struct Sig4(f64);
-
-impl std::fmt::Display for Sig4 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let value = self.0;
-        if !value.is_finite() || value == 0.0 {
-            return write!(f, "{value}");
-        }
-        let magnitude = value.abs().log10().floor() as i32;
-        let decimals = (3 - magnitude).clamp(0, 6) as usize;
-        write!(f, "{value:.decimals$}")
-    }
-}
-
 fn bar_of(claim: &ClaimResult) -> Option<String> {
+    let unit = claim.estimate.as_ref().map_or("", |e| e.unit.as_str());
     match &claim.criterion {
         Criterion::Threshold {
             threshold,
@@ -58,11 +34,13 @@ fn bar_of(claim: &ClaimResult) -> Option<String> {
                 Direction::AtLeast => "≥",
                 Direction::AtMost => "≤",
             },
-            Sig4(*threshold)
+            format_value(*threshold, unit)
         )),
-        Criterion::Equivalence { lower, upper } => {
-            Some(format!("within [{}, {}]", Sig4(*lower), Sig4(*upper)))
-        }
+        Criterion::Equivalence { lower, upper } => Some(format!(
+            "within [{}, {}]",
+            format_value(*lower, unit),
+            format_value(*upper, unit)
+        )),
         _ => None,
     }
 }
@@ -189,7 +167,7 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
 
 #[cfg(test)]
 mod tests {
-    use super::unstable;
+    use super::{format_estimate, unstable};
     use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 
     fn run_with(points: &[(f64, bool)]) -> Vec<ClaimResult> {
@@ -230,7 +208,7 @@ mod tests {
         let shown: Vec<String> = found[0]
             .estimates
             .iter()
-            .map(|e| super::format_estimate(e.as_ref().unwrap()))
+            .map(|e| format_estimate(e.as_ref().unwrap()))
             .collect();
         assert_eq!(shown, ["1.200 [1.100, 1.300]", "1.050 [0.9500, 1.150]"]);
         assert_eq!(found[1].id, "m.claim_2");

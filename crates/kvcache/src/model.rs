@@ -508,6 +508,13 @@ impl Transformer {
         )
     }
 
+    /// Whether products run on accel's automatic choice: no backend configured on the model and
+    /// none forced through `ACCEL_KERNEL`. Only then do the few-row paths (matrix–vector kernels)
+    /// replace the configured kernel; a forced kernel runs every product.
+    fn runs_automatic_choice(&self) -> bool {
+        self.matmul.backend == Backend::Auto && matches!(Backend::from_env(), Ok(None))
+    }
+
     /// A product with few rows (see [`FEW_QUERIES`]) on accel's matrix–vector kernel when the
     /// model uses accel's automatic choice; every other product on the configured kernel.
     fn projection(
@@ -517,10 +524,7 @@ impl Transformer {
         c: ArrayViewMut2<'_, f32>,
         accumulate: bool,
     ) -> Result<(), KvCacheError> {
-        if a.nrows() <= FEW_QUERIES
-            && self.matmul.backend == Backend::Auto
-            && matches!(Backend::from_env(), Ok(None))
-        {
+        if a.nrows() <= FEW_QUERIES && self.runs_automatic_choice() {
             accel::gemv_into(a, b, c, accumulate)?;
             return Ok(());
         }
@@ -558,8 +562,7 @@ impl Transformer {
         // Rows with unit column stride (the decoder's scratch always has them).
         let unit_columns = |strides: &[isize], cols: usize| cols <= 1 || strides[1] == 1;
         if new_tokens == 1
-            && self.matmul.backend == Backend::Auto
-            && matches!(Backend::from_env(), Ok(None))
+            && self.runs_automatic_choice()
             && unit_columns(queries.strides(), queries.ncols())
             && unit_columns(output.strides(), output.ncols())
         {
