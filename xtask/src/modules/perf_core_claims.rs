@@ -312,6 +312,7 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
         warm_up: WarmUp::Time(Duration::from_millis(2)),
         rounds: DETECTION_ROUNDS,
         pairs: 6 * DETECTION_ROUNDS,
+        min_sample_time: Duration::from_micros(500),
         ..compare_config(context)
     };
     let mut results = Vec::new();
