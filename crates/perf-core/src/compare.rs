@@ -22,7 +22,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Order {
-    /// AB, BA, AB, BA…: a linear drift cancels over every two pairs.
+    /// BA, AB, BA, AB…: a linear drift, or what the side run second inherits from the first, cancels over
+    /// every two pairs.
     Alternating,
     /// Each pair's order drawn at random from the seed.
     RandomizedBlocks,
@@ -117,7 +118,8 @@ pub struct RankComparison {
 pub struct SpeedupEstimate {
     /// Ratio of geometric means, exp(mean of ln(baseline / candidate)) over the pairs.
     pub point: f64,
-    /// Lower end of the paired log-ratio t-interval.
+    /// Lower end of the paired log-ratio t-interval (over ABBA blocks under alternating order, see
+    /// [`inference_units`]).
     pub ci_lower: f64,
     /// Upper end.
     pub ci_upper: f64,
@@ -125,9 +127,9 @@ pub struct SpeedupEstimate {
     pub confidence: f64,
     /// Mean paired log ratio.
     pub log_ratio_mean: f64,
-    /// Its standard error.
+    /// Its standard error, over the [`inference_units`] (ABBA blocks or pairs) or, with rounds, the rounds.
     pub log_ratio_standard_error: f64,
-    /// Degrees of freedom (pairs − 1).
+    /// Degrees of freedom: units − 1 (blocks − 1 or pairs − 1), or rounds − 1.
     pub degrees_of_freedom: f64,
 }
 
@@ -177,7 +179,8 @@ pub struct Comparison {
     /// The robust cross-check on the independent samples.
     pub rank: RankComparison,
     /// The robust cross-check on the pairs: exp of the Hodges–Lehmann estimate of the paired log
-    /// ratios with its Wilcoxon signed-rank interval (resistant to a few preempted samples).
+    /// ratios (of their ABBA-block means, see [`inference_units`]) with its Wilcoxon signed-rank interval
+    /// (resistant to a few preempted samples).
     pub robust_speedup: Option<RobustSpeedup>,
     /// ln(baseline / candidate) of every pair, in measurement order.
     pub log_ratios: Vec<f64>,
@@ -322,8 +325,39 @@ impl Comparison {
 
     /// The robust paired interval at another confidence level (0.90 for a TOST).
     pub fn robust_interval(&self, confidence: f64) -> Option<(f64, f64)> {
-        signed_rank_interval(&self.log_ratios, confidence)
-            .map(|(_, lower, upper)| (lower.exp(), upper.exp()))
+        signed_rank_interval(
+            &inference_units(&self.log_ratios, self.fairness.order),
+            confidence,
+        )
+        .map(|(_, lower, upper)| (lower.exp(), upper.exp()))
+    }
+}
+
+/// Fewest pairs for which an alternating comparison is analysed in ABBA blocks (six blocks, the least a
+/// signed-rank interval takes).
+pub const MIN_PAIRS_FOR_BLOCKS: usize = 12;
+
+/// The values the single-round intervals are computed over. Under [`Order::Alternating`] with an even number
+/// of at least [`MIN_PAIRS_FOR_BLOCKS`] pairs, the mean of each block of pairs 2k and 2k + 1 (measured in
+/// opposite orders); otherwise the pairs' log ratios themselves.
+///
+/// An AB/BA design is a crossover: whatever the side measured second in a pair inherits from the first (a
+/// cache the other kernel evicted, a frequency step, a linear drift) enters pair 2k with one sign and pair
+/// 2k + 1 with the other. The mean over whole blocks cancels it, so the point estimate is the same either way,
+/// but pair by pair it is variance: on the reference VM the log ratios of even and odd pairs differed by up to
+/// 0.28 (quant's int8 vs f32 GEMM at n = 512, one call per sample), which widened the pair-level interval up to
+/// 2.7-fold. Block means carry none of it, at the price of half the degrees of freedom.
+pub fn inference_units(log_ratios: &[f64], order: Order) -> std::borrow::Cow<'_, [f64]> {
+    let n = log_ratios.len();
+    if order == Order::Alternating && n >= MIN_PAIRS_FOR_BLOCKS && n % 2 == 0 {
+        std::borrow::Cow::Owned(
+            log_ratios
+                .chunks_exact(2)
+                .map(|block| (block[0] + block[1]) / 2.0)
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(log_ratios)
     }
 }
 
@@ -476,7 +510,11 @@ pub fn compare_sources(
             Order::Alternating | Order::RandomizedBlocks => {
                 for pair in 0..pairs {
                     let baseline_first = match config.order {
-                        Order::Alternating => pair % 2 == 0,
+                        // The warm-up ran the baseline, then the candidate: the first pair continues with the
+                        // candidate (BA, AB, BA, …), so every side that runs first in a pair ran last in the one
+                        // before, and none starts cold twice at the beginning (AB first gave an A/A bias of
+                        // penalty / pairs with a simulated cold-start penalty).
+                        Order::Alternating => pair % 2 == 1,
                         _ => rng.random_bool(0.5),
                     };
                     if baseline_first {
@@ -538,9 +576,10 @@ pub fn analyse_pairs(
         ));
     }
     let log_ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x / y).ln()).collect();
-    let n = log_ratios.len() as f64;
+    let units = inference_units(&log_ratios, config.order);
+    let n = units.len() as f64;
     let df = n - 1.0;
-    let (log_ratio_mean, log_ratio_std) = mean_and_std(&log_ratios);
+    let (log_ratio_mean, log_ratio_std) = mean_and_std(&units);
     let log_ratio_standard_error = log_ratio_std / n.sqrt();
     let t = student_t_quantile(1.0 - (1.0 - config.confidence) / 2.0, df)?;
     let speedup = SpeedupEstimate {
@@ -555,7 +594,7 @@ pub fn analyse_pairs(
     let t_power = student_t_quantile(config.power, df)?;
     let minimum_detectable_speedup = ((t + t_power) * log_ratio_standard_error).exp();
     let robust_speedup =
-        signed_rank_interval(&log_ratios, config.confidence).map(|(point, lower, upper)| {
+        signed_rank_interval(&units, config.confidence).map(|(point, lower, upper)| {
             RobustSpeedup {
                 point: point.exp(),
                 ci_lower: lower.exp(),

@@ -297,9 +297,14 @@ fn stateful_aa_rate(rounds: usize, pairs: usize, trials: u64) -> f64 {
         let (mut baseline, mut candidate) = (side(2 * trial + 1), side(2 * trial + 2));
         let comparison = compare_sources(&config, &mut baseline, &mut candidate).unwrap();
         assert_eq!(comparison.round_log_ratio_means.len(), rounds);
+        // One round of alternating pairs is analysed in ABBA blocks of two pairs.
         assert_eq!(
             comparison.speedup.degrees_of_freedom,
-            if rounds > 1 { rounds - 1 } else { pairs - 1 } as f64
+            if rounds > 1 {
+                rounds - 1
+            } else {
+                pairs / 2 - 1
+            } as f64
         );
         called += u64::from(comparison.is_significant());
     }
@@ -339,4 +344,88 @@ fn rounds_need_two_pairs_each() {
     };
     let error = compare_sources(&config, &mut side(), &mut side()).unwrap_err();
     assert!(error.to_string().contains("two per round"), "{error}");
+}
+
+/// A machine on which the side that did not run last starts cold: its batch costs `penalty` more (a cache the
+/// other kernel evicted), as when one sample is one call of a large kernel.
+struct CarryOverMachine {
+    last_side: Option<usize>,
+    penalty: f64,
+    noise_sigma: f64,
+    rng: StdRng,
+}
+
+struct CarryOverSide {
+    machine: Rc<RefCell<CarryOverMachine>>,
+    id: usize,
+    per_iteration_ns: f64,
+}
+
+impl TimedBatch for CarryOverSide {
+    fn run_batch(&mut self, iterations: u64) -> f64 {
+        let mut machine = self.machine.borrow_mut();
+        let cold = machine.last_side.is_some_and(|last| last != self.id);
+        machine.last_side = Some(self.id);
+        let noise = LogNormal::new(0.0, machine.noise_sigma)
+            .unwrap()
+            .sample(&mut machine.rng);
+        let penalty = if cold { 1.0 + machine.penalty } else { 1.0 };
+        iterations as f64 * self.per_iteration_ns * penalty * noise
+    }
+}
+
+/// (fraction called significant, mean point estimate, mean interval width in log units) over `trials`.
+fn carry_over_trials(true_speedup: f64, trials: u64) -> (f64, f64, f64) {
+    let config = simulated_config(Order::Alternating);
+    let (mut called, mut points, mut widths) = (0u64, 0.0, 0.0);
+    for trial in 0..trials {
+        let machine = Rc::new(RefCell::new(CarryOverMachine {
+            last_side: None,
+            penalty: 0.10,
+            noise_sigma: 0.01,
+            rng: StdRng::seed_from_u64(90_000 + trial),
+        }));
+        let mut baseline = CarryOverSide {
+            machine: Rc::clone(&machine),
+            id: 0,
+            per_iteration_ns: 1_000_000.0,
+        };
+        let mut candidate = CarryOverSide {
+            machine,
+            id: 1,
+            per_iteration_ns: 1_000_000.0 / true_speedup,
+        };
+        let comparison = compare_sources(&config, &mut baseline, &mut candidate).unwrap();
+        called += u64::from(comparison.is_significant());
+        points += comparison.speedup.point;
+        widths += (comparison.speedup.ci_upper / comparison.speedup.ci_lower).ln();
+    }
+    let n = trials as f64;
+    (called as f64 / n, points / n, widths / n)
+}
+
+#[test]
+fn abba_blocks_remove_carry_over_from_the_interval() {
+    // One call per sample (1 ms), a 10% cold-start penalty for the side that did not run last, 1% noise. Pair
+    // by pair the penalty alternates in sign (AB, BA, …) and would be read as ±10% noise; over ABBA blocks
+    // it cancels.
+    let (false_positives, aa_point, aa_width) = carry_over_trials(1.0, 400);
+    let (power, point, width) = carry_over_trials(1.03, 400);
+    println!(
+        "carry-over 10%: A/A called different {:.1}% (point {aa_point:.4}, width {aa_width:.4}); \
+         true 3%: power {:.1}%, point {point:.4}, width {width:.4}",
+        100.0 * false_positives,
+        100.0 * power
+    );
+    assert!(
+        false_positives <= 0.08,
+        "A/A false positives {false_positives}"
+    );
+    assert!((aa_point - 1.0).abs() < 0.002, "A/A point {aa_point}");
+    // The block means carry only the 1% noise: a 3% difference is found nearly always, and the point is
+    // unbiased by the penalty, which falls on both sides alike.
+    assert!(power >= 0.95, "power for a true 3% speedup {power}");
+    assert!((point - 1.03).abs() < 0.002, "point {point}");
+    // The interval reflects the noise, not the penalty: ±10% read as noise would make it about 0.09 wide.
+    assert!(width < 0.03, "interval width {width}");
 }
