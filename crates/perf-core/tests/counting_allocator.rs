@@ -34,17 +34,6 @@ fn counting_allocator_accounts_exactly() {
     assert_eq!(outer.net_bytes, 4_096);
     drop(kept);
 
-    // Several threads: each allocates and frees 1 MiB at the same time; the total is counted.
-    let before = snapshot();
-    std::thread::scope(|scope| {
-        for _ in 0..4 {
-            scope.spawn(|| drop(black_box(vec![1u8; 1 << 20])));
-        }
-    });
-    let after = snapshot();
-    assert!(after.total_allocated_bytes - before.total_allocated_bytes >= 4 << 20);
-    assert!(after.allocations - before.allocations >= 4);
-
     // Growth by realloc is counted: a Vec doubling to 1 MiB peaks at ≥ 1 MiB.
     let ((), grown) = measure_peak(|| {
         let mut values: Vec<u8> = Vec::new();
@@ -56,4 +45,18 @@ fn counting_allocator_accounts_exactly() {
     .unwrap();
     assert!(grown.peak_bytes >= 1 << 20);
     assert_eq!(grown.net_bytes, 0);
+
+    // Several threads: each allocates and frees 1 MiB at the same time; the total is counted. Last: the counters
+    // are process-wide, and a finished scoped thread may still be freeing its own bookkeeping (thread-local
+    // destructors, its handle) after `scope` returns, which lowered the growth check's peak below 1 MiB by a
+    // few bytes in about one run of six when it came after this.
+    let before = snapshot();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| drop(black_box(vec![1u8; 1 << 20])));
+        }
+    });
+    let after = snapshot();
+    assert!(after.total_allocated_bytes - before.total_allocated_bytes >= 4 << 20);
+    assert!(after.allocations - before.allocations >= 4);
 }
