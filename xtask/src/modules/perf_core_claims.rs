@@ -214,22 +214,25 @@ fn reproducibility_claim() -> Claim {
     )
 }
 
-/// Rounds per measurement of the reproducibility claim. Each measurement is the median of its rounds' medians,
-/// spread over a few hundred milliseconds: a neighbour's burst on the shared VM (+9% for 200 ms, seen with a
-/// 100 ms-resolution probe of this workload) then moves a minority of rounds, where a single-round
-/// measurement of 70 ms sat wholly inside it (0.9355× [0.924×, 0.947×], FAIL, in one quick run of 22).
+/// Rounds per measurement of the reproducibility claim (of REPRODUCIBILITY_SAMPLES 1 ms samples after a 10 ms
+/// warm-up, about 30 ms each). Each measurement is the median of its rounds' medians, spread over most of a
+/// second: a neighbour's burst on the shared VM then moves a minority of rounds. A single-round measurement of
+/// 70 ms sat wholly inside one (0.9355× [0.924×, 0.947×], FAIL, in one quick run of 22); with 16 rounds of 20 ms
+/// a burst of +5–8% over 9 of the second measurement's rounds still moved its median by 2.7% (PARTIAL).
 fn reproducibility_rounds(quick: bool) -> usize {
     if quick {
-        16
-    } else {
         24
+    } else {
+        32
     }
 }
+
+const REPRODUCIBILITY_SAMPLES: usize = 20;
 
 fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
     let config = MeasureConfig {
         warm_up: WarmUp::Time(Duration::from_millis(10)),
-        samples: 10,
+        samples: REPRODUCIBILITY_SAMPLES,
         rounds: reproducibility_rounds(context.quick),
         ..MeasureConfig::default()
     };
@@ -266,6 +269,13 @@ fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
     let overlap = first_interval.0 <= second_interval.1 && second_interval.0 <= first_interval.1;
     Ok(reproducibility_claim()
         .judge(estimate)
+        .borderline_by_design(
+            "in noisy phases of the shared VM this workload alternates between two speeds 5–6% apart in stretches \
+             of about 0.3 s (the round medians show it: 2,700 and 2,850 ns per call); two measurements of under a \
+             second each then split the stretches differently and the ratio's interval reaches the ±5% margin \
+             (0.971× [0.946×, 0.997×] and 1.027× [1.003×, 1.053×] in two quick runs of eight), where on a quiet \
+             machine it reads 1.000× ± 0.3%",
+        )
         .with_detail("rounds_per_measurement", config.rounds)
         .with_detail("median_intervals_overlap", overlap)
         .with_detail("first_median_ns", first_median)
@@ -406,7 +416,8 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
             .and_then(|(lower, upper)| Ok(Estimate::new(rate, lower, upper, "", look_confidence)?));
         let borderline = (slowdown_percent == 5).then_some(
             "the bar (power ≥ 80%) sits at the comparator's power for a 5% effect in this configuration on the \
-             reference VM (0.55–0.93 measured across runs), so the interval straddles it or falls either side",
+             reference VM (0.73–1.00 in 14 quick runs of one afternoon), so the interval straddles it or falls \
+             either side",
         );
         results.push(match estimate {
             Ok(estimate) => {
