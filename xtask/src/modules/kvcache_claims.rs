@@ -550,6 +550,17 @@ fn grid_measurements(model: &Transformer, plan: &Plan) -> Result<GridMeasurement
             timed_generation(model, &prompt, n, CacheMode::Disabled)?;
         }
     }
+    // And the largest recomputing step's buffers, once: a prefill over the grid's longest context is the
+    // forward pass that step makes (milliseconds, where the whole generation costs seconds). Without it the
+    // first recorded recomputing generation at N = 128 and 256 ran 10–18% slower than the later ones in quick
+    // mode (146.7 against 124–125 ms at 128): the allocator still served their buffers with fresh pages until
+    // a larger buffer had been freed.
+    if let Some(&largest) = plan.grid.last() {
+        let context = prompt.ncols() + largest - 1;
+        let long_prompt = Array2::from_shape_fn((1, context), |(_, t)| (31 * t + 7) as u32 % 256);
+        let mut decoder = Decoder::new(model, 1, context, CacheMode::Disabled)?;
+        std::hint::black_box(decoder.prefill_view(long_prompt.view())?);
+    }
     let mut cached_ns = vec![Vec::new(); plan.grid.len()];
     let mut uncached_ns = vec![Vec::new(); plan.grid.len()];
     let mut cached_steps = Vec::new();
@@ -753,6 +764,7 @@ fn complexity(model: &Transformer, grid: &GridMeasurements, cached: bool) -> Res
             times.iter().map(Vec::len).collect::<Vec<_>>(),
         )
         .with_detail("prompt_len", PROMPT_LEN)
+        .with_detail("total_ns_by_size", &times)
         .with_detail("median_total_ns", &medians)
         .with_detail("model_flops", &model_flops)
         .with_detail("predicted_exponent", predicted)
