@@ -78,11 +78,13 @@ impl Plan {
         if quick {
             Plan {
                 grid: geometric_grid(32, 512, 5),
-                // Six repetitions below N = 256, where a recomputing generation costs 11–150 ms: with three at
-                // every size the uncached exponent's interval (the fit has a constant term, which trades off
-                // against the exponent at the small end) once read 2.062 [1.880, 2.245] against the margin
-                // [1.962, 2.262], PARTIAL in one quick run of three.
-                repetitions: 6,
+                // Twelve repetitions below N = 256, where a recomputing generation costs 11–150 ms: the fit has a
+                // constant term, which trades off against the exponent at the small end, and there one generation
+                // lies within one of the VM's slow or fast stretches (±8% at N = 32). With three at every size
+                // the uncached exponent's interval once read 2.062 [1.880, 2.245] against the margin
+                // [1.962, 2.262]; with six it was still ±0.09–0.13 in noisy phases (PARTIAL in 4 quick runs
+                // of 39).
+                repetitions: 12,
                 long_repetitions: 3,
                 // Quick mode must stay near 15 s on a quiet machine: one recomputing generation
                 // of 512 tokens takes about 3 s, so it runs three times and without a warm-up
