@@ -349,7 +349,7 @@ pub const MIN_PAIRS_FOR_BLOCKS: usize = 12;
 /// 2.7-fold. Block means carry none of it, at the price of half the degrees of freedom.
 pub fn inference_units(log_ratios: &[f64], order: Order) -> std::borrow::Cow<'_, [f64]> {
     let n = log_ratios.len();
-    if order == Order::Alternating && n >= MIN_PAIRS_FOR_BLOCKS && n % 2 == 0 {
+    if order == Order::Alternating && n >= MIN_PAIRS_FOR_BLOCKS && n.is_multiple_of(2) {
         std::borrow::Cow::Owned(
             log_ratios
                 .chunks_exact(2)

@@ -488,7 +488,7 @@ fn ranking() -> Result<ClaimResult> {
     let mut medians = Vec::new();
     let mut intervals = Vec::new();
     for (&steps, values) in variants.iter().zip(samples) {
-        let result = BenchmarkResult::from_values(&format!("steps {steps}"), "ns", values)?;
+        let result = BenchmarkResult::from_values(format!("steps {steps}"), "ns", values)?;
         medians.push(result.median);
         intervals.push(result.median_ci.context("median interval missing")?);
     }
