@@ -347,6 +347,10 @@ pub const MIN_PAIRS_FOR_BLOCKS: usize = 12;
 /// but pair by pair it is variance: on the reference VM the log ratios of even and odd pairs differed by up to
 /// 0.28 (quant's int8 vs f32 GEMM at n = 512, one call per sample), which widened the pair-level interval up to
 /// 2.7-fold. Block means carry none of it, at the price of half the degrees of freedom.
+///
+/// With rounds the primary interval is over the rounds' centres instead, and only the robust cross-check uses
+/// these units; each round restarts the alternation, so its blocks line up with the rounds when every round
+/// has an even number of pairs (as every configuration in this workspace does).
 pub fn inference_units(log_ratios: &[f64], order: Order) -> std::borrow::Cow<'_, [f64]> {
     let n = log_ratios.len();
     if order == Order::Alternating && n >= MIN_PAIRS_FOR_BLOCKS && n.is_multiple_of(2) {
