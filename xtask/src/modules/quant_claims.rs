@@ -1007,6 +1007,17 @@ fn gemm_claims(context: &ModuleContext, config: &CompareConfig, results: &mut Ve
         results.push(
             outcome
                 .map(|r| {
+                    let r = if n == 1024 {
+                        r.borderline_by_design(
+                            "the int8/f32 ratio moves with the shared VM's phase, and the 3.5× bar sits at the low end \
+                             of its spread: 3.53–3.93 in 54 quick runs of one afternoon on a Zen 4 VM (3.73× in the \
+                             full reference run), PARTIAL in 3 of them, each in a noisy phase with a tight interval \
+                             around 3.53–3.65× (two kernels of different memory traffic slowed unequally by \
+                             neighbours)",
+                        )
+                    } else {
+                        r
+                    };
                     r.with_detail("n", n)
                         .with_detail("baseline_kernel", &f32_kernel)
                         .with_detail("candidate_kernel", int_kernel)
