@@ -1011,9 +1011,8 @@ fn gemm_claims(context: &ModuleContext, config: &CompareConfig, results: &mut Ve
                         r.borderline_by_design(
                             "the int8/f32 ratio moves with the shared VM's phase, and the 3.5× bar sits at the low end \
                              of its spread: 3.53–3.93 in 54 quick runs of one afternoon on a Zen 4 VM (3.73× in the \
-                             full reference run), PARTIAL in 3 of them, each in a noisy phase with a tight interval \
-                             around 3.53–3.65× (two kernels of different memory traffic slowed unequally by \
-                             neighbours)",
+                             full reference run), PARTIAL in 3 of them, all in noisy phases, at 3.53–3.65× (the two \
+                             kernels, of different memory traffic, are slowed unequally by neighbours)",
                         )
                     } else {
                         r
