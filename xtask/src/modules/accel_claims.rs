@@ -10,6 +10,8 @@ use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use perf_core::compare::{compare, CompareConfig, Comparison};
 use perf_core::workloads::WorkloadGenerator;
 use serde_json::json;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 const MODULE: &str = "accel";
 const ROBUST: &str = "Hodges–Lehmann / signed-rank";
@@ -106,18 +108,30 @@ fn gemm_sgemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, c: &mut Array2<f32
 /// A named implementation: runs C = A·B and reports the kernel that ran.
 type Runner = Box<dyn FnMut(ArrayView2<'_, f32>, ArrayView2<'_, f32>) -> String>;
 
-fn accel_runner(n: usize, backend: Backend, threads: Option<usize>) -> Runner {
-    let mut c = Array2::<f32>::zeros((n, n));
+/// An output buffer that runners may share.
+type Output = Rc<RefCell<Array2<f32>>>;
+
+/// accel's matmul under one configuration, writing into `c`.
+fn accel_runner_into(c: Output, backend: Backend, threads: Option<usize>) -> Runner {
     let config = MatmulConfig {
         backend,
         threads,
         ..MatmulConfig::default()
     };
     Box::new(move |a, b| {
-        accel::matmul_into_with(a, b, c.view_mut(), false, &config)
+        accel::matmul_into_with(a, b, c.borrow_mut().view_mut(), false, &config)
             .map(|run| run.to_string())
             .unwrap_or_else(|error| format!("error: {error}"))
     })
+}
+
+/// accel's matmul under one configuration, with its own n × n output buffer.
+fn accel_runner(n: usize, backend: Backend, threads: Option<usize>) -> Runner {
+    accel_runner_into(
+        Rc::new(RefCell::new(Array2::zeros((n, n)))),
+        backend,
+        threads,
+    )
 }
 
 /// Two runners of the same product under two configurations, writing into one shared output buffer: for
@@ -127,25 +141,14 @@ fn accel_runner(n: usize, backend: Backend, threads: Option<usize>) -> Runner {
 /// two output buffers' placement alone moves a 5 µs product by a few percent.
 fn shared_output_runners(
     n: usize,
-    baseline: (Backend, Option<usize>),
-    candidate: (Backend, Option<usize>),
+    (baseline_backend, baseline_threads): (Backend, Option<usize>),
+    (candidate_backend, candidate_threads): (Backend, Option<usize>),
 ) -> (Runner, Runner) {
-    let c = std::rc::Rc::new(std::cell::RefCell::new(Array2::<f32>::zeros((n, n))));
-    let runner = |(backend, threads): (Backend, Option<usize>),
-                  c: std::rc::Rc<std::cell::RefCell<Array2<f32>>>|
-     -> Runner {
-        let config = MatmulConfig {
-            backend,
-            threads,
-            ..MatmulConfig::default()
-        };
-        Box::new(move |a, b| {
-            accel::matmul_into_with(a, b, c.borrow_mut().view_mut(), false, &config)
-                .map(|run| run.to_string())
-                .unwrap_or_else(|error| format!("error: {error}"))
-        })
-    };
-    (runner(baseline, c.clone()), runner(candidate, c))
+    let c: Output = Rc::new(RefCell::new(Array2::zeros((n, n))));
+    (
+        accel_runner_into(Rc::clone(&c), baseline_backend, baseline_threads),
+        accel_runner_into(c, candidate_backend, candidate_threads),
+    )
 }
 
 fn crate_runner(n: usize, which: &'static str) -> Runner {
