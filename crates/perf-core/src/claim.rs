@@ -1,10 +1,16 @@
 //! Claims and verdicts: a statement with a threshold (or an equivalence margin), judged against an
-//! estimate with its interval, PASS / PARTIAL / FAIL / ERROR with a reason; Holm across a family.
+//! estimate with its interval, PASS / PARTIAL / FAIL / INCONCLUSIVE / SKIPPED / ERROR with a reason;
+//! Holm across a family.
 //!
-//! The rule (METHODS.md): PASS when the whole interval clears the threshold, FAIL when the whole
-//! interval misses it, PARTIAL when it straddles (inconclusive), ERROR when no measurement could be
-//! made. Equivalence ("no overhead") claims are TOST: PASS only when the (1 − 2α) interval lies
-//! inside the margin.
+//! The rule (`docs/METHODS.md`): PASS when the whole interval clears the threshold, FAIL when the whole
+//! interval misses it, PARTIAL when it straddles, ERROR when something broke. INCONCLUSIVE is for a
+//! measurement that cannot speak for the code (the machine was contended, an adaptive budget ran out);
+//! SKIPPED is for a claim that cannot run here by design (data not installed, an ISA absent), always
+//! with the command that enables it. Equivalence ("no overhead") claims are TOST: PASS only when the
+//! (1 − 2α) interval lies inside the margin.
+//!
+//! Only the judge produces a verdict: a [`ClaimResult`] can afterwards be annotated or weakened
+//! ([`ClaimResult::weaken`]), never raised to PASS.
 
 use crate::error::PerfError;
 use crate::stats::{student_t_cdf, student_t_quantile};
@@ -22,8 +28,31 @@ pub enum Verdict {
     Partial,
     /// The whole interval misses the threshold.
     Fail,
-    /// The measurement could not be made.
+    /// Something broke: the measurement could not be made.
     Error,
+    /// The measurement cannot speak for the code: the machine was contended, or an adaptive
+    /// sampling budget ran out with the interval still straddling the bar.
+    Inconclusive,
+    /// Cannot run here by design (data not installed, an instruction set absent); the reason names
+    /// the command that enables it.
+    Skipped,
+}
+
+impl Verdict {
+    /// Every verdict, in report order.
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Pass,
+        Verdict::Partial,
+        Verdict::Fail,
+        Verdict::Inconclusive,
+        Verdict::Skipped,
+        Verdict::Error,
+    ];
+
+    /// True for the verdicts a `--strict` run treats as failure (FAIL and ERROR).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Fail | Verdict::Error)
+    }
 }
 
 impl fmt::Display for Verdict {
@@ -33,6 +62,8 @@ impl fmt::Display for Verdict {
             Verdict::Partial => "PARTIAL",
             Verdict::Fail => "FAIL",
             Verdict::Error => "ERROR",
+            Verdict::Inconclusive => "INCONCLUSIVE",
+            Verdict::Skipped => "SKIPPED",
         })
     }
 }
@@ -234,6 +265,30 @@ impl ClaimResult {
         self
     }
 
+    /// Append a remark to the reason without changing the verdict (builder style).
+    pub fn annotate(mut self, remark: impl AsRef<str>) -> Self {
+        self.reason = format!("{}; {}", self.reason, remark.as_ref());
+        self
+    }
+
+    /// Move the verdict to a weaker one, saying why (builder style): a sub-claim that failed
+    /// (`Fail`), evidence that depends on the method (`Partial`), a contended machine
+    /// (`Inconclusive`). A verdict is never raised: weakening to PASS, or away from ERROR or
+    /// SKIPPED, leaves the verdict as it was and only records the remark.
+    pub fn weaken(mut self, verdict: Verdict, why: impl AsRef<str>) -> Self {
+        let allowed = match (self.verdict, verdict) {
+            (_, Verdict::Pass) | (Verdict::Error | Verdict::Skipped, _) => false,
+            (Verdict::Pass, _) => true,
+            (Verdict::Partial, other) => other != Verdict::Partial,
+            (Verdict::Fail, other) => matches!(other, Verdict::Inconclusive | Verdict::Error),
+            (Verdict::Inconclusive, other) => other == Verdict::Error,
+        };
+        if allowed {
+            self.verdict = verdict;
+        }
+        self.annotate(why)
+    }
+
     /// Mark the claim inconclusive by design, saying why (builder style); see [`ClaimResult::borderline`].
     pub fn borderline_by_design(mut self, why: impl Into<String>) -> Self {
         self.borderline = Some(why.into());
@@ -318,9 +373,27 @@ impl Claim {
         }
     }
 
-    /// The claim could not be measured.
+    /// The claim could not be measured: something broke.
     pub fn error(&self, reason: impl Into<String>) -> ClaimResult {
         self.result(Verdict::Error, reason.into(), None)
+    }
+
+    /// The claim cannot run here by design; `enable_command` is what a user runs to enable it (it is
+    /// kept in the details under `enable_command` and named in the reason).
+    pub fn skipped(&self, reason: impl Into<String>, enable_command: &str) -> ClaimResult {
+        let reason = format!("{}; enable with `{enable_command}`", reason.into());
+        self.result(Verdict::Skipped, reason, None)
+            .with_detail("enable_command", enable_command)
+    }
+
+    /// The measurement cannot speak for the code (contention, an exhausted budget); the estimate, when
+    /// there is one, is kept so the interval is still reported.
+    pub fn inconclusive(
+        &self,
+        reason: impl Into<String>,
+        estimate: Option<Estimate>,
+    ) -> ClaimResult {
+        self.result(Verdict::Inconclusive, reason.into(), estimate)
     }
 
     /// Judge the claim against `estimate`.
@@ -439,6 +512,32 @@ impl Claim {
     }
 }
 
+impl Claim {
+    /// Judge an interleaved comparison: its paired log-ratio speedup is the primary estimate and the
+    /// Hodges–Lehmann / signed-rank interval the cross-check (at the TOST level 0.90 for an
+    /// equivalence claim, at the primary's level otherwise); see [`Claim::judge_with_cross_check`].
+    ///
+    /// # Errors
+    /// When either estimate cannot be formed (too few pairs, a degenerate interval).
+    pub fn judge_comparison(
+        &self,
+        comparison: &crate::compare::Comparison,
+    ) -> Result<ClaimResult, PerfError> {
+        let robust_confidence = match self.criterion {
+            Criterion::Equivalence { .. } => 0.90,
+            _ => comparison.speedup.confidence,
+        };
+        Ok(self.judge_with_cross_check(
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(robust_confidence)?,
+            ROBUST_CROSS_CHECK,
+        ))
+    }
+}
+
+/// The name of the comparator's robust cross-check, as reports show it.
+pub const ROBUST_CROSS_CHECK: &str = "Hodges–Lehmann / signed-rank";
+
 /// TOST p-value: the larger of the two one-sided p-values against the margins.
 pub fn tost_p_value(inference: TInference, lower: f64, upper: f64) -> Option<f64> {
     if inference.standard_error <= 0.0 {
@@ -481,7 +580,13 @@ pub fn apply_holm(results: &mut [ClaimResult], alpha: f64) -> usize {
     let members: Vec<usize> = results
         .iter()
         .enumerate()
-        .filter(|(_, result)| result.p_value.is_some() && result.verdict != Verdict::Error)
+        .filter(|(_, result)| {
+            result.p_value.is_some()
+                && !matches!(
+                    result.verdict,
+                    Verdict::Error | Verdict::Skipped | Verdict::Inconclusive
+                )
+        })
         .map(|(index, _)| index)
         .collect();
     let p_values: Vec<f64> = members
@@ -653,6 +758,41 @@ mod tests {
         );
         assert_eq!(disagree.verdict, Verdict::Partial);
         assert!(disagree.reason.contains("robust cross-check says PARTIAL"));
+    }
+
+    #[test]
+    fn skipped_names_its_command_and_weaken_never_raises() {
+        let claim = Claim::threshold("t", "m", "at least 2", 2.0, Direction::AtLeast);
+        let skipped = claim.skipped("data not installed", "apt-get install x");
+        assert_eq!(skipped.verdict, Verdict::Skipped);
+        assert!(skipped.reason.contains("`apt-get install x`"));
+        assert_eq!(skipped.details["enable_command"], "apt-get install x");
+        assert_eq!(
+            skipped.clone().weaken(Verdict::Fail, "no").verdict,
+            Verdict::Skipped
+        );
+        let pass = claim.judge(estimate(2.5, 2.1, 2.9));
+        assert_eq!(
+            pass.clone().weaken(Verdict::Fail, "tokens differ").verdict,
+            Verdict::Fail
+        );
+        let fail = claim.judge(estimate(1.5, 1.4, 1.6));
+        assert_eq!(
+            fail.clone().weaken(Verdict::Pass, "x").verdict,
+            Verdict::Fail
+        );
+        let contended = fail.weaken(Verdict::Inconclusive, "another process held a core");
+        assert_eq!(contended.verdict, Verdict::Inconclusive);
+        assert!(contended.reason.ends_with("another process held a core"));
+        assert_eq!(
+            contended.weaken(Verdict::Fail, "x").verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            serde_json::to_string(&Verdict::Skipped).unwrap(),
+            "\"SKIPPED\""
+        );
+        assert!(Verdict::Error.is_failure() && !Verdict::Skipped.is_failure());
     }
 
     #[test]

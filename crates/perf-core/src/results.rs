@@ -9,8 +9,13 @@ use crate::provenance::Provenance;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this build writes. Version 2 added the INCONCLUSIVE and SKIPPED verdicts and
+/// the per-claim environment record; every field it added is optional, so version 1 files read as
+/// they are.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this build reads.
+pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 /// How the run was configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,19 +79,15 @@ pub struct MultipleComparisons {
 
 impl ValidationRun {
     /// Counts of each verdict.
-    pub fn verdict_counts(&self) -> [(Verdict, usize); 4] {
-        let count = |verdict| {
-            self.claims
+    pub fn verdict_counts(&self) -> [(Verdict, usize); 6] {
+        Verdict::ALL.map(|verdict| {
+            let count = self
+                .claims
                 .iter()
                 .filter(|claim| claim.verdict == verdict)
-                .count()
-        };
-        [
-            (Verdict::Pass, count(Verdict::Pass)),
-            (Verdict::Partial, count(Verdict::Partial)),
-            (Verdict::Fail, count(Verdict::Fail)),
-            (Verdict::Error, count(Verdict::Error)),
-        ]
+                .count();
+            (verdict, count)
+        })
     }
 }
 
@@ -106,9 +107,15 @@ pub fn parse_run(text: &str, origin: &str) -> Result<ValidationRun, PerfError> {
         .get("schema_version")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| format_error("no numeric schema_version field".into()))?;
-    if version != u64::from(SCHEMA_VERSION) {
+    if version > u64::from(SCHEMA_VERSION) {
         return Err(format_error(format!(
-            "schema_version {version} is not supported (this build reads {SCHEMA_VERSION})"
+            "schema_version {version} is newer than this build reads ({OLDEST_READABLE_SCHEMA}..={SCHEMA_VERSION}); \
+             update TorchPerf to read it"
+        )));
+    }
+    if version < u64::from(OLDEST_READABLE_SCHEMA) {
+        return Err(format_error(format!(
+            "schema_version {version} is not supported (this build reads {OLDEST_READABLE_SCHEMA}..={SCHEMA_VERSION})"
         )));
     }
     serde_json::from_value(value)
@@ -172,12 +179,19 @@ mod tests {
             parse_run(truncated, "t"),
             Err(PerfError::ResultsFormat { .. })
         ));
-        let old = text.replacen("\"schema_version\":1", "\"schema_version\":0", 1);
+        let current = format!("\"schema_version\":{SCHEMA_VERSION}");
+        let old = text.replacen(&current, "\"schema_version\":0", 1);
         let error = parse_run(&old, "old").unwrap_err().to_string();
         assert!(
             error.contains("schema_version 0 is not supported"),
             "{error}"
         );
+        let future = text.replacen(&current, "\"schema_version\":99", 1);
+        let error = parse_run(&future, "future").unwrap_err().to_string();
+        assert!(error.contains("newer than this build reads"), "{error}");
+        // Version 1 (before INCONCLUSIVE / SKIPPED and the environment record) still reads.
+        let version_one = text.replacen(&current, "\"schema_version\":1", 1);
+        assert!(parse_run(&version_one, "v1").is_ok());
         assert!(parse_run("{}", "empty").is_err());
         assert!(parse_run("{\"schema_version\":1}", "bare").is_err());
         assert!(matches!(
