@@ -17,7 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use ndarray::{s, Array2, ArrayView2};
-use perf_core::measure::{measure, MeasureConfig, WarmUp};
+use perf_core::measure::{measure, measure_source, MeasureConfig, TimedBatch, WarmUp};
 use perf_core::stats::{binomial_interval, BenchmarkResult, PercentileEstimate};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -633,11 +633,21 @@ fn score(
     event: &Event,
     submission: &dyn Submission,
     config: &RefereeConfig,
+    self_timed: Option<&dyn SelfTimedSubmission>,
 ) -> Result<Scorecard, OlympicsError> {
     let quality = evaluate_quality(event, submission, config)?;
     let first_query = event.latency_queries(1, config.seed)?;
-    let memory = measure_memory(submission, first_query.view(), event.spec.output_width)?;
-    let latency = measure_latency(event, submission, config)?;
+    let (memory, latency) = match self_timed {
+        None => (
+            measure_memory(submission, first_query.view(), event.spec.output_width)?,
+            measure_latency(event, submission, config)?,
+        ),
+        Some(timed) => {
+            submission.reset();
+            let memory = timed.query_memory(first_query.view())?;
+            (memory, measure_self_timed_latency(event, timed, config)?)
+        }
+    };
     // A relative target needs the baseline's rows: the baseline is its own (exact) comparison, any other
     // submission is judged by `referee` once the baseline has been scored.
     let own_rows = event
@@ -726,7 +736,102 @@ fn judge_quality_and_latency(
 /// can be judged alone; any other submission's quality requirement is inconclusive here (use [`referee`]
 /// with the baseline in the field).
 pub fn referee_one(event: &Event, submission: &dyn Submission, config: &RefereeConfig) -> Outcome {
-    match score(event, submission, config) {
+    match score(event, submission, config, None) {
+        Ok(card) => Outcome::Scored(Box::new(card)),
+        Err(error) => Outcome::Error {
+            submission: submission.name().into(),
+            reason: error.to_string(),
+        },
+    }
+}
+
+/// A submission that times its own queries: one served by another process, whose time through the pipe
+/// must not count as inference. The referee runs perf-core's protocol unchanged (time-bounded warm-up with
+/// its steady-state check, batch calibration, samples) over the times the submission reports, and computes
+/// the percentiles, intervals and compliance exactly as for an in-process submission.
+pub trait SelfTimedSubmission: Submission {
+    /// Hands over the latency queries in the order the referee cycles through them; called once per
+    /// latency phase, before any timed batch.
+    ///
+    /// # Errors
+    /// Whatever stops the submission from taking them; the referee turns it into an ERROR.
+    fn load_latency_queries(&self, queries: ArrayView2<'_, f32>) -> Result<(), OlympicsError>;
+
+    /// Runs the next `iterations` queries (cycling, one row per call, as the referee does in process) and
+    /// returns the nanoseconds its own monotonic clock measured around those calls alone.
+    ///
+    /// # Errors
+    /// A failed or timed-out batch; the referee turns it into an ERROR.
+    fn run_timed_queries(&self, iterations: u64) -> Result<f64, OlympicsError>;
+
+    /// Stored bytes and the peak memory of one query as the submission can measure it (the referee's
+    /// counting allocator sees only this process).
+    ///
+    /// # Errors
+    /// A failed query; the referee turns it into an ERROR.
+    fn query_memory(&self, query: ArrayView2<'_, f32>) -> Result<MemoryRecord, OlympicsError>;
+}
+
+/// perf-core's batch source over a self-timed submission: the first failure is kept and every later
+/// batch reads NaN, which stops perf-core's protocol.
+struct SelfTimedSource<'a> {
+    submission: &'a dyn SelfTimedSubmission,
+    failure: Option<String>,
+}
+
+impl TimedBatch for SelfTimedSource<'_> {
+    fn run_batch(&mut self, iterations: u64) -> f64 {
+        if self.failure.is_some() {
+            return f64::NAN;
+        }
+        match self.submission.run_timed_queries(iterations) {
+            Ok(elapsed_ns) => elapsed_ns,
+            Err(error) => {
+                self.failure = Some(error.to_string());
+                f64::NAN
+            }
+        }
+    }
+}
+
+fn measure_self_timed_latency(
+    event: &Event,
+    submission: &dyn SelfTimedSubmission,
+    config: &RefereeConfig,
+) -> Result<LatencySummary, OlympicsError> {
+    let queries = event.latency_queries(config.n_latency_queries, config.seed)?;
+    submission.reset();
+    submission.load_latency_queries(queries.view())?;
+    let mut source = SelfTimedSource {
+        submission,
+        failure: None,
+    };
+    let measured = measure_source(
+        &format!("{}/{}", event.spec.name, submission.name()),
+        &config.measure,
+        &mut source,
+    );
+    if let Some(reason) = source.failure {
+        return Err(OlympicsError::Submission {
+            submission: submission.name().into(),
+            reason: format!("failed while timed: {reason}"),
+        });
+    }
+    let measured = measured?;
+    Ok(LatencySummary::from_result(
+        &measured.result,
+        measured.steady_state,
+    ))
+}
+
+/// Referees one self-timed submission (see [`SelfTimedSubmission`]): quality and compliance as for any
+/// submission, latency from the times it reports under the referee's protocol, memory as it reports it.
+pub fn referee_self_timed(
+    event: &Event,
+    submission: &dyn SelfTimedSubmission,
+    config: &RefereeConfig,
+) -> Outcome {
+    match score(event, submission, config, Some(submission)) {
         Ok(card) => Outcome::Scored(Box::new(card)),
         Err(error) => Outcome::Error {
             submission: submission.name().into(),
