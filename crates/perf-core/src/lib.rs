@@ -27,7 +27,6 @@ pub mod compare;
 pub mod complexity;
 pub mod environment;
 mod error;
-pub mod fallible;
 pub mod measure;
 pub mod provenance;
 pub mod results;
