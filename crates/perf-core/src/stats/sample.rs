@@ -1,54 +1,19 @@
-//! The statistical container: [`BenchmarkResult`] and the interval machinery behind it.
+//! One sample of measurements: [`BenchmarkResult`] and the order-statistic interval machinery behind it.
 //!
 //! Location is reported two ways. The median with a distribution-free order-statistic interval is
 //! primary, because latency is skewed and often bimodal; the mean with a Student-t interval is kept
 //! beside it (and in the seed's `ci_lower` / `ci_upper` fields), flagged when the shape makes it
 //! unreliable. Nothing is ever dropped: outliers are classified and reported.
 
+use super::check_confidence;
+use super::distributions::student_t_quantile;
 use crate::error::{check_finite, PerfError};
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
+use statrs::distribution::{Binomial, DiscreteCDF};
 use std::collections::BTreeMap;
 
 /// Default two-sided confidence level.
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
-
-fn check_confidence(confidence: f64) -> Result<(), PerfError> {
-    if confidence.is_finite() && 0.0 < confidence && confidence < 1.0 {
-        Ok(())
-    } else {
-        Err(PerfError::InvalidConfig(format!(
-            "confidence level must lie in (0, 1), got {confidence}"
-        )))
-    }
-}
-
-/// The `p` quantile of Student's t distribution with `df` degrees of freedom (statrs).
-///
-/// # Errors
-/// `InvalidInput` when `p` is not in (0, 1) or `df` is not positive and finite.
-pub fn student_t_quantile(p: f64, df: f64) -> Result<f64, PerfError> {
-    if !(0.0 < p && p < 1.0 && df.is_finite() && df > 0.0) {
-        return Err(PerfError::InvalidInput(format!(
-            "student t quantile needs 0 < p < 1 and df > 0, got p = {p}, df = {df}"
-        )));
-    }
-    let distribution = StudentsT::new(0.0, 1.0, df)
-        .map_err(|e| PerfError::InvalidInput(format!("student t with df = {df}: {e}")))?;
-    Ok(distribution.inverse_cdf(p))
-}
-
-/// Cumulative distribution function of Student's t with `df` degrees of freedom.
-pub fn student_t_cdf(t: f64, df: f64) -> Result<f64, PerfError> {
-    if !(df.is_finite() && df > 0.0) || t.is_nan() {
-        return Err(PerfError::InvalidInput(format!(
-            "student t cdf needs df > 0 and t not NaN, got t = {t}, df = {df}"
-        )));
-    }
-    let distribution = StudentsT::new(0.0, 1.0, df)
-        .map_err(|e| PerfError::InvalidInput(format!("student t with df = {df}: {e}")))?;
-    Ok(distribution.cdf(t))
-}
 
 /// 1-based ranks `(lower, upper)` of the order statistics that bracket the `p` quantile with at
 /// least `confidence` coverage, distribution-free, or `None` when `n` is too small.
@@ -143,41 +108,6 @@ pub fn median_interval(sorted: &[f64], confidence: f64) -> Option<(f64, f64)> {
     let lower = lambda * sorted[d] + (1.0 - lambda) * sorted[d - 1];
     let upper = lambda * sorted[n - d - 1] + (1.0 - lambda) * sorted[n - d];
     Some((lower, upper))
-}
-
-/// Clopper–Pearson (exact) interval on a binomial proportion: `successes` of `trials`.
-///
-/// # Errors
-/// `InvalidInput` when `trials` is 0 or `successes > trials`; `InvalidConfig` for a bad level.
-pub fn binomial_interval(
-    successes: u64,
-    trials: u64,
-    confidence: f64,
-) -> Result<(f64, f64), PerfError> {
-    check_confidence(confidence)?;
-    if trials == 0 || successes > trials {
-        return Err(PerfError::InvalidInput(format!(
-            "binomial interval needs 0 ≤ successes ≤ trials and trials > 0, got {successes} of {trials}"
-        )));
-    }
-    let tail = (1.0 - confidence) / 2.0;
-    let (k, n) = (successes as f64, trials as f64);
-    let beta_quantile = |a: f64, b: f64, p: f64| -> Result<f64, PerfError> {
-        statrs::distribution::Beta::new(a, b)
-            .map(|beta| beta.inverse_cdf(p))
-            .map_err(|e| PerfError::InvalidInput(format!("beta({a}, {b}): {e}")))
-    };
-    let lower = if successes == 0 {
-        0.0
-    } else {
-        beta_quantile(k, n - k + 1.0, tail)?
-    };
-    let upper = if successes == trials {
-        1.0
-    } else {
-        beta_quantile(k + 1.0, n - k, 1.0 - tail)?
-    };
-    Ok((lower, upper))
 }
 
 /// Linear-interpolation quantile (Hyndman–Fan type 7, numpy's default) of sorted data.
@@ -585,34 +515,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn t_quantiles_match_published_tables() {
-        // Two-sided 95% critical values (t_{0.975, df}) and one-sided 99% from standard tables.
-        let table = [
-            (1.0, 0.975, 12.706),
-            (2.0, 0.975, 4.303),
-            (4.0, 0.975, 2.776),
-            (5.0, 0.975, 2.571),
-            (9.0, 0.975, 2.262),
-            (10.0, 0.975, 2.228),
-            (29.0, 0.975, 2.045),
-            (30.0, 0.975, 2.042),
-            (120.0, 0.975, 1.980),
-            (10.0, 0.99, 2.764),
-            (20.0, 0.95, 1.725),
-            (60.0, 0.995, 2.660),
-        ];
-        for (df, p, expected) in table {
-            let got = student_t_quantile(p, df).unwrap();
-            assert!(
-                (got - expected).abs() < 1e-3,
-                "t({p}, {df}) = {got}, table {expected}"
-            );
-        }
-        assert!(student_t_quantile(1.5, 3.0).is_err());
-        assert!(student_t_quantile(0.5, 0.0).is_err());
-    }
-
-    #[test]
     fn median_ranks_for_n_10_are_the_textbook_ones() {
         // For n = 10 at 95% the classic distribution-free interval is [x_(2), x_(9)], coverage 97.85%.
         assert_eq!(order_statistic_ranks(10, 0.5, 0.95), Some((2, 9)));
@@ -636,23 +538,6 @@ mod tests {
         assert!(
             (lower - (1.0 + 0.5 / 1.4)).abs() < 1e-12 && (upper - (6.0 - 0.5 / 1.4)).abs() < 1e-12
         );
-    }
-
-    #[test]
-    fn clopper_pearson_matches_published_values() {
-        // 20 of 20: lower bound (0.025)^(1/20) = 0.8316; 0 of 10: upper 1 − 0.025^(1/10) = 0.3085.
-        let (lower, upper) = binomial_interval(20, 20, 0.95).unwrap();
-        assert!((lower - 0.025f64.powf(1.0 / 20.0)).abs() < 1e-6 && upper == 1.0);
-        let (lower, upper) = binomial_interval(0, 10, 0.95).unwrap();
-        assert!(lower == 0.0 && (upper - (1.0 - 0.025f64.powf(0.1))).abs() < 1e-6);
-        // 5 of 10: [0.1871, 0.8129] (standard tables).
-        let (lower, upper) = binomial_interval(5, 10, 0.95).unwrap();
-        assert!(
-            (lower - 0.1871).abs() < 1e-3 && (upper - 0.8129).abs() < 1e-3,
-            "{lower} {upper}"
-        );
-        assert!(binomial_interval(3, 2, 0.95).is_err());
-        assert!(binomial_interval(0, 0, 0.95).is_err());
     }
 
     #[test]
