@@ -1,0 +1,17 @@
+//! TorchPerf's history of validation runs: a versioned store ([`Store`], SQLite by default, PostgreSQL for
+//! many machines), change points per claim and machine ([`changepoint`]), a CI gate judged against the
+//! run-to-run variance the history shows ([`gate`]), and trend tables, plots and a machines × claims
+//! matrix ([`trend`]).
+#![forbid(unsafe_code)]
+
+pub mod error;
+#[cfg(test)]
+mod fixtures;
+pub mod record;
+pub mod store;
+
+pub use error::{HistoryError, Result};
+pub use record::{Better, ClaimRecord, MachineFingerprint, Mode, RunRecord, SampleSummary};
+pub use store::{
+    redact_location, ImportReport, RunFilter, Store, DEFAULT_FILE_NAME, SCHEMA_VERSION,
+};
