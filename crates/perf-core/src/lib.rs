@@ -27,6 +27,7 @@ pub mod compare;
 pub mod complexity;
 pub mod environment;
 mod error;
+pub mod fallible;
 pub mod measure;
 pub mod provenance;
 pub mod results;
