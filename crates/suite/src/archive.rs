@@ -1,16 +1,12 @@
-//! The run archive: `<out>/<timestamp>-<commit>/` written atomically (a temporary directory renamed
-//! into place), never overwritten, with a `latest` pointer. `out` is `validation_results/` for the
-//! workspace's own suite and `target/torchperf/<suite>/` for a user's suite by default.
+//! The run archive: `validation_results/<timestamp>-<commit>/` written atomically (a temporary
+//! directory renamed into place), never overwritten, with a `latest` pointer.
 
-use crate::error::SuiteError;
+use anyhow::{bail, Context, Result};
 use perf_core::results::{load_run, ValidationRun};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-type Result<T> = std::result::Result<T, SuiteError>;
-
 /// Files of one run, written together.
-#[derive(Debug)]
 pub struct RunFiles<'a> {
     /// The run itself.
     pub run: &'a ValidationRun,
@@ -22,7 +18,7 @@ pub struct RunFiles<'a> {
 
 /// Write a run into `out/<run_id>/` atomically and point `out/latest` at it. Returns the directory.
 pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
-    fs::create_dir_all(out).map_err(|e| SuiteError::io("creating", out, e))?;
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut run_id = files.run.run_id.clone();
     let mut suffix = 2;
     while out.join(&run_id).exists() {
@@ -30,25 +26,26 @@ pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
         suffix += 1;
     }
     let staging = out.join(format!(".tmp-{run_id}-{}", std::process::id()));
-    fs::create_dir_all(&staging).map_err(|e| SuiteError::io("creating", &staging, e))?;
-    let json = serde_json::to_string_pretty(files.run)?;
+    fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let json = serde_json::to_string_pretty(files.run).context("serializing results")?;
     write_file(&staging.join("results.json"), json.as_bytes())?;
     write_file(&staging.join("report.md"), files.report_markdown.as_bytes())?;
     write_file(&staging.join("report.html"), files.report_html.as_bytes())?;
     let final_dir = out.join(&run_id);
     fs::rename(&staging, &final_dir)
-        .map_err(|e| SuiteError::io("moving into place", &final_dir, e))?;
+        .with_context(|| format!("moving {} to {}", staging.display(), final_dir.display()))?;
     point_latest(out, &run_id)?;
     Ok(final_dir)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut file = fs::File::create(path).map_err(|e| SuiteError::io("creating", path, e))?;
+    let mut file =
+        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)
-        .map_err(|e| SuiteError::io("writing", path, e))?;
+        .with_context(|| format!("writing {}", path.display()))?;
     file.sync_all()
-        .map_err(|e| SuiteError::io("syncing", path, e))?;
+        .with_context(|| format!("syncing {}", path.display()))?;
     Ok(())
 }
 
@@ -57,13 +54,10 @@ fn point_latest(out: &Path, run_id: &str) -> Result<()> {
     let temporary = out.join(format!(".latest-{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     #[cfg(unix)]
-    std::os::unix::fs::symlink(run_id, &temporary)
-        .map_err(|e| SuiteError::io("creating the latest symlink", &temporary, e))?;
+    std::os::unix::fs::symlink(run_id, &temporary).context("creating latest symlink")?;
     #[cfg(not(unix))]
-    fs::write(&temporary, run_id)
-        .map_err(|e| SuiteError::io("writing the latest pointer", &temporary, e))?;
-    fs::rename(&temporary, out.join("latest"))
-        .map_err(|e| SuiteError::io("replacing the latest pointer", out.join("latest"), e))?;
+    fs::write(&temporary, run_id).context("writing latest pointer")?;
+    fs::rename(&temporary, out.join("latest")).context("replacing latest pointer")?;
     Ok(())
 }
 
@@ -73,7 +67,7 @@ pub fn list_runs(out: &Path) -> Result<Vec<PathBuf>> {
         return Ok(Vec::new());
     }
     let mut runs: Vec<PathBuf> = fs::read_dir(out)
-        .map_err(|e| SuiteError::io("listing", out, e))?
+        .with_context(|| format!("listing {}", out.display()))?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
         .filter(|path| {
@@ -95,11 +89,12 @@ pub fn resolve_run(explicit: Option<PathBuf>, out: &Path, back: usize) -> Result
     }
     let runs = list_runs(out)?;
     if runs.len() <= back {
-        return Err(SuiteError::NotEnoughRuns {
-            directory: out.to_path_buf(),
-            have: runs.len(),
-            need: back + 1,
-        });
+        bail!(
+            "{} holds {} run(s); need at least {} (run `cargo xtask validate` first)",
+            out.display(),
+            runs.len(),
+            back + 1
+        );
     }
     Ok(runs[runs.len() - 1 - back].clone())
 }

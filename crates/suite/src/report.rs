@@ -1,8 +1,4 @@
 //! Renders a run as `report.md`: the honest assessment, per module and overall.
-//!
-//! Everything a suite supplies (ids, statements, reasons, table cells) is escaped for Markdown and
-//! for the HTML a Markdown renderer would let through, so a suite's text cannot break the table or
-//! inject markup. Tables come from the data claims carry (`details.table`), never from claim ids.
 
 use perf_core::alloc::Probe;
 use perf_core::claim::{format_value, ClaimResult, Estimate, Verdict};
@@ -24,59 +20,8 @@ pub fn format_estimate(estimate: &Estimate) -> String {
     )
 }
 
-/// Text for a Markdown table cell: no pipe, newline or HTML can escape the cell.
-pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-}
-
-/// Text for a code span (claim ids): escaped, with backticks replaced so the span cannot close early.
-pub(crate) fn code(text: &str) -> String {
-    format!("`{}`", escape(&text.replace('`', "'")))
-}
-
-/// A table a claim carries in `details.table`: `{"title", "columns": [..], "rows": [[..], ..]}`.
-pub(crate) struct ClaimTable {
-    pub title: String,
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-}
-
-fn cell_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Null => "—".into(),
-        other => other.to_string(),
-    }
-}
-
-/// The table of a claim, when its details carry a well-formed one.
-pub(crate) fn claim_table(claim: &ClaimResult) -> Option<ClaimTable> {
-    let table = claim.details.get("table")?;
-    let columns: Vec<String> = table
-        .get("columns")?
-        .as_array()?
-        .iter()
-        .map(cell_text)
-        .collect();
-    let rows = table
-        .get("rows")?
-        .as_array()?
-        .iter()
-        .filter_map(|row| Some(row.as_array()?.iter().map(cell_text).collect()))
-        .collect();
-    let title = table
-        .get("title")
-        .map(cell_text)
-        .unwrap_or_else(|| claim.id.clone());
-    Some(ClaimTable {
-        title,
-        columns,
-        rows,
-    })
+fn escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 fn probe<T: std::fmt::Debug>(value: &Probe<T>) -> String {
@@ -90,11 +35,7 @@ fn probe<T: std::fmt::Debug>(value: &Probe<T>) -> String {
 pub fn render_markdown(run: &ValidationRun) -> String {
     let mut out = String::new();
     let p = &run.provenance;
-    let _ = writeln!(
-        out,
-        "# TorchPerf validation report — {}\n",
-        escape(&run.run_id)
-    );
+    let _ = writeln!(out, "# TorchPerf validation report — {}\n", run.run_id);
     let _ = writeln!(
         out,
         "Mode: **{}** · seed {} · {:.1} s · commit {}{} · {} ({} build, opt-level {})\n",
@@ -136,7 +77,7 @@ pub fn render_markdown(run: &ValidationRun) -> String {
     );
     let _ = writeln!(
         out,
-        "Verdict rule: PASS when the whole interval clears the threshold, FAIL when the whole interval misses it, PARTIAL when it straddles, INCONCLUSIVE when the measurement cannot speak for the code (the machine was contended, or an adaptive budget ran out), SKIPPED when the claim cannot run here by design (with the command that enables it), ERROR when something broke. Equivalence claims use the 90% interval (TOST).\n"
+        "Verdict rule: PASS when the whole interval clears the threshold, FAIL when the whole interval misses it, PARTIAL when it straddles (inconclusive), ERROR when the measurement could not be made. Equivalence claims use the 90% interval (TOST).\n"
     );
 
     let mut by_module: BTreeMap<&str, Vec<&ClaimResult>> = BTreeMap::new();
@@ -152,7 +93,7 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         let _ = writeln!(
             out,
             "## {} — {} ({passed}/{} PASS, {:.1} s)\n",
-            escape(&module.name),
+            module.name,
             module.status,
             claims.len(),
             module.elapsed_seconds
@@ -175,8 +116,8 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         for claim in claims {
             let _ = writeln!(
                 out,
-                "| {} — {} | **{}**{} | {} | {} |",
-                code(&claim.id),
+                "| `{}` — {} | **{}**{} | {} | {} |",
+                claim.id,
                 escape(&claim.statement),
                 claim.verdict,
                 if claim.borderline.is_some() {
@@ -205,8 +146,8 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         for claim in borderline {
             let _ = writeln!(
                 out,
-                "- {} ({}): {}",
-                code(&claim.id),
+                "- `{}` ({}): {}",
+                claim.id,
                 claim.verdict,
                 escape(claim.borderline.as_deref().unwrap_or_default())
             );
@@ -214,56 +155,11 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         let _ = writeln!(out);
     }
 
-    let tables: Vec<ClaimTable> = run.claims.iter().filter_map(claim_table).collect();
-    if !tables.is_empty() {
-        let _ = writeln!(out, "## Tables\n");
-        for table in tables {
-            let _ = writeln!(out, "### {}\n", escape(&table.title));
-            let header: Vec<String> = table.columns.iter().map(|c| escape(c)).collect();
-            let _ = writeln!(out, "| {} |", header.join(" | "));
-            let _ = writeln!(out, "|{}", "---|".repeat(header.len().max(1)));
-            for row in &table.rows {
-                let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
-                let _ = writeln!(out, "| {} |", cells.join(" | "));
-            }
-            let _ = writeln!(out);
-        }
-    }
-
-    let contended: Vec<&ClaimResult> = run
-        .claims
-        .iter()
-        .filter(|c| c.verdict == Verdict::Inconclusive)
-        .collect();
-    if !contended.is_empty() {
-        let _ = writeln!(
-            out,
-            "## Inconclusive: the measurement could not speak for the code\n"
-        );
-        for claim in contended {
-            let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
-        }
-        let _ = writeln!(out);
-    }
-
-    let skipped: Vec<&ClaimResult> = run
-        .claims
-        .iter()
-        .filter(|c| c.verdict == Verdict::Skipped)
-        .collect();
-    if !skipped.is_empty() {
-        let _ = writeln!(out, "## Skipped by design (and how to enable them)\n");
-        for claim in skipped {
-            let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
-        }
-        let _ = writeln!(out);
-    }
-
-    let _ = writeln!(out, "## What broke\n");
+    let _ = writeln!(out, "## What this run could not measure\n");
     let mut any = false;
     for claim in run.claims.iter().filter(|c| c.verdict == Verdict::Error) {
         any = true;
-        let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
+        let _ = writeln!(out, "- `{}`: {}", claim.id, escape(&claim.reason));
     }
     for module in run.modules.iter().filter(|m| m.status != "ran") {
         any = true;
@@ -274,17 +170,12 @@ pub fn render_markdown(run: &ValidationRun) -> String {
             escape(module.reason.as_deref().unwrap_or("no reason recorded"))
         );
     }
-    if !any {
-        let _ = writeln!(
-            out,
-            "Nothing: every claim that could run here was measured."
-        );
+    for missing in &p.unavailable {
+        any = true;
+        let _ = writeln!(out, "- environment probe {}", escape(missing));
     }
-    if !p.unavailable.is_empty() {
-        let _ = writeln!(out, "\nEnvironment probes this machine does not offer:\n");
-        for missing in &p.unavailable {
-            let _ = writeln!(out, "- {}", escape(missing));
-        }
+    if !any {
+        let _ = writeln!(out, "Nothing: every claim and probe was measured.");
     }
     out
 }

@@ -23,6 +23,8 @@ fn scaled_work(percent: u64) -> impl FnMut(&u64) -> u64 + Clone {
     move |&steps| known_work(steps * percent / 100)
 }
 
+const ROBUST: &str = "Hodges–Lehmann / signed-rank";
+
 fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
     let (lower, upper) = result.median_ci.with_context(|| {
         format!(
@@ -153,8 +155,11 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
         scaled_work(100),
     )?;
     Ok(aa_claim()
-        .judge_comparison(&comparison)?
-        .with_detail("show_samples", true)
+        .judge_with_cross_check(
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(0.90)?,
+            ROBUST,
+        )
         .with_detail("significant_at_95", comparison.is_significant())
         .with_detail(
             "minimum_detectable_speedup",
@@ -189,8 +194,11 @@ fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
         scaled_work(100),
     )?;
     Ok(known_ratio_claim()
-        .judge_comparison(&comparison)?
-        .with_detail("show_samples", true)
+        .judge_with_cross_check(
+            comparison.speedup_estimate()?,
+            comparison.robust_estimate(0.90)?,
+            ROBUST,
+        )
         .with_detail("k_steps", steps)
         .with_detail("median_ns_k", comparison.candidate.median)
         .with_detail("median_ns_2k", comparison.baseline.median)
