@@ -498,6 +498,11 @@ impl WorkloadGenerator {
     pub fn vector_f32(&mut self, len: usize) -> Vec<f32> {
         self.matrix_f32(1, len)
     }
+
+    /// `len` keys uniform over all of `u32` (sorting, hashing and search workloads).
+    pub fn vector_u32(&mut self, len: usize) -> Vec<u32> {
+        (0..len).map(|_| self.rng.random::<u32>()).collect()
+    }
 }
 
 #[cfg(test)]
