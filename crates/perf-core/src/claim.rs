@@ -254,6 +254,10 @@ pub struct ClaimResult {
     /// move between adjacent verdicts from run to run. Says why. Stability checks leave such claims out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub borderline: Option<String>,
+    /// The machine while the claim was measured (schema 2): steal, other processes' CPU, run queue,
+    /// frequency and the canary, as the suite's monitor recorded them around the claim's module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::environment::EnvironmentRecord>,
 }
 
 impl ClaimResult {
@@ -289,12 +293,32 @@ impl ClaimResult {
         self.annotate(why)
     }
 
+    /// Record the environment it was measured in (builder style).
+    pub fn with_environment(mut self, record: crate::environment::EnvironmentRecord) -> Self {
+        self.environment = Some(record);
+        self
+    }
+
+    /// Declare that the claim needs every core of the machine (thread scaling): the suite then
+    /// turns a FAIL or PARTIAL measured while another process held CPU into INCONCLUSIVE.
+    pub fn needs_all_cores(self) -> Self {
+        self.with_detail(NEEDS_ALL_CORES, true)
+    }
+
+    /// Whether [`ClaimResult::needs_all_cores`] was declared.
+    pub fn requires_all_cores(&self) -> bool {
+        self.details.get(NEEDS_ALL_CORES) == Some(&serde_json::Value::Bool(true))
+    }
+
     /// Mark the claim inconclusive by design, saying why (builder style); see [`ClaimResult::borderline`].
     pub fn borderline_by_design(mut self, why: impl Into<String>) -> Self {
         self.borderline = Some(why.into());
         self
     }
 }
+
+/// The detail key of [`ClaimResult::needs_all_cores`].
+const NEEDS_ALL_CORES: &str = "needs_all_cores";
 
 /// A confidence level as a percentage with no spurious digits: `95`, `97.5`, `98.33`.
 fn percent(confidence: f64) -> String {
@@ -370,6 +394,7 @@ impl Claim {
             p_value_holm: None,
             details: BTreeMap::new(),
             borderline: None,
+            environment: None,
         }
     }
 

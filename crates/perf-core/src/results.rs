@@ -43,6 +43,9 @@ pub struct ModuleStatus {
     pub reason: Option<String>,
     /// Wall time the module took, in seconds (monotonic clock).
     pub elapsed_seconds: f64,
+    /// The machine while the module ran (schema 2), as the suite's monitor recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<crate::environment::EnvironmentRecord>,
 }
 
 /// One validation run.

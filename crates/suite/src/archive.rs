@@ -1,12 +1,16 @@
-//! The run archive: `validation_results/<timestamp>-<commit>/` written atomically (a temporary
-//! directory renamed into place), never overwritten, with a `latest` pointer.
+//! The run archive: `<out>/<timestamp>-<commit>/` written atomically (a temporary directory renamed
+//! into place), never overwritten, with a `latest` pointer. `out` is `validation_results/` for the
+//! workspace's own suite and `target/torchperf/<suite>/` for a user's suite by default.
 
-use anyhow::{bail, Context, Result};
+use crate::error::SuiteError;
 use perf_core::results::{load_run, ValidationRun};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+type Result<T> = std::result::Result<T, SuiteError>;
+
 /// Files of one run, written together.
+#[derive(Debug)]
 pub struct RunFiles<'a> {
     /// The run itself.
     pub run: &'a ValidationRun,
@@ -18,7 +22,7 @@ pub struct RunFiles<'a> {
 
 /// Write a run into `out/<run_id>/` atomically and point `out/latest` at it. Returns the directory.
 pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
-    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    fs::create_dir_all(out).map_err(|e| SuiteError::io("creating", out, e))?;
     let mut run_id = files.run.run_id.clone();
     let mut suffix = 2;
     while out.join(&run_id).exists() {
@@ -26,26 +30,25 @@ pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
         suffix += 1;
     }
     let staging = out.join(format!(".tmp-{run_id}-{}", std::process::id()));
-    fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
-    let json = serde_json::to_string_pretty(files.run).context("serializing results")?;
+    fs::create_dir_all(&staging).map_err(|e| SuiteError::io("creating", &staging, e))?;
+    let json = serde_json::to_string_pretty(files.run)?;
     write_file(&staging.join("results.json"), json.as_bytes())?;
     write_file(&staging.join("report.md"), files.report_markdown.as_bytes())?;
     write_file(&staging.join("report.html"), files.report_html.as_bytes())?;
     let final_dir = out.join(&run_id);
     fs::rename(&staging, &final_dir)
-        .with_context(|| format!("moving {} to {}", staging.display(), final_dir.display()))?;
+        .map_err(|e| SuiteError::io("moving into place", &final_dir, e))?;
     point_latest(out, &run_id)?;
     Ok(final_dir)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let mut file =
-        fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = fs::File::create(path).map_err(|e| SuiteError::io("creating", path, e))?;
     file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(|e| SuiteError::io("writing", path, e))?;
     file.sync_all()
-        .with_context(|| format!("syncing {}", path.display()))?;
+        .map_err(|e| SuiteError::io("syncing", path, e))?;
     Ok(())
 }
 
@@ -54,10 +57,13 @@ fn point_latest(out: &Path, run_id: &str) -> Result<()> {
     let temporary = out.join(format!(".latest-{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     #[cfg(unix)]
-    std::os::unix::fs::symlink(run_id, &temporary).context("creating latest symlink")?;
+    std::os::unix::fs::symlink(run_id, &temporary)
+        .map_err(|e| SuiteError::io("creating the latest symlink", &temporary, e))?;
     #[cfg(not(unix))]
-    fs::write(&temporary, run_id).context("writing latest pointer")?;
-    fs::rename(&temporary, out.join("latest")).context("replacing latest pointer")?;
+    fs::write(&temporary, run_id)
+        .map_err(|e| SuiteError::io("writing the latest pointer", &temporary, e))?;
+    fs::rename(&temporary, out.join("latest"))
+        .map_err(|e| SuiteError::io("replacing the latest pointer", out.join("latest"), e))?;
     Ok(())
 }
 
@@ -67,7 +73,7 @@ pub fn list_runs(out: &Path) -> Result<Vec<PathBuf>> {
         return Ok(Vec::new());
     }
     let mut runs: Vec<PathBuf> = fs::read_dir(out)
-        .with_context(|| format!("listing {}", out.display()))?
+        .map_err(|e| SuiteError::io("listing", out, e))?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
         .filter(|path| {
@@ -89,12 +95,11 @@ pub fn resolve_run(explicit: Option<PathBuf>, out: &Path, back: usize) -> Result
     }
     let runs = list_runs(out)?;
     if runs.len() <= back {
-        bail!(
-            "{} holds {} run(s); need at least {} (run `cargo xtask validate` first)",
-            out.display(),
-            runs.len(),
-            back + 1
-        );
+        return Err(SuiteError::NotEnoughRuns {
+            directory: out.to_path_buf(),
+            have: runs.len(),
+            need: back + 1,
+        });
     }
     Ok(runs[runs.len() - 1 - back].clone())
 }

@@ -1,8 +1,8 @@
-//! `cargo xtask compare`: per claim, the change between two runs with its interval and a verdict
+//! Comparing two archived runs (`cargo xtask compare`): per claim, the change between two runs with its interval and a verdict
 //! (improved / regressed / unchanged / inconclusive), noise floor and multiple comparisons included.
 
 use crate::archive::{load, resolve_run};
-use anyhow::Result;
+use crate::error::SuiteError;
 use perf_core::claim::{holm_adjust, Criterion, Direction};
 use perf_core::results::ValidationRun;
 use statrs::distribution::{ContinuousCDF, Normal};
@@ -106,12 +106,18 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
     found
 }
 
+/// Compare two runs (default: the last two in `out`) and print the table; with
+/// `fail_on_regression`, exit 1 when a claim regressed significantly. Within-run intervals do not
+/// contain the run-to-run variance, so this is a diff, not a gate: the gate judges against history.
+///
+/// # Errors
+/// When a run cannot be found or read.
 pub fn run(
     run_a: Option<PathBuf>,
     run_b: Option<PathBuf>,
     out: &Path,
     fail_on_regression: bool,
-) -> Result<ExitCode> {
+) -> Result<ExitCode, SuiteError> {
     let (path_a, path_b) = match (run_a, run_b) {
         (Some(a), Some(b)) => (a, b),
         (Some(a), None) => (a, resolve_run(None, out, 0)?),

@@ -7,10 +7,13 @@
 //! `style` is `"line"` (the default: a line through the points, which are marked) or `"points"` (a
 //! scatter, for sets without an order such as a Pareto frontier's members and the dominated rest).
 //!
-//! Figures derived here from claims' details: the roofline (`profiling.roofline_*`: each layer's
-//! achieved GFLOP/s at its arithmetic intensity under the measured bandwidth and peak ceilings),
-//! quantization error (`quant.round_trip_*`: SQNR per scheme and distribution), and the latency
-//! distributions (empirical CDFs) of the comparisons whose raw samples are kept.
+//! Figures derived here from the shape of claims' details, never from their ids: a roofline for every
+//! claim carrying `peak_gflops_per_core`, `bandwidth_gbytes_per_second` and `points` (each layer's
+//! achieved GFLOP/s at its arithmetic intensity under the measured ceilings), quantization error for
+//! the claims carrying `sqnr_db` (SQNR per scheme and distribution), and raw samples with their
+//! latency distributions (empirical CDFs) for comparisons that keep `baseline_ns` / `candidate_ns` and
+//! ask for the figure with `"show_samples": true`. Tables (`details.table`) are rendered as HTML
+//! tables. All text a suite supplies is escaped (plotters escapes the text inside the SVG).
 
 use perf_core::claim::{ClaimResult, Criterion, Direction, Verdict};
 use perf_core::results::ValidationRun;
@@ -34,6 +37,8 @@ fn verdict_color(verdict: Verdict) -> RGBColor {
         Verdict::Partial => RGBColor(230, 160, 0),
         Verdict::Fail => RGBColor(214, 39, 40),
         Verdict::Error => RGBColor(120, 120, 120),
+        Verdict::Inconclusive => RGBColor(90, 120, 200),
+        Verdict::Skipped => RGBColor(190, 190, 190),
     }
 }
 
@@ -41,6 +46,8 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 /// Each claim's interval divided by its bar, oriented so that right of 1 is good.
@@ -379,44 +386,6 @@ fn chart(
     Some(svg)
 }
 
-fn gflops_plot(run: &ValidationRun) -> Option<String> {
-    let claim = run.claims.iter().find(|c| c.id == "accel.gflops_vs_size")?;
-    let curve = claim.details.get("curve")?.as_array()?;
-    let point =
-        |entry: &Value, key: &str| Some((entry.get("n")?.as_f64()?, entry.get(key)?.as_f64()?));
-    let simd: Vec<(f64, f64)> = curve
-        .iter()
-        .filter_map(|e| point(e, "gflops_median"))
-        .collect();
-    let baseline: Vec<(f64, f64)> = curve
-        .iter()
-        .filter_map(|e| point(e, "matrixmultiply_gflops_median"))
-        .collect();
-    let mut series = vec![
-        ("accel simd, 1 thread (median)".to_string(), simd.clone()),
-        ("matrixmultiply, 1 thread (median)".to_string(), baseline),
-    ];
-    if let Some(peak) = claim
-        .details
-        .get("peak_gflops_per_core")
-        .and_then(Value::as_f64)
-    {
-        let (first, last) = (simd.first()?.0, simd.last()?.0);
-        series.push((
-            "measured FMA peak, 1 core".to_string(),
-            vec![(first, peak), (last, peak)],
-        ));
-    }
-    line_chart(
-        "Matmul GFLOP/s vs size",
-        "n (square n × n × n)",
-        "GFLOP/s",
-        true,
-        false,
-        &series,
-    )
-}
-
 fn samples_plot(claim: &ClaimResult) -> Option<String> {
     let values = |key: &str| -> Option<Vec<(f64, f64)>> {
         Some(
@@ -464,7 +433,7 @@ fn samples_plot(claim: &ClaimResult) -> Option<String> {
     )
 }
 
-/// The roofline of every `profiling.roofline_*` claim: the measured ceilings (bandwidth × intensity,
+/// The roofline of a claim that carries one: the measured ceilings (bandwidth × intensity,
 /// capped at the measured FMA peak) and each layer's achieved GFLOP/s at its intensity.
 fn roofline_plot(claim: &ClaimResult) -> Option<String> {
     let details = &claim.details;
@@ -521,13 +490,13 @@ fn roofline_plot(claim: &ClaimResult) -> Option<String> {
     )
 }
 
-/// SQNR of each quantization scheme on each `quant.round_trip_*` distribution (x = distribution
-/// index, named in the axis label).
+/// SQNR of each quantization scheme on each distribution whose claim carries `sqnr_db` (x =
+/// distribution index, named in the axis label by the claim's id without its module prefix).
 fn quantization_error_plot(run: &ValidationRun) -> Option<String> {
     let claims: Vec<&ClaimResult> = run
         .claims
         .iter()
-        .filter(|claim| claim.id.starts_with("quant.round_trip_"))
+        .filter(|claim| claim.details.get("sqnr_db").is_some())
         .collect();
     if claims.is_empty() {
         return None;
@@ -552,7 +521,10 @@ fn quantization_error_plot(run: &ValidationRun) -> Option<String> {
         names.push(format!(
             "{} = {}",
             index + 1,
-            claim.id.trim_start_matches("quant.round_trip_")
+            claim
+                .id
+                .split_once('.')
+                .map_or(claim.id.as_str(), |(_, rest)| rest)
         ));
         let details = &claim.details;
         if let Some(db) = details.get("sqnr_db").and_then(Value::as_f64) {
@@ -645,19 +617,20 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
     let mut figures: Vec<(String, String)> = Vec::new();
     if let Some(svg) = forest_plot(run) {
         figures.push((
-            "Claims against their bars: green PASS, amber PARTIAL, red FAIL; equivalence claims are in the report table"
+            "Claims against their bars: green PASS, amber PARTIAL, red FAIL, blue INCONCLUSIVE; equivalence claims are in the report table"
                 .into(),
             svg,
         ));
     }
-    if let Some(svg) = gflops_plot(run) {
-        figures.push(("Matmul throughput".into(), svg));
-    }
-    for claim in run
-        .claims
+    for claim in run.claims.iter().filter(|claim| {
+        [
+            "peak_gflops_per_core",
+            "bandwidth_gbytes_per_second",
+            "points",
+        ]
         .iter()
-        .filter(|claim| claim.id.starts_with("profiling.roofline"))
-    {
+        .all(|key| claim.details.contains_key(*key))
+    }) {
         if let Some(svg) = roofline_plot(claim) {
             figures.push((format!("Roofline: {}", claim.id), svg));
         }
@@ -672,25 +645,16 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
             }
         }
     }
-    for id in [
-        "perf_core.aa_self_test",
-        "perf_core.known_ratio_2x",
-        "accel.simd_vs_gemm_n512",
-    ] {
-        if let Some(svg) = run
-            .claims
-            .iter()
-            .find(|c| c.id == id)
-            .and_then(samples_plot)
-        {
+    for claim in run
+        .claims
+        .iter()
+        .filter(|claim| claim.details.get("show_samples") == Some(&Value::Bool(true)))
+    {
+        let id = &claim.id;
+        if let Some(svg) = samples_plot(claim) {
             figures.push((format!("Latency samples: {id}"), svg));
         }
-        if let Some(svg) = run
-            .claims
-            .iter()
-            .find(|c| c.id == id)
-            .and_then(latency_distribution_plot)
-        {
+        if let Some(svg) = latency_distribution_plot(claim) {
             figures.push((format!("Latency distribution: {id}"), svg));
         }
     }
@@ -709,6 +673,28 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
             "<figure>{svg}<figcaption>{}</figcaption></figure>",
             escape_html(caption)
         );
+    }
+    for table in run.claims.iter().filter_map(crate::report::claim_table) {
+        let _ = writeln!(
+            html,
+            "<h2>{}</h2>\n<table border=\"1\" cellspacing=\"0\" cellpadding=\"4\"><tr>{}</tr>",
+            escape_html(&table.title),
+            table
+                .columns
+                .iter()
+                .map(|column| format!("<th>{}</th>", escape_html(column)))
+                .collect::<String>()
+        );
+        for row in &table.rows {
+            let _ = writeln!(
+                html,
+                "<tr>{}</tr>",
+                row.iter()
+                    .map(|cell| format!("<td>{}</td>", escape_html(cell)))
+                    .collect::<String>()
+            );
+        }
+        let _ = writeln!(html, "</table>");
     }
     let _ = write!(
         html,

@@ -1,4 +1,8 @@
 //! Renders a run as `report.md`: the honest assessment, per module and overall.
+//!
+//! Everything a suite supplies (ids, statements, reasons, table cells) is escaped for Markdown and
+//! for the HTML a Markdown renderer would let through, so a suite's text cannot break the table or
+//! inject markup. Tables come from the data claims carry (`details.table`), never from claim ids.
 
 use perf_core::alloc::Probe;
 use perf_core::claim::{format_value, ClaimResult, Estimate, Verdict};
@@ -20,8 +24,59 @@ pub fn format_estimate(estimate: &Estimate) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Text for a Markdown table cell: no pipe, newline or HTML can escape the cell.
+pub(crate) fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+/// Text for a code span (claim ids): escaped, with backticks replaced so the span cannot close early.
+pub(crate) fn code(text: &str) -> String {
+    format!("`{}`", escape(&text.replace('`', "'")))
+}
+
+/// A table a claim carries in `details.table`: `{"title", "columns": [..], "rows": [[..], ..]}`.
+pub(crate) struct ClaimTable {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+fn cell_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "—".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The table of a claim, when its details carry a well-formed one.
+pub(crate) fn claim_table(claim: &ClaimResult) -> Option<ClaimTable> {
+    let table = claim.details.get("table")?;
+    let columns: Vec<String> = table
+        .get("columns")?
+        .as_array()?
+        .iter()
+        .map(cell_text)
+        .collect();
+    let rows = table
+        .get("rows")?
+        .as_array()?
+        .iter()
+        .filter_map(|row| Some(row.as_array()?.iter().map(cell_text).collect()))
+        .collect();
+    let title = table
+        .get("title")
+        .map(cell_text)
+        .unwrap_or_else(|| claim.id.clone());
+    Some(ClaimTable {
+        title,
+        columns,
+        rows,
+    })
 }
 
 fn probe<T: std::fmt::Debug>(value: &Probe<T>) -> String {
@@ -35,7 +90,11 @@ fn probe<T: std::fmt::Debug>(value: &Probe<T>) -> String {
 pub fn render_markdown(run: &ValidationRun) -> String {
     let mut out = String::new();
     let p = &run.provenance;
-    let _ = writeln!(out, "# TorchPerf validation report — {}\n", run.run_id);
+    let _ = writeln!(
+        out,
+        "# TorchPerf validation report — {}\n",
+        escape(&run.run_id)
+    );
     let _ = writeln!(
         out,
         "Mode: **{}** · seed {} · {:.1} s · commit {}{} · {} ({} build, opt-level {})\n",
@@ -77,8 +136,51 @@ pub fn render_markdown(run: &ValidationRun) -> String {
     );
     let _ = writeln!(
         out,
-        "Verdict rule: PASS when the whole interval clears the threshold, FAIL when the whole interval misses it, PARTIAL when it straddles (inconclusive), ERROR when the measurement could not be made. Equivalence claims use the 90% interval (TOST).\n"
+        "Verdict rule: PASS when the whole interval clears the threshold, FAIL when the whole interval misses it, PARTIAL when it straddles, INCONCLUSIVE when the measurement cannot speak for the code (the machine was contended, or an adaptive budget ran out), SKIPPED when the claim cannot run here by design (with the command that enables it), ERROR when something broke. Equivalence claims use the 90% interval (TOST).\n"
     );
+
+    let monitored: Vec<_> = run
+        .modules
+        .iter()
+        .filter_map(|module| Some((module, module.environment.as_ref()?)))
+        .collect();
+    if !monitored.is_empty() {
+        let _ = writeln!(out, "## The machine while each module ran\n");
+        let _ = writeln!(
+            out,
+            "Other processes' CPU (in cores), steal, the run queue beside this process, and a fixed canary timed before and after each module. A claim that needs every core and did not pass under detected contention is INCONCLUSIVE; other claims name the contention in their reason.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| module | contention | others (cores) | steal | canary after/before | run queue (others, max) | notes |\n|---|---|---|---|---|---|---|"
+        );
+        let number = |value: Option<f64>, digits: usize| {
+            value.map_or("—".to_string(), |v| format!("{v:.digits$}"))
+        };
+        for (module, record) in monitored {
+            let contention = record.contention();
+            let _ = writeln!(
+                out,
+                "| {} | {:?}: {} | {} | {} | {} | {} | {} |",
+                escape(&module.name),
+                contention.verdict,
+                escape(&contention.description),
+                number(record.others_cores, 2),
+                record
+                    .steal_fraction
+                    .map_or("—".to_string(), |v| format!("{:.1}%", 100.0 * v)),
+                number(record.canary.map(|c| c.ratio), 3),
+                record.run_queue.as_ref().map_or("—".to_string(), |q| {
+                    match (q.others_mean, q.others_max) {
+                        (Some(mean), Some(max)) => format!("{mean:.2}, {max}"),
+                        _ => format!("all: {:.2}, {}", q.mean, q.max),
+                    }
+                }),
+                escape(&record.notes.join("; "))
+            );
+        }
+        let _ = writeln!(out);
+    }
 
     let mut by_module: BTreeMap<&str, Vec<&ClaimResult>> = BTreeMap::new();
     for claim in &run.claims {
@@ -93,7 +195,7 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         let _ = writeln!(
             out,
             "## {} — {} ({passed}/{} PASS, {:.1} s)\n",
-            module.name,
+            escape(&module.name),
             module.status,
             claims.len(),
             module.elapsed_seconds
@@ -116,8 +218,8 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         for claim in claims {
             let _ = writeln!(
                 out,
-                "| `{}` — {} | **{}**{} | {} | {} |",
-                claim.id,
+                "| {} — {} | **{}**{} | {} | {} |",
+                code(&claim.id),
                 escape(&claim.statement),
                 claim.verdict,
                 if claim.borderline.is_some() {
@@ -146,8 +248,8 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         for claim in borderline {
             let _ = writeln!(
                 out,
-                "- `{}` ({}): {}",
-                claim.id,
+                "- {} ({}): {}",
+                code(&claim.id),
                 claim.verdict,
                 escape(claim.borderline.as_deref().unwrap_or_default())
             );
@@ -155,11 +257,56 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         let _ = writeln!(out);
     }
 
-    let _ = writeln!(out, "## What this run could not measure\n");
+    let tables: Vec<ClaimTable> = run.claims.iter().filter_map(claim_table).collect();
+    if !tables.is_empty() {
+        let _ = writeln!(out, "## Tables\n");
+        for table in tables {
+            let _ = writeln!(out, "### {}\n", escape(&table.title));
+            let header: Vec<String> = table.columns.iter().map(|c| escape(c)).collect();
+            let _ = writeln!(out, "| {} |", header.join(" | "));
+            let _ = writeln!(out, "|{}", "---|".repeat(header.len().max(1)));
+            for row in &table.rows {
+                let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
+            }
+            let _ = writeln!(out);
+        }
+    }
+
+    let contended: Vec<&ClaimResult> = run
+        .claims
+        .iter()
+        .filter(|c| c.verdict == Verdict::Inconclusive)
+        .collect();
+    if !contended.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Inconclusive: the measurement could not speak for the code\n"
+        );
+        for claim in contended {
+            let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
+        }
+        let _ = writeln!(out);
+    }
+
+    let skipped: Vec<&ClaimResult> = run
+        .claims
+        .iter()
+        .filter(|c| c.verdict == Verdict::Skipped)
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "## Skipped by design (and how to enable them)\n");
+        for claim in skipped {
+            let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "## What broke\n");
     let mut any = false;
     for claim in run.claims.iter().filter(|c| c.verdict == Verdict::Error) {
         any = true;
-        let _ = writeln!(out, "- `{}`: {}", claim.id, escape(&claim.reason));
+        let _ = writeln!(out, "- {}: {}", code(&claim.id), escape(&claim.reason));
     }
     for module in run.modules.iter().filter(|m| m.status != "ran") {
         any = true;
@@ -170,12 +317,17 @@ pub fn render_markdown(run: &ValidationRun) -> String {
             escape(module.reason.as_deref().unwrap_or("no reason recorded"))
         );
     }
-    for missing in &p.unavailable {
-        any = true;
-        let _ = writeln!(out, "- environment probe {}", escape(missing));
-    }
     if !any {
-        let _ = writeln!(out, "Nothing: every claim and probe was measured.");
+        let _ = writeln!(
+            out,
+            "Nothing: every claim that could run here was measured."
+        );
+    }
+    if !p.unavailable.is_empty() {
+        let _ = writeln!(out, "\nEnvironment probes this machine does not offer:\n");
+        for missing in &p.unavailable {
+            let _ = writeln!(out, "- {}", escape(missing));
+        }
     }
     out
 }

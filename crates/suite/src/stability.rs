@@ -1,9 +1,11 @@
-//! `cargo xtask stability`: do consecutive runs give the same verdict for every claim? Claims marked
+//! Verdict stability (`cargo xtask stability`): do consecutive runs give the same verdict for every claim? Claims marked
 //! inconclusive by design (`borderline`) are listed apart and do not count as instability.
 
 use crate::archive::{list_runs, load};
+use crate::error::SuiteError;
 use crate::report::format_estimate;
-use anyhow::{bail, Result};
+
+type Result<T> = std::result::Result<T, SuiteError>;
 use perf_core::claim::{format_value, ClaimResult, Criterion, Direction, Estimate, Verdict};
 use perf_core::results::ValidationRun;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,15 @@ use std::process::ExitCode;
 /// or a real change of the measured quantity.
 #[derive(Debug)]
 pub struct ClaimVerdicts {
+    /// The claim's id.
     pub id: String,
+    /// Its verdict in each run, oldest first.
     pub verdicts: Vec<Option<Verdict>>,
+    /// The estimate behind each verdict.
     pub estimates: Vec<Option<Estimate>>,
     /// The bar (threshold, or the equivalence margin) of the newest run's claim.
     pub bar: Option<String>,
+    /// Why the claim is inconclusive by design, when it is.
     pub borderline: Option<String>,
 }
 
@@ -85,10 +91,10 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
 fn last_runs_of_same_mode(out: &Path, count: usize) -> Result<Vec<PathBuf>> {
     let mut runs = list_runs(out)?;
     let Some(newest) = runs.pop() else {
-        bail!(
-            "{} holds no run (run `cargo xtask validate` first)",
+        return Err(SuiteError::Usage(format!(
+            "{} holds no run (run the suite first)",
             out.display()
-        );
+        )));
     };
     let mode = load(&newest)?.config.quick;
     let mut chosen = vec![newest];
@@ -109,10 +115,10 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
         explicit
     };
     if paths.len() < 2 {
-        bail!(
-            "stability needs at least two runs, found {} (run `cargo xtask validate --quick` again)",
+        return Err(SuiteError::Usage(format!(
+            "stability needs at least two runs, found {} (run the suite again in the same mode)",
             paths.len()
-        );
+        )));
     }
     let runs: Vec<ValidationRun> = paths.iter().map(|path| load(path)).collect::<Result<_>>()?;
     println!("# Verdict stability over {} runs\n", runs.len());

@@ -1,0 +1,175 @@
+//! Tidy checks, as rust-analyzer does them: the architecture's invariants that can be checked
+//! mechanically, over the workspace's sources.
+//!
+//! - No clock outside perf-core (the instrument), accel's peak probe and accel's worker pool (a
+//!   spin-then-park bound, not a measurement): `Instant::now` appears in no other library source, and
+//!   nowhere in xtask or the suite library.
+//! - No `unsafe` outside the modules that need it (SIMD kernels, the FFI-style calls into reference
+//!   crates, the counting allocator, the worker pool, a test's counting allocator), and none in xtask.
+//! - xtask holds no statistics, formats or rendering: no statrs, plotters or serde_json writers of
+//!   archives, and no hand-written intervals.
+
+use std::path::{Path, PathBuf};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn rust_files(directory: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if name != "target" && !name.starts_with('.') {
+                rust_files(&path, found);
+            }
+        } else if name.ends_with(".rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Every source file under `crates/` and `xtask/`, as a path relative to the workspace root.
+fn sources() -> Vec<(String, String)> {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    rust_files(&root.join("xtask"), &mut files);
+    files
+        .into_iter()
+        .map(|path| {
+            let relative = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            (relative, text)
+        })
+        .collect()
+}
+
+/// The code of a file without its comments (line comments and doc comments), so that prose which
+/// names a forbidden item does not count.
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().filter_map(|(index, line)| {
+        let code = match line.find("//") {
+            Some(position) => &line[..position],
+            None => line,
+        };
+        let code = code.trim();
+        (!code.is_empty()).then_some((index + 1, code))
+    })
+}
+
+fn violations(
+    allowed: &[&str],
+    pattern: impl Fn(&str) -> bool,
+    scope: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        if !scope(&path) || allowed.iter().any(|prefix| path.starts_with(prefix)) {
+            continue;
+        }
+        for (line_number, code) in code_lines(&text) {
+            if pattern(code) {
+                found.push(format!("{path}:{line_number}: {code}"));
+            }
+        }
+    }
+    found
+}
+
+/// Library sources and xtask: examples, benches and tests of the kernel crates time things their own
+/// way (a tuning loop, criterion) and are not part of the referee.
+fn library_or_xtask(path: &str) -> bool {
+    path.starts_with("xtask/") || (path.starts_with("crates/") && path.contains("/src/"))
+}
+
+#[test]
+fn no_clock_outside_the_instrument() {
+    let allowed = [
+        "crates/perf-core/src/",
+        "crates/accel/src/peak.rs",
+        "crates/accel/src/pool.rs",
+    ];
+    let found = violations(
+        &allowed,
+        |code| code.contains("Instant::now"),
+        library_or_xtask,
+    );
+    assert!(
+        found.is_empty(),
+        "a clock read outside perf-core's instrument (use perf_core::timer::Stopwatch or the protocol):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn no_unsafe_outside_the_allowed_modules() {
+    let allowed = [
+        "crates/accel/src/simd/",
+        "crates/accel/src/peak.rs",
+        "crates/accel/src/pool.rs",
+        "crates/accel/src/baselines.rs",
+        "crates/perf-core/src/alloc.rs",
+        "crates/quant/src/gemm/kernels.rs",
+        // A test's own counting allocator (GlobalAlloc is an unsafe trait).
+        "crates/kvcache/tests/no_allocation.rs",
+    ];
+    let is_unsafe = |code: &str| {
+        code.contains("unsafe {")
+            || code.contains("unsafe fn")
+            || code.contains("unsafe impl")
+            || code.ends_with("unsafe")
+    };
+    let found = violations(&allowed, is_unsafe, |_| true);
+    assert!(
+        found.is_empty(),
+        "unsafe code outside the modules allowed to hold it:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn xtask_holds_no_statistics_formats_or_rendering() {
+    let forbidden = [
+        "statrs::",
+        "plotters::",
+        "serde_json::to_string",
+        "inverse_cdf",
+        "std::fs::write(",
+        "fs::File::create",
+    ];
+    let found = violations(
+        // `report --html FILE` writes the rendered page where the user asked; the rendering itself is
+        // the suite library's.
+        &["xtask/tests/", "xtask/src/main.rs"],
+        |code| forbidden.iter().any(|item| code.contains(item)),
+        |path| path.starts_with("xtask/"),
+    );
+    assert!(
+        found.is_empty(),
+        "xtask is a command line over the libraries; these belong in a library crate:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_checks_see_the_sources_they_check() {
+    // A tidy check that finds no files cannot fail: make sure it reads the workspace.
+    let files = sources();
+    assert!(files
+        .iter()
+        .any(|(path, _)| path == "crates/perf-core/src/timer.rs"));
+    assert!(files.iter().any(
+        |(path, text)| path == "crates/perf-core/src/timer.rs" && text.contains("Instant::now")
+    ));
+    assert!(files
+        .iter()
+        .any(|(path, _)| path.starts_with("xtask/src/modules/")));
+}
