@@ -7,7 +7,7 @@
 //! padded key would get weight 0, a padded query is never pooled), and the dense layers do no work on padding.
 
 use crate::error::MinilmError;
-use crate::ops::{gelu_in_place, layer_norm_row, masked_softmax, quantize_row_u8};
+use crate::ops::{dequantize_row, gelu_in_place, layer_norm_row, masked_softmax, quantize_row_u8};
 use crate::tokenize::TokenBatch;
 use crate::weights::{BertWeights, DenseWeights, NormWeights};
 use accel::MatmulConfig;
@@ -15,6 +15,7 @@ use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use ndarray::{concatenate, s, Array2, ArrayView2, ArrayViewMut2, Axis};
 use quant::{gemm_u8i8_i32, GemmConfig, PackedB};
+use std::cell::RefCell;
 use std::fmt;
 
 /// How the weights are stored and the dense layers computed.
@@ -60,6 +61,44 @@ impl Default for EncoderConfig {
             threads: 1,
         }
     }
+}
+
+/// Per-thread buffers reused across calls (grown on demand, never shrunk): the int8 path's codes, accumulators
+/// and row parameters, the half path's widened weights, and the layer's activations. Fresh multi-megabyte
+/// buffers per product cost a page fault per 4 KiB, which measured 15% of an int8 forward pass.
+#[derive(Debug, Default)]
+struct Scratch {
+    codes: Vec<u8>,
+    accumulators: Vec<i32>,
+    row_params: Vec<(f32, i32)>,
+    widened: Vec<f32>,
+}
+
+#[derive(Debug, Default)]
+struct Activations {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    intermediate: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    static ACTIVATIONS: RefCell<Activations> = RefCell::new(Activations::default());
+}
+
+/// A `rows × cols` view of the front of `buffer`, grown as needed (contents unspecified).
+fn view_of<T: Clone + Default>(
+    buffer: &mut Vec<T>,
+    rows: usize,
+    cols: usize,
+) -> ArrayViewMut2<'_, T> {
+    if buffer.len() < rows * cols {
+        buffer.resize(rows * cols, T::default());
+    }
+    ArrayViewMut2::from_shape((rows, cols), &mut buffer[..rows * cols])
+        .expect("buffer holds rows × cols")
 }
 
 /// A dense layer `y = x · W + b` in one of the storages.
@@ -195,11 +234,11 @@ impl Linear {
                 shape,
                 bias,
             } => {
-                let mut widened = vec![0.0f32; weight.len()];
-                weight.convert_to_f32_slice(&mut widened);
-                let widened =
-                    ArrayView2::from_shape(*shape, &widened).expect("one value per weight");
-                accel::matmul_into_with(x, widened, out.view_mut(), false, matmul)?;
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let mut widened = view_of(&mut scratch.widened, shape.0, shape.1);
+                    weight.convert_to_f32_slice(widened.as_slice_mut().expect("contiguous"));
+                    accel::matmul_into_with(x, widened.view(), out.view_mut(), false, matmul)
+                })?;
                 bias
             }
             Linear::Bf16 {
@@ -207,11 +246,11 @@ impl Linear {
                 shape,
                 bias,
             } => {
-                let mut widened = vec![0.0f32; weight.len()];
-                weight.convert_to_f32_slice(&mut widened);
-                let widened =
-                    ArrayView2::from_shape(*shape, &widened).expect("one value per weight");
-                accel::matmul_into_with(x, widened, out.view_mut(), false, matmul)?;
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let mut widened = view_of(&mut scratch.widened, shape.0, shape.1);
+                    weight.convert_to_f32_slice(widened.as_slice_mut().expect("contiguous"));
+                    accel::matmul_into_with(x, widened.view(), out.view_mut(), false, matmul)
+                })?;
                 bias
             }
             Linear::Int8 {
@@ -221,42 +260,42 @@ impl Linear {
                 bias,
             } => {
                 let (rows, inputs) = x.dim();
+                let n = weight.n();
                 let contiguous = x.as_standard_layout();
                 let values = contiguous.as_slice().expect("standard layout");
-                let mut codes = vec![0u8; rows * inputs];
-                let mut row_params = Vec::with_capacity(rows);
-                for (row, row_codes) in values
-                    .chunks_exact(inputs.max(1))
-                    .zip(codes.chunks_exact_mut(inputs.max(1)))
-                {
-                    row_params.push(quantize_row_u8(row, row_codes));
-                }
-                let n = weight.n();
-                let mut accumulators = vec![0i32; rows * n];
-                gemm_u8i8_i32(
-                    ArrayView2::from_shape((rows, inputs), &codes).expect("one code per value"),
-                    weight,
-                    ArrayViewMut2::from_shape((rows, n), &mut accumulators)
-                        .expect("one accumulator per output"),
-                    &GemmConfig::default(),
-                )?;
-                // y = s_x · s_w · (acc − z_x · Σ_k W[k, j]) + b
-                for ((mut out_row, acc_row), &(row_scale, zero_point)) in out
-                    .rows_mut()
-                    .into_iter()
-                    .zip(accumulators.chunks_exact(n))
-                    .zip(&row_params)
-                {
-                    for ((((o, &acc), &w_scale), &sum), &b) in out_row
-                        .iter_mut()
-                        .zip(acc_row)
-                        .zip(scales)
-                        .zip(column_sums)
-                        .zip(bias)
+                let out = out.as_slice_mut().expect("outputs are contiguous");
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let Scratch {
+                        codes,
+                        accumulators,
+                        row_params,
+                        ..
+                    } = scratch;
+                    let mut codes = view_of(codes, rows, inputs);
+                    row_params.clear();
+                    for (row, mut row_codes) in
+                        values.chunks_exact(inputs.max(1)).zip(codes.rows_mut())
                     {
-                        *o = row_scale * w_scale * (acc - zero_point * sum) as f32 + b;
+                        let row_codes = row_codes.as_slice_mut().expect("contiguous");
+                        row_params.push(quantize_row_u8(row, row_codes));
                     }
-                }
+                    let mut accumulators = view_of(accumulators, rows, n);
+                    gemm_u8i8_i32(
+                        codes.view(),
+                        weight,
+                        accumulators.view_mut(),
+                        &GemmConfig::default(),
+                    )?;
+                    let accumulators = accumulators.as_slice().expect("contiguous");
+                    for ((out_row, acc_row), &params) in out
+                        .chunks_exact_mut(n)
+                        .zip(accumulators.chunks_exact(n))
+                        .zip(row_params.iter())
+                    {
+                        dequantize_row(acc_row, params, scales, column_sums, bias, out_row);
+                    }
+                    Ok::<(), MinilmError>(())
+                })?;
                 return Ok(());
             }
         };
@@ -392,10 +431,10 @@ impl Norm {
         }
     }
 
-    fn apply(&self, x: &mut Array2<f32>, epsilon: f64) {
+    fn apply(&self, mut x: ArrayViewMut2<'_, f32>, epsilon: f64) {
         for mut row in x.rows_mut() {
             layer_norm_row(
-                row.as_slice_mut().expect("owned rows are contiguous"),
+                row.as_slice_mut().expect("rows are contiguous"),
                 &self.gain,
                 &self.bias,
                 epsilon,
@@ -610,9 +649,9 @@ impl Encoder {
                 row_idx += 1;
             }
         }
-        self.embeddings_norm.apply(&mut x, self.epsilon);
+        self.embeddings_norm.apply(x.view_mut(), self.epsilon);
         for layer in &self.layers {
-            x = self.layer_forward(layer, x, &starts, &batch.lengths)?;
+            self.layer_forward(layer, &mut x, &starts, &batch.lengths)?;
         }
         Ok(x)
     }
@@ -620,65 +659,77 @@ impl Encoder {
     fn layer_forward(
         &self,
         layer: &Layer,
-        mut x: Array2<f32>,
+        x: &mut Array2<f32>,
         starts: &[usize],
         lengths: &[usize],
-    ) -> Result<Array2<f32>, MinilmError> {
-        let n_tokens = x.nrows();
-        let attention_width = layer.n_heads * self.head_dim;
-        let mut qkv = Array2::<f32>::zeros((n_tokens, 3 * attention_width));
-        layer.qkv.forward(x.view(), qkv.view_mut(), &self.matmul)?;
-        let mut context = Array2::<f32>::zeros((n_tokens, attention_width));
-        let scale = 1.0 / (self.head_dim as f32).sqrt();
-        let longest = lengths.iter().copied().max().unwrap_or(0);
-        let mut scores_buffer = vec![0.0f32; longest * longest];
-        for (&start, &length) in starts.iter().zip(lengths) {
-            let rows = start..start + length;
-            let scores_len = length * length;
-            for head in 0..layer.n_heads {
-                let columns = head * self.head_dim..(head + 1) * self.head_dim;
-                let query = qkv.slice(s![rows.clone(), columns.clone()]);
-                let key = qkv.slice(s![
-                    rows.clone(),
-                    attention_width + columns.start..attention_width + columns.end
-                ]);
-                let value = qkv.slice(s![
-                    rows.clone(),
-                    2 * attention_width + columns.start..2 * attention_width + columns.end
-                ]);
-                let mut scores =
-                    ArrayViewMut2::from_shape((length, length), &mut scores_buffer[..scores_len])
-                        .expect("buffer holds the longest sentence's scores");
-                accel::matmul_into_with(query, key.t(), scores.view_mut(), false, &self.matmul)?;
-                for mut row in scores.rows_mut() {
-                    masked_softmax(row.as_slice_mut().expect("contiguous"), length, scale);
+    ) -> Result<(), MinilmError> {
+        ACTIVATIONS.with_borrow_mut(|activations| {
+            let Activations {
+                qkv,
+                context,
+                attended,
+                intermediate,
+                scores,
+            } = activations;
+            let n_tokens = x.nrows();
+            let attention_width = layer.n_heads * self.head_dim;
+            let mut qkv = view_of(qkv, n_tokens, 3 * attention_width);
+            layer.qkv.forward(x.view(), qkv.view_mut(), &self.matmul)?;
+            let mut context = view_of(context, n_tokens, attention_width);
+            let scale = 1.0 / (self.head_dim as f32).sqrt();
+            for (&start, &length) in starts.iter().zip(lengths) {
+                let rows = start..start + length;
+                let mut scores = view_of(scores, length, length);
+                for head in 0..layer.n_heads {
+                    let columns = head * self.head_dim..(head + 1) * self.head_dim;
+                    let query = qkv.slice(s![rows.clone(), columns.clone()]);
+                    let key = qkv.slice(s![
+                        rows.clone(),
+                        attention_width + columns.start..attention_width + columns.end
+                    ]);
+                    let value = qkv.slice(s![
+                        rows.clone(),
+                        2 * attention_width + columns.start..2 * attention_width + columns.end
+                    ]);
+                    accel::matmul_into_with(
+                        query,
+                        key.t(),
+                        scores.view_mut(),
+                        false,
+                        &self.matmul,
+                    )?;
+                    for mut row in scores.rows_mut() {
+                        masked_softmax(row.as_slice_mut().expect("contiguous"), length, scale);
+                    }
+                    accel::matmul_into_with(
+                        scores.view(),
+                        value,
+                        context.slice_mut(s![rows.clone(), columns]),
+                        false,
+                        &self.matmul,
+                    )?;
                 }
-                accel::matmul_into_with(
-                    scores.view(),
-                    value,
-                    context.slice_mut(s![rows.clone(), columns]),
-                    false,
-                    &self.matmul,
-                )?;
             }
-        }
-        let mut attended = Array2::<f32>::zeros((n_tokens, self.hidden));
-        layer
-            .attention_output
-            .forward(context.view(), attended.view_mut(), &self.matmul)?;
-        attended += &x;
-        layer.attention_norm.apply(&mut attended, self.epsilon);
-        let mut intermediate = Array2::<f32>::zeros((n_tokens, layer.intermediate.outputs()));
-        layer
-            .intermediate
-            .forward(attended.view(), intermediate.view_mut(), &self.matmul)?;
-        gelu_in_place(intermediate.as_slice_mut().expect("owned and contiguous"));
-        layer
-            .output
-            .forward(intermediate.view(), x.view_mut(), &self.matmul)?;
-        x += &attended;
-        layer.output_norm.apply(&mut x, self.epsilon);
-        Ok(x)
+            let mut attended = view_of(attended, n_tokens, self.hidden);
+            layer
+                .attention_output
+                .forward(context.view(), attended.view_mut(), &self.matmul)?;
+            attended += &*x;
+            layer
+                .attention_norm
+                .apply(attended.view_mut(), self.epsilon);
+            let mut intermediate = view_of(intermediate, n_tokens, layer.intermediate.outputs());
+            layer
+                .intermediate
+                .forward(attended.view(), intermediate.view_mut(), &self.matmul)?;
+            gelu_in_place(intermediate.as_slice_mut().expect("contiguous"));
+            layer
+                .output
+                .forward(intermediate.view(), x.view_mut(), &self.matmul)?;
+            *x += &attended;
+            layer.output_norm.apply(x.view_mut(), self.epsilon);
+            Ok(())
+        })
     }
 }
 

@@ -96,9 +96,21 @@ pub(crate) fn layer_norm_row(row: &mut [f32], gain: &[f32], bias: &[f32], epsilo
 /// returns `(scale, zero_point)`.
 #[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn quantize_row_u8(row: &[f32], codes: &mut [u8]) -> (f32, i32) {
-    let mut minimum = 0.0f32;
-    let mut maximum = 0.0f32;
-    for &v in row {
+    // Independent partial minima and maxima (a single running one is a dependent chain that does not vectorize).
+    let mut minima = [0.0f32; 16];
+    let mut maxima = [0.0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        // `if` rather than `f32::min`: the NaN-propagation rules of `min` cost a compare and blend per lane (the
+        // input is finite: NaN cannot reach a layer, the weights are checked on load).
+        for ((minimum, maximum), &v) in minima.iter_mut().zip(maxima.iter_mut()).zip(chunk) {
+            *minimum = if v < *minimum { v } else { *minimum };
+            *maximum = if v > *maximum { v } else { *maximum };
+        }
+    }
+    let mut minimum = minima.iter().fold(0.0f32, |m, &v| m.min(v));
+    let mut maximum = maxima.iter().fold(0.0f32, |m, &v| m.max(v));
+    for &v in chunks.remainder() {
         minimum = minimum.min(v);
         maximum = maximum.max(v);
     }
@@ -110,11 +122,34 @@ pub(crate) fn quantize_row_u8(row: &[f32], codes: &mut [u8]) -> (f32, i32) {
     const ROUNDER: f32 = 12_582_912.0;
     let zero_point = ((-minimum / scale + ROUNDER) - ROUNDER).clamp(0.0, 255.0);
     let inverse = 1.0 / scale;
+    // Adding 1.5 · 2²³ rounds to nearest and leaves the integer in the low mantissa bits, so the code is read
+    // from the bits: an `as` conversion saturates and maps NaN to 0, which the compiler does one lane at a time.
     for (code, &v) in codes.iter_mut().zip(row) {
-        let rounded = (v * inverse + ROUNDER) - ROUNDER;
-        *code = (rounded + zero_point).clamp(0.0, 255.0) as u8;
+        let clamped = (v * inverse + zero_point).clamp(0.0, 255.0);
+        *code = ((clamped + ROUNDER).to_bits() & 0xff) as u8;
     }
     (scale, zero_point as i32)
+}
+
+/// The dynamic int8 epilogue of one output row: `out[j] = s_x · s_w[j] · (acc[j] − z_x · Σ_k W[k, j]) + b[j]`.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
+pub(crate) fn dequantize_row(
+    accumulators: &[i32],
+    (row_scale, zero_point): (f32, i32),
+    weight_scales: &[f32],
+    column_sums: &[i32],
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    for ((((o, &acc), &w_scale), &sum), &b) in out
+        .iter_mut()
+        .zip(accumulators)
+        .zip(weight_scales)
+        .zip(column_sums)
+        .zip(bias)
+    {
+        *o = row_scale * w_scale * (acc - zero_point * sum) as f32 + b;
+    }
 }
 
 #[cfg(test)]
