@@ -14,8 +14,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compliance::{ComplianceStatus, Requirement};
 use crate::referee::Scorecard;
+use perf_core::claim::Verdict;
 
 /// Weight of quality in the all-around score.
 pub const ALL_AROUND_QUALITY_WEIGHT: f64 = 0.5;
@@ -119,7 +119,7 @@ fn rank(
 pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
     let (mut candidates, mut ineligible) = (Vec::new(), Vec::new());
     for card in cards {
-        if card.compliance.quality == Requirement::Missed {
+        if card.compliance.quality.verdict == Verdict::Fail {
             ineligible.push((card.submission.clone(), "quality missed the target".into()));
             continue;
         }
@@ -127,7 +127,7 @@ pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
             card,
             value: card.latency.p90.value_ms,
             interval: card.latency.p90.ci_ms,
-            provisional: card.compliance.quality == Requirement::Inconclusive,
+            provisional: card.compliance.quality.verdict != Verdict::Pass,
         });
     }
     rank(
@@ -143,7 +143,7 @@ pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
 pub fn memory_challenge(cards: &[&Scorecard]) -> Ranking {
     let (mut candidates, mut ineligible) = (Vec::new(), Vec::new());
     for card in cards {
-        if card.compliance.quality == Requirement::Missed {
+        if card.compliance.quality.verdict == Verdict::Fail {
             ineligible.push((card.submission.clone(), "quality missed the target".into()));
             continue;
         }
@@ -151,7 +151,7 @@ pub fn memory_challenge(cards: &[&Scorecard]) -> Ranking {
             card,
             value: card.memory.footprint_bytes() as f64,
             interval: None,
-            provisional: card.compliance.quality == Requirement::Inconclusive,
+            provisional: card.compliance.quality.verdict != Verdict::Pass,
         });
     }
     rank(
@@ -167,7 +167,7 @@ pub fn memory_challenge(cards: &[&Scorecard]) -> Ranking {
 pub fn accuracy_contest(cards: &[&Scorecard], memory_budget_bytes: usize) -> Ranking {
     let (mut candidates, mut ineligible) = (Vec::new(), Vec::new());
     for card in cards {
-        if card.compliance.latency == Requirement::Missed {
+        if card.compliance.latency.verdict == Verdict::Fail {
             ineligible.push((
                 card.submission.clone(),
                 "p90 latency missed the limit".into(),
@@ -188,7 +188,7 @@ pub fn accuracy_contest(cards: &[&Scorecard], memory_budget_bytes: usize) -> Ran
             card,
             value: card.quality.point,
             interval: Some((card.quality.ci_lower, card.quality.ci_upper)),
-            provisional: card.compliance.latency == Requirement::Inconclusive,
+            provisional: card.compliance.latency.verdict != Verdict::Pass,
         });
     }
     rank(
@@ -232,7 +232,7 @@ pub fn all_around(cards: &[&Scorecard]) -> Ranking {
                 card,
                 value: score,
                 interval: None,
-                provisional: card.compliance.status != ComplianceStatus::Compliant,
+                provisional: card.compliance.verdict() != Verdict::Pass,
             }
         })
         .collect();
@@ -251,7 +251,7 @@ pub struct LeaderboardRow {
     /// The submission.
     pub submission: String,
     /// Compliance.
-    pub compliance: ComplianceStatus,
+    pub compliance: Verdict,
     /// p90 ms.
     pub p90_ms: f64,
     /// Footprint bytes.
@@ -301,7 +301,7 @@ pub fn run_games(cards: &[&Scorecard], memory_budget_bytes: usize) -> Games {
                 .find(|card| card.submission == entry.submission)?;
             Some(LeaderboardRow {
                 submission: card.submission.clone(),
-                compliance: card.compliance.status,
+                compliance: card.compliance.verdict(),
                 p90_ms: card.latency.p90.value_ms,
                 footprint_bytes: card.memory.footprint_bytes(),
                 quality: card.quality.point,

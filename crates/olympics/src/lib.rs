@@ -40,8 +40,8 @@ pub mod submissions;
 pub mod transformer;
 
 pub use compliance::{
-    judge_compliance, judge_compliance_paired, paired_difference, Compliance, ComplianceStatus,
-    Interval, PairedDifference, Requirement,
+    judge_compliance, judge_compliance_paired, paired_difference, Compliance, ComplianceSubject,
+    PairedDifference,
 };
 pub use error::OlympicsError;
 pub use event::{DataSource, Event, EventSpec, QualityMetric, QueryOrder, RelativeTarget, TestSet};

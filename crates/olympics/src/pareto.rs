@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::compliance::Requirement;
 use crate::referee::Scorecard;
+use perf_core::claim::Verdict;
 
 /// Which way a metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,7 +258,7 @@ pub fn analyze(cards: &[&Scorecard], baseline: &str) -> ParetoAnalysis {
     let qualified: Vec<&Scorecard> = front_cards
         .iter()
         .copied()
-        .filter(|card| card.compliance.quality != Requirement::Missed)
+        .filter(|card| card.compliance.quality.verdict != Verdict::Fail)
         .collect();
     let (pool, caveat) = if qualified.is_empty() {
         (

@@ -20,15 +20,18 @@ use ndarray::{s, Array2, ArrayView2};
 use perf_core::measure::{measure, measure_source, MeasureConfig, TimedBatch, WarmUp};
 use perf_core::stats::{binomial_interval, BenchmarkResult, PercentileEstimate};
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::compliance::{
     judge_compliance, judge_compliance_paired, judge_compliance_unpaired_relative,
-    paired_difference, Compliance, Interval,
+    paired_difference, Compliance, ComplianceSubject,
 };
-use crate::error::{invalid, OlympicsError};
+use crate::error::OlympicsError;
 use crate::event::{DataSource, Event, QualityMetric};
 use crate::submission::Submission;
+use perf_core::claim::{ClaimResult, Estimate};
+use perf_core::stats::{
+    argmax, cross_entropy, hanley_mcneil_interval, paired_proportion_difference, roc_auc, AucGroups,
+};
 
 /// How the referee measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,12 +122,23 @@ impl LatencyPercentile {
         }
     }
 
-    /// As an interval for compliance.
-    pub fn interval(&self) -> Interval {
-        Interval {
-            point: self.value_ms,
-            bounds: self.ci_ms,
-        }
+    /// As an estimate (ms) at the order-statistic interval's `confidence`, for compliance; `Err` with the
+    /// reason when the percentile has no interval (too few samples).
+    pub fn estimate(&self, confidence: f64) -> Result<Estimate, String> {
+        let Some((lower, upper)) = self.ci_ms else {
+            return Err(self
+                .note
+                .clone()
+                .unwrap_or_else(|| format!("no interval on p{}", self.percentile)));
+        };
+        Estimate::new(
+            self.value_ms,
+            lower.min(self.value_ms),
+            upper.max(self.value_ms),
+            "ms",
+            confidence,
+        )
+        .map_err(|error| error.to_string())
     }
 }
 
@@ -205,16 +219,16 @@ pub struct QualityEstimate {
 }
 
 /// Paired difference of two accuracies measured on the same rows, in percentage points (`a − b`), with a
-/// Student-t interval on the per-row differences ([`crate::compliance::paired_difference`]); an exact
-/// value when every row agrees. `None` when either estimate has no per-row record or the rows differ in
-/// number.
+/// Student-t interval on the per-row differences ([`perf_core::stats::paired_proportion_difference`]; the
+/// Clopper–Pearson bound on the disagreement rate when every row agrees). `None` when either estimate has
+/// no per-row record or the rows differ in number.
 pub fn paired_accuracy_difference(
     a: &QualityEstimate,
     b: &QualityEstimate,
     confidence: f64,
 ) -> Option<(f64, f64, f64)> {
     let difference =
-        paired_difference(&a.per_row_correct, &b.per_row_correct, "", confidence).ok()?;
+        paired_proportion_difference(&a.per_row_correct, &b.per_row_correct, confidence).ok()?;
     Some((
         100.0 * difference.mean,
         100.0 * difference.ci_lower,
@@ -223,12 +237,18 @@ pub fn paired_accuracy_difference(
 }
 
 impl QualityEstimate {
-    /// As an interval for compliance.
-    pub fn interval(&self) -> Interval {
-        Interval {
-            point: self.point,
-            bounds: Some((self.ci_lower, self.ci_upper)),
-        }
+    /// As an estimate for compliance (a fraction or an AUC, unitless).
+    ///
+    /// # Errors
+    /// A non-finite point or bound.
+    pub fn estimate(&self) -> Result<Estimate, perf_core::PerfError> {
+        Estimate::new(
+            self.point,
+            self.ci_lower.min(self.point),
+            self.ci_upper.max(self.point),
+            "",
+            self.confidence,
+        )
     }
 }
 
@@ -304,8 +324,16 @@ impl std::fmt::Display for Scorecard {
             self.memory
                 .peak_query_bytes
                 .map_or_else(|| "not measured".to_string(), |bytes| format!("{bytes} B")),
-            self.compliance.status
+            self.compliance.verdict()
         )
+    }
+}
+
+impl Scorecard {
+    /// The submission's compliance as a perf-core claim result (id `olympics.<event>.<submission>.compliance`),
+    /// judged by [`perf_core::claim::Claim::judge`]; see [`Compliance::claim_result`].
+    pub fn claim_result(&self) -> ClaimResult {
+        self.compliance.claim_result()
     }
 }
 
@@ -383,96 +411,6 @@ fn checked_forward(
     Ok(output)
 }
 
-/// Log-sum-exp cross-entropy of one row against `target`.
-fn cross_entropy(row: ndarray::ArrayView1<'_, f32>, target: usize) -> f64 {
-    let max = row.fold(f32::NEG_INFINITY, |best, &value| best.max(value));
-    let log_sum_exp = f64::from(max)
-        + row
-            .iter()
-            .map(|&value| f64::from(value - max).exp())
-            .sum::<f64>()
-            .ln();
-    log_sum_exp - f64::from(row[target])
-}
-
-fn argmax(row: ndarray::ArrayView1<'_, f32>) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(best_idx, best), (idx, &value)| {
-            if value > best {
-                (idx, value)
-            } else {
-                (best_idx, best)
-            }
-        })
-        .0
-}
-
-/// Hanley & McNeil (1982) standard error of an AUC from `n_anomalous` positives and `n_normal` negatives,
-/// and the normal interval at `confidence`, clamped to [0, 1].
-///
-/// # Errors
-/// [`OlympicsError::InvalidArgument`] for an empty group, an AUC outside [0, 1] or a bad confidence.
-pub fn hanley_mcneil_interval(
-    auc: f64,
-    n_anomalous: usize,
-    n_normal: usize,
-    confidence: f64,
-) -> Result<(f64, f64), OlympicsError> {
-    if n_anomalous == 0 || n_normal == 0 || !(0.0..=1.0).contains(&auc) {
-        return Err(invalid(format!(
-            "AUC {auc} from {n_anomalous} anomalous and {n_normal} normal samples"
-        )));
-    }
-    if !(0.0 < confidence && confidence < 1.0) {
-        return Err(invalid(format!(
-            "confidence {confidence} not inside (0, 1)"
-        )));
-    }
-    let q1 = auc / (2.0 - auc);
-    let q2 = 2.0 * auc * auc / (1.0 + auc);
-    let (n_a, n_n) = (n_anomalous as f64, n_normal as f64);
-    let variance =
-        (auc * (1.0 - auc) + (n_a - 1.0) * (q1 - auc * auc) + (n_n - 1.0) * (q2 - auc * auc))
-            / (n_a * n_n);
-    let standard_error = variance.max(0.0).sqrt();
-    let z = Normal::new(0.0, 1.0)
-        .map_err(|error| invalid(error.to_string()))?
-        .inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
-    Ok((
-        (auc - z * standard_error).max(0.0),
-        (auc + z * standard_error).min(1.0),
-    ))
-}
-
-/// ROC AUC as the Mann–Whitney statistic: the fraction of (anomalous, normal) pairs in which the anomalous
-/// score is higher, ties counting one half (the same definition as zoo's, kept here so that the referee
-/// does not need zoo).
-///
-/// # Errors
-/// [`OlympicsError::InvalidArgument`] for an empty group or a NaN score.
-pub fn roc_auc(normal_scores: &[f32], anomalous_scores: &[f32]) -> Result<f64, OlympicsError> {
-    if normal_scores.is_empty() || anomalous_scores.is_empty() {
-        return Err(invalid("AUC needs both normal and anomalous samples"));
-    }
-    if normal_scores
-        .iter()
-        .chain(anomalous_scores)
-        .any(|score| score.is_nan())
-    {
-        return Err(invalid("NaN anomaly score"));
-    }
-    let mut sorted_normal = normal_scores.to_vec();
-    sorted_normal.sort_by(f32::total_cmp);
-    let mut wins = 0.0f64;
-    for &score in anomalous_scores {
-        let below = sorted_normal.partition_point(|&normal| normal < score);
-        let not_above = sorted_normal.partition_point(|&normal| normal <= score);
-        wins += below as f64 + 0.5 * (not_above - below) as f64;
-    }
-    Ok(wins / (normal_scores.len() as f64 * anomalous_scores.len() as f64))
-}
-
 fn evaluate_quality(
     event: &Event,
     submission: &dyn Submission,
@@ -495,10 +433,10 @@ fn evaluate_quality(
         for (row, &label) in output.outer_iter().zip(&labels[start..end]) {
             match event.spec.metric {
                 QualityMetric::Top1Accuracy => {
-                    let correct = argmax(row) == label;
+                    let correct = argmax(row.iter().copied()) == Some(label);
                     per_row_correct.push(correct);
                     n_correct += usize::from(correct);
-                    loss_sum += cross_entropy(row, label);
+                    loss_sum += cross_entropy(row.iter().copied(), label)?;
                 }
                 QualityMetric::RocAuc => scores.push(row[0]),
             }
@@ -533,8 +471,11 @@ fn evaluate_quality(
                 }
             }
             let auc = roc_auc(&normal, &anomalous)?;
-            let (ci_lower, ci_upper) =
-                hanley_mcneil_interval(auc, anomalous.len(), normal.len(), config.confidence)?;
+            let groups = AucGroups {
+                n_positive: anomalous.len(),
+                n_negative: normal.len(),
+            };
+            let (ci_lower, ci_upper) = hanley_mcneil_interval(auc, groups, config.confidence)?;
             Ok(QualityEstimate {
                 metric: QualityMetric::RocAuc,
                 point: auc,
@@ -658,11 +599,12 @@ fn score(
         .map(|_| quality.per_row_correct.clone());
     let compliance = judge_quality_and_latency(
         event,
+        submission.name(),
         &quality,
         &latency,
         own_rows.as_deref(),
         config.confidence,
-    );
+    )?;
     Ok(Scorecard {
         event: event.spec.name.clone(),
         submission: submission.name().into(),
@@ -683,32 +625,55 @@ fn score(
 
 /// Compliance of a measured quality and latency: against the absolute target, or, when the event's target
 /// is relative, paired against `baseline_rows` (the baseline's per-row correctness on the same rows;
-/// `None` leaves the quality requirement inconclusive, saying why).
+/// `None` leaves the quality requirement inconclusive, saying why). The claims' ids and statements name
+/// the event, the submission and the data source.
+///
+/// # Errors
+/// A quality or paired difference that cannot be an estimate (non-finite).
 fn judge_quality_and_latency(
     event: &Event,
+    submission: &str,
     quality: &QualityEstimate,
     latency: &LatencySummary,
     baseline_rows: Option<&[bool]>,
     confidence: f64,
-) -> Compliance {
+) -> Result<Compliance, OlympicsError> {
     let spec = &event.spec;
-    let Some(relative) = &spec.relative_target else {
-        return judge_compliance(
-            quality.interval(),
-            spec.target,
-            latency.p90.interval(),
-            spec.latency_limit_ms,
-        );
+    let subject = |requirement: String| ComplianceSubject {
+        id: format!(
+            "{}.{}.{submission}.compliance",
+            crate::compliance::CLAIM_MODULE,
+            spec.name
+        ),
+        statement: format!(
+            "{submission} on {} ({} {}): {requirement} and p90 single-query latency ≤ {} ms",
+            spec.name, event.source.origin, event.source.name, spec.latency_limit_ms
+        ),
+        latency_p90_ms: latency.p90.estimate(confidence),
+        limit_ms: spec.latency_limit_ms,
     };
+    let Some(relative) = &spec.relative_target else {
+        let subject = subject(format!(
+            "{} ≥ {:.3} (MLPerf-style target)",
+            spec.metric, spec.target
+        ));
+        return Ok(judge_compliance(&subject, quality.estimate()?, spec.target));
+    };
+    let subject = subject(format!(
+        "{} no more than {:.1} points below {} on the same predictions (paired non-inferiority)",
+        spec.metric,
+        100.0 * relative.margin,
+        relative.baseline
+    ));
     let Some(baseline_rows) = baseline_rows else {
-        return judge_compliance_unpaired_relative(
+        return Ok(judge_compliance_unpaired_relative(
+            &subject,
+            relative.margin,
             &format!(
                 "baseline {} was not scored in the same field",
                 relative.baseline
             ),
-            latency.p90.interval(),
-            spec.latency_limit_ms,
-        );
+        ));
     };
     match paired_difference(
         &quality.per_row_correct,
@@ -717,18 +682,17 @@ fn judge_quality_and_latency(
         confidence,
     ) {
         Ok(difference) => judge_compliance_paired(
+            &subject,
             difference,
             relative.margin,
-            quality.interval(),
+            &quality.estimate()?,
             spec.target,
-            latency.p90.interval(),
-            spec.latency_limit_ms,
         ),
-        Err(error) => judge_compliance_unpaired_relative(
+        Err(error) => Ok(judge_compliance_unpaired_relative(
+            &subject,
+            relative.margin,
             &format!("cannot pair with {}: {error}", relative.baseline),
-            latency.p90.interval(),
-            spec.latency_limit_ms,
-        ),
+        )),
     }
 }
 
@@ -865,14 +829,24 @@ pub fn referee(
         return outcomes;
     };
     for outcome in &mut outcomes {
-        if let Outcome::Scored(card) = outcome {
-            card.compliance = judge_quality_and_latency(
-                event,
-                &card.quality,
-                &card.latency,
-                Some(&baseline_rows),
-                config.confidence,
-            );
+        let Outcome::Scored(card) = outcome else {
+            continue;
+        };
+        match judge_quality_and_latency(
+            event,
+            &card.submission,
+            &card.quality,
+            &card.latency,
+            Some(&baseline_rows),
+            config.confidence,
+        ) {
+            Ok(compliance) => card.compliance = compliance,
+            Err(error) => {
+                *outcome = Outcome::Error {
+                    submission: card.submission.clone(),
+                    reason: error.to_string(),
+                }
+            }
         }
     }
     outcomes

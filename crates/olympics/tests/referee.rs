@@ -7,6 +7,7 @@ use olympics::{
     referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, QualityMetric,
     QueryOrder, RefereeConfig, Submission, TestSet,
 };
+use perf_core::claim::Verdict;
 
 /// Four features; the label is the index of the largest of the first three.
 fn toy_event() -> Event {
@@ -186,11 +187,11 @@ fn an_always_wrong_model_is_not_compliant_and_never_rescued() {
     let outcomes = referee(&event, &[&Wrong], &config());
     let card = outcomes[0].scorecard().expect("scored");
     assert_eq!(card.quality.successes, Some(0));
-    assert_eq!(
-        card.compliance.status,
-        olympics::ComplianceStatus::NotCompliant
-    );
-    assert_eq!(card.compliance.quality, olympics::Requirement::Missed);
+    assert_eq!(card.compliance.verdict(), Verdict::Fail);
+    assert_eq!(card.compliance.quality.verdict, Verdict::Fail);
+    let result = card.claim_result();
+    assert_eq!(result.id, "olympics.toy.wrong.compliance");
+    assert_eq!(result.verdict, Verdict::Fail);
 }
 
 #[test]
@@ -275,9 +276,11 @@ fn a_relative_target_is_judged_paired_against_the_baseline_in_the_field() {
         }
     }
     let mut event = toy_event();
+    // 120 rows: predictions that agree everywhere bound the difference by ±3.0 points (Clopper–Pearson on
+    // 0 disagreements of 120), so a margin of 5 points lets a copy of the baseline pass.
     event.spec.relative_target = Some(olympics::RelativeTarget {
         baseline: "baseline".into(),
-        margin: 0.01,
+        margin: 0.05,
     });
     let baseline = Toy {
         name: "baseline",
@@ -293,20 +296,19 @@ fn a_relative_target_is_judged_paired_against_the_baseline_in_the_field() {
         let card = outcome.scorecard().expect("scored");
         let paired = card.compliance.paired.as_ref().expect("paired");
         assert_eq!(paired.baseline, "baseline");
-        assert_eq!(paired.n, 120);
+        assert_eq!(paired.difference.n, 120);
         // The unpaired accuracy with its Clopper–Pearson interval is kept.
         assert!(card.quality.ci_lower <= card.quality.point);
         match card.submission.as_str() {
             "copy" | "baseline" => {
-                assert_eq!(
-                    (paired.mean, paired.ci_lower, paired.ci_upper),
-                    (0.0, 0.0, 0.0)
-                );
-                assert_eq!(card.compliance.quality, olympics::Requirement::Met);
+                assert_eq!(paired.difference.mean, 0.0);
+                let bound = 1.0 - 0.025f64.powf(1.0 / 120.0);
+                assert!((paired.difference.ci_upper - bound).abs() < 1e-9);
+                assert_eq!(card.compliance.quality.verdict, Verdict::Pass);
             }
             _ => {
-                assert_eq!(paired.n_baseline_only, 120);
-                assert_eq!(card.compliance.quality, olympics::Requirement::Missed);
+                assert_eq!(paired.n_baseline_only(), 120);
+                assert_eq!(card.compliance.quality.verdict, Verdict::Fail);
             }
         }
     }
@@ -314,6 +316,6 @@ fn a_relative_target_is_judged_paired_against_the_baseline_in_the_field() {
     let alone = olympics::referee_one(&event, &copy, &config());
     let card = alone.scorecard().expect("scored");
     assert!(card.compliance.paired.is_none());
-    assert_eq!(card.compliance.quality, olympics::Requirement::Inconclusive);
-    assert!(card.compliance.reasons[0].contains("not scored"));
+    assert_eq!(card.compliance.quality.verdict, Verdict::Inconclusive);
+    assert!(card.compliance.quality.reason.contains("not scored"));
 }

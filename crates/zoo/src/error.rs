@@ -12,6 +12,9 @@ pub enum ZooError {
     /// The training framework (candle) reported an error.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// A statistic could not be computed (perf-core's statistics: an empty group, a bad level).
+    #[error("statistics: {0}")]
+    Statistics(#[from] perf_core::PerfError),
     /// The inference kernel (accel) reported an error.
     #[error("inference kernel: {0}")]
     Kernel(#[from] accel::AccelError),

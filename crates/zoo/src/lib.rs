@@ -24,9 +24,7 @@ pub use cache::{
 };
 pub use error::ZooError;
 pub use layers::{Conv2d, DepthwiseConv2d, LayerNorm, Linear, Standardizer};
-pub use metrics::{
-    auc_interval, ratio_of_sums_interval, wilson_interval, MetricEstimate, ProportionEstimate,
-};
+pub use metrics::{MetricEstimate, ProportionEstimate};
 pub use models::{
     Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DepthwiseSeparableBlock,
     DsCnn, Mlp, TransformerBlock,

@@ -4,9 +4,9 @@
 //! storing them when absent), exports them to the ndarray model, and evaluates that model — on the project's
 //! kernel, not candle — on held-out data.
 
+use perf_core::timer::Stopwatch;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use datasets::{
     fsdd_dir, fsdd_features, load_digits, load_fashion_mnist, load_fsdd_clips, load_text,
@@ -23,10 +23,7 @@ type CachedOrTrained = (NamedTensors, TrainingLog, HashMap<String, String>, bool
 /// What a training closure returns.
 type Trained = (NamedTensors, TrainingLog, HashMap<String, String>);
 use crate::layers::Standardizer;
-use crate::metrics::{
-    argmax_rows, auc_interval, classification_accuracy, ratio_of_sums_interval, roc_auc,
-    MetricEstimate, ProportionEstimate,
-};
+use crate::metrics::{classification_accuracy, MetricEstimate, ProportionEstimate};
 use crate::models::{
     Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, DsCnn, Mlp,
 };
@@ -36,6 +33,9 @@ use crate::train::{
     CandleMlp, CnnShape, DsCnnShape, Objective, ParamStore, TrainConfig, TrainingLog,
 };
 use crate::ZooError;
+use perf_core::stats::{
+    argmax, cross_entropy, hanley_mcneil_interval, ratio_of_sums, roc_auc, AucGroups,
+};
 
 /// The reference models TorchPerf trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -384,7 +384,7 @@ fn run_model(
     train_config: &TrainConfig,
     mode: CacheMode,
 ) -> Result<TrainedModel, ZooError> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut trained = match model {
         ReferenceModel::DigitsMlp => {
             let (set, info) = load_digits()?;
@@ -517,7 +517,14 @@ fn headline_of(metric: &HeldOutMetric) -> Result<Option<MetricEstimate>, ZooErro
             n_anomalous,
             ..
         } => {
-            let (ci_lower, ci_upper) = auc_interval(*roc_auc, *n_normal, *n_anomalous, 0.95)?;
+            let (ci_lower, ci_upper) = hanley_mcneil_interval(
+                *roc_auc,
+                AucGroups {
+                    n_positive: *n_anomalous,
+                    n_negative: *n_normal,
+                },
+                0.95,
+            )?;
             Some(MetricEstimate {
                 name: "ROC AUC".into(),
                 point: *roc_auc,
@@ -558,7 +565,7 @@ fn evaluate_classifier(
     classifier: &dyn Classifier,
     test: &LabeledSet,
 ) -> Result<(HeldOutMetric, f64), ZooError> {
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let accuracy = classification_accuracy(
         classifier,
         test.features().view(),
@@ -781,7 +788,7 @@ fn digits_autoencoder(
     let autoencoder = Autoencoder {
         network: export_mlp(&tensors, model.name())?,
     };
-    let evaluate_started = Instant::now();
+    let evaluate_started = Stopwatch::start();
     let train_scores = autoencoder.anomaly_scores(dataset.train.features().view())?;
     let mut sorted_train: Vec<f32> = train_scores.to_vec();
     sorted_train.sort_by(f32::total_cmp);
@@ -885,7 +892,7 @@ fn char_transformer(
     }
     let transformer =
         export_char_transformer(&tensors, &architecture, vocabulary.chars().to_vec())?;
-    let evaluate_started = Instant::now();
+    let evaluate_started = Stopwatch::start();
     let windows = language_model_windows(&transformer, validation_tokens)?;
     let loss_sum: f64 = windows.iter().map(|window| window.loss_sum).sum();
     let n_predicted: usize = windows.iter().map(|window| window.n_predicted).sum();
@@ -906,13 +913,12 @@ fn char_transformer(
         })
         .collect();
     let model_window_sums: Vec<f64> = windows.iter().map(|window| window.loss_sum).collect();
-    let (ratio, ratio_lower, ratio_upper) =
-        ratio_of_sums_interval(&model_window_sums, &unigram_window_sums, 0.95)?;
+    let ratio = ratio_of_sums(&model_window_sums, &unigram_window_sums, 0.95)?;
     let headline = MetricEstimate {
         name: "validation loss / unigram loss".into(),
-        point: ratio,
-        ci_lower: ratio_lower,
-        ci_upper: ratio_upper,
+        point: ratio.ratio,
+        ci_lower: ratio.ci_lower,
+        ci_upper: ratio.ci_upper,
         confidence: 0.95,
         n: windows.len(),
         method: format!(
@@ -1011,7 +1017,6 @@ fn language_model_windows(
     let mut windows = Vec::new();
     for (window_idx, window) in tokens.windows(context + 1).step_by(context).enumerate() {
         let logits = model.forward(&window[..context])?;
-        let predictions = argmax_rows(logits.view());
         let mut score = WindowScore {
             loss_sum: 0.0,
             n_predicted: 0,
@@ -1020,16 +1025,9 @@ fn language_model_windows(
         };
         for (position, row) in logits.axis_iter(Axis(0)).enumerate() {
             let target = window[position + 1] as usize;
-            let max = row.fold(f32::NEG_INFINITY, |best, &value| best.max(value));
-            let log_sum_exp = f64::from(max)
-                + row
-                    .iter()
-                    .map(|&value| f64::from(value - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            score.loss_sum += log_sum_exp - f64::from(row[target]);
+            score.loss_sum += cross_entropy(row.iter().copied(), target)?;
             score.n_predicted += 1;
-            score.n_correct += usize::from(predictions[position] == target);
+            score.n_correct += usize::from(argmax(row.iter().copied()) == Some(target));
         }
         windows.push(score);
     }

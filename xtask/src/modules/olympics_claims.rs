@@ -3,16 +3,18 @@
 //! pruning / KV cache).
 //!
 //! Claims, with stable ids:
-//! - `olympics.<event>.<submission>.compliance`: quality ≥ target and p90 ≤ limit, judged on intervals:
-//!   compliant → PASS, inconclusive → PARTIAL, not compliant → FAIL, a submission that could not be
-//!   measured → ERROR. The estimate is the quality with its interval; latency and memory are in the details.
+//! - `olympics.<event>.<submission>.compliance`: quality ≥ target and p90 ≤ limit, each judged on its
+//!   interval by perf-core's `Claim::judge` inside the referee (`Scorecard::claim_result`): both met → PASS,
+//!   either missed → FAIL, otherwise PARTIAL (INCONCLUSIVE when a requirement has no interval), a
+//!   submission that could not be measured → ERROR. The estimate is the quality with its interval (the
+//!   paired difference in points for the challenge); latency and memory are in the details.
 //! - `olympics.<event>.pareto`: the front (size as the estimate), who dominates whom, recommendations,
 //!   efficiency, the Olympic events and the leaderboard, and a scatter plot (p90 ms vs quality).
 //! - `olympics.referee.isolation`: a deliberately panicking and a wrong-shape submission are ERROR for
 //!   themselves only, the others in the same field still scored.
 //! - `olympics.coverage`: what ran and what was skipped, and why.
 //!
-//! Every reason starts with the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
+//! Every compliance statement names the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
 //! this machine, under whatever load it carries.
 
 use super::ModuleContext;
@@ -27,8 +29,7 @@ use olympics::submissions::{
     cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, MlpClassifier, ZooClassifier,
 };
 use olympics::{
-    referee, ComplianceStatus, Event, OlympicsError, Optimization, Outcome, RefereeConfig,
-    Scorecard, Submission,
+    referee, Event, OlympicsError, Optimization, Outcome, RefereeConfig, Scorecard, Submission,
 };
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
 use serde_json::json;
@@ -74,71 +75,10 @@ fn cached_model(
     }
 }
 
+/// The referee's own judgement of the card (a perf-core claim result, id
+/// `olympics.<event>.<submission>.compliance`), with what the report shows beside it.
 fn compliance_claim(card: &Scorecard) -> ClaimResult {
-    let id = format!("olympics.{}.{}.compliance", card.event, card.submission);
-    // A target relative to a baseline scored on the same rows is judged on the paired difference (in
-    // percentage points, against −margin); an absolute target on the quality with its interval.
-    let (claim, estimate) = match (&card.compliance.paired, card.compliance.margin) {
-        (Some(paired), Some(margin)) => {
-            let margin_points = 100.0 * margin;
-            let claim = Claim::threshold(
-                &id,
-                MODULE,
-                &format!(
-                    "{} on {}: {} no more than {margin_points:.1} points below {} on the same predictions (paired non-inferiority) and p90 single-query latency ≤ {} ms",
-                    card.submission, card.event, card.quality.metric, paired.baseline, card.latency_limit_ms
-                ),
-                -margin_points,
-                Direction::AtLeast,
-            );
-            let estimate = Estimate::new(
-                100.0 * paired.mean,
-                100.0 * paired.ci_lower.min(paired.mean),
-                100.0 * paired.ci_upper.max(paired.mean),
-                "points",
-                paired.confidence,
-            );
-            (claim, estimate)
-        }
-        _ => {
-            let claim = Claim::threshold(
-                &id,
-                MODULE,
-                &format!(
-                    "{} on {}: {} ≥ {:.3} (MLPerf-style target) and p90 single-query latency ≤ {} ms",
-                    card.submission, card.event, card.quality.metric, card.target, card.latency_limit_ms
-                ),
-                card.target,
-                Direction::AtLeast,
-            );
-            let estimate = Estimate::new(
-                card.quality.point,
-                card.quality.ci_lower.min(card.quality.point),
-                card.quality.ci_upper.max(card.quality.point),
-                "",
-                card.quality.confidence,
-            );
-            (claim, estimate)
-        }
-    };
-    let estimate = match estimate {
-        Ok(estimate) => estimate,
-        Err(error) => return claim.error(format!("[{}] {error}", card.source.origin)),
-    };
-    let mut result = claim.judge(estimate);
-    result.verdict = match card.compliance.status {
-        ComplianceStatus::Compliant => Verdict::Pass,
-        ComplianceStatus::Inconclusive => Verdict::Partial,
-        ComplianceStatus::NotCompliant => Verdict::Fail,
-    };
-    result.reason = format!(
-        "[{} {}] {}: {}",
-        card.source.origin,
-        card.source.name,
-        card.compliance.status,
-        card.compliance.reasons.join("; ")
-    );
-    result
+    card.claim_result()
         .with_detail("data_source", &card.source)
         .with_detail("optimizations", &card.optimizations)
         .with_detail("quality", &card.quality)
@@ -657,7 +597,7 @@ fn char_lm_challenge(
                 result.details.insert(
                     "target_rule".into(),
                     json!(format!(
-                        "paired non-inferiority to {BASELINE} on the same predictions: the per-position difference (submission correct − baseline correct), its mean with a paired Student-t interval, compliant when the lower bound ≥ −{:.1} points, not compliant when the upper bound < −{:.1} points; nominal absolute bar zoo's f32 accuracy {next_char_accuracy} − {:.1} points, reported with the unpaired Clopper–Pearson accuracy",
+                        "paired non-inferiority to {BASELINE} on the same predictions: the per-position difference (submission correct − baseline correct), its mean with a paired Student-t interval (the Clopper–Pearson bound on the disagreement rate when every position agrees), compliant when the lower bound ≥ −{:.1} points, not compliant when the upper bound < −{:.1} points; nominal absolute bar zoo's f32 accuracy {next_char_accuracy} − {:.1} points, reported with the unpaired Clopper–Pearson accuracy",
                         100.0 * CHALLENGE_MARGIN,
                         100.0 * CHALLENGE_MARGIN,
                         100.0 * CHALLENGE_MARGIN
@@ -736,7 +676,7 @@ fn isolation_check(zoo_config: &ZooConfig, seed: u64) -> Result<ClaimResult> {
         .iter()
         .map(|outcome| match outcome {
             Outcome::Scored(card) => {
-                format!("{}: scored ({})", card.submission, card.compliance.status)
+                format!("{}: scored ({})", card.submission, card.compliance.verdict())
             }
             Outcome::Error { submission, reason } => format!("{submission}: ERROR {reason}"),
         })

@@ -13,9 +13,10 @@ use super::ModuleContext;
 use accel::MatmulConfig;
 use anyhow::{Context, Result};
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, Axis};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
-use perf_core::compare::{compare, CompareConfig, Comparison};
-use perf_core::stats::binomial_interval;
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+use perf_core::compare::{CompareConfig, Comparison};
+use perf_core::fallible::try_compare;
+use perf_core::stats::{argmax, binomial_interval, paired_proportion_difference};
 use quant::{
     ActivationQuant, Conv2dGeometry, ErrorStats, GemmConfig, Granularity, HalfPrecision,
     HalfTensor, Observer, ObserverKind, PackedB, QuantConfig, QuantParams, QuantType,
@@ -24,7 +25,6 @@ use quant::{
 use serde_json::json;
 
 const MODULE: &str = "quant";
-const ROBUST: &str = "Hodges–Lehmann / signed-rank";
 const CONFIDENCE: f64 = 0.95;
 
 /// A small seeded generator (splitmix64), so this module needs no extra dependency for its random inputs.
@@ -58,11 +58,7 @@ impl SplitMix {
 fn judge_speed(claim: &Claim, comparison: &Comparison, operations: f64) -> Result<ClaimResult> {
     let rate = |median_ns: f64| operations / median_ns;
     Ok(claim
-        .judge_with_cross_check(
-            comparison.speedup_estimate()?,
-            comparison.robust_estimate(comparison.speedup.confidence)?,
-            ROBUST,
-        )
+        .judge_comparison(comparison)?
         .with_detail("baseline_gops_median", rate(comparison.baseline.median))
         .with_detail("candidate_gops_median", rate(comparison.candidate.median))
         .with_detail("baseline_ns", &comparison.baseline.values)
@@ -153,62 +149,29 @@ impl<'a> F32Mlp<'a> {
     }
 }
 
-fn argmax_rows(scores: ArrayView2<'_, f32>) -> Vec<usize> {
+/// The predicted class of each row (perf-core's argmax: the first of tied maxima; a row with no class
+/// predicts none and counts as wrong).
+fn argmax_rows(scores: ArrayView2<'_, f32>) -> Vec<Option<usize>> {
     scores
         .axis_iter(Axis(0))
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (index, &v)| {
-                    if v > best.1 {
-                        (index, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
-        })
+        .map(|row| argmax(row.iter().copied()))
         .collect()
 }
 
-/// Accuracy drop (f32 − quantized, percentage points) on the same test samples, paired: the t-interval on
-/// the per-sample differences when some samples disagree, else the Clopper–Pearson bound on the disagreement
-/// rate (the drop cannot exceed it).
+/// Accuracy drop (f32 − quantized, percentage points) on the same test samples, paired: perf-core's paired
+/// difference (the t-interval on the per-sample differences when some samples disagree, else the
+/// Clopper–Pearson bound on the disagreement rate).
 fn accuracy_drop(f32_correct: &[bool], quant_correct: &[bool]) -> Result<Estimate> {
-    let n = f32_correct.len();
-    let differences: Vec<f64> = f32_correct
-        .iter()
-        .zip(quant_correct)
-        .map(|(&f, &q)| f64::from(u8::from(f)) - f64::from(u8::from(q)))
-        .collect();
-    let mean = differences.iter().sum::<f64>() / n as f64;
-    let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-    if variance > 0.0 {
-        return Ok(Estimate::from_t(
-            TInference {
-                center: 100.0 * mean,
-                standard_error: 100.0 * (variance / n as f64).sqrt(),
-                degrees_of_freedom: n as f64 - 1.0,
-                log_scale: false,
-            },
-            "pt",
-            CONFIDENCE,
-        )?);
-    }
-    let (_, upper) = binomial_interval(0, n as u64, CONFIDENCE)?;
-    Ok(Estimate::new(
-        0.0,
-        -100.0 * upper,
-        100.0 * upper,
-        "pt",
-        CONFIDENCE,
-    )?)
+    Ok(
+        paired_proportion_difference(f32_correct, quant_correct, CONFIDENCE)?
+            .estimate(100.0, "pt")?,
+    )
 }
 
 struct Evaluation {
     accuracy: f64,
     correct: Vec<bool>,
-    predictions: Vec<usize>,
+    predictions: Vec<Option<usize>>,
 }
 
 fn evaluate(logits: ArrayView2<'_, f32>, labels: &[usize]) -> Evaluation {
@@ -216,7 +179,7 @@ fn evaluate(logits: ArrayView2<'_, f32>, labels: &[usize]) -> Evaluation {
     let correct: Vec<bool> = predictions
         .iter()
         .zip(labels)
-        .map(|(p, l)| p == l)
+        .map(|(predicted, &label)| *predicted == Some(label))
         .collect();
     let accuracy = correct.iter().filter(|&&c| c).count() as f64 / labels.len() as f64;
     Evaluation {
@@ -422,13 +385,13 @@ fn model_claims(
     let agreements = f32_predictions
         .iter()
         .zip(&int8_predictions)
-        .filter(|(a, b)| a == b)
+        .filter(|(a, b)| a.is_some() && a == b)
         .count();
     let test_agreements = f32_eval
         .predictions
         .iter()
         .zip(&static_eval.predictions)
-        .filter(|(a, b)| a == b)
+        .filter(|(a, b)| a.is_some() && a == b)
         .count();
     let (lower, upper) = binomial_interval(agreements as u64, agreement_n as u64, CONFIDENCE)?;
     let agreement = agreements as f64 / agreement_n as f64;
@@ -545,16 +508,15 @@ fn mlp_speed_claim(
         Ok(kernel) => kernel,
         Err(error) => return claim.error(format!("int8 forward: {error}")),
     };
-    let outcome = compare(
+    // A forward pass that fails while timed makes the claim ERROR (try_compare keeps the first error).
+    let outcome = try_compare(
         config,
         &batch,
-        |x| match twin.forward(x.view()) {
-            Ok(()) => twin.logits()[[0, 0]],
-            Err(_) => f32::NAN,
-        },
-        |x| match quantized.forward_into(x.view(), int8_logits.view_mut(), &GemmConfig::default()) {
-            Ok(_) => int8_logits[[0, 0]],
-            Err(_) => f32::NAN,
+        |x| twin.forward(x.view()).map(|()| twin.logits()[[0, 0]]),
+        |x| {
+            quantized
+                .forward_into(x.view(), int8_logits.view_mut(), &GemmConfig::default())
+                .map(|_| int8_logits[[0, 0]])
         },
     )
     .map_err(anyhow::Error::from)
@@ -770,7 +732,7 @@ fn accuracy_and_agreement(
         .predictions
         .iter()
         .zip(&int8_eval.predictions)
-        .filter(|(a, b)| a == b)
+        .filter(|(a, b)| a.is_some() && a == b)
         .count();
     let (lower, upper) = binomial_interval(agreements as u64, n as u64, CONFIDENCE)?;
     let agreement = agreements as f64 / n as f64;
@@ -976,30 +938,33 @@ fn gemm_claims(context: &ModuleContext, config: &CompareConfig, results: &mut Ve
             },
             ..config.clone()
         };
-        let outcome = compare(
+        // A kernel error inside a timed closure makes the claim ERROR (try_compare keeps the first error and
+        // returns it after the measurement), never a fast-looking sample.
+        let outcome = try_compare(
             &claim_config,
             &inputs,
             |(af, bf, _, _)| {
-                let _ = accel::matmul_into_with(
+                accel::matmul_into_with(
                     af.view(),
                     bf.view(),
                     f32_out.view_mut(),
                     false,
                     &f32_config,
-                );
-                f32_out[[0, 0]]
+                )
+                .map(|_| f32_out[[0, 0]])
             },
             |(_, _, a, b)| {
                 // Packing B is part of the candidate's time (the claim is "packing included"); the packed buffer
                 // is reused, as accel reuses its own packing buffers.
-                packed.repack(b.view()).expect("n ≤ MAX_K");
-                let _ = quant::gemm_u8i8_i32(
+                packed.repack(b.view()).map_err(|error| error.to_string())?;
+                quant::gemm_u8i8_i32(
                     a.view(),
                     &packed,
                     i32_out.view_mut(),
                     &GemmConfig::default(),
-                );
-                i32_out[[0, 0]]
+                )
+                .map(|_| i32_out[[0, 0]])
+                .map_err(|error| error.to_string())
             },
         )
         .map_err(anyhow::Error::from)
