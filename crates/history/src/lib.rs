@@ -4,12 +4,14 @@
 //! matrix ([`trend`]).
 #![forbid(unsafe_code)]
 
+pub mod changepoint;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod record;
 pub mod store;
 
+pub use changepoint::{detect, ChangePoint, ChangePointConfig};
 pub use error::{HistoryError, Result};
 pub use record::{Better, ClaimRecord, MachineFingerprint, Mode, RunRecord, SampleSummary};
 pub use store::{
