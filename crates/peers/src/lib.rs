@@ -1,0 +1,31 @@
+//! peers: ONNX Runtime and PyTorch as peers of the workspace's own submissions, under the same referee.
+//!
+//! - [`onnx`] writes zoo's fully connected reference networks (the MLP classifiers, the autoencoder) as ONNX
+//!   (opset 13) through the messages generated from `onnx.proto`.
+//! - [`PeerEnvironment`] finds the Python virtual environment (`bash peers/setup.sh` creates it) and the
+//!   versions in it; a missing environment is [`PeersError::Unavailable`] with the command that installs it.
+//! - [`ExternalSubmission`] serves an exported model from a `peers/harness.py` process (ONNX Runtime or
+//!   PyTorch, f32 or dynamic int8, at a pinned thread count) as an olympics
+//!   [`SelfTimedSubmission`](olympics::referee::SelfTimedSubmission): the harness times its own inference
+//!   calls, the referee computes every statistic, and the pipe's round trip is kept beside them. A peer that
+//!   crashes, hangs, answers the wrong shape or prints garbage is an error for that submission; its process
+//!   is always killed and reaped.
+//!
+//! The child gets a minimal environment (`PATH`, the venv, a locale, a scratch `HOME`/`TMPDIR`, thread
+//! counts): nothing else of the parent's environment reaches it. The crate reads no clock except through
+//! perf-core's `Stopwatch` (the pipe's round trip) and writes no file.
+#![forbid(unsafe_code)]
+
+pub mod environment;
+mod error;
+pub mod onnx;
+pub mod process;
+pub mod submission;
+
+pub use environment::{PeerEnvironment, SETUP_COMMAND, TORCH_COMMAND};
+pub use error::PeersError;
+pub use onnx::{to_onnx_bytes, OnnxExport, OnnxHead};
+pub use submission::{
+    ExternalSubmission, PeerConfig, PeerInfo, PeerSpec, Precision, RoundTrip, Runtime,
+    SelfTimedBatch,
+};

@@ -1,0 +1,333 @@
+//! End-to-end checks of the peers against the Python harness: exported ONNX models run in ONNX Runtime and
+//! PyTorch give the Rust models' outputs, a broken peer (crash, hang, wrong shape, garbage, NaN) is an
+//! ERROR for itself alone with no process left behind, and the child sees none of the parent's environment.
+//!
+//! They need the peers' venv (`bash peers/setup.sh`). Without it they print why and pass, unless
+//! `TORCHPERF_REQUIRE_PEERS=1`, which makes a missing venv a failure (CI sets it after `.ci/peers.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use datasets::DataOrigin;
+use ndarray::{Array1, Array2, ArrayView2};
+use olympics::referee::referee_self_timed;
+use olympics::{
+    referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, RefereeConfig,
+    Submission, TestSet,
+};
+use peers::environment::apply_minimal_environment;
+use peers::{
+    to_onnx_bytes, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec,
+    Precision, Runtime,
+};
+use rand::{Rng, SeedableRng};
+use zoo::{Autoencoder, Linear, Mlp};
+
+fn environment() -> Option<PeerEnvironment> {
+    match PeerEnvironment::discover() {
+        Ok(environment) => Some(environment),
+        Err(error) => {
+            assert!(
+                std::env::var("TORCHPERF_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "TORCHPERF_REQUIRE_PEERS=1 but {error}"
+            );
+            eprintln!("peers test skipped: {error}");
+            None
+        }
+    }
+}
+
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("torchperf-peers-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn random_mlp(widths: &[usize], seed: u64) -> Mlp {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let layers = widths
+        .windows(2)
+        .map(|pair| {
+            let scale = (2.0 / pair[0] as f32).sqrt();
+            Linear {
+                weight: Array2::from_shape_fn((pair[0], pair[1]), |_| {
+                    rng.random_range(-scale..scale)
+                }),
+                bias: Array1::from_shape_fn(pair[1], |_| rng.random_range(-0.1..0.1)),
+            }
+        })
+        .collect();
+    Mlp { layers }
+}
+
+fn random_rows(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    Array2::from_shape_fn((rows, cols), |_| rng.random_range(0.0..1.0))
+}
+
+fn write_model(dir: &Path, name: &str, export: &OnnxExport<'_>) -> PathBuf {
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, to_onnx_bytes(export).unwrap()).unwrap();
+    path
+}
+
+/// Largest violation of `|peer − reference| ≤ 1e-4 + 1e-4 · |reference|`: f32 sums of up to 784 products
+/// accumulated in another order differ by a few units in the last place of the partial sums, far below
+/// this bound, while a wrong layout or a missing bias or ReLU is off by orders of magnitude more.
+fn worst_excess(peer: ArrayView2<'_, f32>, reference: ArrayView2<'_, f32>) -> f32 {
+    assert_eq!(peer.dim(), reference.dim());
+    peer.iter()
+        .zip(reference.iter())
+        .map(|(&got, &want)| (got - want).abs() - (1e-4 + 1e-4 * want.abs()))
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+fn spec(runtime: Runtime, precision: Precision) -> PeerSpec {
+    PeerSpec {
+        runtime,
+        precision,
+        threads: 1,
+    }
+}
+
+#[test]
+fn exported_models_match_the_rust_models_in_both_runtimes() {
+    let Some(environment) = environment() else {
+        return;
+    };
+    let dir = scratch_dir("equivalence");
+    let config = PeerConfig {
+        scratch: Some(dir.clone()),
+        ..PeerConfig::default()
+    };
+    let mut runtimes = vec![Runtime::OnnxRuntime];
+    match environment.torch() {
+        Ok(_) => runtimes.push(Runtime::Torch),
+        Err(error) => eprintln!("torch rows skipped: {error}"),
+    }
+    // The events' shapes: the digits and Fashion MLPs, and the digits autoencoder.
+    for (name, widths) in [
+        ("digits_mlp", vec![64, 128, 10]),
+        ("fashion_mlp", vec![784, 256, 10]),
+    ] {
+        let network = random_mlp(&widths, 7);
+        let path = write_model(
+            &dir,
+            name,
+            &OnnxExport {
+                name,
+                network: &network,
+                standardizer: None,
+                head: OnnxHead::Logits,
+            },
+        );
+        let inputs = random_rows(33, widths[0], 11);
+        let reference = network.forward(inputs.view()).unwrap();
+        for &runtime in &runtimes {
+            let peer = ExternalSubmission::start(
+                &environment,
+                &path,
+                &spec(runtime, Precision::F32),
+                &config,
+            )
+            .unwrap();
+            let output = peer.forward(inputs.view()).unwrap();
+            let excess = worst_excess(output.view(), reference.view());
+            assert!(
+                excess <= 0.0,
+                "{name} in {runtime:?}: tolerance exceeded by {excess}"
+            );
+        }
+    }
+    let autoencoder = Autoencoder {
+        network: random_mlp(&[64, 32, 8, 32, 64], 3),
+    };
+    let path = write_model(
+        &dir,
+        "autoencoder",
+        &OnnxExport {
+            name: "autoencoder",
+            network: &autoencoder.network,
+            standardizer: None,
+            head: OnnxHead::ReconstructionError,
+        },
+    );
+    let inputs = random_rows(40, 64, 5);
+    let reference = autoencoder
+        .anomaly_scores(inputs.view())
+        .unwrap()
+        .insert_axis(ndarray::Axis(1));
+    for &runtime in &runtimes {
+        let peer =
+            ExternalSubmission::start(&environment, &path, &spec(runtime, Precision::F32), &config)
+                .unwrap();
+        let output = peer.forward(inputs.view()).unwrap();
+        let excess = worst_excess(output.view(), reference.view());
+        assert!(
+            excess <= 0.0,
+            "autoencoder in {runtime:?}: tolerance exceeded by {excess}"
+        );
+        // The int8 peers load and answer the right shape (their error is the quantization's, measured by
+        // the referee as quality, not bounded here).
+        let int8 = ExternalSubmission::start(
+            &environment,
+            &path,
+            &spec(runtime, Precision::Int8),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(int8.forward(inputs.view()).unwrap().dim(), (40, 1));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A small in-process submission, to show the field is still scored around a broken peer.
+struct RustMlp(Mlp);
+
+impl Submission for RustMlp {
+    fn name(&self) -> &str {
+        "rust_f32"
+    }
+    fn optimizations(&self) -> Vec<Optimization> {
+        Vec::new()
+    }
+    fn storage_bytes(&self) -> usize {
+        4 * self.0.n_parameters()
+    }
+    fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+        Ok(self.0.forward(batch)?)
+    }
+}
+
+fn digits_event(network: &Mlp) -> Event {
+    let features = random_rows(120, 64, 21);
+    let logits = network.forward(features.view()).unwrap();
+    let labels = logits
+        .outer_iter()
+        .map(|row| {
+            (0..row.len()).fold(
+                0,
+                |best, index| if row[index] > row[best] { index } else { best },
+            )
+        })
+        .collect();
+    Event::new(
+        EventSpec::image_classification_digits(),
+        TestSet::new(features, labels, 10).unwrap(),
+        DataSource {
+            origin: DataOrigin::Synthetic,
+            name: "random rows".into(),
+            description: "labels from the model itself (a test of the plumbing, not of quality)"
+                .into(),
+            attribution: String::new(),
+        },
+    )
+    .unwrap()
+}
+
+fn quick_referee() -> RefereeConfig {
+    let mut config = RefereeConfig::quick(3);
+    config.measure.samples = 20;
+    config.measure.warm_up = perf_core::measure::WarmUp::Time(Duration::from_millis(5));
+    config
+}
+
+#[test]
+fn broken_peers_are_errors_for_themselves_alone_and_leave_no_process() {
+    let Some(environment) = environment() else {
+        return;
+    };
+    let dir = scratch_dir("faults");
+    let network = random_mlp(&[64, 16, 10], 1);
+    let path = write_model(
+        &dir,
+        "mlp",
+        &OnnxExport {
+            name: "mlp",
+            network: &network,
+            standardizer: None,
+            head: OnnxHead::Logits,
+        },
+    );
+    let event = digits_event(&network);
+    let config = quick_referee();
+    let cases = [
+        ("crash", "process ended"),
+        ("hang", "hung"),
+        ("wrong-shape", "output shape"),
+        ("garbage", "garbage"),
+        ("nan", "NaN"),
+    ];
+    for (fault, expected) in cases {
+        let peer_config = PeerConfig {
+            request_timeout: Duration::from_secs(3),
+            fault: Some(fault.into()),
+            scratch: Some(dir.clone()),
+            ..PeerConfig::default()
+        };
+        let broken = ExternalSubmission::start(
+            &environment,
+            &path,
+            &spec(Runtime::OnnxRuntime, Precision::F32),
+            &peer_config,
+        )
+        .unwrap();
+        let pid = broken.info().pid;
+        let healthy = ExternalSubmission::start(
+            &environment,
+            &path,
+            &spec(Runtime::OnnxRuntime, Precision::F32),
+            &PeerConfig {
+                scratch: Some(dir.clone()),
+                ..PeerConfig::default()
+            },
+        )
+        .unwrap();
+        match referee_self_timed(&event, &broken, &config) {
+            Outcome::Error { reason, .. } => {
+                assert!(reason.contains(expected), "{fault}: {reason}")
+            }
+            Outcome::Scored(_) => panic!("{fault}: a broken peer was scored"),
+        }
+        // The rest of the field is still scored: a healthy peer and an in-process submission.
+        assert!(
+            referee_self_timed(&event, &healthy, &config)
+                .scorecard()
+                .is_some(),
+            "{fault}: healthy peer"
+        );
+        let rust = RustMlp(network.clone());
+        assert!(referee(&event, &[&rust], &config)[0].scorecard().is_some());
+        drop(broken);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "{fault}: peer process {pid} left behind"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_child_sees_none_of_the_parents_environment() {
+    let Some(environment) = environment() else {
+        return;
+    };
+    let mut command = Command::new(&environment.python);
+    // As if inherited: a token in the parent's environment.
+    command.env("TORCHPERF_TEST_SECRET_TOKEN", "hunter2");
+    apply_minimal_environment(&mut command, &environment.venv, 1, None);
+    command
+        .arg("-c")
+        .arg("import os; print('\\n'.join(f'{k}={v}' for k, v in os.environ.items()))");
+    let output = command.output().unwrap();
+    assert!(output.status.success());
+    let seen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !seen.contains("hunter2") && !seen.contains("TORCHPERF_TEST_SECRET_TOKEN"),
+        "{seen}"
+    );
+    // Variables cargo sets for this test process do not reach the child either.
+    assert!(!seen.contains("CARGO"), "{seen}");
+    assert!(seen.contains("OMP_NUM_THREADS=1"), "{seen}");
+}
