@@ -8,11 +8,13 @@ pub mod changepoint;
 pub mod error;
 #[cfg(test)]
 mod fixtures;
+pub mod gate;
 pub mod record;
 pub mod store;
 
 pub use changepoint::{detect, ChangePoint, ChangePointConfig};
 pub use error::{HistoryError, Result};
+pub use gate::{gate, Baseline, ClaimGate, ClaimStatus, GateConfig, GateReport};
 pub use record::{Better, ClaimRecord, MachineFingerprint, Mode, RunRecord, SampleSummary};
 pub use store::{
     redact_location, ImportReport, RunFilter, Store, DEFAULT_FILE_NAME, SCHEMA_VERSION,
