@@ -31,6 +31,7 @@ pub mod fallible;
 pub mod measure;
 pub mod provenance;
 pub mod results;
+pub mod sequential;
 pub mod stats;
 pub mod timer;
 pub mod workloads;

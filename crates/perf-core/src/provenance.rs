@@ -1,4 +1,4 @@
-//! Provenance: the environment record every results file carries (METHODS.md), each probe that
+//! Provenance: the environment record every results file carries (`docs/METHODS.md`), each probe that
 //! could not be read stated with its reason rather than left out or guessed.
 
 use crate::alloc::Probe;
@@ -192,20 +192,11 @@ fn cpu_model_from(cpuinfo: &str) -> Option<String> {
     })
 }
 
+/// The load averages, through [`crate::environment`] (the one reader of `/proc/loadavg`).
 fn load_average() -> Probe<[f64; 3]> {
-    match std::fs::read_to_string("/proc/loadavg") {
-        Ok(text) => {
-            let fields: Vec<f64> = text
-                .split_whitespace()
-                .take(3)
-                .filter_map(|f| f.parse().ok())
-                .collect();
-            match fields.as_slice() {
-                [one, five, fifteen] => Probe::Available([*one, *five, *fifteen]),
-                _ => Probe::Unavailable(format!("unavailable: unexpected /proc/loadavg: {text}")),
-            }
-        }
-        Err(error) => Probe::Unavailable(format!("unavailable: /proc/loadavg: {error}")),
+    match crate::environment::load_average() {
+        Ok(load) => Probe::Available(load.as_array()),
+        Err(note) => Probe::Unavailable(format!("unavailable: {note}")),
     }
 }
 
