@@ -46,9 +46,10 @@ pub enum FsddSplit {
     HoldOutSpeaker(String),
 }
 
-/// The FSDD directory to read: `explicit` if given, else `$TORCHPERF_FSDD_DIR`, else the first existing of
-/// `../shared/data/fsdd/recordings` relative to the current directory and to the workspace root this crate was
-/// built in (that is where CI keeps it); if none exists, the first candidate (so the error names it).
+/// The FSDD directory to read: `explicit` if given, else `$TORCHPERF_FSDD_DIR`, else `data/fsdd/recordings`
+/// under the current directory (the dataset is not shipped: clone `Jakobovski/free-spoken-digit-dataset` and
+/// point the variable at its `recordings/`). A directory that does not exist is reported by the loader as
+/// [`DatasetError::NotFound`] naming it.
 pub fn fsdd_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = explicit {
         return dir.to_path_buf();
@@ -56,18 +57,7 @@ pub fn fsdd_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(dir) = std::env::var_os(FSDD_DIR_ENV).filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }
-    let relative = Path::new("..")
-        .join("shared")
-        .join("data")
-        .join("fsdd")
-        .join("recordings");
-    let workspace_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..");
-    let candidates = [relative.clone(), workspace_root.join(&relative)];
-    candidates
-        .iter()
-        .find(|candidate| candidate.is_dir())
-        .cloned()
-        .unwrap_or(relative)
+    Path::new("data").join("fsdd").join("recordings")
 }
 
 /// Parses `{digit}_{speaker}_{index}.wav`.

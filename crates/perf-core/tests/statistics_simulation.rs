@@ -225,7 +225,7 @@ fn aa_false_positive_rate_under_drift_is_controlled_by_interleaving() {
         randomized <= 0.07,
         "randomized A/A false positives {randomized}"
     );
-    // Running all of A then all of B is the trap METHODS.md warns about: it must look bad here.
+    // Running all of A then all of B is the trap docs/METHODS.md warns about: it must look bad here.
     assert!(
         sequential > 0.15,
         "sequential order should be fooled by drift, got {sequential}"

@@ -483,11 +483,9 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
         .map(|result| {
             if spectrum_claim {
-                result.borderline_by_design(
-                    "the best kernel at n = 512 runs on both vCPUs, and how much the second one adds varies from \
-                     run to run on the reference VM (two-thread scaling 1.1–2.1× measured); the 100× bar lies \
-                     inside the resulting spread (74–108× across three quick runs)",
-                )
+                // The best kernel runs on every core: a neighbour holding one is the machine's doing,
+                // not the kernel's, and the suite says so (INCONCLUSIVE) instead of FAIL.
+                result.needs_all_cores()
             } else if crossover_claim {
                 result.borderline_by_design(
                     "n = 512 is where cache blocking starts to pay on these CPUs (scalar blocked vs naive i-k-j \
