@@ -66,7 +66,10 @@ impl BertConfig {
         if let Some((name, _)) = sizes.iter().find(|(_, value)| *value == 0) {
             return Err(invalid(format!("{name} is 0")));
         }
-        if config.hidden_size % config.num_attention_heads != 0 {
+        if !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+        {
             return Err(invalid(format!(
                 "{} heads do not divide hidden_size {}",
                 config.num_attention_heads, config.hidden_size

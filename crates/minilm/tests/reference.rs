@@ -26,10 +26,10 @@ const SENTENCES: [&str; 10] = [
      classification and separator tokens, exactly as the reference implementation does with the same file.",
 ];
 
-fn reference_embeddings(
-    dir: &std::path::Path,
-    sentences: &[&str],
-) -> Option<(Vec<Vec<u32>>, Vec<Vec<f64>>, String)> {
+/// Token ids, embeddings and the torch version the reference printed.
+type Reference = (Vec<Vec<u32>>, Vec<Vec<f64>>, String);
+
+fn reference_embeddings(dir: &std::path::Path, sentences: &[&str]) -> Option<Reference> {
     let python = std::env::var("TORCHPERF_MINILM_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../peers/minilm_reference.py");
     let child = Command::new(&python)
