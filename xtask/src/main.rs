@@ -1,23 +1,26 @@
-//! `cargo xtask`: TorchPerf's orchestration — `validate` runs every module's claims and archives
-//! the run, `compare` diffs two archived runs, `stability` checks that consecutive runs agree on every
-//! verdict, `report` re-renders an archived run's report.
+//! `cargo xtask`: the command line over the `suite` library and the workspace's own claim modules
+//! (`src/modules/`). `validate` runs every module's claims and archives the run, `compare` diffs two
+//! archived runs, `stability` checks that consecutive runs agree on every verdict, `report` re-renders
+//! an archived run's report. Everything but argument parsing lives in the libraries.
 
-mod archive;
-mod compare_runs;
-mod html;
+// `deny`, not `forbid`: ndarray's `s!` macro expands to an `allow(unsafe_code)` that `forbid` rejects. The tidy
+// test (`xtask/tests/tidy.rs`) checks that no `unsafe` is written here.
+#![deny(unsafe_code)]
+
 mod modules;
-mod report;
-mod stability;
-mod validate;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use suite::SuiteArgs;
 
 /// Memory claims measure by allocation, so the harness counts every allocation.
 #[global_allocator]
 static ALLOCATOR: perf_core::alloc::CountingAllocator = perf_core::alloc::CountingAllocator::new();
+
+/// Where the workspace's runs are archived.
+const ARCHIVE: &str = "validation_results";
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "TorchPerf validation suite")]
@@ -28,8 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every module's claims and archive the results.
-    Validate(validate::ValidateArgs),
+    /// Run every module's claims and archive the results (default: validation_results/).
+    Validate(SuiteArgs),
     /// Compare two archived runs (default: the last two).
     Compare {
         /// The earlier run (directory or results.json); default: the second newest.
@@ -37,23 +40,23 @@ enum Command {
         /// The later run; default: the newest.
         run_b: Option<PathBuf>,
         /// Directory holding the runs.
-        #[arg(long, default_value = "validation_results")]
+        #[arg(long, default_value = ARCHIVE)]
         out: PathBuf,
         /// Exit non-zero when any claim regressed significantly.
         #[arg(long)]
         fail_on_regression: bool,
     },
-    /// Check that consecutive runs give every claim the same verdict (claims marked inconclusive by design
-    /// are listed apart); exits 1 when another claim changed.
+    /// Check that consecutive runs give every claim the same verdict (claims marked inconclusive
+    /// by design are listed apart); exits 1 when another claim changed.
     Stability {
-        /// Runs to check (directories or results.json), oldest first; default: the newest runs made in
-        /// the newest run's mode.
+        /// Runs to check (directories or results.json), oldest first; default: the newest runs made
+        /// in the newest run's mode.
         runs: Vec<PathBuf>,
         /// How many of the newest runs to check when none are given.
         #[arg(long, default_value_t = 3)]
         last: usize,
         /// Directory holding the runs.
-        #[arg(long, default_value = "validation_results")]
+        #[arg(long, default_value = ARCHIVE)]
         out: PathBuf,
     },
     /// Re-render the report of an archived run.
@@ -61,7 +64,7 @@ enum Command {
         /// Run directory or results.json (default: latest).
         run: Option<PathBuf>,
         /// Directory holding the runs.
-        #[arg(long, default_value = "validation_results")]
+        #[arg(long, default_value = ARCHIVE)]
         out: PathBuf,
         /// Also render the HTML report (with its figures) to this file; the archived run is never
         /// rewritten.
@@ -87,20 +90,24 @@ fn run() -> Result<ExitCode> {
     std::env::set_current_dir(&workspace_root)?;
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate(args) => validate::run(&args),
+        Command::Validate(args) => {
+            let suite = modules::workspace_suite(std::path::Path::new(ARCHIVE));
+            let outcome = suite.run(&args)?;
+            Ok(suite::exit_code(&outcome, args.strict))
+        }
         Command::Compare {
             run_a,
             run_b,
             out,
             fail_on_regression,
-        } => compare_runs::run(run_a, run_b, &out, fail_on_regression),
-        Command::Stability { runs, last, out } => stability::run(runs, last, &out),
+        } => Ok(suite::compare::run(run_a, run_b, &out, fail_on_regression)?),
+        Command::Stability { runs, last, out } => Ok(suite::stability::run(runs, last, &out)?),
         Command::Report { run, out, html } => {
-            let path = archive::resolve_run(run, &out, 0)?;
-            let loaded = archive::load(&path)?;
-            let markdown = report::render_markdown(&loaded);
+            let path = suite::archive::resolve_run(run, &out, 0)?;
+            let loaded = suite::archive::load(&path)?;
+            let markdown = suite::report::render_markdown(&loaded);
             if let Some(html_path) = html {
-                std::fs::write(&html_path, html::render_html(&loaded, &markdown))
+                std::fs::write(&html_path, suite::html::render_html(&loaded, &markdown))
                     .with_context(|| format!("writing {}", html_path.display()))?;
                 eprintln!("wrote {}", html_path.display());
             }

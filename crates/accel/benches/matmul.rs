@@ -83,27 +83,10 @@ fn reference_crates(criterion: &mut Criterion) {
         let (a, b) = operands(n);
         let mut c = Array2::<f32>::zeros((n, n));
         group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bencher, &n| {
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bencher, _| {
             bencher.iter(|| {
-                // SAFETY: pointers and strides of live row-major n × n arrays; c is uniquely borrowed.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        n,
-                        n,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        n as isize,
-                        1,
-                        b.as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                }
+                accel::baselines::matrixmultiply_sgemm(a.view(), b.view(), c.view_mut())
+                    .expect("square operands")
             });
         });
     }
@@ -117,32 +100,10 @@ fn reference_crates(criterion: &mut Criterion) {
         let (a, b) = operands(n);
         let mut c = Array2::<f32>::zeros((n, n));
         group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bencher, &n| {
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |bencher, _| {
             bencher.iter(|| {
-                // SAFETY: as above; gemm takes (column stride, row stride) pairs and read_dst = false.
-                unsafe {
-                    gemm::gemm(
-                        n,
-                        n,
-                        n,
-                        c.as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        n as isize,
-                        b.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
+                accel::baselines::gemm_sgemm(a.view(), b.view(), c.view_mut(), 1)
+                    .expect("square operands")
             });
         });
     }

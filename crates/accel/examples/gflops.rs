@@ -62,91 +62,14 @@ impl Contender {
                 Ok(Some(accel::matmul_into_with(a, b, c, false, &config)?))
             }
             Contender::MatrixMultiply => {
-                matrixmultiply_into(a, b, c);
+                accel::baselines::matrixmultiply_sgemm(a, b, c)?;
                 Ok(None)
             }
             Contender::Gemm(threads) => {
-                gemm_into(a, b, c, threads);
+                accel::baselines::gemm_sgemm(a, b, c, threads)?;
                 Ok(None)
             }
         }
-    }
-}
-
-fn matrixmultiply_into(
-    a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
-    mut c: ArrayViewMut2<'_, f32>,
-) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let (sa, sb, sc) = (
-        a.strides().to_vec(),
-        b.strides().to_vec(),
-        c.strides().to_vec(),
-    );
-    // SAFETY: pointers and strides come from live ndarray views of shapes m×k, k×n and m×n; c is borrowed mutably.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            sa[0],
-            sa[1],
-            b.as_ptr(),
-            sb[0],
-            sb[1],
-            0.0,
-            c.as_mut_ptr(),
-            sc[0],
-            sc[1],
-        );
-    }
-}
-
-fn gemm_into(
-    a: ArrayView2<'_, f32>,
-    b: ArrayView2<'_, f32>,
-    mut c: ArrayViewMut2<'_, f32>,
-    threads: usize,
-) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    let (sa, sb, sc) = (
-        a.strides().to_vec(),
-        b.strides().to_vec(),
-        c.strides().to_vec(),
-    );
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: as above; gemm takes (column stride, row stride) pairs, and read_dst = false never reads c.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            sc[1],
-            sc[0],
-            false,
-            a.as_ptr(),
-            sa[1],
-            sa[0],
-            b.as_ptr(),
-            sb[1],
-            sb[0],
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }
 

@@ -64,30 +64,7 @@ fn main() -> anyhow::Result<()> {
         }
         let start = Instant::now();
         for _ in 0..calls {
-            // SAFETY: pointers/strides of live n × n row-major arrays; read_dst = false.
-            unsafe {
-                gemm::gemm(
-                    n,
-                    n,
-                    n,
-                    c.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr(),
-                    1,
-                    n as isize,
-                    b.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            accel::baselines::gemm_sgemm(a.view(), b.view(), c.view_mut(), 1)?;
         }
         samples[configs.len()].push(flops * calls as f64 / start.elapsed().as_secs_f64() / 1e9);
     }

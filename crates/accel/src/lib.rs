@@ -23,9 +23,13 @@
 //! # Ok::<(), accel::AccelError>(())
 //! ```
 //!
-//! `unsafe` is confined to the `simd`, `peak` and `pool` modules; everything else is checked safe code.
+//! `unsafe` is confined to the `simd`, `peak` and `pool` modules (and `baselines`, the FFI-style calls
+//! into the reference crates behind the `baselines` feature); everything else is checked safe code.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "baselines")]
+#[allow(unsafe_code)]
+pub mod baselines;
 mod blocked;
 mod cache;
 mod error;

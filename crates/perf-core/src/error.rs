@@ -48,6 +48,14 @@ pub enum PerfError {
         #[source]
         source: std::io::Error,
     },
+    /// The code under measurement returned an error inside a timed closure: the measurement is void.
+    #[error("the measured code failed ({side}): {message}")]
+    WorkloadFailed {
+        /// Which closure failed ("baseline", "candidate", or the measurement's name).
+        side: String,
+        /// The error it returned, as text.
+        message: String,
+    },
     /// A results file could not be understood.
     #[error("results file {path}: {reason}")]
     ResultsFormat {

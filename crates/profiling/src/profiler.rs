@@ -4,8 +4,8 @@
 
 use crate::layer::Model;
 use perf_core::alloc;
+use perf_core::timer::Stopwatch;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// What one slot accumulated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +71,7 @@ impl Profiler {
     #[inline]
     pub fn record<R>(&mut self, slot: usize, f: impl FnOnce() -> R) -> R {
         let before = alloc::snapshot();
-        let start = Instant::now();
+        let start = Stopwatch::start();
         let output = f();
         let elapsed = start.elapsed().as_nanos() as u64;
         let after = alloc::snapshot();

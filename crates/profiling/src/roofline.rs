@@ -4,9 +4,9 @@
 
 use crate::error::ProfilingError;
 use crate::latency::LayerLatency;
+use perf_core::timer::Stopwatch;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
-use std::time::Instant;
 
 /// Knobs of [`measure_bandwidth`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +94,7 @@ pub fn measure_bandwidth(config: &BandwidthConfig) -> Result<BandwidthReport, Pr
             .zip(b.chunks_exact(chunk))
             .zip(c.chunks_exact(chunk))
         {
-            let start = Instant::now();
+            let start = Stopwatch::start();
             triad(black_box(a), black_box(b), black_box(c), repetition as f32);
             let seconds = start.elapsed().as_secs_f64();
             pass_seconds += seconds;

@@ -23,8 +23,6 @@ fn scaled_work(percent: u64) -> impl FnMut(&u64) -> u64 + Clone {
     move |&steps| known_work(steps * percent / 100)
 }
 
-const ROBUST: &str = "Hodges–Lehmann / signed-rank";
-
 fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
     let (lower, upper) = result.median_ci.with_context(|| {
         format!(
@@ -155,11 +153,8 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
         scaled_work(100),
     )?;
     Ok(aa_claim()
-        .judge_with_cross_check(
-            comparison.speedup_estimate()?,
-            comparison.robust_estimate(0.90)?,
-            ROBUST,
-        )
+        .judge_comparison(&comparison)?
+        .with_detail("show_samples", true)
         .with_detail("significant_at_95", comparison.is_significant())
         .with_detail(
             "minimum_detectable_speedup",
@@ -194,11 +189,8 @@ fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
         scaled_work(100),
     )?;
     Ok(known_ratio_claim()
-        .judge_with_cross_check(
-            comparison.speedup_estimate()?,
-            comparison.robust_estimate(0.90)?,
-            ROBUST,
-        )
+        .judge_comparison(&comparison)?
+        .with_detail("show_samples", true)
         .with_detail("k_steps", steps)
         .with_detail("median_ns_k", comparison.candidate.median)
         .with_detail("median_ns_2k", comparison.baseline.median)

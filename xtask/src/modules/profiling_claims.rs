@@ -22,7 +22,6 @@ use profiling::{Network, Profiler};
 use std::hint::black_box;
 
 const MODULE: &str = "profiling";
-const ROBUST: &str = "Hodges–Lehmann / signed-rank";
 
 fn or_error(result: Result<ClaimResult>, claim: &Claim) -> ClaimResult {
     result.unwrap_or_else(|error| claim.error(format!("{error:#}")))
@@ -119,11 +118,7 @@ fn timer_ratio(context: &ModuleContext, ratio: u64, claim: &Claim) -> Result<Cla
     let long_mean = long.entries()[0].mean_ns().context("no long calls")?;
     let short_mean = short.entries()[0].mean_ns().context("no short calls")?;
     Ok(claim
-        .judge_with_cross_check(
-            comparison.speedup_estimate()?,
-            comparison.robust_estimate(0.90)?,
-            ROBUST,
-        )
+        .judge_comparison(&comparison)?
         .with_detail("k_steps", steps)
         .with_detail("median_ns_k", comparison.candidate.median)
         .with_detail(format!("median_ns_{ratio}k"), comparison.baseline.median)
@@ -406,11 +401,7 @@ fn overhead_known_op(context: &ModuleContext) -> Result<ClaimResult> {
         median_us >= 100.0,
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
     );
-    let result = overhead_known_op_claim().judge_with_cross_check(
-        report.comparison.speedup_estimate()?,
-        report.comparison.robust_estimate(0.90)?,
-        ROBUST,
-    );
+    let result = overhead_known_op_claim().judge_comparison(&report.comparison)?;
     Ok(overhead_details(result, &report).with_detail("steps", steps))
 }
 
@@ -449,11 +440,7 @@ fn overhead_large(context: &ModuleContext) -> Result<ClaimResult> {
         median_us >= 100.0,
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
     );
-    let result = overhead_large_claim().judge_with_cross_check(
-        report.comparison.speedup_estimate()?,
-        report.comparison.robust_estimate(0.90)?,
-        ROBUST,
-    );
+    let result = overhead_large_claim().judge_comparison(&report.comparison)?;
     Ok(overhead_details(result, &report)
         .with_detail(
             "operation",
