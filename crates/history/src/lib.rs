@@ -11,6 +11,7 @@ mod fixtures;
 pub mod gate;
 pub mod record;
 pub mod store;
+pub mod trend;
 
 pub use changepoint::{detect, ChangePoint, ChangePointConfig};
 pub use error::{HistoryError, Result};
@@ -18,4 +19,7 @@ pub use gate::{gate, Baseline, ClaimGate, ClaimStatus, GateConfig, GateReport};
 pub use record::{Better, ClaimRecord, MachineFingerprint, Mode, RunRecord, SampleSummary};
 pub use store::{
     redact_location, ImportReport, RunFilter, Store, DEFAULT_FILE_NAME, SCHEMA_VERSION,
+};
+pub use trend::{
+    claim_trends, matrix, trend_svg, trend_table, ClaimTrend, ReportedChange, SeriesPoint,
 };
