@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# History store's PostgreSQL backend in CI: install Debian's postgresql, start a throwaway cluster on a
+# local port as the postgres user (password authentication over TCP, so the tests also check that the
+# password never reaches an error), create a database and export TORCHPERF_TEST_POSTGRES_URL and
+# TORCHPERF_REQUIRE_POSTGRES=1 for `cargo test`.
+#
+#   source .ci/history.sh          # start (idempotent), before `cargo test --workspace`
+#   history_postgres_stop          # or: bash .ci/history.sh stop
+#
+# Without this script the PostgreSQL tests print a note and are skipped.
+
+HISTORY_PG_STATE=/tmp/torchperf-history-postgres.env
+HISTORY_PG_PORT="${HISTORY_PG_PORT:-55432}"
+
+history_postgres_bin() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+history_postgres_start() {
+    if [ -f "$HISTORY_PG_STATE" ]; then
+        # shellcheck disable=SC1090
+        . "$HISTORY_PG_STATE"
+        if su postgres -c "$HISTORY_PG_BIN/pg_ctl -D $HISTORY_PG_DIR/data status" >/dev/null 2>&1; then
+            export TORCHPERF_TEST_POSTGRES_URL TORCHPERF_REQUIRE_POSTGRES=1
+            echo "history.sh: PostgreSQL already running on port $HISTORY_PG_PORT"
+            return 0
+        fi
+    fi
+    if [ -z "$(history_postgres_bin)" ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || {
+            echo "history.sh: could not install postgresql" >&2
+            return 1
+        }
+    fi
+    HISTORY_PG_BIN="$(history_postgres_bin)"
+    HISTORY_PG_DIR="$(mktemp -d /tmp/torchperf-history-pg.XXXXXX)"
+    chown postgres:postgres "$HISTORY_PG_DIR"
+    local password
+    password="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
+    printf '%s\n' "$password" >"$HISTORY_PG_DIR/pwfile"
+    chown postgres:postgres "$HISTORY_PG_DIR/pwfile"
+    chmod 600 "$HISTORY_PG_DIR/pwfile"
+    su postgres -c "$HISTORY_PG_BIN/initdb -D $HISTORY_PG_DIR/data -U postgres --pwfile=$HISTORY_PG_DIR/pwfile \
+        --auth-local=trust --auth-host=scram-sha-256" >"$HISTORY_PG_DIR/initdb.log" 2>&1 || {
+        echo "history.sh: initdb failed:" >&2
+        cat "$HISTORY_PG_DIR/initdb.log" >&2
+        return 1
+    }
+    rm -f "$HISTORY_PG_DIR/pwfile"
+    su postgres -c "$HISTORY_PG_BIN/pg_ctl -D $HISTORY_PG_DIR/data -l $HISTORY_PG_DIR/server.log -w \
+        -o '-p $HISTORY_PG_PORT -k $HISTORY_PG_DIR -c listen_addresses=127.0.0.1' start" >/dev/null || {
+        echo "history.sh: PostgreSQL did not start:" >&2
+        cat "$HISTORY_PG_DIR/server.log" >&2
+        return 1
+    }
+    su postgres -c "$HISTORY_PG_BIN/createdb -h $HISTORY_PG_DIR -p $HISTORY_PG_PORT torchperf_history_test" || return 1
+    TORCHPERF_TEST_POSTGRES_URL="postgres://postgres:${password}@127.0.0.1:${HISTORY_PG_PORT}/torchperf_history_test"
+    {
+        echo "HISTORY_PG_BIN='$HISTORY_PG_BIN'"
+        echo "HISTORY_PG_DIR='$HISTORY_PG_DIR'"
+        echo "HISTORY_PG_PORT='$HISTORY_PG_PORT'"
+        echo "TORCHPERF_TEST_POSTGRES_URL='$TORCHPERF_TEST_POSTGRES_URL'"
+    } >"$HISTORY_PG_STATE"
+    chmod 600 "$HISTORY_PG_STATE"
+    export TORCHPERF_TEST_POSTGRES_URL TORCHPERF_REQUIRE_POSTGRES=1
+    echo "history.sh: PostgreSQL $(basename "$(dirname "$HISTORY_PG_BIN")") running on 127.0.0.1:$HISTORY_PG_PORT (store tests will use it)"
+}
+
+history_postgres_stop() {
+    [ -f "$HISTORY_PG_STATE" ] || return 0
+    # shellcheck disable=SC1090
+    . "$HISTORY_PG_STATE"
+    su postgres -c "$HISTORY_PG_BIN/pg_ctl -D $HISTORY_PG_DIR/data -m fast -w stop" >/dev/null 2>&1
+    rm -rf "$HISTORY_PG_DIR" "$HISTORY_PG_STATE"
+    unset TORCHPERF_TEST_POSTGRES_URL TORCHPERF_REQUIRE_POSTGRES
+    echo "history.sh: PostgreSQL stopped"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    # Executed, not sourced.
+    case "${1:-start}" in
+        stop) history_postgres_stop ;;
+        start) history_postgres_start ;;
+        *) echo "usage: source .ci/history.sh | bash .ci/history.sh stop" >&2; exit 2 ;;
+    esac
+else
+    history_postgres_start
+fi
