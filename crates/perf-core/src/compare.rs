@@ -221,6 +221,17 @@ impl CompareConfig {
 }
 
 impl Comparison {
+    /// The independent units the primary interval is built on: the rounds' centres when the
+    /// comparison ran in several rounds, otherwise the paired log ratios (in ABBA-block means under
+    /// alternation, see [`inference_units`]). A sequential design pools these across looks.
+    pub fn inference_values(&self) -> Vec<f64> {
+        if self.round_log_ratio_means.len() > 1 {
+            self.round_log_ratio_means.clone()
+        } else {
+            inference_units(&self.log_ratios, self.fairness.order).into_owned()
+        }
+    }
+
     /// Replace the primary interval by the t-interval over the rounds' centres (Hodges–Lehmann).
     fn apply_rounds(
         &mut self,

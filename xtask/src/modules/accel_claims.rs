@@ -6,9 +6,10 @@ use super::ModuleContext;
 use accel::{baselines, AccelError, Backend, Isa, MatmulConfig};
 use anyhow::{Context, Result};
 use ndarray::{Array2, ArrayView2};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+use perf_core::claim::{Claim, ClaimResult, Criterion, Direction, Estimate};
 use perf_core::compare::{CompareConfig, Comparison};
 use perf_core::fallible::try_compare;
+use perf_core::sequential::{run_sequential, SequentialBar, SequentialPlan};
 use perf_core::workloads::WorkloadGenerator;
 use serde_json::json;
 use std::cell::RefCell;
@@ -170,6 +171,57 @@ fn gflops_plot(curve: &[serde_json::Value], peak_per_core: Option<f64>) -> serde
     })
 }
 
+/// Looks of a sequential comparison: at most this many comparisons of `CRATE_ROUNDS` rounds each.
+const SEQUENTIAL_LOOKS: usize = 3;
+
+/// Judge accel's one-thread SIMD kernel against a reference crate with a group-sequential design
+/// (perf-core's `sequential`): each look is one interleaved comparison in rounds, its round centres are
+/// pooled, and the one-sided error is spent over the looks (O'Brien–Fleming type).
+fn sequential_vs_crate(
+    config: &CompareConfig,
+    inputs: &Pair<'_>,
+    n: usize,
+    which: &'static str,
+    simd: Backend,
+    claim: &Claim,
+) -> Result<ClaimResult> {
+    let Criterion::Threshold {
+        threshold,
+        direction,
+    } = claim.criterion
+    else {
+        anyhow::bail!("{} is not a threshold claim", claim.id);
+    };
+    let plan = SequentialPlan::new(SEQUENTIAL_LOOKS)?;
+    let bar = SequentialBar {
+        threshold,
+        direction,
+        log_scale: true,
+        unit: "×".into(),
+    };
+    let mut last: Option<(Comparison, String, String)> = None;
+    let outcome = run_sequential(&plan, &bar, |_look| -> Result<Vec<f64>> {
+        let (comparison, base, cand) = compare_runners(
+            config,
+            inputs,
+            crate_runner(n, which),
+            accel_runner(n, simd, Some(1)),
+        )?;
+        let units = comparison.inference_values();
+        last = Some((comparison, base, cand));
+        Ok(units)
+    })?;
+    let (comparison, base, cand) = last.context("no look was made")?;
+    Ok(claim
+        .judge_sequential(&outcome)
+        .with_detail("n", n)
+        .with_detail("baseline_kernel", base)
+        .with_detail("candidate_kernel", cand)
+        .with_detail("baseline_ns", &comparison.baseline.values)
+        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("fairness", &comparison.fairness))
+}
+
 fn best_isa() -> Isa {
     Isa::ALL
         .into_iter()
@@ -293,20 +345,12 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                 0.97,
                 Direction::AtLeast,
             );
-            let outcome = compare_runners(
-                &crate_config,
-                &inputs,
-                crate_runner(n, "gemm"),
-                accel_runner(n, simd, Some(1)),
-            )
-            .and_then(|(comparison, base, cand)| judge(&claim, &comparison, (&base, &cand), n))
-            .map(|result| {
-                // The report draws this comparison's raw samples and latency distributions.
-                result.with_detail("show_samples", n == 512).borderline_by_design(
-                    "the bar (0.97×) sits just below the expected ratio (≈ 1.0×: the two kernels are level), \
-                     within the run-to-run spread of the interval (0.94–1.10 across runs on the reference VM)",
-                )
-            });
+            // The bar sits just below where the two level kernels are expected (≈ 1.0×), so one
+            // comparison's interval can straddle it; measured sequentially, more rounds are taken
+            // (up to SEQUENTIAL_LOOKS comparisons, alpha spent over the looks) until the interval is
+            // decisive, else the claim is INCONCLUSIVE with the interval.
+            let outcome = sequential_vs_crate(&crate_config, &inputs, n, "gemm", simd, &claim)
+                .map(|result| result.with_detail("show_samples", n == 512));
             results.push(outcome.unwrap_or_else(|error| claim.error(format!("{error:#}"))));
         }
     }
