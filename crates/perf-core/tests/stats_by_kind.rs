@@ -239,7 +239,7 @@ fn hanley_mcneil_covers_at_the_nominal_rate_and_swapped_sizes_do_not() {
             "{n_positive} positives, {n_negative} negatives: coverage {coverage}"
         );
         assert!(
-            coverage_swapped < 0.90 || coverage_swapped > 0.985,
+            !(0.90..=0.985).contains(&coverage_swapped),
             "{n_positive} positives, {n_negative} negatives: swapped sizes cover {coverage_swapped}"
         );
     }
