@@ -258,6 +258,9 @@ impl GateReport {
         for reason in &self.run_level_reasons {
             let _ = writeln!(out, "- cannot decide: {reason}");
         }
+        if !self.run_level_reasons.is_empty() {
+            return out;
+        }
         let regressions = self.confirmed_regressions();
         if !regressions.is_empty() {
             let _ = writeln!(out, "- confirmed regressions: {}", regressions.join(", "));

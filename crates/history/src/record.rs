@@ -129,7 +129,10 @@ impl MachineFingerprint {
             self.cpu_model,
             self.cores.map_or("?".to_string(), |c| c.to_string()),
             self.arch,
-            self.cpu_features.last().map_or("no SIMD", String::as_str),
+            ["avx512f", "avx2", "avx", "sse4.2", "neon"]
+                .into_iter()
+                .find(|widest| self.cpu_features.iter().any(|f| f == widest))
+                .unwrap_or("no SIMD"),
             self.kernel,
             self.rustc
         )
