@@ -168,6 +168,21 @@ fn accuracy_drop(f32_correct: &[bool], quant_correct: &[bool]) -> Result<Estimat
     )
 }
 
+/// How often two models predict the same class on the same rows: the count, and the rate with its
+/// Clopper–Pearson interval (a row where either predicts no class counts as a disagreement).
+fn top1_agreement(first: &[Option<usize>], second: &[Option<usize>]) -> Result<(usize, Estimate)> {
+    let n = first.len().min(second.len());
+    let agreements = first
+        .iter()
+        .zip(second)
+        .filter(|(a, b)| a.is_some() && a == b)
+        .count();
+    let (lower, upper) = binomial_interval(agreements as u64, n as u64, CONFIDENCE)?;
+    let rate = agreements as f64 / n as f64;
+    let estimate = Estimate::new(rate, lower.min(rate), upper.max(rate), "", CONFIDENCE)?;
+    Ok((agreements, estimate))
+}
+
 struct Evaluation {
     accuracy: f64,
     correct: Vec<bool>,
@@ -382,19 +397,8 @@ fn model_claims(
             .view(),
     );
     let agreement_n = agreement_x.nrows();
-    let agreements = f32_predictions
-        .iter()
-        .zip(&int8_predictions)
-        .filter(|(a, b)| a.is_some() && a == b)
-        .count();
-    let test_agreements = f32_eval
-        .predictions
-        .iter()
-        .zip(&static_eval.predictions)
-        .filter(|(a, b)| a.is_some() && a == b)
-        .count();
-    let (lower, upper) = binomial_interval(agreements as u64, agreement_n as u64, CONFIDENCE)?;
-    let agreement = agreements as f64 / agreement_n as f64;
+    let (agreements, agreement) = top1_agreement(&f32_predictions, &int8_predictions)?;
+    let (test_agreements, _) = top1_agreement(&f32_eval.predictions, &static_eval.predictions)?;
     results.push(
         Claim::threshold(
             "quant.top1_agreement",
@@ -403,7 +407,7 @@ fn model_claims(
             0.99,
             Direction::AtLeast,
         )
-        .judge(Estimate::new(agreement, lower.min(agreement), upper.max(agreement), "", CONFIDENCE)?)
+        .judge(agreement)
         .with_detail("n", agreement_n)
         .with_detail("agreements", agreements)
         .with_detail("test_n", n)
@@ -728,14 +732,7 @@ fn accuracy_and_agreement(
         .with_detail("int8_static", summary(&int8_eval)?)
         .with_detail("calibration_rows", figures.calibration_rows),
     );
-    let agreements = f32_eval
-        .predictions
-        .iter()
-        .zip(&int8_eval.predictions)
-        .filter(|(a, b)| a.is_some() && a == b)
-        .count();
-    let (lower, upper) = binomial_interval(agreements as u64, n as u64, CONFIDENCE)?;
-    let agreement = agreements as f64 / n as f64;
+    let (agreements, agreement) = top1_agreement(&f32_eval.predictions, &int8_eval.predictions)?;
     results.push(
         Claim::threshold(
             &format!("quant.{stem}_top1_agreement"),
@@ -744,7 +741,7 @@ fn accuracy_and_agreement(
             0.99,
             Direction::AtLeast,
         )
-        .judge(Estimate::new(agreement, lower.min(agreement), upper.max(agreement), "", CONFIDENCE)?)
+        .judge(agreement)
         .with_detail("n", n)
         .with_detail("agreements", agreements),
     );
