@@ -11,6 +11,7 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use ndarray::{Array1, Array2, ArrayView2};
+use perf_core::environment::{self, CLOCK_TICKS_PER_SECOND};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -72,32 +73,21 @@ pub struct TrainingLog {
     pub load_average: Option<f64>,
 }
 
-/// Process CPU time (user + system, all threads) in clock ticks, from `/proc/self/stat`.
+/// Process CPU time (user + system, all threads) in clock ticks, from `/proc/self/stat` through
+/// `perf_core::environment`, the workspace's one reader of the OS environment.
 ///
-/// Clock ticks are 100 per second ([`TICKS_PER_SECOND`]), the value of `USER_HZ` on every Linux architecture Rust
-/// targets. Ticks are kept as integers until the end, so the seconds stored are one division of whole numbers
+/// Clock ticks are 100 per second ([`CLOCK_TICKS_PER_SECOND`]), the value of `USER_HZ` on every Linux architecture
+/// Rust targets. Ticks are kept as integers until the end, so the seconds stored are one division of whole numbers
 /// (exactly the double nearest to the decimal figure) and survive a JSON round trip unchanged.
 fn process_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is parenthesized and may hold spaces; fields after it are plain.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let user_ticks: u64 = fields.get(11)?.parse().ok()?;
-    let system_ticks: u64 = fields.get(12)?.parse().ok()?;
-    Some(user_ticks + system_ticks)
+    environment::process_stat()
+        .ok()
+        .map(|stat| stat.cpu_ticks())
 }
 
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// The one-minute load average, from `/proc/loadavg`.
+/// The one-minute load average, from `/proc/loadavg` through `perf_core::environment`.
 fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    environment::load_average().ok().map(|load| load.one)
 }
 
 impl TrainingLog {
@@ -121,7 +111,7 @@ impl TrainingLog {
         self.seconds = started.elapsed().as_secs_f64();
         self.cpu_seconds = process_cpu_ticks()
             .zip(cpu_at_start)
-            .map(|(now, then)| now.saturating_sub(then) as f64 / TICKS_PER_SECOND);
+            .map(|(now, then)| now.saturating_sub(then) as f64 / CLOCK_TICKS_PER_SECOND);
         self.load_average = load_average();
     }
 }
