@@ -6,6 +6,7 @@
 #
 #   source .ci/history.sh          # start (idempotent), before `cargo test --workspace`
 #   history_postgres_stop          # or: bash .ci/history.sh stop
+#   history_recipe_check           # after the tests: docs/ci-recipe.md's commands on a scratch store
 #
 # Without this script the PostgreSQL tests print a note and are skipped.
 
@@ -74,6 +75,27 @@ history_postgres_stop() {
     rm -rf "$HISTORY_PG_DIR" "$HISTORY_PG_STATE"
     unset TORCHPERF_TEST_POSTGRES_URL TORCHPERF_REQUIRE_POSTGRES
     echo "history.sh: PostgreSQL stopped"
+}
+
+# The commands of docs/ci-recipe.md that need no GitHub, on a scratch store. Needs the history
+# commands wired into xtask. Returns non-zero on the first unexpected result.
+history_recipe_check() {
+    local scratch code
+    scratch="$(mktemp -d /tmp/torchperf-history-recipe.XXXXXX)"
+    local store="$scratch/history.sqlite"
+    cargo xtask import validation_results/reference --store "$store" || return 1
+    cargo xtask import validation_results/reference --store "$store" | grep -q "1 already recorded" || return 1
+    cargo xtask history --matrix --store "$store" >/dev/null || return 1
+    cargo xtask history perf_core.timer_overhead --svg "$scratch/trend.svg" --store "$store" >/dev/null || return 1
+    grep -q "<svg" "$scratch/trend.svg" || return 1
+    cargo xtask gate --baseline previous --run validation_results/reference --report "$scratch/gate.md" --store "$store"
+    code=$?
+    [ "$code" -eq 2 ] && grep -q "cannot decide" "$scratch/gate.md" || { echo "gate without history: exit $code, expected 2" >&2; return 1; }
+    cargo xtask gate --baseline 0000000 --run validation_results/reference --store "$store" 2>"$scratch/err"
+    code=$?
+    [ "$code" -eq 2 ] && grep -q "not found in the history" "$scratch/err" || { echo "gate on an unknown commit: exit $code" >&2; return 1; }
+    rm -rf "$scratch"
+    echo "history.sh: CI recipe commands behave as documented"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
