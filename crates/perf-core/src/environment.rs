@@ -17,6 +17,7 @@
 //!
 //! The parsers take text, so they are tested on fixtures, malformed ones included.
 
+use crate::claim::{ClaimResult, Verdict};
 use crate::error::PerfError;
 use crate::measure::{measure, MeasureConfig, WarmUp};
 use crate::workloads::known_work;
@@ -843,6 +844,38 @@ pub struct Contention {
     pub description: String,
 }
 
+impl Contention {
+    /// Qualify a claim's result with this summary (builder style), so that a busy machine is named
+    /// instead of the code being blamed:
+    ///
+    /// - `Detected`: a FAIL or PARTIAL becomes INCONCLUSIVE with the description ("another process
+    ///   held 48% of a core during the measurement"); a PASS stays PASS with the description
+    ///   appended (contention slows things down, so it rarely manufactures a pass; a claim that
+    ///   compares runs at different core counts should also pass `needs_all_cores`).
+    /// - `needs_all_cores` and `Suspected` or `Detected`: any verdict except ERROR and SKIPPED becomes
+    ///   INCONCLUSIVE (thread scaling measured on a core the process did not have).
+    /// - `Suspected` otherwise: the description is appended, the verdict kept.
+    /// - `None`: unchanged.
+    ///
+    /// The summary is attached as the detail `contention` whenever the verdict is not `None`. A
+    /// verdict is never raised ([`ClaimResult::weaken`]).
+    pub fn qualify(&self, result: ClaimResult, needs_all_cores: bool) -> ClaimResult {
+        if self.verdict == ContentionVerdict::None {
+            return result;
+        }
+        let why = format!("contention: {}", self.description);
+        let weaken = needs_all_cores
+            || (self.verdict == ContentionVerdict::Detected
+                && matches!(result.verdict, Verdict::Fail | Verdict::Partial));
+        let result = if weaken {
+            result.weaken(Verdict::Inconclusive, why)
+        } else {
+            result.annotate(why)
+        };
+        result.with_detail("contention", self)
+    }
+}
+
 impl EnvironmentRecord {
     /// The contention summary under the default [`ContentionThresholds`].
     pub fn contention(&self) -> Contention {
@@ -1122,6 +1155,33 @@ mod tests {
         let unknown = record(None, None, None).contention();
         assert_eq!(unknown.verdict, ContentionVerdict::None);
         assert!(unknown.description.contains("unknown"));
+    }
+
+    #[test]
+    fn contention_qualifies_verdicts_without_raising_them() {
+        use crate::claim::{Claim, Direction, Estimate};
+        let claim = Claim::threshold("m.c", "m", "at least 1.5x", 1.5, Direction::AtLeast);
+        let judged = |point: f64| {
+            claim.judge(Estimate::new(point, point - 0.05, point + 0.05, "×", 0.95).unwrap())
+        };
+        let detected = record(Some(0.48), None, None).contention();
+        let suspected = record(Some(0.15), None, None).contention();
+        let quiet = record(Some(0.01), None, None).contention();
+        let fail = detected.qualify(judged(1.2), false);
+        assert_eq!(fail.verdict, Verdict::Inconclusive);
+        assert!(fail.reason.contains("48% of a core"), "{}", fail.reason);
+        assert!(fail.details.contains_key("contention"));
+        let pass = detected.qualify(judged(2.0), false);
+        assert_eq!(pass.verdict, Verdict::Pass);
+        assert!(pass.reason.contains("contention"));
+        assert_eq!(suspected.qualify(judged(1.2), false).verdict, Verdict::Fail);
+        assert_eq!(
+            suspected.qualify(judged(2.0), true).verdict,
+            Verdict::Inconclusive
+        );
+        assert_eq!(quiet.qualify(judged(1.2), true), judged(1.2));
+        let error = detected.qualify(claim.error("broke"), true);
+        assert_eq!(error.verdict, Verdict::Error);
     }
 
     #[test]

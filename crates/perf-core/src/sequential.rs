@@ -26,7 +26,7 @@
 //! If the last look still straddles the bar, the outcome is INCONCLUSIVE, with the final interval.
 //! `tests/sequential_simulation.rs` measures the error rate, power and expected sample size.
 
-use crate::claim::{Direction, Estimate, TInference};
+use crate::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
 use crate::error::{check_finite, PerfError};
 use crate::stats::mean_and_std;
 use serde::{Deserialize, Serialize};
@@ -382,6 +382,27 @@ pub struct SequentialOutcome {
 }
 
 impl SequentialOutcome {
+    /// The claim's result: PASS or FAIL from [`Claim::judge`] on the final estimate (the same
+    /// interval and the same comparison as the decision), INCONCLUSIVE with the interval when the
+    /// budget ran out; the summary is appended to the reason and the whole outcome kept under the
+    /// detail `sequential`. The p-value `judge` derives for Holm is the final look's fixed-sample
+    /// p-value, which the sequential design makes slightly optimistic; the verdict itself is not.
+    pub fn judge(&self, claim: &Claim) -> ClaimResult {
+        let result = match self.decision {
+            SequentialDecision::Inconclusive => claim.inconclusive(
+                format!(
+                    "interval still straddles the bar when the budget ran out: {}",
+                    self.summary()
+                ),
+                Some(self.estimate.clone()),
+            ),
+            SequentialDecision::Pass | SequentialDecision::Fail => {
+                claim.judge(self.estimate.clone()).annotate(self.summary())
+            }
+        };
+        result.with_detail("sequential", self)
+    }
+
     /// One line for a claim's reason: the decision, the interval and the budget used.
     pub fn summary(&self) -> String {
         format!(
@@ -613,6 +634,22 @@ mod tests {
         assert_eq!(outcome.budget_used, 1.0);
         assert!(outcome.estimate.ci_lower < 1.5 && 1.5 < outcome.estimate.ci_upper);
         assert!(outcome.summary().contains("Inconclusive after look 3 of 3"));
+    }
+
+    #[test]
+    fn outcomes_become_claim_results() {
+        use crate::claim::Verdict;
+        let claim = Claim::threshold("m.c", "m", "at least 1.5x", 1.5, Direction::AtLeast);
+        let plan = SequentialPlan::new(2).unwrap();
+        let straddle: Vec<f64> = [-0.1, 0.1].iter().map(|d| 1.5f64.ln() + d).collect();
+        let outcome =
+            run_sequential::<PerfError>(&plan, &bar(1.5), |_| Ok(straddle.clone())).unwrap();
+        let result = outcome.judge(&claim);
+        assert_eq!(result.verdict, Verdict::Inconclusive);
+        assert!(result.details.contains_key("sequential"));
+        let clear: Vec<f64> = (0..6).map(|i| 2f64.ln() + 0.01 * (i % 2) as f64).collect();
+        let outcome = run_sequential::<PerfError>(&plan, &bar(1.5), |_| Ok(clear.clone())).unwrap();
+        assert_eq!(outcome.judge(&claim).verdict, Verdict::Pass);
     }
 
     #[test]
