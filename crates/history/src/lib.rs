@@ -1,6 +1,6 @@
 //! TorchPerf's history of validation runs: a versioned store ([`Store`], SQLite by default, PostgreSQL for
 //! many machines), change points per claim and machine ([`changepoint`]), a CI gate judged against the
-//! run-to-run variance the history shows ([`gate`]), and trend tables, plots and a machines × claims
+//! run-to-run variance the history shows ([`gate()`], module [`mod@gate`]), and trend tables, plots and a machines × claims
 //! matrix ([`trend`]).
 #![forbid(unsafe_code)]
 

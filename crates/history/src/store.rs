@@ -1213,6 +1213,50 @@ mod tests {
         concurrent_writers_all_land(&dir.0.join("shared.sqlite").display().to_string());
     }
 
+    /// Two processes (this test binary started twice as writers) record into one file at once; all land.
+    #[test]
+    fn sqlite_concurrent_processes_both_land() {
+        const RUNS_PER_PROCESS: u32 = 20;
+        if let Ok(location) = std::env::var("TORCHPERF_HISTORY_WRITER_STORE") {
+            // Child: write and leave.
+            let writer = std::env::var("TORCHPERF_HISTORY_WRITER_ID").unwrap();
+            let mut store = Store::open(&location).unwrap();
+            for index in 0..RUNS_PER_PROCESS {
+                assert!(store
+                    .record(&sample(&format!("process-{writer}-run-{index}"), index))
+                    .unwrap());
+            }
+            return;
+        }
+        let dir = ScratchDir::new("processes");
+        let location = dir.0.join("shared.sqlite").display().to_string();
+        let executable = std::env::current_exe().unwrap();
+        let children: Vec<_> = (0..2)
+            .map(|writer| {
+                std::process::Command::new(&executable)
+                    .args([
+                        "--exact",
+                        "store::tests::sqlite_concurrent_processes_both_land",
+                        "--test-threads",
+                        "1",
+                    ])
+                    .env("TORCHPERF_HISTORY_WRITER_STORE", &location)
+                    .env("TORCHPERF_HISTORY_WRITER_ID", writer.to_string())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let mut store = Store::open(&location).unwrap();
+        assert_eq!(
+            store.runs(&RunFilter::default()).unwrap().len(),
+            2 * RUNS_PER_PROCESS as usize
+        );
+    }
+
     /// The PostgreSQL store's URL, when a server is provided (`.ci/history.sh` starts one).
     fn postgres_url() -> Option<String> {
         match std::env::var("TORCHPERF_TEST_POSTGRES_URL") {

@@ -297,6 +297,111 @@ pub fn trend_svg(trend: &ClaimTrend) -> Result<String> {
     Ok(svg)
 }
 
+/// Trend figures for a run's report (`report.html`): for each claim of `run` with at least `min_points`
+/// runs of history on its machine and mode (the run itself included when recorded), a caption and an SVG.
+/// Claims with a change point come first, then by id; at most `limit` figures. Empty when the store holds
+/// no history of that machine.
+///
+/// # Errors
+/// `Store` when the store cannot be read.
+pub fn report_figures(
+    store: &mut Store,
+    run: &perf_core::results::ValidationRun,
+    min_points: usize,
+    limit: usize,
+) -> Result<Vec<(String, String)>> {
+    let current = RunRecord::from_run(run);
+    let fingerprint_id = current.fingerprint_id();
+    let mut runs = store.runs(&RunFilter {
+        fingerprint_id: Some(fingerprint_id.clone()),
+        mode: Some(current.mode),
+    })?;
+    if !runs.iter().any(|r| r.run_id == current.run_id) {
+        runs.push(current.clone());
+    }
+    let config = ChangePointConfig::default();
+    let mut figures: Vec<(bool, String, String, String)> = Vec::new();
+    for claim in &current.claims {
+        if claim.point.is_none() {
+            continue;
+        }
+        let points: Vec<SeriesPoint> = runs
+            .iter()
+            .filter_map(|r| {
+                let c = r.claim(&claim.claim_id)?;
+                Some(SeriesPoint {
+                    run_id: r.run_id.clone(),
+                    commit: r.short_commit(),
+                    timestamp_utc: r.timestamp_utc.clone(),
+                    value: c.point.filter(|v| v.is_finite())?,
+                    ci_lower: c.ci_lower,
+                    ci_upper: c.ci_upper,
+                    verdict: c.verdict.clone(),
+                })
+            })
+            .collect();
+        if points.len() < min_points.max(2) {
+            continue;
+        }
+        let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+        let changes: Vec<ReportedChange> = detect(&values, &config)?
+            .into_iter()
+            .map(|change| ReportedChange {
+                last_run_before: points[change.index - 1].run_id.clone(),
+                first_run_after: points[change.index].run_id.clone(),
+                commit_range: format!(
+                    "{}..{}",
+                    points[change.index - 1].commit,
+                    points[change.index].commit
+                ),
+                change,
+            })
+            .collect();
+        let trend = ClaimTrend {
+            claim_id: claim.claim_id.clone(),
+            unit: claim.unit.clone(),
+            fingerprint_id: fingerprint_id.clone(),
+            machine: current.fingerprint.describe(),
+            mode: current.mode,
+            points,
+            changes,
+        };
+        let caption = if trend.changes.is_empty() {
+            format!(
+                "{}: {} runs on this machine, no change point",
+                trend.claim_id,
+                trend.points.len()
+            )
+        } else {
+            let list: Vec<String> = trend
+                .changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{:+.1}% at {}",
+                        100.0 * c.change.relative_change,
+                        c.commit_range
+                    )
+                })
+                .collect();
+            format!(
+                "{}: {} runs on this machine, change points {}",
+                trend.claim_id,
+                trend.points.len(),
+                list.join(", ")
+            )
+        };
+        let svg = trend_svg(&trend)?;
+        figures.push((trend.changes.is_empty(), trend.claim_id, caption, svg));
+    }
+    figures.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(figures
+        .into_iter()
+        .take(limit)
+        .map(|(_, _, caption, svg)| (caption, svg))
+        .collect())
+}
+
 /// True for units whose values mean the same on any machine (ratios and counts measured within one run);
 /// false for absolute times and rates.
 pub fn comparable_across_machines(unit: &str) -> bool {
@@ -434,6 +539,21 @@ mod tests {
             claim_trends(&mut store, "m.nothing", &ChangePointConfig::default()),
             Err(HistoryError::NotFound { .. })
         ));
+        let latest = run(
+            "run-23",
+            "c000000023",
+            23,
+            None,
+            &[("m.speedup", 2.3, AtLeast)],
+        );
+        let figures = report_figures(&mut store, &latest, 3, 10).unwrap();
+        assert_eq!(figures.len(), 1);
+        assert!(
+            figures[0].0.contains("change points +15"),
+            "{}",
+            figures[0].0
+        );
+        assert!(figures[0].1.starts_with("<svg"));
         assert!(!comparable_across_machines("ns"));
         assert!(!comparable_across_machines("GFLOP/s"));
         assert!(comparable_across_machines("×"));
