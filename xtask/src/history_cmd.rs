@@ -31,7 +31,7 @@ impl StoreArgs {
     }
 }
 
-/// The history subcommands.
+// The history subcommands (flattened into xtask's command enum; a doc comment here would become its about text).
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
     /// A claim's history on each machine with its change points, an SVG trend plot, or the machines ×

@@ -657,6 +657,14 @@ where
     for run in &baseline_runs {
         claim_ids.extend(run.claims.iter().map(|c| c.claim_id.as_str()));
     }
+    // A run of some modules only (`validate --modules ...`) does not miss the others' claims.
+    let requested_modules = &current.config.modules;
+    let module_not_run = |_claim_id: &str, baseline_claims: &[&ClaimRecord]| {
+        !requested_modules.is_empty()
+            && baseline_claims
+                .iter()
+                .all(|c| !requested_modules.contains(&c.module))
+    };
     let mut judgements = Vec::new();
     for claim_id in claim_ids {
         let current_claim = current_record.claim(claim_id);
@@ -670,6 +678,16 @@ where
             .filter(|v| v.is_finite())
             .collect();
         let judgement = match (current_claim, baseline_claims.is_empty()) {
+            (None, _) if module_not_run(claim_id, &baseline_claims) => {
+                let mut gate = missing_gate(claim_id, "", config);
+                gate.status = ClaimStatus::NotGated(
+                    "its module was not among the current run's modules".into(),
+                );
+                Judgement {
+                    gate,
+                    suspected: false,
+                }
+            }
             (None, _) => Judgement {
                 gate: missing_gate(claim_id, "missing in the current run", config),
                 suspected: false,
@@ -732,10 +750,12 @@ where
                         let second =
                             judge_claim(&gate.claim_id, again, &baseline_claims, &history, config);
                         gate.remeasured_change = second.gate.relative_change;
-                        if second.suspected {
-                            ClaimStatus::ConfirmedRegression
-                        } else {
-                            ClaimStatus::NotConfirmed
+                        match second.gate.status {
+                            _ if second.suspected => ClaimStatus::ConfirmedRegression,
+                            ClaimStatus::Undecided(why) => {
+                                ClaimStatus::Undecided(format!("re-measurement: {why}"))
+                            }
+                            _ => ClaimStatus::NotConfirmed,
                         }
                     }
                     None => ClaimStatus::Undecided("missing in the re-measurement".into()),
@@ -972,6 +992,17 @@ mod tests {
         let report = gate(&mut store, &missing, &Baseline::Previous, &config, never).unwrap();
         assert_eq!(report.exit_code(), 2);
         assert_eq!(report.undecided()[0].claim_id, "m.latency");
+
+        // A run of other modules only does not miss these claims.
+        let mut partial = missing.clone();
+        partial.config.modules = vec!["other".into()];
+        partial.claims.clear();
+        let report = gate(&mut store, &partial, &Baseline::Previous, &config, never).unwrap();
+        assert_eq!(report.exit_code(), 0, "{}", report.to_markdown());
+        assert!(report
+            .claims
+            .iter()
+            .all(|c| matches!(c.status, ClaimStatus::NotGated(_))));
 
         let mut busy = current(&noisy(&mut rng, 1.0, 1.0, 0.0));
         busy.provenance.load_average = Probe::Available([6.0, 6.0, 6.0]);
