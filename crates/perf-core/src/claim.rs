@@ -560,43 +560,6 @@ impl Claim {
     }
 }
 
-impl Claim {
-    /// Judge a sequential (adaptive) measurement: its decision is the verdict (PASS, FAIL, or
-    /// INCONCLUSIVE when the budget ran out with the interval straddling the bar), its last interval
-    /// the estimate, and the looks and budget used go into the details under `sequential`.
-    pub fn judge_sequential(&self, outcome: &crate::sequential::SequentialOutcome) -> ClaimResult {
-        use crate::sequential::SequentialDecision;
-        let verdict = match outcome.decision {
-            SequentialDecision::Pass => Verdict::Pass,
-            SequentialDecision::Fail => Verdict::Fail,
-            SequentialDecision::Inconclusive => Verdict::Inconclusive,
-        };
-        let unit = outcome.estimate.unit.clone();
-        let reason = format!(
-            "{} ({}); {}",
-            format_value(outcome.estimate.point, &unit),
-            outcome.summary(),
-            match verdict {
-                Verdict::Pass => "the interval clears the bar",
-                Verdict::Fail => "the interval misses the bar",
-                _ => "the budget ran out with the interval straddling the bar",
-            }
-        );
-        self.result(verdict, reason, Some(outcome.estimate.clone()))
-            .with_detail(
-                "sequential",
-                serde_json::json!({
-                    "looks_used": outcome.looks_used,
-                    "max_looks": outcome.max_looks,
-                    "samples_used": outcome.samples_used,
-                    "budget_used": outcome.budget_used,
-                    "looks": outcome.looks,
-                    "plan": outcome.plan,
-                }),
-            )
-    }
-}
-
 /// The name of the comparator's robust cross-check, as reports show it.
 pub const ROBUST_CROSS_CHECK: &str = "Hodges–Lehmann / signed-rank";
 

@@ -848,13 +848,13 @@ impl Contention {
     /// Qualify a claim's result with this summary (builder style), so that a busy machine is named
     /// instead of the code being blamed:
     ///
-    /// - `Detected`: a FAIL or PARTIAL becomes INCONCLUSIVE with the description ("another process
-    ///   held 48% of a core during the measurement"); a PASS stays PASS with the description
-    ///   appended (contention slows things down, so it rarely manufactures a pass; a claim that
-    ///   compares runs at different core counts should also pass `needs_all_cores`).
-    /// - `needs_all_cores` and `Suspected` or `Detected`: any verdict except ERROR and SKIPPED becomes
-    ///   INCONCLUSIVE (thread scaling measured on a core the process did not have).
-    /// - `Suspected` otherwise: the description is appended, the verdict kept.
+    /// - `needs_all_cores` (thread scaling, or a claim that needs the other core's share of the cache)
+    ///   and `Suspected` or `Detected`: a FAIL or PARTIAL becomes INCONCLUSIVE with the description
+    ///   ("another process held 48% of a core during the measurement"): the measurement was of a core
+    ///   the process did not have. A PASS stays PASS with the description appended (contention slows
+    ///   things down, so it does not manufacture a pass of an at-least bar).
+    /// - Any other claim keeps its verdict, with the description appended: its interleaved sides
+    ///   shared the contention, and a claim that is not about time (an accuracy) is not moved by it.
     /// - `None`: unchanged.
     ///
     /// The summary is attached as the detail `contention` whenever the verdict is not `None`. A
@@ -864,9 +864,7 @@ impl Contention {
             return result;
         }
         let why = format!("contention: {}", self.description);
-        let weaken = needs_all_cores
-            || (self.verdict == ContentionVerdict::Detected
-                && matches!(result.verdict, Verdict::Fail | Verdict::Partial));
+        let weaken = needs_all_cores && matches!(result.verdict, Verdict::Fail | Verdict::Partial);
         let result = if weaken {
             result.weaken(Verdict::Inconclusive, why)
         } else {
@@ -1167,16 +1165,19 @@ mod tests {
         let detected = record(Some(0.48), None, None).contention();
         let suspected = record(Some(0.15), None, None).contention();
         let quiet = record(Some(0.01), None, None).contention();
-        let fail = detected.qualify(judged(1.2), false);
+        let fail = detected.qualify(judged(1.2), true);
         assert_eq!(fail.verdict, Verdict::Inconclusive);
         assert!(fail.reason.contains("48% of a core"), "{}", fail.reason);
         assert!(fail.details.contains_key("contention"));
-        let pass = detected.qualify(judged(2.0), false);
+        let pass = detected.qualify(judged(2.0), true);
         assert_eq!(pass.verdict, Verdict::Pass);
         assert!(pass.reason.contains("contention"));
-        assert_eq!(suspected.qualify(judged(1.2), false).verdict, Verdict::Fail);
+        // A claim that does not need every core keeps its verdict and names the contention.
+        let kept = detected.qualify(judged(1.2), false);
+        assert_eq!(kept.verdict, Verdict::Fail);
+        assert!(kept.reason.contains("contention"));
         assert_eq!(
-            suspected.qualify(judged(2.0), true).verdict,
+            suspected.qualify(judged(1.2), true).verdict,
             Verdict::Inconclusive
         );
         assert_eq!(quiet.qualify(judged(1.2), true), judged(1.2));

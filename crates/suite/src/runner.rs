@@ -6,8 +6,8 @@ use crate::archive::{write_run, RunFiles};
 use crate::error::SuiteError;
 use crate::html::render_html;
 use crate::report::render_markdown;
-use perf_core::claim::{apply_holm, ClaimResult, Verdict};
-use perf_core::environment::{ContentionVerdict, EnvironmentMonitor, EnvironmentRecord};
+use perf_core::claim::{apply_holm, ClaimResult};
+use perf_core::environment::{EnvironmentMonitor, EnvironmentRecord};
 use perf_core::provenance::{compact_timestamp, Provenance};
 use perf_core::results::{
     ModuleStatus, MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION,
@@ -450,33 +450,15 @@ impl Suite {
 }
 
 /// Attach the environment a claim was measured in, and keep a busy machine from being blamed on the
-/// code: a claim that needs every core (thread scaling) and did not PASS while contention was
-/// detected becomes INCONCLUSIVE, naming the contention; any other claim that did not PASS says what
-/// the monitor saw beside its reason (interleaved comparisons share the contention between both sides,
-/// so their verdicts stand).
+/// code: perf-core's [`perf_core::environment::Contention::qualify`] makes a claim that needs every
+/// core (thread scaling) and did not pass under contention INCONCLUSIVE, naming the contention; any
+/// other claim names it beside its verdict.
 pub fn judge_environment(claim: ClaimResult, environment: &EnvironmentRecord) -> ClaimResult {
-    let contention = environment.contention();
-    let judged = match (claim.verdict, contention.verdict) {
-        (Verdict::Pass | Verdict::Skipped | Verdict::Error, _) | (_, ContentionVerdict::None) => {
-            claim
-        }
-        (_, ContentionVerdict::Detected) if claim.requires_all_cores() => claim.weaken(
-            Verdict::Inconclusive,
-            format!(
-                "the claim needs every core and the machine was contended: {}",
-                contention.description
-            ),
-        ),
-        (_, level) => claim.annotate(format!(
-            "contention {}: {}",
-            match level {
-                ContentionVerdict::Detected => "detected",
-                _ => "suspected",
-            },
-            contention.description
-        )),
-    };
-    judged.with_environment(environment.clone())
+    let needs_all_cores = claim.requires_all_cores();
+    environment
+        .contention()
+        .qualify(claim, needs_all_cores)
+        .with_environment(environment.clone())
 }
 
 /// Whether a module can hold a claim selected by the filters. Claim ids start with their module's

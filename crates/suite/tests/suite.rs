@@ -164,7 +164,7 @@ fn a_claim_needing_every_core_under_contention_is_inconclusive_not_fail() {
     // A claim that does not need every core keeps its verdict and names the contention.
     let annotated = suite::judge_environment(failing, &busy);
     assert_eq!(annotated.verdict, Verdict::Fail);
-    assert!(annotated.reason.contains("contention detected"));
+    assert!(annotated.reason.contains("contention"));
 }
 
 fn quiet_record() -> EnvironmentRecord {

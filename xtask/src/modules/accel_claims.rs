@@ -212,8 +212,8 @@ fn sequential_vs_crate(
         Ok(units)
     })?;
     let (comparison, base, cand) = last.context("no look was made")?;
-    Ok(claim
-        .judge_sequential(&outcome)
+    Ok(outcome
+        .judge(claim)
         .with_detail("n", n)
         .with_detail("baseline_kernel", base)
         .with_detail("candidate_kernel", cand)
