@@ -28,6 +28,7 @@ pub mod complexity;
 pub mod environment;
 mod error;
 pub mod fallible;
+pub mod grid;
 pub mod measure;
 pub mod provenance;
 pub mod results;
