@@ -10,8 +10,8 @@
 //!
 //! - O'Brien–Fleming type (the default): `α(t) = 2 − 2Φ(z_{1−α/2} / √t)`. It spends almost nothing
 //!   early, so the early looks stop only on decisive evidence and the last look is nearly the fixed
-//!   design's (K = 4: nominal one-sided levels 0.00005, 0.0021, 0.0097, 0.0215; confidence 99.99%,
-//!   99.6%, 98.1%, 95.7%).
+//!   design's (K = 4: boundaries z = 4.333, 2.963, 2.359, 2.014; nominal two-sided confidence
+//!   99.9985%, 99.70%, 98.17%, 95.60%).
 //! - Pocock type: `α(t) = α · ln(1 + (e − 1) t)`, about equal nominal levels at every look.
 //!
 //! The boundary `c_k` (on the z scale) solves `P(Z_1 < c_1, …, Z_{k−1} < c_{k−1}, Z_k ≥ c_k) =
@@ -41,7 +41,9 @@ use std::sync::{Mutex, OnceLock};
 pub enum Spending {
     /// Lan–DeMets O'Brien–Fleming type: `α(t) = 2 − 2Φ(z_{1−α/2} / √t)`.
     OBrienFleming,
-    /// Lan–DeMets Pocock type: `α(t) = α · ln(1 + (e − 1) t)`.
+    /// Lan–DeMets Pocock type: `α(t) = α · ln(1 + (e − 1) t)`. It spends much of the error at the
+    /// first look, where a small batch gives the t-statistic few degrees of freedom and the z
+    /// boundary carried over to t is slightly liberal (2.62% instead of 2.5% with batches of 8).
     Pocock,
 }
 
