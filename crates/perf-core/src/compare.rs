@@ -15,7 +15,6 @@ use crate::timer::clock_info;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use statrs::distribution::{ContinuousCDF, Normal};
 use std::time::Duration;
 
 /// In which order the two sides are sampled.
@@ -411,8 +410,7 @@ pub fn signed_rank_interval(differences: &[f64], confidence: f64) -> Option<(f64
     let walsh = sorted_walsh_averages(differences);
     let m = walsh.len();
     let n_f = n as f64;
-    let normal = Normal::new(0.0, 1.0).ok()?;
-    let z = normal.inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+    let z = crate::stats::two_sided_normal_critical_value(confidence).ok()?;
     let mean = n_f * (n_f + 1.0) / 4.0;
     let sd = (n_f * (n_f + 1.0) * (2.0 * n_f + 1.0) / 24.0).sqrt();
     // With C the critical value of the signed-rank statistic (largest c with P(T ≤ c) ≤ α/2,
@@ -732,11 +730,12 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<RankComparison, PerfError> {
     } else {
         let corrected = (u - mean_u).abs() - 0.5;
         let z = corrected.max(0.0) / variance.sqrt() * (u - mean_u).signum();
-        let normal = Normal::new(0.0, 1.0).expect("standard normal is valid");
+        // z is finite here (the variance is positive), so the cdf cannot fail; NaN would propagate.
+        let upper_tail = crate::stats::standard_normal_cdf(z.abs()).unwrap_or(f64::NAN);
         TestResult {
             statistic: z,
             degrees_of_freedom: None,
-            p_value: (2.0 * (1.0 - normal.cdf(z.abs()))).clamp(0.0, 1.0),
+            p_value: (2.0 * (1.0 - upper_tail)).clamp(0.0, 1.0),
         }
     };
     let mut differences = Vec::with_capacity(a.len() * b.len());

@@ -5,7 +5,7 @@ use crate::archive::{load, resolve_run};
 use crate::error::SuiteError;
 use perf_core::claim::{holm_adjust, Criterion, Direction};
 use perf_core::results::ValidationRun;
-use statrs::distribution::{ContinuousCDF, Normal};
+use perf_core::stats::{standard_normal_cdf, two_sided_normal_critical_value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,7 +36,6 @@ fn log_standard_error(point: f64, lower: f64, upper: f64, z: f64) -> Option<f64>
 }
 
 fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
-    let normal = Normal::new(0.0, 1.0).expect("standard normal");
     let mut found = Vec::new();
     for claim_b in &b.claims {
         let Some(claim_a) = a.claims.iter().find(|c| c.id == claim_b.id) else {
@@ -45,8 +44,15 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
         let (Some(ea), Some(eb)) = (&claim_a.estimate, &claim_b.estimate) else {
             continue;
         };
-        let z_a = normal.inverse_cdf(1.0 - (1.0 - ea.confidence) / 2.0);
-        let z_b = normal.inverse_cdf(1.0 - (1.0 - eb.confidence) / 2.0);
+        // An interval at a confidence no normal quantile exists for (1.0: a deterministic count)
+        // carries no standard error to compare with.
+        let (Ok(z_a), Ok(z_b), Ok(z)) = (
+            two_sided_normal_critical_value(ea.confidence),
+            two_sided_normal_critical_value(eb.confidence),
+            two_sided_normal_critical_value(0.95),
+        ) else {
+            continue;
+        };
         // Log-scale comparison: positive quantities with (approximately) log-symmetric intervals.
         let (Some(se_a), Some(se_b)) = (
             log_standard_error(ea.point, ea.ci_lower, ea.ci_upper, z_a),
@@ -56,14 +62,15 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
         };
         let log_ratio = (eb.point / ea.point).ln();
         let se = se_a.hypot(se_b);
-        let p_value = if se > 0.0 {
-            2.0 * (1.0 - normal.cdf((log_ratio / se).abs()))
-        } else if log_ratio == 0.0 {
-            1.0
-        } else {
-            0.0
+        // A zero-width interval (a single count, a deterministic size) has no within-run error:
+        // there is nothing to test, so it is not reported as a change.
+        if se <= 0.0 {
+            continue;
+        }
+        let Ok(upper_tail) = standard_normal_cdf((log_ratio / se).abs()) else {
+            continue;
         };
-        let z = normal.inverse_cdf(0.975);
+        let p_value = 2.0 * (1.0 - upper_tail);
         found.push(ClaimChange {
             id: claim_b.id.clone(),
             before: ea.point,

@@ -496,7 +496,7 @@ fn quantization_error_plot(run: &ValidationRun) -> Option<String> {
     let claims: Vec<&ClaimResult> = run
         .claims
         .iter()
-        .filter(|claim| claim.details.get("sqnr_db").is_some())
+        .filter(|claim| claim.details.contains_key("sqnr_db"))
         .collect();
     if claims.is_empty() {
         return None;

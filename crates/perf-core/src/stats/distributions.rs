@@ -47,6 +47,19 @@ pub fn standard_normal_quantile(p: f64) -> Result<f64, PerfError> {
     Ok(standard_normal.inverse_cdf(p))
 }
 
+/// The standard normal distribution function Φ(z), e.g. 0.975 at `z = 1.959964`.
+///
+/// # Errors
+/// `InvalidInput` when `z` is NaN.
+pub fn standard_normal_cdf(z: f64) -> Result<f64, PerfError> {
+    if z.is_nan() {
+        return Err(PerfError::InvalidInput("standard normal cdf of NaN".into()));
+    }
+    let standard_normal = Normal::new(0.0, 1.0)
+        .map_err(|error| PerfError::InvalidInput(format!("standard normal: {error}")))?;
+    Ok(standard_normal.cdf(z))
+}
+
 /// The two-sided critical value `z` of a normal interval at `confidence`: `Φ⁻¹(1 − (1 − confidence) / 2)`,
 /// 1.959964 at 95%.
 ///

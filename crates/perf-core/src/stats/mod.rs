@@ -25,7 +25,8 @@ mod sample;
 pub use auc::{hanley_mcneil_interval, roc_auc, AucGroups};
 pub use classification::{argmax, cross_entropy};
 pub use distributions::{
-    standard_normal_quantile, student_t_cdf, student_t_quantile, two_sided_normal_critical_value,
+    standard_normal_cdf, standard_normal_quantile, student_t_cdf, student_t_quantile,
+    two_sided_normal_critical_value,
 };
 pub use paired::{paired_proportion_difference, PairedProportionDifference};
 pub use proportions::{binomial_interval, wilson_interval};
