@@ -58,6 +58,48 @@ impl DatasetError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, DatasetError::NotFound { .. })
     }
+
+    /// For data that is not installed, the command that installs it (what a SKIPPED claim tells
+    /// its reader to run); `None` for any other error.
+    pub fn enable_command(&self) -> Option<&'static str> {
+        let DatasetError::NotFound { dataset, .. } = self else {
+            return None;
+        };
+        Some(match *dataset {
+            "fashion-mnist" => "apt-get install dataset-fashion-mnist",
+            "fsdd" => {
+                "git clone https://github.com/Jakobovski/free-spoken-digit-dataset && \
+                 export TORCHPERF_FSDD_DIR=$PWD/free-spoken-digit-dataset/recordings"
+            }
+            "bible-kjv" => "apt-get install bible-kjv",
+            "devils-dictionary" => "apt-get install dict-devil",
+            _ => "install the data set named in the reason",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatasetError;
+    use std::path::PathBuf;
+
+    #[test]
+    fn missing_data_names_the_command_that_installs_it() {
+        let missing = DatasetError::NotFound {
+            dataset: "fashion-mnist",
+            path: PathBuf::from("/nowhere"),
+            hint: String::new(),
+        };
+        assert_eq!(
+            missing.enable_command(),
+            Some("apt-get install dataset-fashion-mnist")
+        );
+        let broken = DatasetError::Io {
+            path: PathBuf::from("/x"),
+            source: std::io::Error::other("bad"),
+        };
+        assert_eq!(broken.enable_command(), None);
+    }
 }
 
 pub(crate) fn io_error(path: impl Into<PathBuf>, source: std::io::Error) -> DatasetError {

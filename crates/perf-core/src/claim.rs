@@ -249,11 +249,6 @@ pub struct ClaimResult {
     pub p_value_holm: Option<f64>,
     /// Whatever else the claim needs: the kernel that ran, sizes, raw samples, sub-results.
     pub details: BTreeMap<String, serde_json::Value>,
-    /// Set when the claim is inconclusive by design: its bar sits where the quantity is expected to be (a
-    /// kernel held to 0.97× of one it matches, a power target at the test's true power), so its verdict may
-    /// move between adjacent verdicts from run to run. Says why. Stability checks leave such claims out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub borderline: Option<String>,
     /// The machine while the claim was measured (schema 2): steal, other processes' CPU, run queue,
     /// frequency and the canary, as the suite's monitor recorded them around the claim's module.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,12 +303,6 @@ impl ClaimResult {
     /// Whether [`ClaimResult::needs_all_cores`] was declared.
     pub fn requires_all_cores(&self) -> bool {
         self.details.get(NEEDS_ALL_CORES) == Some(&serde_json::Value::Bool(true))
-    }
-
-    /// Mark the claim inconclusive by design, saying why (builder style); see [`ClaimResult::borderline`].
-    pub fn borderline_by_design(mut self, why: impl Into<String>) -> Self {
-        self.borderline = Some(why.into());
-        self
     }
 }
 
@@ -393,7 +382,6 @@ impl Claim {
             p_value,
             p_value_holm: None,
             details: BTreeMap::new(),
-            borderline: None,
             environment: None,
         }
     }

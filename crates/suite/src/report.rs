@@ -218,40 +218,12 @@ pub fn render_markdown(run: &ValidationRun) -> String {
         for claim in claims {
             let _ = writeln!(
                 out,
-                "| {} — {} | **{}**{} | {} | {} |",
+                "| {} — {} | **{}** | {} | {} |",
                 code(&claim.id),
                 escape(&claim.statement),
                 claim.verdict,
-                if claim.borderline.is_some() {
-                    " (borderline by design)"
-                } else {
-                    ""
-                },
                 estimate_cell(claim),
                 escape(&claim.reason)
-            );
-        }
-        let _ = writeln!(out);
-    }
-
-    let borderline: Vec<&ClaimResult> = run
-        .claims
-        .iter()
-        .filter(|c| c.borderline.is_some())
-        .collect();
-    if !borderline.is_empty() {
-        let _ = writeln!(out, "## Borderline by design\n");
-        let _ = writeln!(
-            out,
-            "These claims' bars sit where the measured quantity is expected to be, so their verdict can move between adjacent verdicts from run to run; `cargo xtask stability` leaves them out.\n"
-        );
-        for claim in borderline {
-            let _ = writeln!(
-                out,
-                "- {} ({}): {}",
-                code(&claim.id),
-                claim.verdict,
-                escape(claim.borderline.as_deref().unwrap_or_default())
             );
         }
         let _ = writeln!(out);

@@ -1,5 +1,6 @@
-//! Verdict stability (`cargo xtask stability`): do consecutive runs give the same verdict for every claim? Claims marked
-//! inconclusive by design (`borderline`) are listed apart and do not count as instability.
+//! Verdict stability (`cargo xtask stability`): do consecutive runs give the same verdict for every claim? A change
+//! through INCONCLUSIVE (a run whose machine was contended, named in that run's reason) is listed apart: it is the
+//! machine's doing, not the code's. Any other change, and above all PASS ↔ FAIL, is instability.
 
 use crate::archive::{list_runs, load};
 use crate::error::SuiteError;
@@ -24,8 +25,8 @@ pub struct ClaimVerdicts {
     pub estimates: Vec<Option<Estimate>>,
     /// The bar (threshold, or the equivalence margin) of the newest run's claim.
     pub bar: Option<String>,
-    /// Why the claim is inconclusive by design, when it is.
-    pub borderline: Option<String>,
+    /// When one of the runs gave INCONCLUSIVE (the machine was contended): that run's reason.
+    pub explained: Option<String>,
 }
 
 fn bar_of(claim: &ClaimResult) -> Option<String> {
@@ -67,11 +68,11 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
             matching.iter().map(|c| c.map(|c| c.verdict)).collect();
         let present: Vec<Verdict> = verdicts.iter().flatten().copied().collect();
         if present.windows(2).any(|pair| pair[0] != pair[1]) {
-            let borderline = runs
+            let explained = matching
                 .iter()
-                .rev()
-                .filter_map(|claims| claims.iter().find(|c| c.id == claim.id))
-                .find_map(|c| c.borderline.clone());
+                .flatten()
+                .find(|c| c.verdict == Verdict::Inconclusive)
+                .map(|c| c.reason.clone());
             found.push(ClaimVerdicts {
                 id: claim.id.clone(),
                 verdicts,
@@ -80,7 +81,7 @@ pub fn unstable(runs: &[&[ClaimResult]]) -> Vec<ClaimVerdicts> {
                     .map(|c| c.and_then(|c| c.estimate.clone()))
                     .collect(),
                 bar: bar_of(claim),
-                borderline,
+                explained,
             });
         }
     }
@@ -132,18 +133,27 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
     }
     let claims: Vec<&[ClaimResult]> = runs.iter().map(|run| run.claims.as_slice()).collect();
     let found = unstable(&claims);
-    let (by_design, unexpected): (Vec<&ClaimVerdicts>, Vec<&ClaimVerdicts>) =
-        found.iter().partition(|claim| claim.borderline.is_some());
+    let (explained, unexpected): (Vec<&ClaimVerdicts>, Vec<&ClaimVerdicts>) =
+        found.iter().partition(|claim| claim.explained.is_some());
+    let flips = unexpected
+        .iter()
+        .filter(|claim| {
+            claim.verdicts.contains(&Some(Verdict::Pass))
+                && claim.verdicts.contains(&Some(Verdict::Fail))
+        })
+        .count();
     let total = runs.last().map_or(0, |run| run.claims.len());
     println!(
-        "\n{} of {total} claims changed verdict: {} unexpectedly, {} marked inconclusive by design.\n",
+        "\n{} of {total} claims changed verdict: {} unexpectedly ({flips} between PASS and FAIL), {} through INCONCLUSIVE (a contended machine, named in the reason).\n",
         found.len(),
         unexpected.len(),
-        by_design.len()
+        explained.len()
     );
     if !found.is_empty() {
-        println!("| claim | verdicts | estimates | bar | inconclusive by design |\n|---|---|---|---|---|");
-        for claim in unexpected.iter().chain(by_design.iter()) {
+        println!(
+            "| claim | verdicts | estimates | bar | INCONCLUSIVE because |\n|---|---|---|---|---|"
+        );
+        for claim in unexpected.iter().chain(explained.iter()) {
             let verdicts: Vec<String> = claim
                 .verdicts
                 .iter()
@@ -160,7 +170,7 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
                 verdicts.join(" → "),
                 estimates.join(" → "),
                 claim.bar.as_deref().unwrap_or("—"),
-                claim.borderline.as_deref().unwrap_or("no")
+                claim.explained.as_deref().unwrap_or("—")
             );
         }
     }
@@ -174,13 +184,13 @@ pub fn run(explicit: Vec<PathBuf>, last: usize, out: &Path) -> Result<ExitCode> 
 #[cfg(test)]
 mod tests {
     use super::{format_estimate, unstable};
-    use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+    use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
 
     fn run_with(points: &[(f64, bool)]) -> Vec<ClaimResult> {
         points
             .iter()
             .enumerate()
-            .map(|(index, &(point, borderline))| {
+            .map(|(index, &(point, contended))| {
                 let claim = Claim::threshold(
                     &format!("m.claim_{index}"),
                     "m",
@@ -189,8 +199,8 @@ mod tests {
                     Direction::AtLeast,
                 )
                 .judge(Estimate::new(point, point - 0.1, point + 0.1, "", 0.95).unwrap());
-                if borderline {
-                    claim.borderline_by_design("the bar is the expected value")
+                if contended {
+                    claim.weaken(Verdict::Inconclusive, "another process held 48% of a core")
                 } else {
                     claim
                 }
@@ -199,17 +209,17 @@ mod tests {
     }
 
     #[test]
-    fn flips_are_found_and_borderline_ones_are_labelled() {
-        // claim_0 stays PASS, claim_1 flips PASS → PARTIAL, claim_2 flips but is borderline.
+    fn flips_are_found_and_contended_ones_are_labelled() {
+        // claim_0 stays PASS, claim_1 flips PASS → PARTIAL, claim_2 goes PASS → INCONCLUSIVE (contended).
         let runs = [
-            run_with(&[(2.0, false), (1.2, false), (1.2, true)]),
+            run_with(&[(2.0, false), (1.2, false), (1.2, false)]),
             run_with(&[(2.0, false), (1.05, false), (1.05, true)]),
         ];
         let claims: Vec<&[ClaimResult]> = runs.iter().map(Vec::as_slice).collect();
         let found = unstable(&claims);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].id, "m.claim_1");
-        assert!(found[0].borderline.is_none());
+        assert!(found[0].explained.is_none());
         assert_eq!(found[0].bar.as_deref(), Some("≥ 1.000"));
         let shown: Vec<String> = found[0]
             .estimates
@@ -218,6 +228,10 @@ mod tests {
             .collect();
         assert_eq!(shown, ["1.200 [1.100, 1.300]", "1.050 [0.9500, 1.150]"]);
         assert_eq!(found[1].id, "m.claim_2");
-        assert!(found[1].borderline.is_some());
+        assert!(found[1]
+            .explained
+            .as_deref()
+            .unwrap()
+            .contains("48% of a core"));
     }
 }
