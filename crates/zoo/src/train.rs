@@ -6,7 +6,7 @@
 //! layers are stored `in × out` in candle too, so export is a copy, never a transpose.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use perf_core::timer::Stopwatch;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -107,7 +107,7 @@ impl TrainingLog {
     }
 
     /// Records wall and CPU time since `started` / `cpu_at_start` and the load average.
-    fn finish(&mut self, started: Instant, cpu_at_start: Option<u64>) {
+    fn finish(&mut self, started: Stopwatch, cpu_at_start: Option<u64>) {
         self.seconds = started.elapsed().as_secs_f64();
         self.cpu_seconds = process_cpu_ticks()
             .zip(cpu_at_start)
@@ -727,7 +727,7 @@ pub(crate) fn fit(
             ),
         });
     }
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let contiguous = features.as_standard_layout();
     let all_features = Tensor::from_vec(
         contiguous.iter().copied().collect::<Vec<f32>>(),
@@ -835,7 +835,7 @@ pub(crate) fn fit_char_transformer(
             ),
         });
     }
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let mut optimizer = AdamW::new(
         store.vars(),
         ParamsAdamW {
