@@ -1,16 +1,20 @@
 //! `cargo xtask`: the command line over the `suite` library and the workspace's own claim modules
 //! (`src/modules/`). `validate` runs every module's claims and archives the run, `compare` diffs two
 //! archived runs, `stability` checks that consecutive runs agree on every verdict, `report` re-renders
-//! an archived run's report. Everything but argument parsing lives in the libraries.
+//! an archived run's report, `history` / `gate` / `import` read and judge the history of runs (every
+//! validate run is recorded in `validation_results/history.sqlite`). Everything but argument parsing
+//! lives in the libraries.
 
 // `deny`, not `forbid`: ndarray's `s!` macro expands to an `allow(unsafe_code)` that `forbid` rejects. The tidy
 // test (`xtask/tests/tidy.rs`) checks that no `unsafe` is written here.
 #![deny(unsafe_code)]
 
+mod history_cmd;
 mod modules;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+use perf_core::results::ValidationRun;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use suite::SuiteArgs;
@@ -59,6 +63,8 @@ enum Command {
         #[arg(long, default_value = ARCHIVE)]
         out: PathBuf,
     },
+    #[command(flatten)]
+    History(history_cmd::HistoryCommand),
     /// Re-render the report of an archived run.
     Report {
         /// Run directory or results.json (default: latest).
@@ -102,6 +108,23 @@ fn run() -> Result<ExitCode> {
             fail_on_regression,
         } => Ok(suite::compare::run(run_a, run_b, &out, fail_on_regression)?),
         Command::Stability { runs, last, out } => Ok(suite::stability::run(runs, last, &out)?),
+        Command::History(command) => {
+            // The gate re-measures suspected regressions, those claims only, in the mode and with the
+            // seed and threads of the newest archived run.
+            let mut remeasure = |claims: &[String]| -> Result<ValidationRun> {
+                let archive = std::path::Path::new(ARCHIVE);
+                let latest = suite::archive::load(&suite::archive::resolve_run(None, archive, 0)?)?;
+                let args = SuiteArgs {
+                    quick: latest.config.quick,
+                    seed: latest.config.seed,
+                    threads: latest.config.threads,
+                    claims: claims.to_vec(),
+                    ..SuiteArgs::default()
+                };
+                Ok(modules::workspace_suite(archive).measure(&args)?)
+            };
+            history_cmd::run(command, &mut remeasure)
+        }
         Command::Report { run, out, html } => {
             let path = suite::archive::resolve_run(run, &out, 0)?;
             let loaded = suite::archive::load(&path)?;

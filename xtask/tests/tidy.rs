@@ -52,15 +52,26 @@ fn sources() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The code of a file without its comments (line comments and doc comments), so that prose which
+/// The code of a file without its comments and string literals, so that prose or a message which
 /// names a forbidden item does not count.
-fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, String)> + '_ {
     text.lines().enumerate().filter_map(|(index, line)| {
-        let code = match line.find("//") {
-            Some(position) => &line[..position],
-            None => line,
-        };
-        let code = code.trim();
+        let mut code = String::new();
+        let mut in_string = false;
+        let mut previous = ' ';
+        for character in line.chars() {
+            match character {
+                '"' if previous != '\\' => in_string = !in_string,
+                '/' if !in_string && previous == '/' => {
+                    code.pop();
+                    break;
+                }
+                _ if !in_string => code.push(character),
+                _ => {}
+            }
+            previous = character;
+        }
+        let code = code.trim().to_string();
         (!code.is_empty()).then_some((index + 1, code))
     })
 }
@@ -72,11 +83,15 @@ fn violations(
 ) -> Vec<String> {
     let mut found = Vec::new();
     for (path, text) in sources() {
-        if !scope(&path) || allowed.iter().any(|prefix| path.starts_with(prefix)) {
+        // This file names what it looks for.
+        if path == "xtask/tests/tidy.rs"
+            || !scope(&path)
+            || allowed.iter().any(|prefix| path.starts_with(prefix))
+        {
             continue;
         }
         for (line_number, code) in code_lines(&text) {
-            if pattern(code) {
+            if pattern(&code) {
                 found.push(format!("{path}:{line_number}: {code}"));
             }
         }
@@ -146,9 +161,13 @@ fn xtask_holds_no_statistics_formats_or_rendering() {
         "fs::File::create",
     ];
     let found = violations(
-        // `report --html FILE` writes the rendered page where the user asked; the rendering itself is
-        // the suite library's.
-        &["xtask/tests/", "xtask/src/main.rs"],
+        // `report --html FILE`, `history --svg FILE` and `gate --report/--json FILE` write what the
+        // libraries rendered where the user asked; the rendering itself is the libraries'.
+        &[
+            "xtask/tests/",
+            "xtask/src/main.rs",
+            "xtask/src/history_cmd.rs",
+        ],
         |code| forbidden.iter().any(|item| code.contains(item)),
         |path| path.starts_with("xtask/"),
     );

@@ -109,6 +109,7 @@ pub fn redact_location(location: &str) -> String {
 }
 
 /// Remove every occurrence of a secret from a message (a driver may echo the connection string).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn scrub(message: &str, secret: Option<&str>) -> String {
     match secret {
         Some(secret) if !secret.is_empty() => message.replace(secret, "***"),
@@ -117,6 +118,7 @@ fn scrub(message: &str, secret: Option<&str>) -> String {
 }
 
 /// The password in a `scheme://user:password@host` location, if any.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn password_of(location: &str) -> Option<String> {
     let authority_start = location.find("://")? + 3;
     let authority_end = location[authority_start..]

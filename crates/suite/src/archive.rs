@@ -20,15 +20,21 @@ pub struct RunFiles<'a> {
     pub report_html: String,
 }
 
+/// `run_id`, or `run_id-2`, `-3`, ... when a run of that id is already archived in `out`.
+pub fn unused_run_id(out: &Path, run_id: &str) -> String {
+    let mut candidate = run_id.to_string();
+    let mut suffix = 2;
+    while out.join(&candidate).exists() {
+        candidate = format!("{run_id}-{suffix}");
+        suffix += 1;
+    }
+    candidate
+}
+
 /// Write a run into `out/<run_id>/` atomically and point `out/latest` at it. Returns the directory.
 pub fn write_run(out: &Path, files: &RunFiles<'_>) -> Result<PathBuf> {
     fs::create_dir_all(out).map_err(|e| SuiteError::io("creating", out, e))?;
-    let mut run_id = files.run.run_id.clone();
-    let mut suffix = 2;
-    while out.join(&run_id).exists() {
-        run_id = format!("{}-{suffix}", files.run.run_id);
-        suffix += 1;
-    }
+    let run_id = unused_run_id(out, &files.run.run_id);
     let staging = out.join(format!(".tmp-{run_id}-{}", std::process::id()));
     fs::create_dir_all(&staging).map_err(|e| SuiteError::io("creating", &staging, e))?;
     let json = serde_json::to_string_pretty(files.run)?;

@@ -21,6 +21,10 @@ pub enum SuiteError {
     /// A results file could not be parsed (corrupt, or a schema this build does not read).
     #[error(transparent)]
     Results(#[from] perf_core::PerfError),
+    /// The history store could not be used (corrupt, a newer schema, unreachable, a baseline it does
+    /// not hold).
+    #[error(transparent)]
+    History(#[from] history::HistoryError),
     /// Serializing a run failed.
     #[error("serializing the run: {0}")]
     Serialize(#[from] serde_json::Error),

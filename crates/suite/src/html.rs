@@ -614,6 +614,15 @@ fn latency_distribution_plot(claim: &ClaimResult) -> Option<String> {
 
 /// The HTML report: the Markdown text (as preformatted text) and the figures.
 pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
+    render_html_with(run, markdown, &[])
+}
+
+/// The HTML report with extra figures made elsewhere (the history's trend plots): `(caption, svg)`.
+pub fn render_html_with(
+    run: &ValidationRun,
+    markdown: &str,
+    extra_figures: &[(String, String)],
+) -> String {
     let mut figures: Vec<(String, String)> = Vec::new();
     if let Some(svg) = forest_plot(run) {
         figures.push((
@@ -658,6 +667,7 @@ pub fn render_html(run: &ValidationRun, markdown: &str) -> String {
             figures.push((format!("Latency distribution: {id}"), svg));
         }
     }
+    figures.extend(extra_figures.iter().cloned());
     let mut html = String::new();
     let _ = write!(
         html,

@@ -4,7 +4,7 @@
 
 use crate::archive::{write_run, RunFiles};
 use crate::error::SuiteError;
-use crate::html::render_html;
+use crate::html::render_html_with;
 use crate::report::render_markdown;
 use perf_core::claim::{apply_holm, ClaimResult};
 use perf_core::environment::{EnvironmentMonitor, EnvironmentRecord};
@@ -99,6 +99,16 @@ pub struct SuiteArgs {
     /// Exit 1 when any claim is FAIL or ERROR (SKIPPED and INCONCLUSIVE count as success).
     #[arg(long)]
     pub strict: bool,
+    /// After the run, gate it against this baseline in the history (`previous`, a commit or a run id):
+    /// exit 1 on a confirmed regression (re-measured first), 2 when the gate cannot decide.
+    #[arg(long, value_name = "BASELINE")]
+    pub gate: Option<String>,
+    /// With `--gate`: report regressions but exit 0.
+    #[arg(long)]
+    pub gate_warn_only: bool,
+    /// Do not record the run in the history store beside the archive.
+    #[arg(long)]
+    pub no_history: bool,
     /// Passed by `cargo bench` to every bench target; ignored.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -253,13 +263,64 @@ impl Suite {
                 return ExitCode::from(2);
             }
         };
-        match self.run(&cli.args) {
-            Ok(outcome) => exit_code(&outcome, cli.args.strict),
+        let outcome = match self.run(&cli.args) {
+            Ok(outcome) => outcome,
             Err(error) => {
                 eprintln!("{}: error: {error}", self.name);
+                return ExitCode::from(2);
+            }
+        };
+        let strict = exit_code(&outcome, cli.args.strict);
+        let Some(baseline) = &cli.args.gate else {
+            return strict;
+        };
+        match self.gate(&cli.args, &outcome.run, baseline) {
+            Ok(report) => {
+                println!("{}", report.to_markdown());
+                match report.exit_code() {
+                    0 => strict,
+                    code => ExitCode::from(code),
+                }
+            }
+            Err(error) => {
+                eprintln!("{}: gate: error: {error}", self.name);
                 ExitCode::from(2)
             }
         }
+    }
+
+    /// Gate `run` against `baseline` in the history beside the archive, re-measuring suspected
+    /// regressions (only those claims) before confirming them.
+    ///
+    /// # Errors
+    /// A store that cannot be opened, or a baseline the history does not hold.
+    pub fn gate(
+        &self,
+        args: &SuiteArgs,
+        run: &ValidationRun,
+        baseline: &str,
+    ) -> Result<history::GateReport, SuiteError> {
+        let out = args.out.clone().unwrap_or_else(|| self.default_out.clone());
+        let mut store = history::Store::open_default(&out)?;
+        let config = history::GateConfig {
+            warn_only: args.gate_warn_only,
+            ..history::GateConfig::default()
+        };
+        let report = history::gate(
+            &mut store,
+            run,
+            &history::Baseline::parse(baseline),
+            &config,
+            |claims: &[String]| {
+                let again = SuiteArgs {
+                    claims: claims.to_vec(),
+                    positional_filters: Vec::new(),
+                    ..args.clone()
+                };
+                self.measure(&again)
+            },
+        )?;
+        Ok(report)
     }
 
     /// Run the selected modules and archive the run.
@@ -269,9 +330,20 @@ impl Suite {
     /// does not stop the run: it becomes an ERROR module status.
     pub fn run(&self, args: &SuiteArgs) -> Result<RunOutcome, SuiteError> {
         let out = args.out.clone().unwrap_or_else(|| self.default_out.clone());
-        let run = self.measure(args)?;
+        let mut run = self.measure(args)?;
+        // Two runs in one second would share an id: the archive directory and the history record
+        // take the same suffixed one.
+        run.run_id = crate::archive::unused_run_id(&out, &run.run_id);
+        // The history beside the archive: every run recorded, and its trends drawn into the report.
+        // A store that cannot be used (corrupt, a newer schema) is reported and left untouched; the
+        // archive below is still written, so nothing measured is lost.
+        let trends = if args.no_history {
+            Vec::new()
+        } else {
+            record_history(&out, &run)
+        };
         let report_markdown = render_markdown(&run);
-        let report_html = render_html(&run, &report_markdown);
+        let report_html = render_html_with(&run, &report_markdown, &trends);
         let directory = write_run(
             &out,
             &RunFiles {
@@ -447,6 +519,31 @@ impl Suite {
             elapsed_seconds: started.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// Record `run` in the history store beside the archive (`<out>/history.sqlite`) and return the
+/// trend figures of its claims that have enough history; a store that cannot be used is reported on
+/// stderr, never recreated, and the run goes on.
+fn record_history(out: &Path, run: &ValidationRun) -> Vec<(String, String)> {
+    if let Err(error) = std::fs::create_dir_all(out) {
+        eprintln!("history: not recorded: creating {}: {error}", out.display());
+        return Vec::new();
+    }
+    let mut store = match history::Store::open_default(out) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("history: not recorded: {error}");
+            return Vec::new();
+        }
+    };
+    if let Err(error) = store.record(run) {
+        eprintln!("history: not recorded: {error}");
+        return Vec::new();
+    }
+    history::trend::report_figures(&mut store, run, 5, 12).unwrap_or_else(|error| {
+        eprintln!("history: trend figures not drawn: {error}");
+        Vec::new()
+    })
 }
 
 /// Attach the environment a claim was measured in, and keep a busy machine from being blamed on the

@@ -184,3 +184,32 @@ fn quiet_record() -> EnvironmentRecord {
         notes: Vec::new(),
     }
 }
+
+#[test]
+fn every_run_is_recorded_in_the_history_and_the_gate_cannot_decide_without_history() {
+    let directory = tempfile::tempdir().unwrap();
+    let suite = Suite::new("history").module("demo", passing);
+    let first = suite.run(&args(directory.path())).unwrap();
+    let second = suite.run(&args(directory.path())).unwrap();
+    let mut store = history::Store::open_default(directory.path()).unwrap();
+    let runs = store.runs(&history::RunFilter::default()).unwrap();
+    let ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_ne!(first.run.run_id, second.run.run_id);
+    assert!(ids.contains(&first.run.run_id.as_str()));
+    assert!(ids.contains(&second.run.run_id.as_str()));
+    assert!(second.directory.ends_with(&second.run.run_id));
+    // Two runs are too little history to judge a change against: the gate says it cannot decide.
+    let report = suite
+        .gate(&args(directory.path()), &second.run, "previous")
+        .unwrap();
+    assert_eq!(report.exit_code(), 2, "{}", report.to_markdown());
+    // A store from a newer schema is refused and left untouched; the run is still archived.
+    let corrupt = tempfile::tempdir().unwrap();
+    std::fs::write(corrupt.path().join("history.sqlite"), b"not a database").unwrap();
+    let outcome = suite.run(&args(corrupt.path())).unwrap();
+    assert!(outcome.directory.join("results.json").exists());
+    assert_eq!(
+        std::fs::read(corrupt.path().join("history.sqlite")).unwrap(),
+        b"not a database"
+    );
+}

@@ -199,7 +199,7 @@ fn judge_event(
         event.source,
         submissions.len()
     );
-    let started = std::time::Instant::now();
+    let started = perf_core::timer::Stopwatch::start();
     let outcomes = referee(event, submissions, config);
     eprintln!(
         "  refereed in {:.1} s (wall, under the machine's current load)",
@@ -282,7 +282,7 @@ fn image_classification(
     config: &RefereeConfig,
     coverage: &mut Vec<String>,
 ) -> Vec<ClaimResult> {
-    let loading = std::time::Instant::now();
+    let loading = perf_core::timer::Stopwatch::start();
     let quick_fashion = if context.quick {
         cached_model(zoo_config, ReferenceModel::FashionMlp, coverage)
     } else {
@@ -676,7 +676,11 @@ fn isolation_check(zoo_config: &ZooConfig, seed: u64) -> Result<ClaimResult> {
         .iter()
         .map(|outcome| match outcome {
             Outcome::Scored(card) => {
-                format!("{}: scored ({})", card.submission, card.compliance.verdict())
+                format!(
+                    "{}: scored ({})",
+                    card.submission,
+                    card.compliance.verdict()
+                )
             }
             Outcome::Error { submission, reason } => format!("{submission}: ERROR {reason}"),
         })
