@@ -94,6 +94,10 @@ def versions():
         import torch
 
         found["torch_quantized_engines"] = list(torch.backends.quantized.supported_engines)
+        # Where torch was imported from (Debian's python3-torch lives under /usr/lib/python3) and whether
+        # it is a CUDA build, so a PyPI wheel in the venv cannot pass for the Debian CPU build.
+        found["torch_path"] = os.path.dirname(torch.__file__)
+        found["torch_cuda"] = torch.version.cuda
     except Exception:  # noqa: BLE001
         pass
     return found
