@@ -49,14 +49,20 @@ pub use paged::PagedKvCache;
 /// Normwise rather than elementwise, because a logit near zero makes an elementwise ratio
 /// meaningless while the decision (the ranking of tokens) depends on the scale of the row.
 ///
-/// # Panics
-/// When the shapes differ (a programmer error).
+/// # Errors
+/// `ShapeMismatch` when the two matrices differ in shape.
 pub fn max_relative_error(
     candidate: &ndarray::Array2<f32>,
     reference: &ndarray::Array2<f32>,
-) -> f64 {
-    assert_eq!(candidate.shape(), reference.shape(), "logit shapes differ");
-    candidate
+) -> Result<f64, KvCacheError> {
+    if candidate.shape() != reference.shape() {
+        return Err(KvCacheError::ShapeMismatch {
+            what: "candidate logits (against the reference's shape)",
+            expected: reference.shape().to_vec(),
+            actual: candidate.shape().to_vec(),
+        });
+    }
+    Ok(candidate
         .rows()
         .into_iter()
         .zip(reference.rows())
@@ -71,5 +77,5 @@ pub fn max_relative_error(
                 difference / scale
             }
         })
-        .fold(0.0, f64::max)
+        .fold(0.0, f64::max))
 }

@@ -381,7 +381,7 @@ pub fn hodges_lehmann(values: &[f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    crate::stats::quantile_sorted(&sorted_walsh_averages(values), 0.5)
+    crate::stats::quantile_sorted(&sorted_walsh_averages(values), 0.5).unwrap_or(f64::NAN)
 }
 
 /// Every `(x_i + x_j) / 2` with `i ≤ j`, sorted.
@@ -416,7 +416,7 @@ pub fn signed_rank_interval(differences: &[f64], confidence: f64) -> Option<(f64
     // With C the critical value of the signed-rank statistic (largest c with P(T ≤ c) ≤ α/2,
     // here from the normal approximation), the interval is [W_(C+1), W_(M−C)].
     let critical = ((mean - z * sd).floor().max(0.0) as usize).min(m / 2 - 1);
-    let estimate = crate::stats::quantile_sorted(&walsh, 0.5);
+    let estimate = crate::stats::quantile_sorted(&walsh, 0.5)?;
     Some((estimate, walsh[critical], walsh[m - 1 - critical]))
 }
 

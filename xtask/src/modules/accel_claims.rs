@@ -30,7 +30,7 @@ fn pair_quantiles(baseline: &[f64], candidate: &[f64], scale: f64) -> Option<[f6
     }
     ratios.sort_by(f64::total_cmp);
     let at = |q: f64| perf_core::stats::quantile_sorted(&ratios, q);
-    Some([at(0.1), at(0.5), at(0.9)])
+    Some([at(0.1)?, at(0.5)?, at(0.9)?])
 }
 
 fn flops(n: usize) -> f64 {

@@ -110,12 +110,18 @@ pub fn median_interval(sorted: &[f64], confidence: f64) -> Option<(f64, f64)> {
     Some((lower, upper))
 }
 
-/// Linear-interpolation quantile (Hyndman–Fan type 7, numpy's default) of sorted data.
-///
-/// # Panics
-/// Panics if `sorted` is empty (a programmer error: callers hold a validated sample).
-pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
-    assert!(!sorted.is_empty(), "quantile of an empty slice");
+/// Linear-interpolation quantile (Hyndman–Fan type 7, numpy's default) of sorted data; `p` is
+/// clamped into [0, 1]. `None` for an empty slice or a NaN `p`.
+pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() || p.is_nan() {
+        return None;
+    }
+    Some(quantile_nonempty(sorted, p))
+}
+
+/// [`quantile_sorted`] for callers inside perf-core that hold a non-empty, validated sample.
+pub(crate) fn quantile_nonempty(sorted: &[f64], p: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
     let position = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
     let below = position.floor() as usize;
     let above = position.ceil() as usize;
@@ -130,7 +136,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    Some(quantile_sorted(&sorted, 0.5))
+    quantile_sorted(&sorted, 0.5)
 }
 
 /// Sample mean and sample (n - 1) standard deviation.
@@ -293,7 +299,7 @@ impl BenchmarkResult {
         }
         let standard_error = std / (count as f64).sqrt();
         let t = student_t_quantile(1.0 - (1.0 - confidence) / 2.0, (count - 1) as f64)?;
-        let median = quantile_sorted(&sorted, 0.5);
+        let median = quantile_nonempty(&sorted, 0.5);
 
         let interval_at = |p: f64| -> (Option<(f64, f64)>, Option<String>) {
             match order_statistic_ranks(count, p, confidence) {
@@ -325,7 +331,7 @@ impl BenchmarkResult {
                 };
                 PercentileEstimate {
                     percentile,
-                    value: quantile_sorted(&sorted, p),
+                    value: quantile_nonempty(&sorted, p),
                     ci_lower: interval.map(|i| i.0),
                     ci_upper: interval.map(|i| i.1),
                     note,
@@ -403,8 +409,8 @@ impl BenchmarkResult {
 }
 
 fn classify_outliers(values: &[f64], sorted: &[f64], median: f64) -> OutlierReport {
-    let q1 = quantile_sorted(sorted, 0.25);
-    let q3 = quantile_sorted(sorted, 0.75);
+    let q1 = quantile_nonempty(sorted, 0.25);
+    let q3 = quantile_nonempty(sorted, 0.75);
     let iqr = q3 - q1;
     let fences = [
         q1 - 3.0 * iqr,

@@ -49,7 +49,7 @@ fn worst_case_error(
     let mut worst = 0.0f64;
     for step in 0..=continuation.len() {
         for candidate in &logits[1..] {
-            worst = worst.max(max_relative_error(candidate, &logits[0]));
+            worst = worst.max(max_relative_error(candidate, &logits[0])?);
         }
         if step == continuation.len() {
             break;

@@ -120,11 +120,11 @@ fn window_agreement(
             .to_owned();
         agreement.cached_vs_zoo = agreement
             .cached_vs_zoo
-            .max(max_relative_error(&cached_logits, &zoo_row))
-            .max(max_relative_error(&recomputed_logits, &zoo_row));
+            .max(max_relative_error(&cached_logits, &zoo_row)?)
+            .max(max_relative_error(&recomputed_logits, &zoo_row)?);
         agreement.cached_vs_recompute = agreement
             .cached_vs_recompute
-            .max(max_relative_error(&cached_logits, &recomputed_logits));
+            .max(max_relative_error(&cached_logits, &recomputed_logits)?);
         if position + 1 < window.len() {
             cached_logits = cached.step(&[window[position + 1]])?;
             recomputed_logits = recomputing.step(&[window[position + 1]])?;
