@@ -114,8 +114,10 @@ pub struct TInference {
     pub log_scale: bool,
 }
 
-/// A point estimate with its interval.
+/// A point estimate with its interval. Deserializing checks it as [`Estimate::new`] does: a results
+/// file with a NaN estimate or an interval that does not contain its point is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredEstimate")]
 pub struct Estimate {
     /// Point estimate.
     pub point: f64,
@@ -130,6 +132,40 @@ pub struct Estimate {
     /// The t-inference behind the interval, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inference: Option<TInference>,
+}
+
+/// An estimate as stored, before its checks.
+#[derive(Deserialize)]
+struct StoredEstimate {
+    point: f64,
+    ci_lower: f64,
+    ci_upper: f64,
+    unit: String,
+    confidence: f64,
+    #[serde(default)]
+    inference: Option<TInference>,
+}
+
+impl TryFrom<StoredEstimate> for Estimate {
+    type Error = PerfError;
+
+    fn try_from(stored: StoredEstimate) -> Result<Self, PerfError> {
+        if !(stored.confidence > 0.0 && stored.confidence <= 1.0) {
+            return Err(PerfError::InvalidInput(format!(
+                "estimate confidence {} is not in (0, 1]",
+                stored.confidence
+            )));
+        }
+        let mut estimate = Estimate::new(
+            stored.point,
+            stored.ci_lower,
+            stored.ci_upper,
+            &stored.unit,
+            stored.confidence,
+        )?;
+        estimate.inference = stored.inference;
+        Ok(estimate)
+    }
 }
 
 impl Estimate {
@@ -806,6 +842,20 @@ mod tests {
             "\"SKIPPED\""
         );
         assert!(Verdict::Error.is_failure() && !Verdict::Skipped.is_failure());
+    }
+
+    #[test]
+    fn a_stored_estimate_is_checked_when_read() {
+        let good = serde_json::to_string(&estimate(2.0, 1.5, 2.5)).unwrap();
+        assert!(serde_json::from_str::<Estimate>(&good).is_ok());
+        let inverted = good.replace("\"ci_lower\":1.5", "\"ci_lower\":2.7");
+        let error = serde_json::from_str::<Estimate>(&inverted).unwrap_err();
+        assert!(
+            error.to_string().contains("does not contain its point"),
+            "{error}"
+        );
+        let not_a_number = good.replace("\"point\":2.0", "\"point\":null");
+        assert!(serde_json::from_str::<Estimate>(&not_a_number).is_err());
     }
 
     #[test]

@@ -205,7 +205,11 @@ pub struct DistributionShape {
 ///
 /// Field names `metric_name, values, mean, std, median, min, max, count, ci_lower, ci_upper, metadata`
 /// are the seed's; `ci_lower` / `ci_upper` are the Student-t interval on the mean.
+///
+/// Deserializing re-derives every statistic from the raw `values` through the checked constructor,
+/// so a file cannot smuggle in a NaN, an empty sample or statistics that disagree with its values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredBenchmarkResult")]
 pub struct BenchmarkResult {
     /// What was measured.
     pub metric_name: String,
@@ -253,6 +257,33 @@ pub struct BenchmarkResult {
     pub effective_sample_size: f64,
     /// Human-readable cautions (skew, bimodality, autocorrelation).
     pub warnings: Vec<String>,
+}
+
+/// What a stored result must hold for its statistics to be re-derived: the raw values and what the
+/// constructor does not compute.
+#[derive(Deserialize)]
+struct StoredBenchmarkResult {
+    metric_name: String,
+    unit: String,
+    values: Vec<f64>,
+    confidence_level: f64,
+    #[serde(default)]
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl TryFrom<StoredBenchmarkResult> for BenchmarkResult {
+    type Error = PerfError;
+
+    fn try_from(stored: StoredBenchmarkResult) -> Result<Self, PerfError> {
+        let mut result = Self::with_confidence(
+            stored.metric_name,
+            stored.unit,
+            stored.values,
+            stored.confidence_level,
+        )?;
+        result.metadata = stored.metadata;
+        Ok(result)
+    }
 }
 
 impl BenchmarkResult {
