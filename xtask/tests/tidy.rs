@@ -179,6 +179,27 @@ fn xtask_holds_no_statistics_formats_or_rendering() {
 }
 
 #[test]
+fn only_the_judge_produces_a_verdict() {
+    // A judged claim is changed only through `ClaimResult::weaken` / `annotate` (which never raise a
+    // verdict), never by rewriting its fields.
+    let rewrites = [".verdict =", ".reason ="];
+    let found = violations(
+        &["crates/perf-core/src/claim.rs"],
+        |code| {
+            rewrites
+                .iter()
+                .any(|rewrite| code.contains(rewrite) && !code.contains(&format!("{rewrite}=")))
+        },
+        |path| !path.contains("/tests/"),
+    );
+    assert!(
+        found.is_empty(),
+        "a judged result rewritten outside perf-core's claim module:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn the_checks_see_the_sources_they_check() {
     // A tidy check that finds no files cannot fail: make sure it reads the workspace.
     let files = sources();

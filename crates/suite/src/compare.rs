@@ -25,7 +25,7 @@ struct ClaimChange {
     ratio_ci: (f64, f64),
     p_value: f64,
     p_holm: f64,
-    verdict: &'static str,
+    call: &'static str,
 }
 
 fn log_standard_error(point: f64, lower: f64, upper: f64, z: f64) -> Option<f64> {
@@ -79,7 +79,7 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
             ratio_ci: ((log_ratio - z * se).exp(), (log_ratio + z * se).exp()),
             p_value,
             p_holm: 1.0,
-            verdict: "",
+            call: "",
         });
     }
     let adjusted = holm_adjust(&found.iter().map(|c| c.p_value).collect::<Vec<_>>());
@@ -98,7 +98,7 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
             && change.ratio_ci.1 <= 1.0 / (1.0 - NOISE_FLOOR);
         let beyond_floor =
             change.ratio < 1.0 - NOISE_FLOOR || change.ratio > 1.0 / (1.0 - NOISE_FLOOR);
-        change.verdict = if p_holm <= ALPHA && beyond_floor {
+        change.call = if p_holm <= ALPHA && beyond_floor {
             match (direction, change.ratio > 1.0) {
                 (Some(Direction::AtLeast), true) | (Some(Direction::AtMost), false) => "improved",
                 (Some(Direction::AtLeast), false) | (Some(Direction::AtMost), true) => "regressed",
@@ -150,7 +150,7 @@ pub fn run(
             change.ratio_ci.0,
             change.ratio_ci.1,
             change.p_holm,
-            change.verdict
+            change.call
         );
     }
     for claim in &b.claims {
@@ -163,7 +163,7 @@ pub fn run(
             }
         }
     }
-    let regressed = found.iter().any(|change| change.verdict == "regressed");
+    let regressed = found.iter().any(|change| change.call == "regressed");
     Ok(if fail_on_regression && regressed {
         ExitCode::from(1)
     } else {

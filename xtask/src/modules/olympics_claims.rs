@@ -144,7 +144,7 @@ fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Resu
         .iter()
         .map(|recommendation| recommendation.sentence.clone())
         .collect();
-    let mut result = Claim::measured(
+    let result = Claim::measured(
         &format!("olympics.{}.pareto", event.spec.name),
         MODULE,
         &format!(
@@ -169,7 +169,7 @@ fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Resu
                     .all(|dominator| !dominator.separable)
         })
         .count();
-    result.reason = format!(
+    let result = result.annotate(format!(
         "[{} {}] front: {}; {} dominated ({} only on points, not separable by the intervals); {}; most efficient: {}; all-around winner: {}",
         event.source.origin,
         event.source.name,
@@ -182,7 +182,7 @@ fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Resu
             .first()
             .map_or_else(|| "none".into(), |best| format!("{} ({:.1} points/ms)", best.submission, best.points_per_ms)),
         games.all_around.winner().unwrap_or("none"),
-    );
+    ));
     Ok(result)
 }
 
@@ -685,7 +685,7 @@ fn isolation_check(zoo_config: &ZooConfig, seed: u64) -> Result<ClaimResult> {
             Outcome::Error { submission, reason } => format!("{submission}: ERROR {reason}"),
         })
         .collect();
-    let mut result = Claim::threshold(
+    let result = Claim::threshold(
         "olympics.referee.isolation",
         MODULE,
         "a submission that panics or returns a wrong shape is ERROR for itself only; the two good submissions around it are still scored (4 of 4 outcomes as expected)",
@@ -694,11 +694,7 @@ fn isolation_check(zoo_config: &ZooConfig, seed: u64) -> Result<ClaimResult> {
     )
     .judge(Estimate::new(isolated, isolated, isolated, "outcomes", 1.0)?)
     .with_detail("outcomes", &reasons);
-    result.reason = format!(
-        "[{} {}] {}",
-        event.source.origin, event.source.name, result.reason
-    );
-    Ok(result)
+    Ok(result.annotate(format!("[{} {}]", event.source.origin, event.source.name)))
 }
 
 pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
@@ -766,7 +762,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         .iter()
         .filter(|result| result.id.ends_with(".pareto") && result.verdict != Verdict::Error)
         .count() as f64;
-    let mut summary = Claim::measured(
+    let summary = Claim::measured(
         "olympics.coverage",
         MODULE,
         "events refereed in this run (and what was skipped, with the reason)",
@@ -775,11 +771,11 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     .with_detail("skipped", &coverage)
     .with_detail("quick", context.quick)
     .with_detail("referee", &config);
-    summary.reason = if coverage.is_empty() {
-        format!("{n_events} events refereed; nothing skipped")
+    let summary = summary.annotate(if coverage.is_empty() {
+        "nothing skipped".to_string()
     } else {
-        format!("{n_events} events refereed; {}", coverage.join("; "))
-    };
+        coverage.join("; ")
+    });
     results.push(summary);
     Ok(results)
 }
