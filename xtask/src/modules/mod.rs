@@ -2,70 +2,30 @@
 //! judged claims; an `Err` or a panic makes the whole module ERROR and the run goes on.
 
 mod accel_claims;
-mod kvcache_claims;
+mod capstone_claims;
+mod kvcache;
 mod olympics_claims;
+mod peers_claims;
 mod perf_core_claims;
 mod profiling_claims;
 mod quant_claims;
 mod zoo_claims;
 
-use anyhow::Result;
-use perf_core::claim::ClaimResult;
-use std::path::PathBuf;
+/// What every module gets: the suite library's context (quick, seed, threads, data directory,
+/// claim filters).
+pub use suite::Context as ModuleContext;
 
-/// What every module gets.
-#[derive(Debug, Clone)]
-pub struct ModuleContext {
-    /// Reduced configuration.
-    pub quick: bool,
-    /// Seed for random inputs.
-    pub seed: u64,
-    /// Threads for parallel kernels.
-    #[allow(dead_code)] // read by the kernel modules as they register claims
-    pub threads: Option<usize>,
-    /// Installed data directory.
-    #[allow(dead_code)]
-    pub data_dir: Option<PathBuf>,
-}
-
-/// A module and its claim runner.
-pub struct Module {
-    /// Name used by `--module`.
-    pub name: &'static str,
-    /// Runs the claims.
-    pub run: fn(&ModuleContext) -> Result<Vec<ClaimResult>>,
-}
-
-/// Every module, in run order.
-pub fn registry() -> Vec<Module> {
-    vec![
-        Module {
-            name: "zoo",
-            run: zoo_claims::run,
-        },
-        Module {
-            name: "perf-core",
-            run: perf_core_claims::run,
-        },
-        Module {
-            name: "accel",
-            run: accel_claims::run,
-        },
-        Module {
-            name: "profiling",
-            run: profiling_claims::run,
-        },
-        Module {
-            name: "kvcache",
-            run: kvcache_claims::run,
-        },
-        Module {
-            name: "quant",
-            run: quant_claims::run,
-        },
-        Module {
-            name: "olympics",
-            run: olympics_claims::run,
-        },
-    ]
+/// The workspace's own suite: every module, in run order, archived under `out`.
+pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
+    suite::Suite::new("torchperf")
+        .out(out)
+        .module("zoo", zoo_claims::run)
+        .module("perf-core", perf_core_claims::run)
+        .module("accel", accel_claims::run)
+        .module("profiling", profiling_claims::run)
+        .module("kvcache", kvcache::run)
+        .module("quant", quant_claims::run)
+        .module("olympics", olympics_claims::run)
+        .module("peers", peers_claims::run)
+        .module("capstone", capstone_claims::run)
 }
