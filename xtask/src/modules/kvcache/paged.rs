@@ -9,6 +9,7 @@ use perf_core::alloc::measure_peak;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use perf_core::compare::CompareConfig;
 use perf_core::fallible::try_compare;
+use perf_core::stats::ratio_of_sums;
 
 pub(super) fn waste_claim() -> Claim {
     Claim::threshold(
@@ -68,18 +69,16 @@ pub(super) fn paged_memory_waste(
     let n = lengths.len();
     let paged_waste = waste(&paged, &mut (0..n));
     let contiguous_waste = waste(&contiguous, &mut (0..n));
-    // Percentile bootstrap over requests (the workload is a sample of request lengths).
-    let mut boot: Vec<f64> = (0..2000)
-        .map(|_| waste(&paged, &mut (0..n).map(|_| rng.range(0, n - 1))))
-        .collect();
-    boot.sort_by(f64::total_cmp);
-    let lower = boot[(0.025 * boot.len() as f64) as usize].min(paged_waste);
-    let upper = boot[(0.975 * boot.len() as f64) as usize].max(paged_waste);
+    // Waste is 1 − Σ used / Σ allocated over the requests (a sample of request lengths): perf-core's
+    // ratio of sums, with its delta-method t-interval, flipped.
+    let used_over_paged = ratio_of_sums(&used, &paged, 0.95)?;
+    let lower = (1.0 - used_over_paged.ci_upper).min(paged_waste);
+    let upper = (1.0 - used_over_paged.ci_lower).max(paged_waste);
     Ok(waste_claim()
         .judge(Estimate::new(paged_waste, lower, upper, "", 0.95)?)
         .with_detail(
             "interval",
-            "percentile bootstrap over requests, 2000 resamples",
+            "1 − the ratio of sums (used / allocated) over requests, delta-method t-interval",
         )
         .with_detail("requests", n)
         .with_detail("block_size", BLOCK_SIZE)
