@@ -35,6 +35,11 @@ pub struct Recipe {
     pub unstructured: Option<f64>,
 }
 
+/// Name of the uncompressed reference submission in every family (the baseline that relative targets
+/// and the challenge are judged against). It lives beside [`Recipe::BASELINE`], so the reference fields
+/// and the challenge both name it without importing each other.
+pub const BASELINE_SUBMISSION: &str = "f32_baseline";
+
 impl Recipe {
     /// The dense f32 baseline.
     pub const BASELINE: Recipe = Recipe {

@@ -14,7 +14,7 @@ use crate::submissions::{AnomalyScorer, InputTransform, MlpClassifier};
 use crate::transformer::{CompressedTransformer, NextCharSubmission};
 
 /// Name of the uncompressed reference in every family.
-pub const BASELINE: &str = "f32_baseline";
+pub use crate::compress::BASELINE_SUBMISSION as BASELINE;
 
 /// The recipes every MLP-based event runs, by name. `quick` keeps one of each kind.
 pub fn mlp_recipes(quick: bool) -> Vec<(String, Recipe)> {

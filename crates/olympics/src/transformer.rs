@@ -452,7 +452,7 @@ impl Submission for NextCharSubmission {
 /// The next-character event on held-out text: every position of consecutive non-overlapping windows of
 /// `context + 1` tokens (the same predictions zoo's evaluation scores), as query rows `[length, prefix…]`.
 /// The quality target is relative: at most `margin` (a fraction; 0.01 = one percentage point) below the f32
-/// baseline ([`crate::reference::BASELINE`]) in the same field, judged paired on the same predictions.
+/// baseline ([`crate::compress::BASELINE_SUBMISSION`]) in the same field, judged paired on the same predictions.
 /// `baseline_accuracy` (the f32 model's accuracy as zoo measured it in the run) only sets the nominal
 /// absolute bar `baseline_accuracy − margin` reported next to the unpaired accuracy. `latency_limit_ms` is
 /// the p90 limit per character.
@@ -513,7 +513,7 @@ pub fn next_char_event(
         memory_budget_bytes: crate::event::DEFAULT_MEMORY_BUDGET_BYTES,
         query_order: QueryOrder::Stream { run: context },
         relative_target: Some(RelativeTarget {
-            baseline: crate::reference::BASELINE.to_string(),
+            baseline: crate::compress::BASELINE_SUBMISSION.to_string(),
             margin,
         }),
     };
