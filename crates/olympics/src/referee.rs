@@ -12,6 +12,10 @@
 //!
 //! A panic, an error or a wrong output shape in any phase makes the submission ERROR with the reason; no
 //! prediction is ever substituted, and the other submissions still run.
+//!
+//! A [`SelfTimedSubmission`] (a peer served by another process, see [`referee_self_timed`]) reports the
+//! time its own clock measured around its inference calls: phase 3 runs perf-core's protocol unchanged over
+//! those times (the pipe is never timed), and phase 2 takes the memory record the submission measures.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
