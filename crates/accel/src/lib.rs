@@ -437,3 +437,8 @@ fn check_inner(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) -> Result<(), A
     }
     Ok(())
 }
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -41,3 +41,8 @@ pub const REQUIRE_DATA_ENV: &str = "TORCHPERF_REQUIRE_DATA";
 pub fn data_required() -> bool {
     std::env::var(REQUIRE_DATA_ENV).is_ok_and(|value| value.trim() == "1")
 }
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

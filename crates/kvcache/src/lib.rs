@@ -79,3 +79,8 @@ pub fn max_relative_error(
         })
         .fold(0.0, f64::max))
 }
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

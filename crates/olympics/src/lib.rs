@@ -47,3 +47,8 @@ pub use error::OlympicsError;
 pub use event::{DataSource, Event, EventSpec, QualityMetric, QueryOrder, RelativeTarget, TestSet};
 pub use referee::{referee, referee_one, Outcome, RefereeConfig, Scorecard};
 pub use submission::{Optimization, Submission};
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -25,3 +25,8 @@ pub use observer::{Observer, ObserverKind};
 pub use scheme::{Granularity, QuantParams, QuantType, Scheme};
 pub use stats::ErrorStats;
 pub use tensor::{Codes, HalfPrecision, HalfStorage, HalfTensor, QuantConfig, QuantizedTensor};
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

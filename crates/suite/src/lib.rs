@@ -53,3 +53,8 @@ pub use runner::{
     default_out_for, exit_code, judge_environment, resolve_out, Context, Module, ModuleError,
     ModuleResult, RunOutcome, Suite, SuiteArgs, DEFAULT_SEED, HOLM_ALPHA,
 };
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -35,3 +35,8 @@ pub use reference::{
     ModelReport, ReferenceModel, TrainedModel, TrainedWeights, ZooConfig, CHAR_TRANSFORMER_STEPS,
 };
 pub use train::{train_mlp_classifier, CnnShape, DsCnnShape, TrainConfig, TrainingLog};
+
+/// The crate README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
