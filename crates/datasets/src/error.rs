@@ -78,6 +78,13 @@ impl DatasetError {
     }
 }
 
+pub(crate) fn io_error(path: impl Into<PathBuf>, source: std::io::Error) -> DatasetError {
+    DatasetError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DatasetError;
@@ -99,12 +106,5 @@ mod tests {
             source: std::io::Error::other("bad"),
         };
         assert_eq!(broken.enable_command(), None);
-    }
-}
-
-pub(crate) fn io_error(path: impl Into<PathBuf>, source: std::io::Error) -> DatasetError {
-    DatasetError::Io {
-        path: path.into(),
-        source,
     }
 }
