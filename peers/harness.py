@@ -126,7 +126,8 @@ def reset_peak_rss():
 
 
 class OnnxGraphModule:
-    """The subset of ONNX that crates/peers exports (Gemm, Relu, Sub, Mul, ReduceMean, Div), as torch modules.
+    """The subset of ONNX that crates/peers exports (Gemm, Conv, MaxPool, Reshape, Transpose, Flatten, Relu, Sub,
+    Mul, Div, ReduceMean, Identity), as torch modules.
 
     PyTorch 1.13 cannot import ONNX; this maps each node of the exported file to the torch operation that
     computes it, so both runtimes serve the same weights.
@@ -164,7 +165,27 @@ class OnnxGraphModule:
                             linear.bias.copy_(torch.from_numpy(bias))
                         self.linears.append(linear)
                         self.steps.append(("linear", len(self.linears) - 1, list(node.input[:1]), node.output[0]))
-                    elif node.op_type in ("Identity", "Relu", "Sub", "Mul", "Div", "ReduceMean"):
+                    elif node.op_type == "Conv":
+                        weight = initializers[node.input[1]]
+                        pads = list(attributes.get("pads", [0, 0, 0, 0]))
+                        if len(set(pads)) != 1:
+                            raise ValueError(f"only symmetric Conv padding is supported, got {pads}")
+                        conv = torch.nn.Conv2d(
+                            weight.shape[1],
+                            weight.shape[0],
+                            tuple(weight.shape[2:]),
+                            stride=tuple(attributes.get("strides", [1, 1])),
+                            padding=pads[0],
+                        )
+                        with torch.no_grad():
+                            conv.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(weight)))
+                            conv.bias.copy_(torch.from_numpy(initializers[node.input[2]]))
+                        self.linears.append(conv)
+                        self.steps.append(("linear", len(self.linears) - 1, list(node.input[:1]), node.output[0]))
+                    elif node.op_type == "Reshape":
+                        shape = [int(value) for value in initializers[node.input[1]]]
+                        self.steps.append(("Reshape", shape, list(node.input[:1]), node.output[0]))
+                    elif node.op_type in ("Identity", "Relu", "Sub", "Mul", "Div", "ReduceMean", "MaxPool", "Transpose", "Flatten"):
                         for name in node.input:
                             if name in initializers and name not in self.constants:
                                 self.constants[name] = torch.from_numpy(numpy.ascontiguousarray(initializers[name]))
@@ -180,6 +201,16 @@ class OnnxGraphModule:
                 for kind, argument, inputs, output in self.steps:
                     if kind == "linear":
                         values[output] = self.linears[argument](values[inputs[0]])
+                    elif kind == "Reshape":
+                        values[output] = values[inputs[0]].reshape(argument)
+                    elif kind == "MaxPool":
+                        values[output] = torch.nn.functional.max_pool2d(
+                            values[inputs[0]], tuple(argument["kernel_shape"]), tuple(argument.get("strides", argument["kernel_shape"]))
+                        )
+                    elif kind == "Transpose":
+                        values[output] = values[inputs[0]].permute(*argument["perm"])
+                    elif kind == "Flatten":
+                        values[output] = torch.flatten(values[inputs[0]], int(argument.get("axis", 1)))
                     elif kind == "Identity":
                         values[output] = values[inputs[0]]
                     elif kind == "Relu":

@@ -6,6 +6,11 @@
 //! layer; for an anomaly scorer the head `Sub(reconstruction, input)`, `Mul` by itself and
 //! `ReduceMean(axes = [1], keepdims = 1)`: the per-row mean squared reconstruction error, the same score as
 //! olympics' `AnomalyScorer`. The batch dimension is symbolic (`batch`).
+//!
+//! zoo's two-convolution CNN ([`cnn_to_onnx_bytes`]): the grey image row reshaped to NCHW (one channel, so
+//! the same memory), `Conv` (padding and stride as zoo's, weights reordered from zoo's im2col layout to
+//! `out × in × kh × kw`), `Relu`, `MaxPool` 2 × 2 (floor, as zoo's), twice, then `Transpose` to NHWC and
+//! `Flatten` (zoo's classifier reads the feature map channels fastest) and the `Gemm` classifier.
 
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
@@ -15,7 +20,7 @@ use onnx_protobuf::{
     AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use zoo::{Mlp, Standardizer};
+use zoo::{Cnn, Conv2d, Mlp, Standardizer};
 
 use crate::error::PeersError;
 
@@ -266,6 +271,11 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
         }
     };
     graph.output.push(batch_value(OUTPUT_NAME, output_width));
+    Ok(wrap_graph(graph))
+}
+
+/// A model around `graph` with the opset, IR version and producer every export declares.
+fn wrap_graph(graph: GraphProto) -> ModelProto {
     let mut opset = OperatorSetIdProto::new();
     opset.domain = String::new();
     opset.version = OPSET_VERSION;
@@ -275,7 +285,192 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
     model.producer_name = "torchperf-peers".into();
     model.producer_version = env!("CARGO_PKG_VERSION").into();
     model.graph = Some(graph).into();
-    Ok(model)
+    model
+}
+
+fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
+    let mut tensor = TensorProto::new();
+    tensor.name = name.into();
+    tensor.data_type = DataType::INT64 as i32;
+    tensor.dims = vec![values.len() as i64];
+    tensor.raw_data = values
+        .iter()
+        .flat_map(|value| value.to_le_bytes())
+        .collect();
+    tensor
+}
+
+/// Appends `Conv → Relu → MaxPool(2)` for `conv` reading `input`; returns the pooled output's name and its
+/// (channels, height, width).
+fn conv_block(
+    graph: &mut GraphProto,
+    model: &str,
+    prefix: &str,
+    conv: &Conv2d,
+    input: &str,
+    (channels, height, width): (usize, usize, usize),
+) -> Result<(String, (usize, usize, usize)), PeersError> {
+    let patch = conv.in_channels * conv.kernel_height * conv.kernel_width;
+    if conv.in_channels != channels
+        || conv.weight.nrows() != patch
+        || conv.bias.len() != conv.out_channels()
+        || conv.stride == 0
+        || height + 2 * conv.padding < conv.kernel_height
+        || width + 2 * conv.padding < conv.kernel_width
+    {
+        return Err(export_error(
+            model,
+            format!(
+                "{prefix}: weight {:?}, bias {}, {} input channels, stride {}, for a {channels} × {height} × {width} input",
+                conv.weight.dim(),
+                conv.bias.len(),
+                conv.in_channels,
+                conv.stride
+            ),
+        ));
+    }
+    let weight_name = format!("{prefix}_weight");
+    let bias_name = format!("{prefix}_bias");
+    // zoo's rows are (in channel, kernel row, kernel column), columns the output channels: the transpose
+    // read in logical order is ONNX's `out × in × kh × kw`.
+    graph.initializer.push(float_tensor(
+        &weight_name,
+        &[
+            conv.out_channels(),
+            conv.in_channels,
+            conv.kernel_height,
+            conv.kernel_width,
+        ],
+        conv.weight.t().iter().copied(),
+    ));
+    graph.initializer.push(float_tensor(
+        &bias_name,
+        &[conv.out_channels()],
+        conv.bias.iter().copied(),
+    ));
+    let padding = conv.padding as i64;
+    let stride = conv.stride as i64;
+    let conv_output = format!("{prefix}_conv");
+    graph.node.push(node(
+        "Conv",
+        &[input, &weight_name, &bias_name],
+        &conv_output,
+        vec![
+            ints_attribute(
+                "kernel_shape",
+                &[conv.kernel_height as i64, conv.kernel_width as i64],
+            ),
+            ints_attribute("pads", &[padding, padding, padding, padding]),
+            ints_attribute("strides", &[stride, stride]),
+        ],
+    ));
+    let relu_output = format!("{prefix}_relu");
+    graph
+        .node
+        .push(node("Relu", &[&conv_output], &relu_output, vec![]));
+    let pool_output = format!("{prefix}_pool");
+    graph.node.push(node(
+        "MaxPool",
+        &[&relu_output],
+        &pool_output,
+        vec![
+            ints_attribute("kernel_shape", &[2, 2]),
+            ints_attribute("strides", &[2, 2]),
+        ],
+    ));
+    let (out_height, out_width) = conv.output_size(height, width);
+    Ok((
+        pool_output,
+        (conv.out_channels(), out_height / 2, out_width / 2),
+    ))
+}
+
+/// zoo's CNN as an ONNX `ModelProto` (input `batch × (height · width)`, output `batch × classes`).
+///
+/// # Errors
+/// [`PeersError::Export`] when the layers' shapes do not chain.
+pub fn cnn_to_model_proto(name: &str, cnn: &Cnn) -> Result<ModelProto, PeersError> {
+    let (height, width) = (cnn.image_height, cnn.image_width);
+    let mut graph = GraphProto::new();
+    graph.name = name.into();
+    graph.input.push(batch_value(INPUT_NAME, height * width));
+    graph.initializer.push(int64_tensor(
+        "image_shape",
+        &[-1, 1, height as i64, width as i64],
+    ));
+    graph.node.push(node(
+        "Reshape",
+        &[INPUT_NAME, "image_shape"],
+        "image",
+        vec![],
+    ));
+    let (pooled, shape) = conv_block(
+        &mut graph,
+        name,
+        "conv1",
+        &cnn.conv1,
+        "image",
+        (1, height, width),
+    )?;
+    let (pooled, (channels, out_height, out_width)) =
+        conv_block(&mut graph, name, "conv2", &cnn.conv2, &pooled, shape)?;
+    let features = channels * out_height * out_width;
+    let classifier = &cnn.classifier;
+    if classifier.in_features() != features || classifier.bias.len() != classifier.out_features() {
+        return Err(export_error(
+            name,
+            format!(
+                "classifier of {} inputs (bias {}) after {features} features",
+                classifier.in_features(),
+                classifier.bias.len()
+            ),
+        ));
+    }
+    graph.node.push(node(
+        "Transpose",
+        &[&pooled],
+        "features_nhwc",
+        vec![ints_attribute("perm", &[0, 2, 3, 1])],
+    ));
+    graph.node.push(node(
+        "Flatten",
+        &["features_nhwc"],
+        "features",
+        vec![int_attribute("axis", 1)],
+    ));
+    graph.initializer.push(float_tensor(
+        "classifier_weight",
+        &[classifier.in_features(), classifier.out_features()],
+        classifier.weight.iter().copied(),
+    ));
+    graph.initializer.push(float_tensor(
+        "classifier_bias",
+        &[classifier.out_features()],
+        classifier.bias.iter().copied(),
+    ));
+    graph.node.push(node(
+        "Gemm",
+        &["features", "classifier_weight", "classifier_bias"],
+        OUTPUT_NAME,
+        vec![],
+    ));
+    graph
+        .output
+        .push(batch_value(OUTPUT_NAME, classifier.out_features()));
+    Ok(wrap_graph(graph))
+}
+
+/// zoo's CNN as ONNX protobuf bytes.
+///
+/// # Errors
+/// As [`cnn_to_model_proto`], plus [`PeersError::Encode`] when the encoder fails.
+pub fn cnn_to_onnx_bytes(name: &str, cnn: &Cnn) -> Result<Vec<u8>, PeersError> {
+    cnn_to_model_proto(name, cnn)?
+        .write_to_bytes()
+        .map_err(|error| PeersError::Encode {
+            model: name.into(),
+            reason: error.to_string(),
+        })
 }
 
 /// The model as ONNX protobuf bytes.
@@ -370,6 +565,67 @@ mod tests {
                 "ReduceMean"
             ]
         );
+    }
+
+    #[test]
+    fn a_cnn_exports_its_layers_in_order_and_refuses_a_broken_chain() {
+        let conv = |in_channels: usize, out_channels: usize| zoo::Conv2d {
+            weight: Array2::from_shape_fn((in_channels * 9, out_channels), |(row, col)| {
+                (row + col) as f32
+            }),
+            bias: Array1::zeros(out_channels),
+            in_channels,
+            kernel_height: 3,
+            kernel_width: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let mut cnn = zoo::Cnn {
+            image_height: 8,
+            image_width: 8,
+            conv1: conv(1, 2),
+            conv2: conv(2, 3),
+            classifier: layer(3 * 2 * 2, 5, 0.0),
+        };
+        let model = cnn_to_model_proto("cnn", &cnn).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        let ops: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|node| node.op_type.as_str())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "Reshape",
+                "Conv",
+                "Relu",
+                "MaxPool",
+                "Conv",
+                "Relu",
+                "MaxPool",
+                "Transpose",
+                "Flatten",
+                "Gemm"
+            ]
+        );
+        // The first kernel of output channel 1 is zoo's column 1: rows 0..9 in order.
+        let conv1 = graph
+            .initializer
+            .iter()
+            .find(|tensor| tensor.name == "conv1_weight")
+            .unwrap();
+        assert_eq!(conv1.dims, [2, 1, 3, 3]);
+        let value = |index: usize| {
+            f32::from_le_bytes(conv1.raw_data[4 * index..4 * index + 4].try_into().unwrap())
+        };
+        assert_eq!(value(9), cnn.conv1.weight[[0, 1]]);
+        assert_eq!(value(10), cnn.conv1.weight[[1, 1]]);
+        cnn.classifier = layer(7, 5, 0.0);
+        assert!(matches!(
+            cnn_to_onnx_bytes("cnn", &cnn),
+            Err(PeersError::Export { .. })
+        ));
     }
 
     #[test]

@@ -18,11 +18,11 @@ use olympics::{
 };
 use peers::environment::apply_minimal_environment;
 use peers::{
-    to_onnx_bytes, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec,
-    Precision, Runtime,
+    cnn_to_onnx_bytes, to_onnx_bytes, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig,
+    PeerEnvironment, PeerSpec, Precision, Runtime,
 };
 use rand::{Rng, SeedableRng};
-use zoo::{Autoencoder, Linear, Mlp};
+use zoo::{Autoencoder, Classifier, Cnn, Conv2d, Linear, Mlp};
 
 fn environment() -> Option<PeerEnvironment> {
     match PeerEnvironment::discover() {
@@ -139,6 +139,45 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
                 "{name} in {runtime:?}: tolerance exceeded by {excess}"
             );
         }
+    }
+    // zoo's two-convolution CNN at the Fashion shape (narrower channels keep the test fast).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let mut conv = |in_channels: usize, out_channels: usize| Conv2d {
+        weight: Array2::from_shape_fn((in_channels * 9, out_channels), |_| {
+            rng.random_range(-0.3..0.3)
+        }),
+        bias: Array1::from_shape_fn(out_channels, |_| rng.random_range(-0.1..0.1)),
+        in_channels,
+        kernel_height: 3,
+        kernel_width: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let cnn = Cnn {
+        image_height: 28,
+        image_width: 28,
+        conv1: conv(1, 4),
+        conv2: conv(4, 8),
+        classifier: random_mlp(&[8 * 7 * 7, 10], 17).layers.remove(0),
+    };
+    let cnn_path = dir.join("cnn.onnx");
+    std::fs::write(&cnn_path, cnn_to_onnx_bytes("cnn", &cnn).unwrap()).unwrap();
+    let images = random_rows(9, 784, 19);
+    let reference = cnn.logits(images.view()).unwrap();
+    for &runtime in &runtimes {
+        let peer = ExternalSubmission::start(
+            &environment,
+            &cnn_path,
+            &spec(runtime, Precision::F32),
+            &config,
+        )
+        .unwrap();
+        let output = peer.forward(images.view()).unwrap();
+        let excess = worst_excess(output.view(), reference.view());
+        assert!(
+            excess <= 0.0,
+            "cnn in {runtime:?}: tolerance exceeded by {excess}"
+        );
     }
     let autoencoder = Autoencoder {
         network: random_mlp(&[64, 32, 8, 32, 64], 3),
