@@ -65,6 +65,13 @@ enum Command {
     },
     #[command(flatten)]
     History(history_cmd::HistoryCommand),
+    /// The peers' environment: `cargo xtask peers setup` creates `target/peers-venv` with ONNX
+    /// Runtime and onnx from PyPI (PyTorch comes from Debian's `python3-torch`, seen through
+    /// `--system-site-packages`), by running `peers/setup.sh`.
+    Peers {
+        #[command(subcommand)]
+        action: PeersAction,
+    },
     /// Re-render the report of an archived run.
     Report {
         /// Run directory or results.json (default: latest).
@@ -77,6 +84,12 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PeersAction {
+    /// Create (or update) the peers' virtual environment.
+    Setup,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +121,20 @@ fn run() -> Result<ExitCode> {
             fail_on_regression,
         } => Ok(suite::compare::run(run_a, run_b, &out, fail_on_regression)?),
         Command::Stability { runs, last, out } => Ok(suite::stability::run(runs, last, &out)?),
+        Command::Peers {
+            action: PeersAction::Setup,
+        } => {
+            let status = std::process::Command::new("bash")
+                .arg("peers/setup.sh")
+                .status()
+                .context("running peers/setup.sh (is bash installed?)")?;
+            Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("xtask: peers/setup.sh failed ({status})");
+                ExitCode::from(2)
+            })
+        }
         Command::History(command) => {
             // The gate re-measures suspected regressions, those claims only, in the mode and with the
             // seed and threads of the newest archived run.
