@@ -75,18 +75,28 @@ pub(crate) fn masked_softmax(row: &mut [f32], visible: usize, scale: f32) {
     }
 }
 
-/// `row ← (row − mean) / sqrt(var + ε) · gain + bias`; the mean and variance are accumulated in f64 (a row is at
-/// most a few hundred values, and the reference computes in f32 with pairwise sums).
+/// Sum of a slice in 16 independent f32 lanes (vectorizes; and the lanes are partial sums of at most
+/// `len / 16` values each, so rounding grows like a pairwise sum's rather than a running sum's).
+#[inline(always)]
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut sums = [0.0f32; 16];
+    let mut chunks = values.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (sum, &v) in sums.iter_mut().zip(chunk) {
+            *sum += f(v);
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    sums.iter().sum::<f32>() + tail
+}
+
+/// `row ← (row − mean) / sqrt(var + ε) · gain + bias`, two passes (mean, then the centred variance) in f32 lanes.
+#[multiversion(targets("x86_64+avx512f+avx2+fma", "x86_64+avx2+fma"))]
 pub(crate) fn layer_norm_row(row: &mut [f32], gain: &[f32], bias: &[f32], epsilon: f64) {
-    let width = row.len() as f64;
-    let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / width;
-    let variance = row
-        .iter()
-        .map(|&v| (f64::from(v) - mean) * (f64::from(v) - mean))
-        .sum::<f64>()
-        / width;
-    let inverse = (1.0 / (variance + epsilon).sqrt()) as f32;
-    let mean = mean as f32;
+    let width = row.len() as f32;
+    let mean = lane_sum(row, |v| v) / width;
+    let variance = lane_sum(row, |v| (v - mean) * (v - mean)) / width;
+    let inverse = (1.0 / (f64::from(variance) + epsilon).sqrt()) as f32;
     for ((v, &g), &b) in row.iter_mut().zip(gain).zip(bias) {
         *v = (*v - mean) * inverse * g + b;
     }
