@@ -21,7 +21,7 @@ use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
 use perf_core::compare::CompareConfig;
 use perf_core::fallible::{try_compare, try_measure};
 use perf_core::measure::{MeasureConfig, WarmUp};
-use perf_core::stats::{paired_proportion_difference, wilson_interval};
+use perf_core::stats::{paired_proportion_difference, wilson_interval, BenchmarkResult};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -64,6 +64,8 @@ struct Budget {
     retrieval_entries: usize,
     single_stream_samples: usize,
     offline_samples: usize,
+    /// Rounds over which the submissions' timings are interleaved.
+    timing_rounds: usize,
     speedup_pairs: usize,
 }
 
@@ -74,8 +76,9 @@ impl Budget {
                 reference_sentences: 16,
                 fidelity_sentences: 150,
                 retrieval_entries: 120,
-                single_stream_samples: 80,
+                single_stream_samples: 64,
                 offline_samples: 6,
+                timing_rounds: 2,
                 speedup_pairs: 6,
             }
         } else {
@@ -85,6 +88,7 @@ impl Budget {
                 retrieval_entries: usize::MAX,
                 single_stream_samples: 300,
                 offline_samples: 20,
+                timing_rounds: 4,
                 speedup_pairs: 12,
             }
         }
@@ -331,16 +335,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         .collect();
     let offline = TokenBatch::from_sequences(&offline_sequences)?;
 
-    let mut rows = Vec::new();
-    for submission in &submissions {
-        rows.push(measure_submission(
-            submission,
-            &single_stream,
-            &offline,
-            &budget,
-            context.seed,
-        )?);
-    }
+    let rows = measure_submissions(
+        &submissions,
+        &single_stream,
+        &offline,
+        &budget,
+        context.seed,
+    )?;
 
     let quality = match &text {
         Ok(_) if entries.len() >= 20 && sentences.len() >= 100 => Some(quality_measurements(
@@ -360,7 +361,12 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         };
         Claim::measured(id, MODULE, statement).skipped(reason, DICT_DEVIL_INSTALL)
     };
-    results.push(submissions_claim(&submissions, &rows, quality.as_ref())?);
+    results.push(submissions_claim(
+        &submissions,
+        &rows,
+        quality.as_ref(),
+        budget.timing_rounds,
+    )?);
     match &quality {
         Some(quality) => {
             results.push(retrieval_baseline_claim(quality)?);
@@ -523,83 +529,106 @@ struct Row {
     throughput_ci: (f64, f64),
 }
 
-fn measure_submission(
-    submission: &Submission,
+/// Measures every submission round-robin: in each of `budget.timing_rounds` rounds every submission takes its share
+/// of SingleStream queries and Offline batches, so a busy stretch of the shared machine falls on all of them
+/// instead of on whichever was measured then (measured one after another, the p90s moved by 2× between runs).
+/// The raw per-query values of all rounds are pooled into one sample per submission.
+fn measure_submissions(
+    submissions: &[Submission],
     single_stream: &[TokenBatch],
     offline: &TokenBatch,
     budget: &Budget,
     seed: u64,
-) -> Result<Row> {
-    let encoder = &submission.encoder;
-    // Peak heap of one Offline batch in a fresh thread: its per-thread scratch starts empty, so the peak
-    // includes every buffer a cold batch allocates (activations, int8 codes and accumulators, widened halves).
-    let (embedded, memory) = perf_core::alloc::measure_peak(|| {
-        std::thread::scope(|scope| scope.spawn(|| encoder.embed(offline)).join())
-    })?;
-    embedded
-        .map_err(|_| anyhow::anyhow!("the peak-memory thread panicked"))?
-        .with_context(|| format!("{}: offline batch", submission.name))?;
-
-    // SingleStream: one sentence per query, cycling through the set; samples of at least 100 µs so that every
-    // query (≥ 0.5 ms here) is its own sample.
+) -> Result<Vec<Row>> {
     let single_config = MeasureConfig {
+        // Samples of at least 100 µs, so that every query (≥ 0.5 ms here) is its own sample.
         warm_up: WarmUp::Time(Duration::from_millis(100)),
         min_sample_time: Duration::from_micros(100),
-        samples: budget.single_stream_samples,
+        samples: (budget.single_stream_samples / budget.timing_rounds).max(2),
         ..MeasureConfig::default()
     };
-    let mut next = (seed as usize) % single_stream.len();
-    let single = try_measure(
-        &format!("{} single-stream", submission.name),
-        &single_config,
-        &single_stream,
-        |queries| {
-            next = (next + 1) % queries.len();
-            encoder.embed(&queries[next])
-        },
-    )?;
-    let p90 = single
-        .result
-        .percentile(90.0)
-        .cloned()
-        .context("p90 missing")?;
-    let to_ms = |ns: f64| ns / 1e6;
-
     let offline_config = MeasureConfig {
         warm_up: WarmUp::Count(1),
-        samples: budget.offline_samples,
+        samples: (budget.offline_samples / budget.timing_rounds).max(2),
         min_sample_time: Duration::from_micros(100),
         ..MeasureConfig::default()
     };
-    let offline_measurement = try_measure(
-        &format!("{} offline", submission.name),
-        &offline_config,
-        offline,
-        |batch| encoder.embed(batch),
-    )?;
-    let sentences = offline.batch_size() as f64;
-    let rate = |ns: f64| sentences / (ns / 1e9);
-    let median = offline_measurement.result.median;
-    let (low, high) = offline_measurement.result.median_ci.unwrap_or((
-        offline_measurement.result.min,
-        offline_measurement.result.max,
-    ));
-    Ok(Row {
-        bytes: encoder.storage_bytes(),
-        peak_bytes: memory.peak_bytes,
-        p90_ms: to_ms(p90.value),
-        p90_ci_ms: p90
-            .ci_lower
-            .zip(p90.ci_upper)
-            .map(|(l, u)| (to_ms(l), to_ms(u))),
-        p90_note: p90.note.clone(),
-        iterations_per_sample: single
-            .rounds
-            .first()
-            .map_or(0, |round| round.iterations_per_sample),
-        throughput: rate(median),
-        throughput_ci: (rate(high), rate(low)),
-    })
+    let mut single_values = vec![Vec::new(); submissions.len()];
+    let mut offline_values = vec![Vec::new(); submissions.len()];
+    let mut iterations_per_sample = vec![0u64; submissions.len()];
+    for round in 0..budget.timing_rounds {
+        for (index, submission) in submissions.iter().enumerate() {
+            let encoder = &submission.encoder;
+            // SingleStream: one sentence per query, cycling through the set from a seeded start.
+            let mut next = (seed as usize + round * 17) % single_stream.len();
+            let single = try_measure(
+                &format!("{} single-stream", submission.name),
+                &single_config,
+                &single_stream,
+                |queries| {
+                    next = (next + 1) % queries.len();
+                    encoder.embed(&queries[next])
+                },
+            )?;
+            single_values[index].extend_from_slice(&single.result.values);
+            iterations_per_sample[index] = iterations_per_sample[index].max(
+                single
+                    .rounds
+                    .first()
+                    .map_or(0, |round| round.iterations_per_sample),
+            );
+            let batch = try_measure(
+                &format!("{} offline", submission.name),
+                &offline_config,
+                offline,
+                |batch| encoder.embed(batch),
+            )?;
+            offline_values[index].extend_from_slice(&batch.result.values);
+        }
+    }
+    let mut rows = Vec::new();
+    for (index, submission) in submissions.iter().enumerate() {
+        let encoder = &submission.encoder;
+        // Peak heap of one Offline batch in a fresh thread: its per-thread scratch starts empty, so the peak
+        // includes every buffer a cold batch allocates (activations, int8 codes and accumulators, widened halves).
+        let (embedded, memory) = perf_core::alloc::measure_peak(|| {
+            std::thread::scope(|scope| scope.spawn(|| encoder.embed(offline)).join())
+        })?;
+        embedded
+            .map_err(|_| anyhow::anyhow!("the peak-memory thread panicked"))?
+            .with_context(|| format!("{}: offline batch", submission.name))?;
+        let single = BenchmarkResult::with_confidence(
+            format!("{} single-stream", submission.name),
+            "ns",
+            std::mem::take(&mut single_values[index]),
+            CONFIDENCE,
+        )?;
+        let p90 = single.percentile(90.0).cloned().context("p90 missing")?;
+        let to_ms = |ns: f64| ns / 1e6;
+        let batch = BenchmarkResult::with_confidence(
+            format!("{} offline", submission.name),
+            "ns",
+            std::mem::take(&mut offline_values[index]),
+            CONFIDENCE,
+        )?;
+        let sentences = offline.batch_size() as f64;
+        let rate = |ns: f64| sentences / (ns / 1e9);
+        let (low, high) = batch.median_ci.unwrap_or((batch.min, batch.max));
+        rows.push(Row {
+            bytes: encoder.storage_bytes(),
+            peak_bytes: memory.peak_bytes,
+            p90_ms: to_ms(p90.value),
+            p90_ci_ms: p90
+                .ci_lower
+                .zip(p90.ci_upper)
+                .map(|(l, u)| (to_ms(l), to_ms(u))),
+            p90_note: p90.note.clone(),
+            iterations_per_sample: iterations_per_sample[index],
+            throughput: rate(batch.median),
+            throughput_ci: (rate(high), rate(low)),
+        });
+    }
+    Ok(rows)
 }
 
 /// Quality of every submission on real text.
@@ -730,6 +759,7 @@ fn submissions_claim(
     submissions: &[Submission],
     rows: &[Row],
     quality: Option<&Quality>,
+    timing_rounds: usize,
 ) -> Result<ClaimResult> {
     let (id, statement) = CLAIM_IDS[1];
     let mb = |bytes: usize| format!("{:.1}", bytes as f64 / 1e6);
@@ -779,9 +809,9 @@ fn submissions_claim(
     Ok(Claim::measured(id, MODULE, statement)
         .judge(estimate)
         .annotate(format!(
-            "{} submissions; p90 at batch 1 ({} single-sentence queries, {} iteration(s) per sample), Offline \
-             batches of {OFFLINE_BATCH} sentences, one thread, tokenization excluded; peak = heap of one cold \
-             Offline batch",
+            "{} submissions measured round-robin over {timing_rounds} rounds; p90 at batch 1 ({} single-sentence \
+             queries, {} iteration(s) per sample), Offline batches of {OFFLINE_BATCH} sentences, one thread, \
+             tokenization excluded; peak = heap of one cold Offline batch",
             submissions.len(),
             SINGLE_STREAM_QUERIES,
             f32_row.iterations_per_sample
