@@ -80,25 +80,27 @@ history_postgres_stop() {
 # The commands of docs/ci-recipe.md that need no GitHub, on a scratch store. Needs the history
 # commands wired into xtask. Returns non-zero on the first unexpected result.
 history_recipe_check() {
-    # Written to hold under `set -euo pipefail` in the caller.
+    # Written to hold under `set -euo pipefail` in the caller. The debug build of xtask (already built by
+    # `cargo test --workspace`) runs the commands: nothing here is timed, and a release build would cost
+    # CI minutes.
     local scratch code output
     scratch="$(mktemp -d /tmp/torchperf-history-recipe.XXXXXX)"
     local store="$scratch/history.sqlite"
-    cargo xtask import validation_results/reference --store "$store" || return 1
-    output="$(cargo xtask import validation_results/reference --store "$store")" || return 1
+    cargo run -q -p xtask -- import validation_results/reference --store "$store" || return 1
+    output="$(cargo run -q -p xtask -- import validation_results/reference --store "$store")" || return 1
     case "$output" in *"1 already recorded"*) ;; *) echo "second import: $output" >&2; return 1 ;; esac
-    cargo xtask history --matrix --store "$store" >/dev/null || return 1
-    cargo xtask history perf_core.timer_overhead --svg "$scratch/trend.svg" --store "$store" >/dev/null || return 1
+    cargo run -q -p xtask -- history --matrix --store "$store" >/dev/null || return 1
+    cargo run -q -p xtask -- history perf_core.timer_overhead --svg "$scratch/trend.svg" --store "$store" >/dev/null || return 1
     grep -q "<svg" "$scratch/trend.svg" || return 1
     code=0
-    cargo xtask gate --baseline previous --run validation_results/reference --report "$scratch/gate.md" \
+    cargo run -q -p xtask -- gate --baseline previous --run validation_results/reference --report "$scratch/gate.md" \
         --store "$store" || code=$?
     if [ "$code" -ne 2 ] || ! grep -q "cannot decide" "$scratch/gate.md"; then
         echo "gate without history: exit $code, expected 2" >&2
         return 1
     fi
     code=0
-    cargo xtask gate --baseline 0000000 --run validation_results/reference --store "$store" \
+    cargo run -q -p xtask -- gate --baseline 0000000 --run validation_results/reference --store "$store" \
         2>"$scratch/err" || code=$?
     if [ "$code" -ne 2 ] || ! grep -q "not found in the history" "$scratch/err"; then
         echo "gate on an unknown commit: exit $code, expected 2" >&2
