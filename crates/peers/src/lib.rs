@@ -24,7 +24,7 @@ pub mod submission;
 
 pub use environment::{PeerEnvironment, SETUP_COMMAND, TORCH_COMMAND};
 pub use error::PeersError;
-pub use onnx::{cnn_to_onnx_bytes, to_onnx_bytes, OnnxExport, OnnxHead};
+pub use onnx::{cnn_to_onnx_bytes, to_onnx_bytes, write_onnx, OnnxExport, OnnxHead};
 pub use submission::{
     ExternalSubmission, PeerConfig, PeerInfo, PeerSpec, Precision, RoundTrip, Runtime,
     SelfTimedBatch,

@@ -473,6 +473,21 @@ pub fn cnn_to_onnx_bytes(name: &str, cnn: &Cnn) -> Result<Vec<u8>, PeersError> {
         })
 }
 
+/// Write the model's ONNX file to `path` (the scratch file a peer process loads), the only file peers
+/// writes, and return its size in bytes.
+///
+/// # Errors
+/// As [`to_onnx_bytes`], or `Io` when the file cannot be written.
+pub fn write_onnx(path: &std::path::Path, export: &OnnxExport<'_>) -> Result<usize, PeersError> {
+    let bytes = to_onnx_bytes(export)?;
+    std::fs::write(path, &bytes).map_err(|source| PeersError::Io {
+        peer: export.name.to_string(),
+        what: format!("writing {}", path.display()),
+        source,
+    })?;
+    Ok(bytes.len())
+}
+
 /// The model as ONNX protobuf bytes.
 ///
 /// # Errors

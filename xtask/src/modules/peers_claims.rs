@@ -30,7 +30,7 @@ use olympics::reference;
 use olympics::submissions::InputTransform;
 use olympics::{referee, Event, Outcome, RefereeConfig, Scorecard, Submission};
 use peers::{
-    to_onnx_bytes, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec,
+    write_onnx, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec,
     PeersError, Runtime, SelfTimedBatch,
 };
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
@@ -355,14 +355,15 @@ fn run_event(
     let event = &model.event;
     let mut results = Vec::new();
     let onnx_path = scratch.join(format!("{}.onnx", model.model_name));
-    let bytes = to_onnx_bytes(&OnnxExport {
-        name: model.model_name,
-        network: &model.network,
-        standardizer: None,
-        head: model.head,
-    })?;
-    std::fs::write(&onnx_path, &bytes)
-        .with_context(|| format!("writing {}", onnx_path.display()))?;
+    let onnx_bytes = write_onnx(
+        &onnx_path,
+        &OnnxExport {
+            name: model.model_name,
+            network: &model.network,
+            standardizer: None,
+            head: model.head,
+        },
+    )?;
 
     // The workspace's own field, refereed in this run.
     let rust_refs: Vec<&dyn Submission> = model.rust_field.iter().map(AsRef::as_ref).collect();
@@ -503,9 +504,9 @@ fn run_event(
                 .judge(Estimate::new(excess, excess, excess, "", 1.0)?)
                 .annotate(format!(
                     "largest |difference| {difference:.3e}; {} bytes of ONNX",
-                    bytes.len()
+                    onnx_bytes
                 ))
-                .with_detail("onnx_bytes", bytes.len())
+                .with_detail("onnx_bytes", onnx_bytes)
                 .with_detail("max_abs_difference", difference)
         }
         _ => {
