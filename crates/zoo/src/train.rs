@@ -5,8 +5,8 @@
 //! determines the initial weights; mini-batches are drawn by a seeded shuffle. Weight matrices of fully connected
 //! layers are stored `in × out` in candle too, so export is a copy, never a transpose.
 
-use std::collections::HashMap;
 use perf_core::timer::Stopwatch;
+use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
