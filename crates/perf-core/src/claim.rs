@@ -330,20 +330,23 @@ impl ClaimResult {
         self
     }
 
-    /// Declare that the claim needs every core of the machine (thread scaling): the suite then
-    /// turns a FAIL or PARTIAL measured while another process held CPU into INCONCLUSIVE.
-    pub fn needs_all_cores(self) -> Self {
-        self.with_detail(NEEDS_ALL_CORES, true)
+    /// Declare that the claim needs a quiet machine: every core (thread scaling), the caches of the
+    /// other core (% of peak), or timings that another process's CPU use disturbs unequally (a
+    /// comparison of kernels, the comparator's power). The suite then turns a FAIL or PARTIAL measured
+    /// while the monitor saw contention into INCONCLUSIVE, with the contention named. A claim that is
+    /// not about time (an accuracy, a size) never declares it.
+    pub fn needs_quiet_machine(self) -> Self {
+        self.with_detail(NEEDS_QUIET_MACHINE, true)
     }
 
-    /// Whether [`ClaimResult::needs_all_cores`] was declared.
-    pub fn requires_all_cores(&self) -> bool {
-        self.details.get(NEEDS_ALL_CORES) == Some(&serde_json::Value::Bool(true))
+    /// Whether [`ClaimResult::needs_quiet_machine`] was declared.
+    pub fn requires_quiet_machine(&self) -> bool {
+        self.details.get(NEEDS_QUIET_MACHINE) == Some(&serde_json::Value::Bool(true))
     }
 }
 
-/// The detail key of [`ClaimResult::needs_all_cores`].
-const NEEDS_ALL_CORES: &str = "needs_all_cores";
+/// The detail key of [`ClaimResult::needs_quiet_machine`].
+const NEEDS_QUIET_MACHINE: &str = "needs_quiet_machine";
 
 /// A confidence level as a percentage with no spurious digits: `95`, `97.5`, `98.33`.
 fn percent(confidence: f64) -> String {

@@ -848,7 +848,7 @@ impl Contention {
     /// Qualify a claim's result with this summary (builder style), so that a busy machine is named
     /// instead of the code being blamed:
     ///
-    /// - `needs_all_cores` (thread scaling, or a claim that needs the other core's share of the cache)
+    /// - `needs_quiet_machine` (thread scaling, or a claim that needs the other core's share of the cache)
     ///   and `Suspected` or `Detected`: a FAIL or PARTIAL becomes INCONCLUSIVE with the description
     ///   ("another process held 48% of a core during the measurement"): the measurement was of a core
     ///   the process did not have. A PASS stays PASS with the description appended (contention slows
@@ -859,12 +859,13 @@ impl Contention {
     ///
     /// The summary is attached as the detail `contention` whenever the verdict is not `None`. A
     /// verdict is never raised ([`ClaimResult::weaken`]).
-    pub fn qualify(&self, result: ClaimResult, needs_all_cores: bool) -> ClaimResult {
+    pub fn qualify(&self, result: ClaimResult, needs_quiet_machine: bool) -> ClaimResult {
         if self.verdict == ContentionVerdict::None {
             return result;
         }
         let why = format!("contention: {}", self.description);
-        let weaken = needs_all_cores && matches!(result.verdict, Verdict::Fail | Verdict::Partial);
+        let weaken =
+            needs_quiet_machine && matches!(result.verdict, Verdict::Fail | Verdict::Partial);
         let result = if weaken {
             result.weaken(Verdict::Inconclusive, why)
         } else {

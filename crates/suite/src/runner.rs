@@ -551,10 +551,10 @@ fn record_history(out: &Path, run: &ValidationRun) -> Vec<(String, String)> {
 /// core (thread scaling) and did not pass under contention INCONCLUSIVE, naming the contention; any
 /// other claim names it beside its verdict.
 pub fn judge_environment(claim: ClaimResult, environment: &EnvironmentRecord) -> ClaimResult {
-    let needs_all_cores = claim.requires_all_cores();
+    let needs_quiet_machine = claim.requires_quiet_machine();
     environment
         .contention()
-        .qualify(claim, needs_all_cores)
+        .qualify(claim, needs_quiet_machine)
         .with_environment(environment.clone())
 }
 

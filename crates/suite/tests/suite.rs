@@ -155,11 +155,11 @@ fn a_claim_needing_every_core_under_contention_is_inconclusive_not_fail() {
         others_cores: Some(0.48),
         ..quiet_record()
     };
-    let judged = suite::judge_environment(failing.clone().needs_all_cores(), &busy);
+    let judged = suite::judge_environment(failing.clone().needs_quiet_machine(), &busy);
     assert_eq!(judged.verdict, Verdict::Inconclusive);
     assert!(judged.reason.contains("48% of a core"), "{}", judged.reason);
     // The same measurement on a quiet machine is the code's FAIL.
-    let quiet = suite::judge_environment(failing.clone().needs_all_cores(), &quiet_record());
+    let quiet = suite::judge_environment(failing.clone().needs_quiet_machine(), &quiet_record());
     assert_eq!(quiet.verdict, Verdict::Fail);
     // A claim that does not need every core keeps its verdict and names the contention.
     let annotated = suite::judge_environment(failing, &busy);

@@ -419,8 +419,11 @@ fn detection_claims(context: &ModuleContext) -> Vec<ClaimResult> {
             .and_then(|(lower, upper)| Ok(Estimate::new(rate, lower, upper, "", look_confidence)?));
         results.push(match estimate {
             Ok(estimate) => {
+                // The comparator's power is a property of the instrument on this machine as it is:
+                // under contention the trials' noise grows and the power falls with it.
                 let result = claim
                     .judge(estimate)
+                    .needs_quiet_machine()
                     .with_detail("trials", trials)
                     .with_detail("looks", looks)
                     .with_detail("called_different", detected)

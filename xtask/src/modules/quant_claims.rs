@@ -59,6 +59,7 @@ fn judge_speed(claim: &Claim, comparison: &Comparison, operations: f64) -> Resul
     let rate = |median_ns: f64| operations / median_ns;
     Ok(claim
         .judge_comparison(comparison)?
+        .needs_quiet_machine()
         .with_detail("baseline_gops_median", rate(comparison.baseline.median))
         .with_detail("candidate_gops_median", rate(comparison.candidate.median))
         .with_detail("baseline_ns", &comparison.baseline.values)
