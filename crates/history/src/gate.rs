@@ -431,9 +431,14 @@ fn judge_claim(
     gate.run_to_run_sd = Some(sd);
     let difference = scale(current_point) - baseline_mean;
     // The within-run intervals count too when they are wider than the history's spread (a noisy run).
-    let within = |c: &ClaimRecord| match (c.ci_lower, c.ci_upper) {
-        (Some(low), Some(high)) if !log_scale || low > 0.0 => {
-            (scale(high) - scale(low)) / (2.0 * 1.96)
+    // The store keeps an interval's ends, not its degrees of freedom, so its half-width is turned back
+    // into a standard error with the normal quantile of the suite's two-sided 95% level (for a t-interval
+    // with few degrees of freedom this overstates the error: the gate then errs towards "no change").
+    // (0.95 is inside (0, 1), so the quantile always exists.)
+    let z = perf_core::stats::two_sided_normal_critical_value(0.95).ok();
+    let within = |c: &ClaimRecord| match (c.ci_lower, c.ci_upper, z) {
+        (Some(low), Some(high), Some(z)) if !log_scale || low > 0.0 => {
+            (scale(high) - scale(low)) / (2.0 * z)
         }
         _ => 0.0,
     };
