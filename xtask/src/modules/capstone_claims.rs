@@ -10,6 +10,7 @@
 //! `TORCHPERF_MINILM_DIR` (`source .ci/capstone.sh`), the text from Debian's `dict-devil`; without either the
 //! claims that need it are SKIPPED with the command that installs it.
 
+use super::splitmix::SplitMix;
 use super::ModuleContext;
 use anyhow::{Context, Result};
 use minilm::{
@@ -35,27 +36,6 @@ const DICT_DEVIL_INSTALL: &str = "apt-get install dict-devil";
 const OFFLINE_BATCH: usize = 32;
 /// Distinct single-sentence queries cycled through by the SingleStream measurement.
 const SINGLE_STREAM_QUERIES: usize = 64;
-
-/// A small seeded generator (splitmix64) for the subsets.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Fisher–Yates.
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            items.swap(i, j);
-        }
-    }
-}
 
 /// How much work each part does.
 struct Budget {

@@ -9,6 +9,7 @@ mod peers_claims;
 mod perf_core_claims;
 mod profiling_claims;
 mod quant_claims;
+mod splitmix;
 mod zoo_claims;
 
 /// What every module gets: the suite library's context (quick, seed, threads, data directory,

@@ -9,6 +9,7 @@
 //! The model comes from zoo here rather than in quant, so that the quant library needs no candle: quant takes
 //! plain `(weight, bias)` arrays.
 
+use super::splitmix::SplitMix;
 use super::ModuleContext;
 use accel::MatmulConfig;
 use anyhow::{Context, Result};
@@ -26,34 +27,6 @@ use serde_json::json;
 
 const MODULE: &str = "quant";
 const CONFIDENCE: f64 = 0.95;
-
-/// A small seeded generator (splitmix64), so this module needs no extra dependency for its random inputs.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.uniform().ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
-    }
-
-    /// Student t with 2 degrees of freedom: Z / sqrt(χ²₂ / 2), χ²₂ = −2 ln U.
-    fn student_t2(&mut self) -> f64 {
-        self.normal() / (-self.uniform().ln()).sqrt()
-    }
-}
 
 fn judge_speed(claim: &Claim, comparison: &Comparison, operations: f64) -> Result<ClaimResult> {
     let rate = |median_ns: f64| operations / median_ns;

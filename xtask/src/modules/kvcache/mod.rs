@@ -22,6 +22,7 @@ mod paged;
 mod speedups;
 mod trained;
 
+use super::splitmix::SplitMix;
 use super::ModuleContext;
 use anyhow::{ensure, Result};
 use kvcache::{argmax, CacheMode, Decoder, ModelConfig, Transformer};
@@ -38,24 +39,6 @@ const PROMPT_LEN: usize = 8;
 const BLOCK_SIZE: usize = 16;
 /// Margin around the operation-count model's exponent.
 const EXPONENT_MARGIN: f64 = 0.15;
-
-/// A small deterministic generator (SplitMix64), so the module needs no RNG crate.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `low ..= high`.
-    fn range(&mut self, low: usize, high: usize) -> usize {
-        low + (self.next() % (high - low + 1) as u64) as usize
-    }
-}
 
 struct Plan {
     /// Generated tokens N of the complexity grid.

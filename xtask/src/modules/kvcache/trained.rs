@@ -400,8 +400,9 @@ mod tests {
     /// A small zoo model with random weights (nothing is trained in a test).
     fn tiny_zoo_model(seed: u64) -> zoo::CharTransformer {
         let mut rng = SplitMix(seed);
-        let mut uniform =
-            move |scale: f32| (rng.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 * scale - scale;
+        let mut uniform = move |scale: f32| {
+            (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 * scale - scale
+        };
         let config = zoo::CharTransformerConfig {
             vocab_size: 13,
             context_length: 20,
