@@ -88,6 +88,25 @@ thread_local! {
     static ACTIVATIONS: RefCell<Activations> = RefCell::new(Activations::default());
 }
 
+/// `out = x · W` for a 2-byte float weight `W` (`shape` = in × out): widened into the thread's scratch
+/// buffer, then accel's f32 GEMM (one home for the f16 and bf16 storages).
+fn widened_matmul<H>(
+    weight: &[H],
+    shape: (usize, usize),
+    x: ArrayView2<'_, f32>,
+    out: ArrayViewMut2<'_, f32>,
+    matmul: &MatmulConfig,
+) -> Result<accel::KernelRun, accel::AccelError>
+where
+    [H]: HalfFloatSliceExt,
+{
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut widened = view_of(&mut scratch.widened, shape.0, shape.1);
+        weight.convert_to_f32_slice(widened.as_slice_mut().expect("contiguous"));
+        accel::matmul_into_with(x, widened.view(), out, false, matmul)
+    })
+}
+
 /// A `rows × cols` view of the front of `buffer`, grown as needed (contents unspecified).
 fn view_of<T: Clone + Default>(
     buffer: &mut Vec<T>,
@@ -234,11 +253,7 @@ impl Linear {
                 shape,
                 bias,
             } => {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    let mut widened = view_of(&mut scratch.widened, shape.0, shape.1);
-                    weight.convert_to_f32_slice(widened.as_slice_mut().expect("contiguous"));
-                    accel::matmul_into_with(x, widened.view(), out.view_mut(), false, matmul)
-                })?;
+                widened_matmul(weight, *shape, x, out.view_mut(), matmul)?;
                 bias
             }
             Linear::Bf16 {
@@ -246,11 +261,7 @@ impl Linear {
                 shape,
                 bias,
             } => {
-                SCRATCH.with_borrow_mut(|scratch| {
-                    let mut widened = view_of(&mut scratch.widened, shape.0, shape.1);
-                    weight.convert_to_f32_slice(widened.as_slice_mut().expect("contiguous"));
-                    accel::matmul_into_with(x, widened.view(), out.view_mut(), false, matmul)
-                })?;
+                widened_matmul(weight, *shape, x, out.view_mut(), matmul)?;
                 bias
             }
             Linear::Int8 {

@@ -16,6 +16,23 @@ mod zoo_claims;
 /// claim filters).
 pub use suite::Context as ModuleContext;
 
+/// Where zoo finds its data sets for this run: `--data-dir`'s `fashion-mnist/` and `fsdd/recordings/`
+/// when they exist, the environment variables and defaults otherwise (zoo's own lookup).
+fn data_options(context: &ModuleContext) -> zoo::DataOptions {
+    let mut options = zoo::DataOptions::default();
+    if let Some(dir) = &context.data_dir {
+        let fashion = dir.join("fashion-mnist");
+        if fashion.is_dir() {
+            options.fashion_mnist_dir = Some(fashion);
+        }
+        let fsdd = dir.join("fsdd").join("recordings");
+        if fsdd.is_dir() {
+            options.fsdd_dir = Some(fsdd);
+        }
+    }
+    options
+}
+
 /// The workspace's own suite: every module, in run order, archived under `out`.
 pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
     suite::Suite::new("torchperf")

@@ -17,7 +17,7 @@
 //! Every compliance statement names the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
 //! this machine, under whatever load it carries.
 
-use super::ModuleContext;
+use super::{data_options, ModuleContext};
 use anyhow::{Context, Result};
 use datasets::{FsddSplit, MfccConfig};
 use ndarray::{Array2, ArrayView2};
@@ -33,31 +33,13 @@ use olympics::{
 };
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
 use serde_json::json;
-use zoo::{
-    train_or_load, DataOptions, HeldOutMetric, ReferenceModel, TrainConfig, TrainedWeights,
-    ZooConfig,
-};
+use zoo::{train_or_load, HeldOutMetric, ReferenceModel, TrainConfig, TrainedWeights, ZooConfig};
 
 const MODULE: &str = "olympics";
 
 /// Non-inferiority margin of the Olympics challenge: one percentage point of next-character accuracy
 /// below the f32 baseline (the quant issue's bar for a quantized model).
 const CHALLENGE_MARGIN: f64 = 0.01;
-
-fn data_options(context: &ModuleContext) -> DataOptions {
-    let mut options = DataOptions::default();
-    if let Some(dir) = &context.data_dir {
-        let fashion = dir.join("fashion-mnist");
-        if fashion.is_dir() {
-            options.fashion_mnist_dir = Some(fashion);
-        }
-        let fsdd = dir.join("fsdd").join("recordings");
-        if fsdd.is_dir() {
-            options.fsdd_dir = Some(fsdd);
-        }
-    }
-    options
-}
 
 /// `model` from zoo's weight cache, or `None` when it is not cached for its current configuration (never
 /// trains; a load or evaluation failure is reported in `skipped`).

@@ -38,9 +38,9 @@ use perf_core::compare::{compare_sources, CompareConfig};
 use perf_core::measure::ClosureBatch;
 use perf_core::stats::BenchmarkResult;
 use serde_json::json;
-use zoo::{train_or_load, DataOptions, Mlp, ReferenceModel, TrainedWeights, ZooConfig};
+use zoo::{train_or_load, Mlp, ReferenceModel, TrainedWeights, ZooConfig};
 
-use super::ModuleContext;
+use super::{data_options, ModuleContext};
 
 const MODULE: &str = "peers";
 /// Per-element tolerance of the ONNX equivalence check: `1e-4 + 1e-4·|reference|` (f32 sums of up to 784
@@ -49,17 +49,6 @@ const MODULE: &str = "peers";
 const EQUIVALENCE_ABSOLUTE: f32 = 1e-4;
 const EQUIVALENCE_RELATIVE: f32 = 1e-4;
 const EQUIVALENCE_ROWS: usize = 256;
-
-fn data_options(context: &ModuleContext) -> DataOptions {
-    let mut options = DataOptions::default();
-    if let Some(dir) = &context.data_dir {
-        let fashion = dir.join("fashion-mnist");
-        if fashion.is_dir() {
-            options.fashion_mnist_dir = Some(fashion);
-        }
-    }
-    options
-}
 
 /// Builds one event, its model and the workspace's field.
 type EventBuilder = fn(&ModuleContext, &ZooConfig) -> Result<EventModel>;

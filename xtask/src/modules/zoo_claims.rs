@@ -8,12 +8,10 @@
 //! (loading and evaluating the Fashion-MNIST and FSDD models costs 5–20 s of data decoding, MFCC
 //! and evaluation even when cached, so quick mode leaves them to the full run).
 
-use super::ModuleContext;
+use super::{data_options, ModuleContext};
 use anyhow::Result;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
-use zoo::{
-    load_cached, train_or_load, DataOptions, ReferenceModel, TrainedModel, ZooConfig, ZooError,
-};
+use zoo::{load_cached, train_or_load, ReferenceModel, TrainedModel, ZooConfig, ZooError};
 
 const MODULE: &str = "zoo";
 
@@ -62,21 +60,6 @@ fn claim_for(model: ReferenceModel) -> Claim {
             ),
         ),
     }
-}
-
-fn data_options(context: &ModuleContext) -> DataOptions {
-    let mut options = DataOptions::default();
-    if let Some(dir) = &context.data_dir {
-        let fashion = dir.join("fashion-mnist");
-        if fashion.is_dir() {
-            options.fashion_mnist_dir = Some(fashion);
-        }
-        let fsdd = dir.join("fsdd").join("recordings");
-        if fsdd.is_dir() {
-            options.fsdd_dir = Some(fsdd);
-        }
-    }
-    options
 }
 
 /// Whether `--quick` trains this model when it is not cached (seconds on the embedded digits).
