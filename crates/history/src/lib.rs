@@ -23,3 +23,8 @@ pub use store::{
 pub use trend::{
     claim_trends, matrix, trend_svg, trend_table, ClaimTrend, ReportedChange, SeriesPoint,
 };
+
+/// The crate README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

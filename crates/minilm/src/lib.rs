@@ -57,3 +57,8 @@ impl MiniLm {
         })
     }
 }
+
+/// The crate README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
