@@ -13,8 +13,8 @@
 //!   projections and a KV cache, judged on next-character accuracy.
 //!
 //! [`compress`], [`mod@reference`], [`submissions`] and [`transformer`] need zoo's models (and with them
-//! candle) and sit behind the `reference` feature, on by default; `default-features = false` keeps the
-//! referee, the events, compliance, the Olympic events and the Pareto analysis without them.
+//! candle) and sit behind the `reference` feature, off by default (xtask turns it on); without it the crate
+//! has the referee, the events, compliance, the Olympic events and the Pareto analysis, and builds no candle.
 //!
 //! Targets are "MLPerf-style"; nothing here is an MLPerf result. The crate writes no files.
 // `deny` rather than `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` that `forbid` rejects.
