@@ -10,6 +10,8 @@ use crate::tensor::{Codes, QuantConfig, QuantizedTensor};
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use std::cell::RefCell;
 
+mod batch1;
+
 /// How a layer quantizes its input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -60,16 +62,27 @@ fn quantized_bias(
     activation: &QuantParams,
     column_sums: &[i32],
 ) -> Result<Vec<i32>, QuantError> {
-    bias.iter()
-        .zip(weight_scales)
-        .zip(column_sums)
-        .map(|((&b, &weight_scale), &column_sum)| {
-            let step = f64::from(activation.scale()) * f64::from(weight_scale);
-            let folded = (f64::from(b) / step).round()
-                - f64::from(activation.zero_point()) * f64::from(column_sum);
-            to_i32(folded, "bias")
-        })
-        .collect()
+    let mut folded = Vec::with_capacity(bias.len());
+    extend_quantized_bias(&mut folded, bias, weight_scales, activation, column_sums)?;
+    Ok(folded)
+}
+
+/// [`quantized_bias`] appended to `folded` (a reused buffer: the dynamic path folds the bias at every call and
+/// should not allocate for it).
+fn extend_quantized_bias(
+    folded: &mut Vec<i32>,
+    bias: &[f32],
+    weight_scales: &[f32],
+    activation: &QuantParams,
+    column_sums: &[i32],
+) -> Result<(), QuantError> {
+    for ((&b, &weight_scale), &column_sum) in bias.iter().zip(weight_scales).zip(column_sums) {
+        let step = f64::from(activation.scale()) * f64::from(weight_scale);
+        let value = (f64::from(b) / step).round()
+            - f64::from(activation.zero_point()) * f64::from(column_sum);
+        folded.push(to_i32(value, "bias")?);
+    }
+    Ok(())
 }
 
 impl QuantizedLinear {
@@ -298,12 +311,9 @@ impl QuantizedLinear {
         offsets.clear();
         match &self.bias {
             Bias::Folded(folded) => offsets.extend_from_slice(folded),
-            Bias::Dynamic { bias, column_sums } => offsets.extend(quantized_bias(
-                bias,
-                &self.weight_scales,
-                params,
-                column_sums,
-            )?),
+            Bias::Dynamic { bias, column_sums } => {
+                extend_quantized_bias(offsets, bias, &self.weight_scales, params, column_sums)?
+            }
         }
         multipliers.clear();
         multipliers.extend(self.weight_scales.iter().map(|s| s * params.scale()));

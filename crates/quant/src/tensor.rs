@@ -281,6 +281,11 @@ impl HalfTensor {
         ArrayD::from_shape_vec(IxDyn(&self.shape), values).expect("one value per element")
     }
 
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
     /// The stored values.
     pub fn storage(&self) -> &HalfStorage {
         &self.storage

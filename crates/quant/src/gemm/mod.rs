@@ -6,7 +6,10 @@
 //! saturating 16-bit step (the AVX2 path widens to i16 and uses `vpmaddwd`, never `vpmaddubsw`), so the result
 //! is exact whenever `k · 32 640 < 2³¹`, i.e. `k ≤ MAX_K`; longer products are rejected.
 
+mod gemv;
 pub(crate) mod kernels;
+
+pub use gemv::gemv_u8i8_i32;
 
 use crate::error::QuantError;
 use ndarray::{ArrayView2, ArrayViewMut2};
