@@ -12,10 +12,12 @@
 
 mod cache;
 mod error;
+mod finetune;
 pub mod kernel;
 pub mod layers;
 pub mod metrics;
 pub mod models;
+pub mod prune;
 mod reference;
 mod train;
 
@@ -23,6 +25,10 @@ pub use cache::{
     data_fingerprint, CacheKey, CacheMetadata, WeightCache, CACHE_DIR_ENV, ZOO_FORMAT_VERSION,
 };
 pub use error::ZooError;
+pub use finetune::{
+    default_finetune_config, finetune_reference, prune_and_finetune, schedule_for, FineTuneConfig,
+    FineTuneObjective, FineTuneReport, FineTuned,
+};
 pub use layers::{Conv2d, DepthwiseConv2d, LayerNorm, Linear, Standardizer};
 pub use metrics::{MetricEstimate, ProportionEstimate};
 pub use models::{

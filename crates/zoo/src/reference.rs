@@ -371,6 +371,39 @@ pub fn load_cached(
     }
 }
 
+/// The training rows `model` is fitted on by [`train_or_load`] with `config` (same data, same split): what
+/// fine-tuning after pruning ([`crate::finetune`]) retrains on. MLP classifiers and the autoencoder only.
+///
+/// # Errors
+/// [`ZooError::InvalidArgument`] for another model; [`ZooError::Data`] when its data is missing.
+pub(crate) fn training_set(
+    model: ReferenceModel,
+    config: &ZooConfig,
+) -> Result<LabeledSet, ZooError> {
+    match model {
+        ReferenceModel::DigitsMlp => {
+            let (set, _) = load_digits()?;
+            Ok(split_train_test(&set, DIGITS_TEST_FRACTION, config.seed)?.0)
+        }
+        ReferenceModel::FashionMlp => {
+            Ok(load_fashion_mnist(config.data.fashion_mnist_dir.as_deref())?.train)
+        }
+        ReferenceModel::DigitsAutoencoder => {
+            let (set, _) = load_digits()?;
+            let (train_all, _) = split_train_test(&set, DIGITS_TEST_FRACTION, config.seed)?;
+            let normal_rows: Vec<usize> = (0..train_all.len())
+                .filter(|&row_idx| {
+                    AUTOENCODER_NORMAL_CLASSES.contains(&train_all.labels()[row_idx])
+                })
+                .collect();
+            Ok(train_all.select(&normal_rows))
+        }
+        other => Err(ZooError::InvalidArgument {
+            reason: format!("{} is not an MLP or the autoencoder", other.name()),
+        }),
+    }
+}
+
 /// Whether a cache miss trains the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CacheMode {

@@ -183,7 +183,7 @@ impl ParamStore {
         self.insert(name, Tensor::from_vec(values, shape, &Device::Cpu)?)
     }
 
-    fn insert(&mut self, name: &str, tensor: Tensor) -> Result<Tensor, ZooError> {
+    pub(crate) fn insert(&mut self, name: &str, tensor: Tensor) -> Result<Tensor, ZooError> {
         let var = Var::from_tensor(&tensor)?;
         let handle = var.as_tensor().clone();
         self.vars.push((name.to_string(), var));
@@ -192,6 +192,14 @@ impl ParamStore {
 
     fn vars(&self) -> Vec<Var> {
         self.vars.iter().map(|(_, var)| var.clone()).collect()
+    }
+
+    /// The variable named `name` (fine-tuning writes masked weights back through it).
+    pub(crate) fn var(&self, name: &str) -> Option<&Var> {
+        self.vars
+            .iter()
+            .find(|(var_name, _)| var_name == name)
+            .map(|(_, var)| var)
     }
 
     pub(crate) fn named_tensors(&self) -> HashMap<String, Tensor> {
@@ -240,7 +248,7 @@ pub(crate) trait CandleModel {
 }
 
 pub(crate) struct CandleMlp {
-    layers: Vec<(Tensor, Tensor)>,
+    pub(crate) layers: Vec<(Tensor, Tensor)>,
 }
 
 impl CandleMlp {
@@ -718,6 +726,28 @@ pub(crate) fn fit(
     objective: Objective<'_>,
     config: &TrainConfig,
 ) -> Result<TrainingLog, ZooError> {
+    fit_with_hook(
+        model_name,
+        model,
+        store,
+        features,
+        objective,
+        config,
+        &mut |_| Ok(()),
+    )
+}
+
+/// As [`fit`], calling `after_step` with the number of optimizer steps taken after each step (fine-tuning
+/// after pruning re-applies its masks there).
+pub(crate) fn fit_with_hook(
+    model_name: &str,
+    model: &dyn CandleModel,
+    store: &ParamStore,
+    features: ArrayView2<'_, f32>,
+    objective: Objective<'_>,
+    config: &TrainConfig,
+    after_step: &mut dyn FnMut(usize) -> Result<(), ZooError>,
+) -> Result<TrainingLog, ZooError> {
     let n_samples = features.nrows();
     if n_samples == 0 || config.batch_size == 0 || config.epochs == 0 {
         return Err(ZooError::InvalidArgument {
@@ -787,6 +817,7 @@ pub(crate) fn fit(
             }
             log.step_losses.push(loss_value);
             log.steps += 1;
+            after_step(log.steps)?;
             epoch_sum += loss_value;
             epoch_steps += 1;
             if verbose() && log.steps.is_multiple_of(100) {
