@@ -27,6 +27,8 @@ pub mod compliance;
 pub mod compress;
 mod error;
 pub mod event;
+#[cfg(feature = "reference")]
+pub mod fused;
 pub mod events;
 pub mod games;
 pub mod pareto;

@@ -1,7 +1,7 @@
 //! What a model must implement to be refereed: a forward pass on a batch, a name, its declared
 //! optimizations and the bytes of its stored parameters. The referee does everything else.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::error::OlympicsError;
@@ -73,6 +73,29 @@ pub trait Submission {
     /// # Errors
     /// Whatever the model cannot do; the referee turns it into an ERROR for this submission.
     fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError>;
+
+    /// Outputs for a batch of inputs, written into a caller-owned `batch × output_width` buffer (the
+    /// referee's latency phase preallocates it, so a submission that overrides this can answer a query
+    /// without allocating). The default calls [`Submission::forward`] and copies.
+    ///
+    /// # Errors
+    /// As [`Submission::forward`]; [`OlympicsError::OutputShape`] when the output is not the buffer's shape.
+    fn forward_into(
+        &self,
+        batch: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), OlympicsError> {
+        let computed = self.forward(batch)?;
+        if computed.dim() != output.dim() {
+            return Err(OlympicsError::OutputShape {
+                submission: self.name().into(),
+                expected: [output.nrows(), output.ncols()],
+                actual: computed.shape().to_vec(),
+            });
+        }
+        output.assign(&computed);
+        Ok(())
+    }
 
     /// Forget any state kept between calls (called by the referee before each phase).
     fn reset(&self) {}

@@ -1,7 +1,7 @@
 //! Ready-made [`Submission`]s: an MLP classifier of compressed layers (with an optional fixed input
 //! transform), an autoencoder anomaly scorer, and any zoo classifier as is.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use zoo::{Classifier, Cnn, Conv2d, DepthwiseConv2d, DsCnn, Linear, Standardizer};
 
 use crate::compress::CompressedMlp;
@@ -82,8 +82,32 @@ impl Submission for MlpClassifier {
     }
 
     fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+        if self.network.has_row_path() {
+            // The computation the latency phase times, row by row (see `crate::fused`).
+            return self.forward_rows(batch);
+        }
         let features = self.transform.apply(batch)?;
         self.network.forward(features.view())
+    }
+
+    fn forward_into(
+        &self,
+        batch: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), OlympicsError> {
+        if self.network.has_row_path() {
+            return self.forward_rows_into(batch, output);
+        }
+        let computed = self.forward(batch)?;
+        if computed.dim() != output.dim() {
+            return Err(shape_error(
+                "classifier output",
+                format!("{:?}", output.dim()),
+                format!("{:?}", computed.dim()),
+            ));
+        }
+        output.assign(&computed);
+        Ok(())
     }
 }
 
@@ -112,6 +136,10 @@ impl Submission for AnomalyScorer {
     }
 
     fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+        if self.network.has_row_path() {
+            // The computation the latency phase times, row by row (see `crate::fused`).
+            return self.forward_rows(batch);
+        }
         let reconstruction = self.network.forward(batch)?;
         if reconstruction.dim() != batch.dim() {
             return Err(shape_error(
@@ -125,6 +153,26 @@ impl Submission for AnomalyScorer {
             .mean_axis(Axis(1))
             .ok_or_else(|| shape_error("autoencoder output", "at least one column", 0))?;
         Ok(scores.insert_axis(Axis(1)))
+    }
+
+    fn forward_into(
+        &self,
+        batch: ArrayView2<'_, f32>,
+        mut output: ArrayViewMut2<'_, f32>,
+    ) -> Result<(), OlympicsError> {
+        if self.network.has_row_path() {
+            return self.forward_rows_into(batch, output);
+        }
+        let computed = self.forward(batch)?;
+        if computed.dim() != output.dim() {
+            return Err(shape_error(
+                "anomaly scores",
+                format!("{:?}", output.dim()),
+                format!("{:?}", computed.dim()),
+            ));
+        }
+        output.assign(&computed);
+        Ok(())
     }
 }
 
