@@ -2,6 +2,7 @@
 //! `[sequence][head][position][d_head]` so that each head's keys are one contiguous
 //! `capacity × d_head` slab, and the [`KvStore`] trait the attention reads through.
 
+use crate::bookkeeping::{check_capacity, LayerLengths};
 use crate::error::KvCacheError;
 use ndarray::ArrayView2;
 
@@ -148,41 +149,14 @@ pub trait KvStore: std::fmt::Debug {
     fn used_bytes(&self) -> usize;
 }
 
-pub(crate) fn check_new_rows(
-    shape: &CacheShape,
-    keys: &ArrayView2<'_, f32>,
-    values: &ArrayView2<'_, f32>,
-) -> Result<usize, KvCacheError> {
-    let rows = keys.nrows();
-    if keys.ncols() != shape.d_model() || !rows.is_multiple_of(shape.batch_size) {
-        return Err(KvCacheError::ShapeMismatch {
-            what: "keys (rows = batch_size · tokens, cols = d_model)",
-            expected: vec![
-                shape.batch_size * (rows / shape.batch_size).max(1),
-                shape.d_model(),
-            ],
-            actual: keys.shape().to_vec(),
-        });
-    }
-    if values.shape() != keys.shape() {
-        return Err(KvCacheError::ShapeMismatch {
-            what: "values (same shape as keys)",
-            expected: keys.shape().to_vec(),
-            actual: values.shape().to_vec(),
-        });
-    }
-    Ok(rows / shape.batch_size)
-}
-
 /// The contiguous KV cache: per layer, one K and one V buffer of
 /// `batch_size · n_heads · capacity · d_head` floats, allocated once at construction.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    shape: CacheShape,
     capacity: usize,
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
-    layer_lens: Vec<usize>,
+    lengths: LayerLengths,
 }
 
 impl KvCache {
@@ -201,11 +175,10 @@ impl KvCache {
                 what: format!("cache of capacity {capacity} overflows usize"),
             })?;
         Ok(KvCache {
-            shape,
             capacity,
             keys: (0..shape.n_layers).map(|_| vec![0.0; per_layer]).collect(),
             values: (0..shape.n_layers).map(|_| vec![0.0; per_layer]).collect(),
-            layer_lens: vec![0; shape.n_layers],
+            lengths: LayerLengths::new(shape),
         })
     }
 
@@ -216,7 +189,7 @@ impl KvCache {
 
     /// Tokens per sequence stored in every layer (the minimum over layers).
     pub fn len(&self) -> usize {
-        self.layer_lens.iter().copied().min().unwrap_or(0)
+        self.lengths.complete()
     }
 
     /// True when no token is stored.
@@ -225,7 +198,8 @@ impl KvCache {
     }
 
     fn slab_start(&self, sequence: usize, head: usize) -> usize {
-        (sequence * self.shape.n_heads + head) * self.capacity * self.shape.d_head
+        let shape = self.lengths.shape();
+        (sequence * shape.n_heads + head) * self.capacity * shape.d_head
     }
 
     /// The stored keys of (`layer`, `sequence`, `head`): a borrowed `len × d_head` view.
@@ -251,34 +225,27 @@ impl KvCache {
         sequence: usize,
         head: usize,
     ) -> ArrayView2<'a, f32> {
-        assert!(sequence < self.shape.batch_size && head < self.shape.n_heads);
-        let len = self.layer_lens[layer];
+        let shape = self.lengths.shape();
+        assert!(sequence < shape.batch_size && head < shape.n_heads);
+        let len = self.lengths.layer(layer);
         let start = self.slab_start(sequence, head);
-        let slab = &buffer[start..start + len * self.shape.d_head];
-        ArrayView2::from_shape((len, self.shape.d_head), slab)
+        let slab = &buffer[start..start + len * shape.d_head];
+        ArrayView2::from_shape((len, shape.d_head), slab)
             .expect("slab length is len · d_head by construction")
     }
 }
 
 impl KvStore for KvCache {
     fn shape(&self) -> CacheShape {
-        self.shape
+        self.lengths.shape()
     }
 
     fn layer_len(&self, layer: usize) -> usize {
-        self.layer_lens[layer]
+        self.lengths.layer(layer)
     }
 
     fn reserve(&mut self, tokens: usize) -> Result<(), KvCacheError> {
-        let stored = self.layer_lens.iter().copied().max().unwrap_or(0);
-        if stored + tokens > self.capacity {
-            return Err(KvCacheError::CacheOverflow {
-                stored,
-                appended: tokens,
-                capacity: self.capacity,
-            });
-        }
-        Ok(())
+        check_capacity(self.lengths.fullest(), tokens, self.capacity)
     }
 
     fn append(
@@ -287,18 +254,13 @@ impl KvStore for KvCache {
         keys: ArrayView2<'_, f32>,
         values: ArrayView2<'_, f32>,
     ) -> Result<(), KvCacheError> {
-        let tokens = check_new_rows(&self.shape, &keys, &values)?;
-        let stored = self.layer_lens[layer];
-        if stored + tokens > self.capacity {
-            return Err(KvCacheError::CacheOverflow {
-                stored,
-                appended: tokens,
-                capacity: self.capacity,
-            });
-        }
-        let d_head = self.shape.d_head;
-        for sequence in 0..self.shape.batch_size {
-            for head in 0..self.shape.n_heads {
+        let append = self.lengths.check_append(layer, &keys, &values)?;
+        let (stored, tokens) = (append.stored, append.tokens);
+        check_capacity(stored, tokens, self.capacity)?;
+        let shape = self.lengths.shape();
+        let d_head = shape.d_head;
+        for sequence in 0..shape.batch_size {
+            for head in 0..shape.n_heads {
                 let start = self.slab_start(sequence, head) + stored * d_head;
                 let columns = ndarray::s![head * d_head..(head + 1) * d_head];
                 for (source, buffer) in [
@@ -316,7 +278,7 @@ impl KvStore for KvCache {
                 }
             }
         }
-        self.layer_lens[layer] = stored + tokens;
+        self.lengths.commit(append);
         Ok(())
     }
 
@@ -340,9 +302,10 @@ impl KvStore for KvCache {
         head: usize,
         visit: &mut SliceVisitor<'_>,
     ) -> Result<(), KvCacheError> {
-        assert!(sequence < self.shape.batch_size && head < self.shape.n_heads);
+        let shape = self.lengths.shape();
+        assert!(sequence < shape.batch_size && head < shape.n_heads);
         let start = self.slab_start(sequence, head);
-        let end = start + self.layer_lens[layer] * self.shape.d_head;
+        let end = start + self.lengths.layer(layer) * shape.d_head;
         visit(
             &self.keys[layer][start..end],
             &self.values[layer][start..end],
@@ -350,13 +313,11 @@ impl KvStore for KvCache {
     }
 
     fn reset(&mut self) {
-        self.layer_lens.iter_mut().for_each(|len| *len = 0);
+        self.lengths.reset();
     }
 
     fn truncate(&mut self, len: usize) {
-        self.layer_lens
-            .iter_mut()
-            .for_each(|layer_len| *layer_len = (*layer_len).min(len));
+        self.lengths.truncate(len);
     }
 
     fn allocated_bytes(&self) -> usize {
@@ -368,11 +329,6 @@ impl KvStore for KvCache {
     }
 
     fn used_bytes(&self) -> usize {
-        self.layer_lens
-            .iter()
-            .map(|&len| {
-                2 * len * self.shape.batch_size * self.shape.d_model() * std::mem::size_of::<f32>()
-            })
-            .sum()
+        self.lengths.used_bytes()
     }
 }

@@ -65,4 +65,12 @@ pub enum KvCacheError {
     /// A matrix product failed in accel.
     #[error("matmul failed: {0}")]
     Matmul(#[from] accel::AccelError),
+    /// A [`crate::Projection`] implemented outside kvcache failed (its own error, as text).
+    #[error("{kind} projection failed: {reason}")]
+    Projection {
+        /// The projection's [`crate::Projection::kind`].
+        kind: &'static str,
+        /// Its error message.
+        reason: String,
+    },
 }

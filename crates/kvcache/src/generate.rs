@@ -4,8 +4,10 @@
 
 use crate::cache::{KvCache, KvStore};
 use crate::error::KvCacheError;
-use crate::model::{Scratch, Transformer};
+use crate::forward::ForwardScratch;
+use crate::model::Transformer;
 use crate::paged::PagedKvCache;
+use crate::projection::{DenseProjection, Projection};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -38,18 +40,19 @@ enum Storage {
     },
 }
 
-/// Incremental decoding of a batch: [`Decoder::prefill`] once, then [`Decoder::step`] per token.
+/// Incremental decoding of a batch: [`Decoder::prefill`] once, then [`Decoder::step`] per token,
+/// on a model with projections of kind `P`.
 #[derive(Debug)]
-pub struct Decoder<'model> {
-    model: &'model Transformer,
+pub struct Decoder<'model, P = DenseProjection> {
+    model: &'model Transformer<P>,
     batch_size: usize,
     capacity: usize,
     len: usize,
     storage: Storage,
-    scratch: Scratch,
+    scratch: ForwardScratch,
 }
 
-impl<'model> Decoder<'model> {
+impl<'model, P: Projection> Decoder<'model, P> {
     /// A decoder for `batch_size` sequences of at most `capacity` tokens each (prompt included).
     /// The contiguous cache is allocated here; the paged cache gets a budget of
     /// `batch_size · ⌈capacity / block_size⌉` blocks.
@@ -58,7 +61,7 @@ impl<'model> Decoder<'model> {
     /// [`KvCacheError::InvalidConfig`] for a zero batch or block size, or a capacity beyond the
     /// model's `max_seq_len`.
     pub fn new(
-        model: &'model Transformer,
+        model: &'model Transformer<P>,
         batch_size: usize,
         capacity: usize,
         mode: CacheMode,
@@ -90,7 +93,7 @@ impl<'model> Decoder<'model> {
             capacity,
             len: 0,
             storage,
-            scratch: Scratch::for_decoding(model.config(), batch_size, capacity),
+            scratch: model.decoding_scratch(batch_size, capacity),
         })
     }
 
@@ -317,8 +320,8 @@ pub struct Generation {
 /// # Errors
 /// [`KvCacheError::InvalidConfig`] for a non-positive temperature; as [`Decoder::new`],
 /// [`Decoder::prefill`] and [`Decoder::step`].
-pub fn generate(
-    model: &Transformer,
+pub fn generate<P: Projection>(
+    model: &Transformer<P>,
     prompts: ArrayView2<'_, u32>,
     config: &GenerationConfig,
 ) -> Result<Generation, KvCacheError> {

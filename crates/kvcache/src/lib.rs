@@ -28,20 +28,25 @@
 // `deny`, not `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` block.
 #![deny(unsafe_code)]
 
+mod bookkeeping;
 mod cache;
 mod config;
 mod error;
+mod forward;
 mod generate;
 mod model;
 mod ops;
 mod paged;
+mod projection;
 
 pub use cache::{CacheShape, ChunkVisitor, KvCache, KvStore, SliceVisitor};
 pub use config::{ModelConfig, PositionalEncoding};
 pub use error::KvCacheError;
+pub use forward::ForwardScratch;
 pub use generate::{argmax, generate, CacheMode, Decoder, Generation, GenerationConfig, Sampling};
-pub use model::{LayerWeights, Transformer, TransformerWeights};
+pub use model::{Block, LayerWeights, Transformer, TransformerParts, TransformerWeights};
 pub use paged::PagedKvCache;
+pub use projection::{dense_forward_into, DenseProjection, Projection};
 
 /// Largest normwise relative difference between two logit matrices, row by row:
 /// `max over rows of max_i |a_i − b_i| / max_i |b_i|` (with `b` the reference).

@@ -3,7 +3,8 @@
 //! physical ones. A sequence wastes at most `block_size − 1` token slots, against
 //! `capacity − len` for the contiguous cache, at the price of attention over several chunks.
 
-use crate::cache::{check_new_rows, CacheShape, ChunkVisitor, KvStore, SliceVisitor};
+use crate::bookkeeping::LayerLengths;
+use crate::cache::{CacheShape, ChunkVisitor, KvStore, SliceVisitor};
 use crate::error::KvCacheError;
 use ndarray::ArrayView2;
 
@@ -18,7 +19,7 @@ pub struct PagedKvCache {
     blocks: Vec<Vec<f32>>,
     free_blocks: Vec<usize>,
     block_tables: Vec<Vec<usize>>,
-    layer_lens: Vec<usize>,
+    lengths: LayerLengths,
 }
 
 impl PagedKvCache {
@@ -40,7 +41,7 @@ impl PagedKvCache {
             blocks: Vec::new(),
             free_blocks: Vec::new(),
             block_tables: vec![Vec::new(); shape.batch_size],
-            layer_lens: vec![0; shape.n_layers],
+            lengths: LayerLengths::new(shape),
         })
     }
 
@@ -58,7 +59,7 @@ impl PagedKvCache {
 
     /// Tokens per sequence stored in every layer (the minimum over layers).
     pub fn len(&self) -> usize {
-        self.layer_lens.iter().copied().min().unwrap_or(0)
+        self.lengths.complete()
     }
 
     /// True when no token is stored.
@@ -134,12 +135,11 @@ impl KvStore for PagedKvCache {
     }
 
     fn layer_len(&self, layer: usize) -> usize {
-        self.layer_lens[layer]
+        self.lengths.layer(layer)
     }
 
     fn reserve(&mut self, tokens: usize) -> Result<(), KvCacheError> {
-        let stored = self.layer_lens.iter().copied().max().unwrap_or(0);
-        self.ensure_blocks(stored + tokens)
+        self.ensure_blocks(self.lengths.fullest() + tokens)
     }
 
     fn append(
@@ -148,9 +148,9 @@ impl KvStore for PagedKvCache {
         keys: ArrayView2<'_, f32>,
         values: ArrayView2<'_, f32>,
     ) -> Result<(), KvCacheError> {
-        let tokens = check_new_rows(&self.shape, &keys, &values)?;
-        let stored = self.layer_lens[layer];
-        self.ensure_blocks(stored + tokens)?;
+        let append = self.lengths.check_append(layer, &keys, &values)?;
+        let (stored, tokens) = (append.stored, append.tokens);
+        self.ensure_blocks(append.end())?;
         let d_head = self.shape.d_head;
         for sequence in 0..self.shape.batch_size {
             for token in 0..tokens {
@@ -170,7 +170,7 @@ impl KvStore for PagedKvCache {
                 }
             }
         }
-        self.layer_lens[layer] = stored + tokens;
+        self.lengths.commit(append);
         Ok(())
     }
 
@@ -195,7 +195,7 @@ impl KvStore for PagedKvCache {
         visit: &mut SliceVisitor<'_>,
     ) -> Result<(), KvCacheError> {
         assert!(head < self.shape.n_heads);
-        let len = self.layer_lens[layer];
+        let len = self.lengths.layer(layer);
         let d_head = self.shape.d_head;
         let key_offset = self.slab_offset(layer, false, head);
         let value_offset = self.slab_offset(layer, true, head);
@@ -218,20 +218,12 @@ impl KvStore for PagedKvCache {
         for table in &mut self.block_tables {
             self.free_blocks.extend(table.drain(..).rev());
         }
-        self.layer_lens.iter_mut().for_each(|len| *len = 0);
+        self.lengths.reset();
     }
 
     fn truncate(&mut self, len: usize) {
-        self.layer_lens
-            .iter_mut()
-            .for_each(|layer_len| *layer_len = (*layer_len).min(len));
-        let keep = self
-            .layer_lens
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0)
-            .div_ceil(self.block_size);
+        self.lengths.truncate(len);
+        let keep = self.lengths.fullest().div_ceil(self.block_size);
         for table in &mut self.block_tables {
             if table.len() > keep {
                 self.free_blocks.extend(table.drain(keep..).rev());
@@ -247,12 +239,7 @@ impl KvStore for PagedKvCache {
     }
 
     fn used_bytes(&self) -> usize {
-        self.layer_lens
-            .iter()
-            .map(|&len| {
-                2 * len * self.shape.batch_size * self.shape.d_model() * std::mem::size_of::<f32>()
-            })
-            .sum()
+        self.lengths.used_bytes()
     }
 }
 
