@@ -29,3 +29,8 @@ pub use submission::{
     ExternalSubmission, PeerConfig, PeerInfo, PeerSpec, Precision, RoundTrip, Runtime,
     SelfTimedBatch,
 };
+
+/// The crate README's examples, compiled (and, where they need no Python, run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
