@@ -207,6 +207,52 @@ pub fn gemv_f16_into(
     Ok(kernel)
 }
 
+/// Every value of `weight` widened to f32 into `out` (a caller-owned buffer of the same length), 16 at a time
+/// with F16C where the kernel allows; returns the kernel that ran. For products too wide for the GEMV (a
+/// convolution's weights times many positions), widening once per call into a reused buffer and running the
+/// f32 GEMM costs one pass over the (small) weights.
+///
+/// # Errors
+/// [`QuantError::ShapeMismatch`] when `out` is not as long as the tensor; kernel errors as
+/// [`HalfGemvKernel::resolve`].
+pub fn widen_f16_into(
+    weight: &HalfTensor,
+    out: &mut [f32],
+    forced: Option<HalfGemvKernel>,
+) -> Result<HalfGemvKernel, QuantError> {
+    let len: usize = weight.shape().iter().product();
+    if out.len() != len {
+        return Err(QuantError::ShapeMismatch {
+            what: "widened f16 buffer",
+            expected: vec![len],
+            actual: vec![out.len()],
+        });
+    }
+    let kernel = HalfGemvKernel::resolve(forced)?;
+    let values = match weight.storage() {
+        HalfStorage::F16(values) => values,
+        HalfStorage::Bf16(values) => {
+            out.iter_mut()
+                .zip(values)
+                .for_each(|(target, value)| *target = value.to_f32());
+            return Ok(HalfGemvKernel::Scalar);
+        }
+    };
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        HalfGemvKernel::Avx512F16c | HalfGemvKernel::Avx2F16c => {
+            // SAFETY: F16C and AVX were detected (`resolve`, both kernels require them); `values` and `out`
+            // hold `len` elements (checked above).
+            unsafe { x86::widen_f16c(values.as_ptr().cast::<u16>(), len, out.as_mut_ptr()) };
+        }
+        _ => out
+            .iter_mut()
+            .zip(values)
+            .for_each(|(target, value)| *target = value.to_f32()),
+    }
+    Ok(kernel)
+}
+
 /// The reference: `out[j] = max(bias[j] + Σ_p x[p] · W[p, j], floor)` with `W[p, j] = weight_at(p · n + j)`.
 fn scalar_rows(
     x: &[f32],
@@ -228,6 +274,29 @@ fn scalar_rows(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// Widens `len` f16 values, eight per `vcvtph2ps ymm`, the tail one at a time.
+    ///
+    /// # Safety
+    /// AVX and F16C available; `source` and `destination` hold `len` elements.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn widen_f16c(source: *const u16, len: usize, destination: *mut f32) {
+        let full = len / 8 * 8;
+        for start in (0..full).step_by(8) {
+            // SAFETY: start + 8 ≤ len.
+            unsafe {
+                let half = _mm_loadu_si128(source.add(start).cast());
+                _mm256_storeu_ps(destination.add(start), _mm256_cvtph_ps(half));
+            }
+        }
+        for index in full..len {
+            // SAFETY: index < len.
+            unsafe {
+                let half = _mm_cvtsi32_si128(i32::from(*source.add(index)));
+                *destination.add(index) = _mm_cvtss_f32(_mm_cvtph_ps(half));
+            }
+        }
+    }
 
     /// Column vectors per block.
     const VECTORS: usize = 4;
@@ -440,6 +509,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn widening_matches_the_half_crate() {
+        let mut state = 13u64;
+        for len in [0usize, 1, 7, 8, 9, 16, 17, 4608] {
+            let values = ndarray::Array1::from_shape_fn(len, |_| lcg_unit(&mut state) * 100.0);
+            let half = HalfTensor::from_f32(values.view().into_dyn(), HalfPrecision::F16).unwrap();
+            let expected = half.to_f32();
+            for kernel in HalfGemvKernel::ALL.into_iter().filter(|k| k.is_available()) {
+                let mut out = vec![f32::NAN; len];
+                assert_eq!(
+                    widen_f16_into(&half, &mut out, Some(kernel)).unwrap(),
+                    kernel
+                );
+                assert!(out.iter().zip(expected.iter()).all(|(a, b)| a == b));
+            }
+            let mut short = vec![0.0; len + 1];
+            assert!(widen_f16_into(&half, &mut short, None).is_err());
         }
     }
 

@@ -23,7 +23,7 @@ pub use error::QuantError;
 pub use gemm::{
     gemm_reference_i64, gemm_u8i8_i32, gemv_u8i8_i32, GemmBlocking, GemmConfig, GemmKernel, PackedB,
 };
-pub use half_gemv::{gemv_f16_into, HalfGemvKernel, HALF_KERNEL_ENV};
+pub use half_gemv::{gemv_f16_into, widen_f16_into, HalfGemvKernel, HALF_KERNEL_ENV};
 pub use linear::{ActivationQuant, QuantizedLinear, QuantizedMlp, QuantizedMlpConfig};
 pub use observer::{Observer, ObserverKind};
 pub use scheme::{Granularity, QuantParams, QuantType, Scheme};
