@@ -32,6 +32,7 @@ pub mod grid;
 pub mod measure;
 pub mod provenance;
 pub mod results;
+pub mod schedule;
 pub mod sequential;
 pub mod stats;
 pub mod timer;

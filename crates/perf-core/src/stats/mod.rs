@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | one sample of measurements | `sample.rs` | [`BenchmarkResult`], order-statistic and median intervals, outliers, shape, effective sample size |
 //! | distributions | `distributions.rs` | Student-t quantile and CDF, the standard normal quantile |
+//! | latency percentiles under LoadGen's rule | `early_stopping.rs` | [`early_stopping_percentile`]: MLPerf LoadGen's binomial early-stopping bound, its minimum query count, its coverage by simulation |
 //! | proportions | `proportions.rs` | Clopper–Pearson ([`binomial_interval`]) and Wilson ([`wilson_interval`]) intervals |
 //! | ROC AUC | `auc.rs` | [`roc_auc`] (Mann–Whitney) and the Hanley–McNeil interval ([`hanley_mcneil_interval`]) |
 //! | paired proportions | `paired.rs` | [`paired_proportion_difference`]: two classifiers scored on the same rows |
@@ -17,6 +18,7 @@
 mod auc;
 mod classification;
 mod distributions;
+mod early_stopping;
 mod paired;
 mod proportions;
 mod ratio;
@@ -27,6 +29,10 @@ pub use classification::{argmax, cross_entropy};
 pub use distributions::{
     standard_normal_cdf, standard_normal_quantile, student_t_cdf, student_t_quantile,
     two_sided_normal_critical_value,
+};
+pub use early_stopping::{
+    early_stopping_min_queries, early_stopping_overlatency_tolerated, early_stopping_percentile,
+    simulate_early_stopping_coverage, EarlyStoppingEstimate, SimulatedCoverage,
 };
 pub use paired::{paired_proportion_difference, PairedProportionDifference};
 pub use proportions::{binomial_interval, wilson_interval};
