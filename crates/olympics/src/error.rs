@@ -53,6 +53,10 @@ pub enum OlympicsError {
     #[cfg(feature = "reference")]
     #[error("zoo: {0}")]
     Zoo(#[from] zoo::ZooError),
+    /// kvcache's transformer (the challenge's model) failed.
+    #[cfg(feature = "reference")]
+    #[error("kvcache: {0}")]
+    KvCache(#[from] kvcache::KvCacheError),
     /// A quantization step failed.
     #[error("quant: {0}")]
     Quant(#[from] quant::QuantError),

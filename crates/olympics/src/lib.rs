@@ -9,11 +9,12 @@
 //!   zoo's trained models.
 //! - [`games::run_games`] and [`pareto::analyze`] turn scorecards into rankings, a frontier and
 //!   recommendations.
-//! - [`transformer`] is the Olympics challenge: zoo's character transformer with int8 / f16 / pruned
-//!   projections and a KV cache, judged on next-character accuracy.
+//! - [`challenge`] is the Olympics challenge: zoo's character transformer on kvcache's transformer
+//!   ([`challenge_model`]: int8 / f16 / pruned projections) with and without kvcache's KV cache, judged on
+//!   next-character accuracy.
 //!
-//! [`compress`], [`mod@reference`], [`submissions`] and [`transformer`] need zoo's models (and with them
-//! candle) and sit behind the `reference` feature, off by default (xtask turns it on); without it the crate
+//! [`compress`], [`mod@reference`], [`submissions`], [`challenge`] and [`challenge_model`] need zoo's models
+//! (and with them candle) and sit behind the `reference` feature, off by default (xtask turns it on); without it the crate
 //! has the referee, the events, compliance, the Olympic events and the Pareto analysis, and builds no candle.
 //!
 //! Targets are "MLPerf-style"; nothing here is an MLPerf result. The crate writes no files.
@@ -22,6 +23,10 @@
 // Without `reference` the module docs above link to modules that are not built.
 #![cfg_attr(not(feature = "reference"), allow(rustdoc::broken_intra_doc_links))]
 
+#[cfg(feature = "reference")]
+pub mod challenge;
+#[cfg(feature = "reference")]
+pub mod challenge_model;
 pub mod compliance;
 #[cfg(feature = "reference")]
 pub mod compress;
@@ -38,8 +43,6 @@ pub mod reference;
 mod submission;
 #[cfg(feature = "reference")]
 pub mod submissions;
-#[cfg(feature = "reference")]
-pub mod transformer;
 
 pub use compliance::{
     judge_compliance, judge_compliance_paired, paired_difference, Compliance, ComplianceSubject,

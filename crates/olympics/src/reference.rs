@@ -11,7 +11,8 @@ use zoo::{Autoencoder, CharTransformer, Mlp};
 use crate::compress::{CompressedMlp, Recipe, WeightFormat};
 use crate::error::OlympicsError;
 use crate::submissions::{AnomalyScorer, InputTransform, MlpClassifier};
-use crate::transformer::{CompressedTransformer, NextCharSubmission};
+use crate::challenge::NextCharSubmission;
+use crate::challenge_model::compress_char_transformer;
 
 /// Name of the uncompressed reference in every family.
 pub use crate::compress::BASELINE_SUBMISSION as BASELINE;
@@ -178,12 +179,12 @@ pub fn next_char_submissions(
     recipes
         .iter()
         .map(|(name, recipe, cached)| {
-            Ok(NextCharSubmission::new(
+            NextCharSubmission::new(
                 name,
-                CompressedTransformer::compress(model, recipe)?,
+                compress_char_transformer(model, recipe)?,
                 recipe,
                 *cached,
-            ))
+            )
         })
         .collect()
 }

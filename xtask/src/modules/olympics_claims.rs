@@ -539,7 +539,7 @@ fn char_lm_challenge(
         else {
             anyhow::bail!("unexpected metric {}", trained.report.metric);
         };
-        let tokens = olympics::transformer::tokens_from_zoo_test(trained.test.features().view())?;
+        let tokens = olympics::challenge::tokens_from_zoo_test(trained.test.features().view())?;
         let source = olympics::DataSource {
             origin: trained.report.dataset.origin,
             name: trained.report.dataset.name.clone(),
@@ -553,7 +553,7 @@ fn char_lm_challenge(
         // Non-inferiority to the f32 baseline in the same field, paired on the same predictions, with a
         // margin of one percentage point (the quant issue's bar); zoo's f32 accuracy in this run only sets
         // the nominal absolute bar reported next to the unpaired accuracy.
-        let event = olympics::transformer::next_char_event(
+        let event = olympics::challenge::next_char_event(
             &tokens,
             &model.config,
             next_char_accuracy.point,
@@ -575,6 +575,23 @@ fn char_lm_challenge(
         };
         let mut results = judge_event(&event, &as_dyn(&field), config, &skipped)?;
         for result in &mut results {
+            // The kernel that ran: every submission is kvcache's transformer with its projections.
+            if let Some(submission) = field.iter().find(|submission| {
+                result.id == format!("olympics.char_lm_challenge.{}.compliance", submission.name())
+            }) {
+                result.details.insert(
+                    "model".into(),
+                    json!(format!(
+                        "kvcache::Transformer ({}), projections: {}",
+                        if submission.optimizations().contains(&Optimization::KvCache) {
+                            "KV cache across queries"
+                        } else {
+                            "full recompute of the prefix per query"
+                        },
+                        kvcache::Projection::kind(submission.model().lm_head())
+                    )),
+                );
+            }
             if result.id.ends_with(".pareto") {
                 result.details.insert(
                     "target_rule".into(),

@@ -7,7 +7,8 @@ use super::{
 use super::{PROMPT_LEN, TOLERANCE};
 use anyhow::Result;
 use kvcache::{
-    max_relative_error, CacheMode, Decoder, ModelConfig, PositionalEncoding, Transformer,
+    max_relative_error, CacheMode, Decoder, ModelConfig, PositionalEncoding, Projection,
+    Transformer,
 };
 use ndarray::Array2;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
@@ -25,8 +26,8 @@ pub(super) fn gate_claim() -> Claim {
 
 /// Feed identical tokens to a recomputing, a contiguous and a paged decoder; return the worst
 /// error of the cached logits against the recomputed ones over all steps.
-fn worst_case_error(
-    model: &Transformer,
+pub(super) fn worst_case_error<P: Projection>(
+    model: &Transformer<P>,
     prompts: &Array2<u32>,
     continuation: &[Vec<u32>],
     block_size: usize,
@@ -62,11 +63,17 @@ fn worst_case_error(
     Ok(worst)
 }
 
-pub(super) fn correctness_gate(context: &ModuleContext, plan: &Plan) -> Result<ClaimResult> {
-    let mut rng = SplitMix(context.seed ^ 0x006B_7663_6163_6865);
-    let mut cases = Vec::new();
-    let mut worst = 0.0f64;
-    for case_idx in 0..plan.gate_cases {
+/// One random gate case: a model shape, a batch of prompts, the tokens fed after them and the
+/// paged cache's block size.
+pub(super) struct RandomCase {
+    pub(super) config: ModelConfig,
+    pub(super) prompts: Array2<u32>,
+    pub(super) continuation: Vec<Vec<u32>>,
+    pub(super) block_size: usize,
+}
+
+impl RandomCase {
+    pub(super) fn draw(rng: &mut SplitMix) -> Self {
         let n_heads = rng.range(1, 4);
         let d_head = [4, 8, 16, 32][rng.range(0, 3)];
         let d_model = n_heads * d_head;
@@ -99,15 +106,39 @@ pub(super) fn correctness_gate(context: &ModuleContext, plan: &Plan) -> Result<C
                     .collect()
             })
             .collect();
-        let model = Transformer::random(config, context.seed.wrapping_add(case_idx as u64))?;
-        let error = worst_case_error(&model, &prompts, &continuation, block_size)?;
+        RandomCase {
+            config,
+            prompts,
+            continuation,
+            block_size,
+        }
+    }
+
+    /// The case's shape, for the claim's details.
+    pub(super) fn describe(&self) -> serde_json::Value {
+        let config = &self.config;
+        json!({
+            "d_model": config.d_model, "n_heads": config.n_heads, "n_layers": config.n_layers,
+            "d_ff": config.d_ff, "vocab_size": config.vocab_size,
+            "batch_size": self.prompts.nrows(), "prompt_len": self.prompts.ncols(),
+            "steps": self.continuation.len(), "block_size": self.block_size,
+            "positional": format!("{:?}", config.positional),
+        })
+    }
+}
+
+pub(super) fn correctness_gate(context: &ModuleContext, plan: &Plan) -> Result<ClaimResult> {
+    let mut rng = SplitMix(context.seed ^ 0x006B_7663_6163_6865);
+    let mut cases = Vec::new();
+    let mut worst = 0.0f64;
+    for case_idx in 0..plan.gate_cases {
+        let case = RandomCase::draw(&mut rng);
+        let model = Transformer::random(case.config, context.seed.wrapping_add(case_idx as u64))?;
+        let error = worst_case_error(&model, &case.prompts, &case.continuation, case.block_size)?;
         worst = worst.max(error);
-        cases.push(json!({
-            "d_model": d_model, "n_heads": n_heads, "n_layers": config.n_layers,
-            "d_ff": config.d_ff, "vocab_size": vocab, "batch_size": batch_size,
-            "prompt_len": prompt_len, "steps": steps, "block_size": block_size,
-            "positional": format!("{:?}", config.positional), "max_relative_error": error,
-        }));
+        let mut described = case.describe();
+        described["max_relative_error"] = json!(error);
+        cases.push(described);
     }
     // The reference shape over a long continuation, and greedy generation token for token.
     let model = reference_model(context)?;

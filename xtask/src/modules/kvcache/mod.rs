@@ -1,5 +1,6 @@
 //! kvcache's claims. The correctness gate runs first (cached and paged logits equal full
-//! recomputation at every step); when it does not pass, every timing claim is ERROR. Then: cache
+//! recomputation at every step); when it does not pass, every timing claim is ERROR. The same gate
+//! with the Olympics' compressed projections (int8, f16, CSR, pruned MLPs) follows. Then: cache
 //! memory linear in sequence length (by allocation), generation-time complexity against an
 //! operation-count model, practical speedups at N = 128 / 256 / 512 and the break-even length, and
 //! the paged cache's throughput and memory waste against the contiguous one; last, zoo's trained
@@ -11,11 +12,13 @@
 //! fits; the paged cache's throughput is one [`perf_core::fallible::try_compare`]. A generation that
 //! fails while timed makes its claims ERROR.
 //!
-//! Code map: `gate.rs` (correctness gate), `memory.rs` (linear cache bytes), `complexity.rs` (the
-//! generation grid and the exponent claims), `speedups.rs` (speedups and the break-even length),
-//! `paged.rs` (paged memory waste and throughput), `trained.rs` (zoo's trained model in kvcache).
+//! Code map: `gate.rs` (correctness gate), `compressed.rs` (the gate with compressed projections),
+//! `memory.rs` (linear cache bytes), `complexity.rs` (the generation grid and the exponent claims),
+//! `speedups.rs` (speedups and the break-even length), `paged.rs` (paged memory waste and
+//! throughput), `trained.rs` (zoo's trained model in kvcache).
 
 mod complexity;
+mod compressed;
 mod gate;
 mod memory;
 mod paged;
@@ -171,6 +174,10 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     let gate_failure = (gate.verdict != Verdict::Pass)
         .then(|| format!("correctness gate {}: {}", gate.verdict, gate.reason));
     claims.push(gate);
+    claims.push(or_error(
+        compressed::compressed_gate(context, &plan),
+        &compressed::compressed_gate_claim(),
+    ));
     claims.push(or_error(
         memory::memory_linear(&model),
         &memory::memory_claim(),

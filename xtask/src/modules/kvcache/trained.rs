@@ -1,93 +1,23 @@
 //! zoo's trained character transformer in kvcache's decoder: its logits, cached and recomputed, equal zoo's
 //! own forward pass, and its held-out accuracy through the KV cache stands beside zoo's evaluation.
 //!
-//! The bridge lives here, not in kvcache: kvcache takes plain weight arrays
-//! (`Transformer::from_weights`) and knows nothing of zoo or candle; zoo knows nothing of kvcache.
+//! The bridge is olympics' `challenge_model::char_transformer_weights` (the Olympics challenge runs the same
+//! model on kvcache): kvcache takes plain weight arrays (`Transformer::from_weights`) and knows nothing of
+//! zoo or candle; zoo knows nothing of kvcache.
 
 use super::{or_error, ModuleContext, Plan, MODULE, TOLERANCE};
 use anyhow::{ensure, Result};
 use kvcache::{
-    argmax, generate, max_relative_error, CacheMode, Decoder, GenerationConfig, LayerWeights,
-    ModelConfig, PositionalEncoding, Sampling, Transformer, TransformerWeights,
+    argmax, generate, max_relative_error, CacheMode, Decoder, GenerationConfig, Sampling,
+    Transformer,
 };
 use ndarray::Array2;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
 use serde_json::json;
 
-/// kvcache's shape and weights for zoo's character transformer: the same architecture
-/// (pre-LayerNorm, learned positions, tanh GELU, untied head with a bias), the query, key and
-/// value projections concatenated column-wise into one `d × 3d` matrix.
-fn char_transformer_weights(
-    model: &zoo::CharTransformer,
-) -> Result<(ModelConfig, TransformerWeights)> {
-    let source = &model.config;
-    let epsilon = model.ln_final.eps;
-    ensure!(
-        model
-            .blocks
-            .iter()
-            .all(|block| block.ln1.eps == epsilon && block.ln2.eps == epsilon),
-        "zoo's LayerNorms use different epsilons; kvcache has one"
-    );
-    let config = ModelConfig {
-        vocab_size: source.vocab_size,
-        d_model: source.d_model,
-        n_heads: source.n_heads,
-        n_layers: source.n_layers,
-        d_ff: source.d_ff,
-        max_seq_len: source.context_length,
-        positional: PositionalEncoding::Learned,
-        layer_norm_epsilon: epsilon,
-    };
-    let layers = model
-        .blocks
-        .iter()
-        .map(|block| -> Result<LayerWeights> {
-            Ok(LayerWeights {
-                attention_norm_gain: block.ln1.gamma.clone(),
-                attention_norm_bias: block.ln1.beta.clone(),
-                qkv_weight: ndarray::concatenate(
-                    ndarray::Axis(1),
-                    &[
-                        block.query.weight.view(),
-                        block.key.weight.view(),
-                        block.value.weight.view(),
-                    ],
-                )?,
-                qkv_bias: ndarray::concatenate(
-                    ndarray::Axis(0),
-                    &[
-                        block.query.bias.view(),
-                        block.key.bias.view(),
-                        block.value.bias.view(),
-                    ],
-                )?,
-                output_weight: block.output.weight.clone(),
-                output_bias: block.output.bias.clone(),
-                mlp_norm_gain: block.ln2.gamma.clone(),
-                mlp_norm_bias: block.ln2.beta.clone(),
-                up_weight: block.mlp_up.weight.clone(),
-                up_bias: block.mlp_up.bias.clone(),
-                down_weight: block.mlp_down.weight.clone(),
-                down_bias: block.mlp_down.bias.clone(),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let weights = TransformerWeights {
-        token_embedding: model.token_embedding.clone(),
-        position_table: model.position_embedding.clone(),
-        layers,
-        final_norm_gain: model.ln_final.gamma.clone(),
-        final_norm_bias: model.ln_final.beta.clone(),
-        lm_head: model.lm_head.weight.clone(),
-        lm_head_bias: model.lm_head.bias.clone(),
-    };
-    Ok((config, weights))
-}
-
-/// zoo's model in kvcache.
+/// zoo's model in kvcache, through olympics' conversion (the one bridge between zoo and kvcache).
 fn kvcache_char_transformer(model: &zoo::CharTransformer) -> Result<Transformer> {
-    let (config, weights) = char_transformer_weights(model)?;
+    let (config, weights) = olympics::challenge_model::char_transformer_weights(model)?;
     Ok(Transformer::from_weights(config, weights)?)
 }
 
