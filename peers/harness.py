@@ -126,8 +126,9 @@ def reset_peak_rss():
 
 
 class OnnxGraphModule:
-    """The subset of ONNX that crates/peers exports (Gemm, Conv, MaxPool, Reshape, Transpose, Flatten, Relu, Sub,
-    Mul, Div, ReduceMean, Identity), as torch modules.
+    """The subset of ONNX that crates/peers exports for its MLPs and CNNs (Gemm, Conv with groups, MaxPool,
+    GlobalAveragePool, Reshape, Transpose, Flatten, Relu, Sub, Mul, Div, ReduceMean, Identity), as torch modules
+    (the character transformer's graph is served by ONNX Runtime only).
 
     PyTorch 1.13 cannot import ONNX; this maps each node of the exported file to the torch operation that
     computes it, so both runtimes serve the same weights.
@@ -170,12 +171,14 @@ class OnnxGraphModule:
                         pads = list(attributes.get("pads", [0, 0, 0, 0]))
                         if len(set(pads)) != 1:
                             raise ValueError(f"only symmetric Conv padding is supported, got {pads}")
+                        groups = int(attributes.get("group", 1))
                         conv = torch.nn.Conv2d(
-                            weight.shape[1],
+                            weight.shape[1] * groups,
                             weight.shape[0],
                             tuple(weight.shape[2:]),
                             stride=tuple(attributes.get("strides", [1, 1])),
                             padding=pads[0],
+                            groups=groups,
                         )
                         with torch.no_grad():
                             conv.weight.copy_(torch.from_numpy(numpy.ascontiguousarray(weight)))
@@ -185,7 +188,7 @@ class OnnxGraphModule:
                     elif node.op_type == "Reshape":
                         shape = [int(value) for value in initializers[node.input[1]]]
                         self.steps.append(("Reshape", shape, list(node.input[:1]), node.output[0]))
-                    elif node.op_type in ("Identity", "Relu", "Sub", "Mul", "Div", "ReduceMean", "MaxPool", "Transpose", "Flatten"):
+                    elif node.op_type in ("Identity", "Relu", "Sub", "Mul", "Div", "ReduceMean", "MaxPool", "Transpose", "Flatten", "GlobalAveragePool"):
                         for name in node.input:
                             if name in initializers and name not in self.constants:
                                 self.constants[name] = torch.from_numpy(numpy.ascontiguousarray(initializers[name]))
@@ -207,6 +210,8 @@ class OnnxGraphModule:
                         values[output] = torch.nn.functional.max_pool2d(
                             values[inputs[0]], tuple(argument["kernel_shape"]), tuple(argument.get("strides", argument["kernel_shape"]))
                         )
+                    elif kind == "GlobalAveragePool":
+                        values[output] = torch.mean(values[inputs[0]], dim=(2, 3), keepdim=True)
                     elif kind == "Transpose":
                         values[output] = values[inputs[0]].permute(*argument["perm"])
                     elif kind == "Flatten":

@@ -1,7 +1,8 @@
 //! peers: ONNX Runtime and PyTorch as peers of the workspace's own submissions, under the same referee.
 //!
-//! - [`onnx`] writes zoo's fully connected reference networks (the MLP classifiers, the autoencoder) as ONNX
-//!   (opset 13) through the messages generated from `onnx.proto`.
+//! - [`onnx`] writes zoo's reference networks (the MLP classifiers, the autoencoder, the two-convolution CNN,
+//!   the DS-CNN) as ONNX (opset 13) through the messages generated from `onnx.proto`; [`onnx_transformer`]
+//!   the character transformer.
 //! - [`PeerEnvironment`] finds the Python virtual environment (`bash peers/setup.sh` creates it) and the
 //!   versions in it; a missing environment is [`PeersError::Unavailable`] with the command that installs it.
 //! - [`ExternalSubmission`] serves an exported model from a `peers/harness.py` process (ONNX Runtime or
@@ -19,12 +20,17 @@
 pub mod environment;
 mod error;
 pub mod onnx;
+pub mod onnx_transformer;
 pub mod process;
 pub mod submission;
 
 pub use environment::{PeerEnvironment, SETUP_COMMAND, TORCH_COMMAND};
 pub use error::PeersError;
-pub use onnx::{cnn_to_onnx_bytes, to_onnx_bytes, write_onnx, OnnxExport, OnnxHead};
+pub use onnx::{
+    cnn_to_onnx_bytes, ds_cnn_to_onnx_bytes, to_onnx_bytes, write_onnx, write_onnx_bytes,
+    OnnxExport, OnnxHead,
+};
+pub use onnx_transformer::char_transformer_to_onnx_bytes;
 pub use submission::{
     ExternalSubmission, PeerConfig, PeerInfo, PeerSpec, Precision, RoundTrip, Runtime,
     SelfTimedBatch,

@@ -11,6 +11,9 @@
 //! the same memory), `Conv` (padding and stride as zoo's, weights reordered from zoo's im2col layout to
 //! `out × in × kh × kw`), `Relu`, `MaxPool` 2 × 2 (floor, as zoo's), twice, then `Transpose` to NHWC and
 //! `Flatten` (zoo's classifier reads the feature map channels fastest) and the `Gemm` classifier.
+//!
+//! zoo's DS-CNN ([`ds_cnn_to_onnx_bytes`]): standardization, the strided `Conv`, depthwise (`group` =
+//! channels) and pointwise (1 × 1) `Conv`s with `Relu`, `GlobalAveragePool`, `Flatten`, `Gemm`.
 
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
@@ -20,7 +23,7 @@ use onnx_protobuf::{
     AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use zoo::{Cnn, Conv2d, Mlp, Standardizer};
+use zoo::{Cnn, Conv2d, DsCnn, Mlp, Standardizer};
 
 use crate::error::PeersError;
 
@@ -57,14 +60,18 @@ pub struct OnnxExport<'a> {
     pub head: OnnxHead,
 }
 
-fn export_error(model: &str, reason: impl Into<String>) -> PeersError {
+pub(crate) fn export_error(model: &str, reason: impl Into<String>) -> PeersError {
     PeersError::Export {
         model: model.into(),
         reason: reason.into(),
     }
 }
 
-fn float_tensor(name: &str, dims: &[usize], values: impl Iterator<Item = f32>) -> TensorProto {
+pub(crate) fn float_tensor(
+    name: &str,
+    dims: &[usize],
+    values: impl Iterator<Item = f32>,
+) -> TensorProto {
     let mut tensor = TensorProto::new();
     tensor.name = name.into();
     tensor.data_type = DataType::FLOAT as i32;
@@ -74,7 +81,7 @@ fn float_tensor(name: &str, dims: &[usize], values: impl Iterator<Item = f32>) -
     tensor
 }
 
-fn node(
+pub(crate) fn node(
     op_type: &str,
     inputs: &[&str],
     output: &str,
@@ -89,7 +96,7 @@ fn node(
     node
 }
 
-fn int_attribute(name: &str, value: i64) -> AttributeProto {
+pub(crate) fn int_attribute(name: &str, value: i64) -> AttributeProto {
     let mut attribute = AttributeProto::new();
     attribute.name = name.into();
     attribute.type_ = AttributeType::INT.into();
@@ -97,7 +104,7 @@ fn int_attribute(name: &str, value: i64) -> AttributeProto {
     attribute
 }
 
-fn ints_attribute(name: &str, values: &[i64]) -> AttributeProto {
+pub(crate) fn ints_attribute(name: &str, values: &[i64]) -> AttributeProto {
     let mut attribute = AttributeProto::new();
     attribute.name = name.into();
     attribute.type_ = AttributeType::INTS.into();
@@ -106,7 +113,7 @@ fn ints_attribute(name: &str, values: &[i64]) -> AttributeProto {
 }
 
 /// A float tensor `batch × width` value description.
-fn batch_value(name: &str, width: usize) -> ValueInfoProto {
+pub(crate) fn batch_value(name: &str, width: usize) -> ValueInfoProto {
     let batch = Dimension {
         value: Some(dimension::Value::DimParam("batch".into())),
         ..Dimension::default()
@@ -153,39 +160,7 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
     graph.input.push(batch_value(INPUT_NAME, input_width));
     let mut current = INPUT_NAME.to_string();
     if let Some(standardizer) = export.standardizer {
-        if standardizer.mean.len() != input_width || standardizer.std.len() != input_width {
-            return Err(export_error(
-                name,
-                format!(
-                    "standardizer of width {} / {} before a layer of {input_width} inputs",
-                    standardizer.mean.len(),
-                    standardizer.std.len()
-                ),
-            ));
-        }
-        graph.initializer.push(float_tensor(
-            "standardize_mean",
-            &[input_width],
-            standardizer.mean.iter().copied(),
-        ));
-        graph.initializer.push(float_tensor(
-            "standardize_std",
-            &[input_width],
-            standardizer.std.iter().copied(),
-        ));
-        graph.node.push(node(
-            "Sub",
-            &[&current, "standardize_mean"],
-            "centred",
-            vec![],
-        ));
-        graph.node.push(node(
-            "Div",
-            &["centred", "standardize_std"],
-            "standardized",
-            vec![],
-        ));
-        current = "standardized".into();
+        current = standardize_nodes(&mut graph, name, standardizer, &current, input_width)?;
     }
     let mut width = input_width;
     for (index, layer) in layers.iter().enumerate() {
@@ -275,7 +250,7 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
 }
 
 /// A model around `graph` with the opset, IR version and producer every export declares.
-fn wrap_graph(graph: GraphProto) -> ModelProto {
+pub(crate) fn wrap_graph(graph: GraphProto) -> ModelProto {
     let mut opset = OperatorSetIdProto::new();
     opset.domain = String::new();
     opset.version = OPSET_VERSION;
@@ -288,7 +263,7 @@ fn wrap_graph(graph: GraphProto) -> ModelProto {
     model
 }
 
-fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
+pub(crate) fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
     let mut tensor = TensorProto::new();
     tensor.name = name.into();
     tensor.data_type = DataType::INT64 as i32;
@@ -300,9 +275,9 @@ fn int64_tensor(name: &str, values: &[i64]) -> TensorProto {
     tensor
 }
 
-/// Appends `Conv → Relu → MaxPool(2)` for `conv` reading `input`; returns the pooled output's name and its
+/// Appends a `Conv` node for zoo's `conv` reading `input` (NCHW); returns its output's name and its
 /// (channels, height, width).
-fn conv_block(
+fn conv_node(
     graph: &mut GraphProto,
     model: &str,
     prefix: &str,
@@ -364,6 +339,22 @@ fn conv_block(
             ints_attribute("strides", &[stride, stride]),
         ],
     ));
+    let (out_height, out_width) = conv.output_size(height, width);
+    Ok((conv_output, (conv.out_channels(), out_height, out_width)))
+}
+
+/// Appends `Conv → Relu → MaxPool(2)` for `conv` reading `input`; returns the pooled output's name and its
+/// (channels, height, width).
+fn conv_block(
+    graph: &mut GraphProto,
+    model: &str,
+    prefix: &str,
+    conv: &Conv2d,
+    input: &str,
+    shape: (usize, usize, usize),
+) -> Result<(String, (usize, usize, usize)), PeersError> {
+    let (conv_output, (channels, out_height, out_width)) =
+        conv_node(graph, model, prefix, conv, input, shape)?;
     let relu_output = format!("{prefix}_relu");
     graph
         .node
@@ -378,11 +369,267 @@ fn conv_block(
             ints_attribute("strides", &[2, 2]),
         ],
     ));
-    let (out_height, out_width) = conv.output_size(height, width);
-    Ok((
-        pool_output,
-        (conv.out_channels(), out_height / 2, out_width / 2),
-    ))
+    Ok((pool_output, (channels, out_height / 2, out_width / 2)))
+}
+
+/// Appends `Sub(mean) → Div(std)` for a standardizer of `width` features reading `input`; returns the
+/// standardized output's name.
+fn standardize_nodes(
+    graph: &mut GraphProto,
+    model: &str,
+    standardizer: &Standardizer,
+    input: &str,
+    width: usize,
+) -> Result<String, PeersError> {
+    if standardizer.mean.len() != width || standardizer.std.len() != width {
+        return Err(export_error(
+            model,
+            format!(
+                "standardizer of width {} / {} before an input of {width} features",
+                standardizer.mean.len(),
+                standardizer.std.len()
+            ),
+        ));
+    }
+    graph.initializer.push(float_tensor(
+        "standardize_mean",
+        &[width],
+        standardizer.mean.iter().copied(),
+    ));
+    graph.initializer.push(float_tensor(
+        "standardize_std",
+        &[width],
+        standardizer.std.iter().copied(),
+    ));
+    graph
+        .node
+        .push(node("Sub", &[input, "standardize_mean"], "centred", vec![]));
+    graph.node.push(node(
+        "Div",
+        &["centred", "standardize_std"],
+        "standardized",
+        vec![],
+    ));
+    Ok("standardized".into())
+}
+
+/// Appends a `Gemm` classifier (zoo's `in × out` weights) reading `input` of `features` columns and
+/// writing `output`.
+fn classifier_node(
+    graph: &mut GraphProto,
+    model: &str,
+    classifier: &zoo::Linear,
+    input: &str,
+    features: usize,
+    output: &str,
+) -> Result<(), PeersError> {
+    if classifier.in_features() != features || classifier.bias.len() != classifier.out_features() {
+        return Err(export_error(
+            model,
+            format!(
+                "classifier of {} inputs (bias {}) after {features} features",
+                classifier.in_features(),
+                classifier.bias.len()
+            ),
+        ));
+    }
+    graph.initializer.push(float_tensor(
+        "classifier_weight",
+        &[classifier.in_features(), classifier.out_features()],
+        classifier.weight.iter().copied(),
+    ));
+    graph.initializer.push(float_tensor(
+        "classifier_bias",
+        &[classifier.out_features()],
+        classifier.bias.iter().copied(),
+    ));
+    graph.node.push(node(
+        "Gemm",
+        &[input, "classifier_weight", "classifier_bias"],
+        output,
+        vec![],
+    ));
+    Ok(())
+}
+
+/// zoo's DS-CNN as an ONNX `ModelProto` (input `batch × (frames · coefficients)`, output
+/// `batch × classes`): `Sub`/`Div` standardization, the MFCC window reshaped to NCHW with one channel (the
+/// same memory as zoo's NHWC), the strided `Conv` and `Relu`, per block a depthwise `Conv` (`group` =
+/// channels, weights `channels × 1 × kh × kw` as zoo stores them) with `Relu` and a 1 × 1 pointwise `Conv`
+/// (zoo's `in × out` matrix transposed) with `Relu`, then `GlobalAveragePool`, `Flatten` and the `Gemm`
+/// classifier.
+///
+/// # Errors
+/// [`PeersError::Export`] when the layers' shapes do not chain.
+pub fn ds_cnn_to_model_proto(name: &str, network: &DsCnn) -> Result<ModelProto, PeersError> {
+    let (frames, coefficients) = (network.n_frames, network.n_coefficients);
+    let mut graph = GraphProto::new();
+    graph.name = name.into();
+    graph
+        .input
+        .push(batch_value(INPUT_NAME, frames * coefficients));
+    let standardized = standardize_nodes(
+        &mut graph,
+        name,
+        &network.input_scaling,
+        INPUT_NAME,
+        frames * coefficients,
+    )?;
+    graph.initializer.push(int64_tensor(
+        "window_shape",
+        &[-1, 1, frames as i64, coefficients as i64],
+    ));
+    graph.node.push(node(
+        "Reshape",
+        &[&standardized, "window_shape"],
+        "window",
+        vec![],
+    ));
+    let (conv_output, mut shape) = conv_node(
+        &mut graph,
+        name,
+        "conv",
+        &network.conv,
+        "window",
+        (1, frames, coefficients),
+    )?;
+    let mut current = "conv_relu".to_string();
+    graph
+        .node
+        .push(node("Relu", &[&conv_output], &current, vec![]));
+    for (index, block) in network.blocks.iter().enumerate() {
+        let (channels, height, width) = shape;
+        let depthwise = &block.depthwise;
+        let taps = depthwise.kernel_height * depthwise.kernel_width;
+        if depthwise.weight.dim() != (channels, taps)
+            || depthwise.bias.len() != channels
+            || height + 2 * depthwise.padding < depthwise.kernel_height
+            || width + 2 * depthwise.padding < depthwise.kernel_width
+        {
+            return Err(export_error(
+                name,
+                format!(
+                    "block {index}: depthwise weight {:?} (bias {}) for {channels} channels of {height} × {width}",
+                    depthwise.weight.dim(),
+                    depthwise.bias.len()
+                ),
+            ));
+        }
+        let prefix = format!("block{index}");
+        let weight_name = format!("{prefix}_depthwise_weight");
+        let bias_name = format!("{prefix}_depthwise_bias");
+        // zoo's `channels × (kh · kw)` in row-major order is ONNX's `channels × 1 × kh × kw`.
+        graph.initializer.push(float_tensor(
+            &weight_name,
+            &[channels, 1, depthwise.kernel_height, depthwise.kernel_width],
+            depthwise.weight.iter().copied(),
+        ));
+        graph.initializer.push(float_tensor(
+            &bias_name,
+            &[channels],
+            depthwise.bias.iter().copied(),
+        ));
+        let padding = depthwise.padding as i64;
+        let depthwise_output = format!("{prefix}_depthwise");
+        graph.node.push(node(
+            "Conv",
+            &[&current, &weight_name, &bias_name],
+            &depthwise_output,
+            vec![
+                ints_attribute(
+                    "kernel_shape",
+                    &[
+                        depthwise.kernel_height as i64,
+                        depthwise.kernel_width as i64,
+                    ],
+                ),
+                ints_attribute("pads", &[padding, padding, padding, padding]),
+                ints_attribute("strides", &[1, 1]),
+                int_attribute("group", channels as i64),
+            ],
+        ));
+        let depthwise_relu = format!("{prefix}_depthwise_relu");
+        graph
+            .node
+            .push(node("Relu", &[&depthwise_output], &depthwise_relu, vec![]));
+        let (out_height, out_width) = (
+            height + 2 * depthwise.padding - depthwise.kernel_height + 1,
+            width + 2 * depthwise.padding - depthwise.kernel_width + 1,
+        );
+        let pointwise = &block.pointwise;
+        if pointwise.in_features() != channels || pointwise.bias.len() != pointwise.out_features() {
+            return Err(export_error(
+                name,
+                format!(
+                    "block {index}: pointwise {:?} (bias {}) after {channels} channels",
+                    pointwise.weight.dim(),
+                    pointwise.bias.len()
+                ),
+            ));
+        }
+        let out_channels = pointwise.out_features();
+        let pointwise_weight = format!("{prefix}_pointwise_weight");
+        let pointwise_bias = format!("{prefix}_pointwise_bias");
+        graph.initializer.push(float_tensor(
+            &pointwise_weight,
+            &[out_channels, channels, 1, 1],
+            pointwise.weight.t().iter().copied(),
+        ));
+        graph.initializer.push(float_tensor(
+            &pointwise_bias,
+            &[out_channels],
+            pointwise.bias.iter().copied(),
+        ));
+        let pointwise_output = format!("{prefix}_pointwise");
+        graph.node.push(node(
+            "Conv",
+            &[&depthwise_relu, &pointwise_weight, &pointwise_bias],
+            &pointwise_output,
+            vec![ints_attribute("kernel_shape", &[1, 1])],
+        ));
+        current = format!("{prefix}_pointwise_relu");
+        graph
+            .node
+            .push(node("Relu", &[&pointwise_output], &current, vec![]));
+        shape = (out_channels, out_height, out_width);
+    }
+    graph
+        .node
+        .push(node("GlobalAveragePool", &[&current], "pooled", vec![]));
+    graph.node.push(node(
+        "Flatten",
+        &["pooled"],
+        "features",
+        vec![int_attribute("axis", 1)],
+    ));
+    classifier_node(
+        &mut graph,
+        name,
+        &network.classifier,
+        "features",
+        shape.0,
+        OUTPUT_NAME,
+    )?;
+    graph
+        .output
+        .push(batch_value(OUTPUT_NAME, network.classifier.out_features()));
+    Ok(wrap_graph(graph))
+}
+
+/// zoo's DS-CNN as ONNX protobuf bytes.
+///
+/// # Errors
+/// As [`ds_cnn_to_model_proto`], plus [`PeersError::Encode`] when the encoder fails.
+pub fn ds_cnn_to_onnx_bytes(name: &str, network: &DsCnn) -> Result<Vec<u8>, PeersError> {
+    encode(name, &ds_cnn_to_model_proto(name, network)?)
+}
+
+/// The encoded bytes of `model`.
+pub(crate) fn encode(name: &str, model: &ModelProto) -> Result<Vec<u8>, PeersError> {
+    model.write_to_bytes().map_err(|error| PeersError::Encode {
+        model: name.into(),
+        reason: error.to_string(),
+    })
 }
 
 /// zoo's CNN as an ONNX `ModelProto` (input `batch × (height · width)`, output `batch × classes`).
@@ -416,16 +663,6 @@ pub fn cnn_to_model_proto(name: &str, cnn: &Cnn) -> Result<ModelProto, PeersErro
         conv_block(&mut graph, name, "conv2", &cnn.conv2, &pooled, shape)?;
     let features = channels * out_height * out_width;
     let classifier = &cnn.classifier;
-    if classifier.in_features() != features || classifier.bias.len() != classifier.out_features() {
-        return Err(export_error(
-            name,
-            format!(
-                "classifier of {} inputs (bias {}) after {features} features",
-                classifier.in_features(),
-                classifier.bias.len()
-            ),
-        ));
-    }
     graph.node.push(node(
         "Transpose",
         &[&pooled],
@@ -438,22 +675,14 @@ pub fn cnn_to_model_proto(name: &str, cnn: &Cnn) -> Result<ModelProto, PeersErro
         "features",
         vec![int_attribute("axis", 1)],
     ));
-    graph.initializer.push(float_tensor(
-        "classifier_weight",
-        &[classifier.in_features(), classifier.out_features()],
-        classifier.weight.iter().copied(),
-    ));
-    graph.initializer.push(float_tensor(
-        "classifier_bias",
-        &[classifier.out_features()],
-        classifier.bias.iter().copied(),
-    ));
-    graph.node.push(node(
-        "Gemm",
-        &["features", "classifier_weight", "classifier_bias"],
+    classifier_node(
+        &mut graph,
+        name,
+        classifier,
+        "features",
+        features,
         OUTPUT_NAME,
-        vec![],
-    ));
+    )?;
     graph
         .output
         .push(batch_value(OUTPUT_NAME, classifier.out_features()));
@@ -465,12 +694,25 @@ pub fn cnn_to_model_proto(name: &str, cnn: &Cnn) -> Result<ModelProto, PeersErro
 /// # Errors
 /// As [`cnn_to_model_proto`], plus [`PeersError::Encode`] when the encoder fails.
 pub fn cnn_to_onnx_bytes(name: &str, cnn: &Cnn) -> Result<Vec<u8>, PeersError> {
-    cnn_to_model_proto(name, cnn)?
-        .write_to_bytes()
-        .map_err(|error| PeersError::Encode {
-            model: name.into(),
-            reason: error.to_string(),
-        })
+    encode(name, &cnn_to_model_proto(name, cnn)?)
+}
+
+/// Write already encoded ONNX `bytes` of the model `name` to `path` (a scratch file a peer process loads)
+/// and return their size.
+///
+/// # Errors
+/// `Io` when the file cannot be written.
+pub fn write_onnx_bytes(
+    path: &std::path::Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<usize, PeersError> {
+    std::fs::write(path, bytes).map_err(|source| PeersError::Io {
+        peer: name.to_string(),
+        what: format!("writing {}", path.display()),
+        source,
+    })?;
+    Ok(bytes.len())
 }
 
 /// Write the model's ONNX file to `path` (the scratch file a peer process loads), the only file peers
@@ -639,6 +881,89 @@ mod tests {
         cnn.classifier = layer(7, 5, 0.0);
         assert!(matches!(
             cnn_to_onnx_bytes("cnn", &cnn),
+            Err(PeersError::Export { .. })
+        ));
+    }
+
+    #[test]
+    fn a_ds_cnn_exports_depthwise_and_pointwise_convolutions_and_refuses_a_broken_chain() {
+        let channels = 3;
+        let block = || zoo::DepthwiseSeparableBlock {
+            depthwise: zoo::DepthwiseConv2d {
+                weight: Array2::from_shape_fn((channels, 9), |(row, col)| (row * 9 + col) as f32),
+                bias: Array1::zeros(channels),
+                kernel_height: 3,
+                kernel_width: 3,
+                padding: 1,
+            },
+            pointwise: layer(channels, channels, 0.0),
+        };
+        let mut network = DsCnn {
+            n_frames: 49,
+            n_coefficients: 10,
+            input_scaling: Standardizer {
+                mean: Array1::zeros(490),
+                std: Array1::ones(490),
+            },
+            conv: zoo::Conv2d {
+                weight: Array2::zeros((40, channels)),
+                bias: Array1::zeros(channels),
+                in_channels: 1,
+                kernel_height: 10,
+                kernel_width: 4,
+                stride: 2,
+                padding: 1,
+            },
+            blocks: vec![block(), block()],
+            classifier: layer(channels, 4, 0.0),
+        };
+        let model = ds_cnn_to_model_proto("ds_cnn", &network).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        let ops: Vec<&str> = graph
+            .node
+            .iter()
+            .map(|node| node.op_type.as_str())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "Sub",
+                "Div",
+                "Reshape",
+                "Conv",
+                "Relu",
+                "Conv",
+                "Relu",
+                "Conv",
+                "Relu",
+                "Conv",
+                "Relu",
+                "Conv",
+                "Relu",
+                "GlobalAveragePool",
+                "Flatten",
+                "Gemm"
+            ]
+        );
+        let depthwise = &graph.node[5];
+        let group = depthwise
+            .attribute
+            .iter()
+            .find(|attribute| attribute.name == "group")
+            .unwrap();
+        assert_eq!(group.i, channels as i64);
+        let weight = graph
+            .initializer
+            .iter()
+            .find(|tensor| tensor.name == "block0_depthwise_weight")
+            .unwrap();
+        assert_eq!(weight.dims, [3, 1, 3, 3]);
+        // Channel 1's first tap is zoo's weight[[1, 0]].
+        let value = f32::from_le_bytes(weight.raw_data[36..40].try_into().unwrap());
+        assert_eq!(value, network.blocks[0].depthwise.weight[[1, 0]]);
+        network.blocks[1].pointwise = layer(channels + 1, channels, 0.0);
+        assert!(matches!(
+            ds_cnn_to_onnx_bytes("ds_cnn", &network),
             Err(PeersError::Export { .. })
         ));
     }

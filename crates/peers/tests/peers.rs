@@ -18,11 +18,15 @@ use olympics::{
 };
 use peers::environment::apply_minimal_environment;
 use peers::{
-    cnn_to_onnx_bytes, to_onnx_bytes, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig,
-    PeerEnvironment, PeerSpec, Precision, Runtime,
+    char_transformer_to_onnx_bytes, cnn_to_onnx_bytes, ds_cnn_to_onnx_bytes, to_onnx_bytes,
+    ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec, Precision,
+    Runtime,
 };
 use rand::{Rng, SeedableRng};
-use zoo::{Autoencoder, Classifier, Cnn, Conv2d, Linear, Mlp};
+use zoo::{
+    Autoencoder, CharTransformer, CharTransformerConfig, Classifier, Cnn, Conv2d, DepthwiseConv2d,
+    DepthwiseSeparableBlock, DsCnn, LayerNorm, Linear, Mlp, Standardizer, TransformerBlock,
+};
 
 fn environment() -> Option<PeerEnvironment> {
     match PeerEnvironment::discover() {
@@ -218,6 +222,203 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
         .unwrap();
         assert_eq!(int8.forward(inputs.view()).unwrap().dim(), (40, 1));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn random_matrix(
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    rng: &mut rand::rngs::StdRng,
+) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |_| rng.random_range(-scale..scale))
+}
+
+fn random_vector(len: usize, scale: f32, rng: &mut rand::rngs::StdRng) -> Array1<f32> {
+    Array1::from_shape_fn(len, |_| rng.random_range(-scale..scale))
+}
+
+/// A DS-CNN of the keyword-spotting shape (49 × 10 MFCC window, MLPerf Tiny's 10 × 4 stride-2 convolution,
+/// depthwise-separable blocks), narrower than zoo's so that the test is quick.
+fn random_ds_cnn(seed: u64) -> DsCnn {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let channels = 12;
+    let conv = Conv2d {
+        weight: random_matrix(40, channels, 0.3, &mut rng),
+        bias: random_vector(channels, 0.1, &mut rng),
+        in_channels: 1,
+        kernel_height: 10,
+        kernel_width: 4,
+        stride: 2,
+        padding: 1,
+    };
+    let blocks = (0..3)
+        .map(|_| DepthwiseSeparableBlock {
+            depthwise: DepthwiseConv2d {
+                weight: random_matrix(channels, 9, 0.4, &mut rng),
+                bias: random_vector(channels, 0.1, &mut rng),
+                kernel_height: 3,
+                kernel_width: 3,
+                padding: 1,
+            },
+            pointwise: Linear {
+                weight: random_matrix(channels, channels, 0.4, &mut rng),
+                bias: random_vector(channels, 0.1, &mut rng),
+            },
+        })
+        .collect();
+    DsCnn {
+        n_frames: 49,
+        n_coefficients: 10,
+        input_scaling: Standardizer {
+            mean: random_vector(490, 1.0, &mut rng),
+            std: Array1::from_shape_fn(490, |_| rng.random_range(0.5..2.0)),
+        },
+        conv,
+        blocks,
+        classifier: Linear {
+            weight: random_matrix(channels, 10, 0.5, &mut rng),
+            bias: random_vector(10, 0.1, &mut rng),
+        },
+    }
+}
+
+/// A character transformer of zoo's shape family (2 blocks, 4 heads), random weights.
+fn random_char_transformer(seed: u64) -> CharTransformer {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let config = CharTransformerConfig {
+        vocab_size: 29,
+        context_length: 32,
+        d_model: 32,
+        n_heads: 4,
+        n_layers: 2,
+        d_ff: 64,
+    };
+    let d = config.d_model;
+    let linear = |inputs: usize, outputs: usize, rng: &mut rand::rngs::StdRng| Linear {
+        weight: random_matrix(inputs, outputs, (3.0 / inputs as f32).sqrt(), rng),
+        bias: random_vector(outputs, 0.05, rng),
+    };
+    let norm = |rng: &mut rand::rngs::StdRng| LayerNorm {
+        gamma: Array1::from_shape_fn(d, |_| rng.random_range(0.8..1.2)),
+        beta: random_vector(d, 0.1, rng),
+        eps: 1e-5,
+    };
+    let blocks = (0..config.n_layers)
+        .map(|_| TransformerBlock {
+            ln1: norm(&mut rng),
+            query: linear(d, d, &mut rng),
+            key: linear(d, d, &mut rng),
+            value: linear(d, d, &mut rng),
+            output: linear(d, d, &mut rng),
+            ln2: norm(&mut rng),
+            mlp_up: linear(d, config.d_ff, &mut rng),
+            mlp_down: linear(config.d_ff, d, &mut rng),
+        })
+        .collect();
+    CharTransformer {
+        vocabulary: (0..config.vocab_size as u8)
+            .map(|i| (b'a' + i) as char)
+            .collect(),
+        token_embedding: random_matrix(config.vocab_size, d, 1.0, &mut rng),
+        position_embedding: random_matrix(config.context_length, d, 0.5, &mut rng),
+        blocks,
+        ln_final: norm(&mut rng),
+        lm_head: linear(d, config.vocab_size, &mut rng),
+        config,
+    }
+}
+
+#[test]
+fn the_ds_cnn_and_the_char_transformer_exports_match_the_rust_models_in_onnx_runtime() {
+    let Some(environment) = environment() else {
+        return;
+    };
+    let dir = scratch_dir("ds-cnn-transformer");
+    let config = PeerConfig {
+        scratch: Some(dir.clone()),
+        ..PeerConfig::default()
+    };
+    let ds_cnn = random_ds_cnn(23);
+    let ds_cnn_path = dir.join("ds_cnn.onnx");
+    std::fs::write(
+        &ds_cnn_path,
+        ds_cnn_to_onnx_bytes("ds_cnn", &ds_cnn).unwrap(),
+    )
+    .unwrap();
+    let windows = random_rows(17, 490, 29).mapv(|value| 4.0 * value - 2.0);
+    let reference = ds_cnn.logits(windows.view()).unwrap();
+    let mut runtimes = vec![Runtime::OnnxRuntime];
+    if environment.torch().is_ok() {
+        runtimes.push(Runtime::Torch);
+    }
+    for &runtime in &runtimes {
+        let peer = ExternalSubmission::start(
+            &environment,
+            &ds_cnn_path,
+            &spec(runtime, Precision::F32),
+            &config,
+        )
+        .unwrap();
+        let output = peer.forward(windows.view()).unwrap();
+        let excess = worst_excess(output.view(), reference.view());
+        assert!(
+            excess <= 0.0,
+            "ds_cnn in {runtime:?}: tolerance exceeded by {excess}"
+        );
+    }
+
+    // The transformer: ONNX Runtime only (the harness's torch mapping covers the MLPs and CNNs).
+    let transformer = random_char_transformer(31);
+    let sequence_length = 24;
+    let path = dir.join("char_transformer.onnx");
+    std::fs::write(
+        &path,
+        char_transformer_to_onnx_bytes("char_transformer", &transformer, sequence_length).unwrap(),
+    )
+    .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(37);
+    let sequences: Vec<Vec<u32>> = (0..5)
+        .map(|_| {
+            (0..sequence_length)
+                .map(|_| rng.random_range(0..transformer.config.vocab_size as u32))
+                .collect()
+        })
+        .collect();
+    let tokens = Array2::from_shape_fn((sequences.len(), sequence_length), |(row, col)| {
+        sequences[row][col] as f32
+    });
+    let vocab = transformer.config.vocab_size;
+    let mut reference = Array2::<f32>::zeros((sequences.len(), sequence_length * vocab));
+    for (row, sequence) in sequences.iter().enumerate() {
+        let logits = transformer.forward(sequence).unwrap();
+        reference
+            .row_mut(row)
+            .assign(&Array1::from_iter(logits.iter().copied()));
+    }
+    let peer = ExternalSubmission::start(
+        &environment,
+        &path,
+        &spec(Runtime::OnnxRuntime, Precision::F32),
+        &config,
+    )
+    .unwrap();
+    let output = peer.forward(tokens.view()).unwrap();
+    let excess = worst_excess(output.view(), reference.view());
+    assert!(
+        excess <= 0.0,
+        "char transformer: tolerance exceeded by {excess}"
+    );
+    // A different prefix changes only the positions after it: the mask is causal in the exported graph too.
+    let mut changed = tokens.clone();
+    changed[[0, sequence_length - 1]] =
+        ((sequences[0][sequence_length - 1] + 1) % vocab as u32) as f32;
+    let changed_output = peer.forward(changed.view()).unwrap();
+    let earlier = (sequence_length - 1) * vocab;
+    assert_eq!(
+        changed_output.slice(ndarray::s![0, ..earlier]),
+        output.slice(ndarray::s![0, ..earlier])
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
