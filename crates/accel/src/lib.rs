@@ -30,6 +30,7 @@
 #[cfg(feature = "baselines")]
 #[allow(unsafe_code)]
 pub mod baselines;
+mod block_sparse;
 mod blocked;
 mod cache;
 mod error;
@@ -49,6 +50,9 @@ use std::sync::OnceLock;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+pub use block_sparse::{
+    prune_blocks, BlockSparseMatrix, SparseGemvConfig, SparseGemvRun, SPARSE_BLOCK_WIDTH,
+};
 pub use blocked::TileSizes;
 pub use cache::CacheInfo;
 pub use error::AccelError;

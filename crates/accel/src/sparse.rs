@@ -1,4 +1,5 @@
-//! Compressed sparse row (CSR) storage built from a dense matrix, and CSR × dense products — for pruned weights.
+//! Compressed sparse row (CSR) storage built from a dense matrix, CSR × dense products and the CSR × vector
+//! product of batch 1 — for pruned weights.
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
@@ -144,6 +145,50 @@ impl CsrMatrix {
                     b.row(self.col_indices[entry] as usize),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// `y = self · x`, or `y += self · x` when `accumulate`, for one vector (`x.len() == cols`,
+    /// `y.len() == rows`): one sparse dot product per row, with no view to build and nothing to transpose. This is
+    /// the batch-1 product of a layer stored as CSR of `Wᵀ` (`out × in`): `y_j = Σ W[i, j] · x_i` over output
+    /// `j`'s surviving inputs. Without `accumulate` the previous contents of `y` are never read.
+    ///
+    /// # Errors
+    /// [`AccelError::ShapeMismatch`] for the wrong lengths.
+    pub fn vector_product_into(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        accumulate: bool,
+    ) -> Result<(), AccelError> {
+        if x.len() != self.cols || y.len() != self.rows {
+            return Err(AccelError::ShapeMismatch {
+                a_shape: self.shape(),
+                b_shape: [x.len(), 1],
+            });
+        }
+        for (row_idx, output) in y.iter_mut().enumerate() {
+            let entries = self.row_offsets[row_idx]..self.row_offsets[row_idx + 1];
+            let (col_indices, values) = (&self.col_indices[entries.clone()], &self.values[entries]);
+            // Four partial sums: one running sum is a chain of dependent adds, four times slower.
+            let mut partial = [0.0f32; 4];
+            let mut index_chunks = col_indices.chunks_exact(4);
+            let mut value_chunks = values.chunks_exact(4);
+            for (indices, weights) in index_chunks.by_ref().zip(value_chunks.by_ref()) {
+                for lane in 0..4 {
+                    partial[lane] += weights[lane] * x[indices[lane] as usize];
+                }
+            }
+            let mut sum = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+            for (&col_idx, &value) in index_chunks
+                .remainder()
+                .iter()
+                .zip(value_chunks.remainder())
+            {
+                sum += value * x[col_idx as usize];
+            }
+            *output = if accumulate { *output + sum } else { sum };
         }
         Ok(())
     }

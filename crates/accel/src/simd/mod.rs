@@ -8,6 +8,7 @@ mod avx512;
 mod driver;
 pub(crate) mod gemv;
 mod scalar;
+pub(crate) mod sparse_gemv;
 mod vector;
 pub(crate) mod workspace;
 
