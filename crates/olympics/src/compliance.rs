@@ -1,4 +1,5 @@
-//! Compliance: quality ≥ target and p90 latency ≤ limit, each a perf-core [`Claim`] judged on its
+//! Compliance: quality ≥ target and SingleStream p90 latency (LoadGen's SingleStream scenario: one query at
+//! a time, batch 1) ≤ limit, each a perf-core [`Claim`] judged on its
 //! interval by [`Claim::judge`] (PASS when the whole interval is on the good side, FAIL when the whole
 //! interval is on the bad side, PARTIAL when it straddles), INCONCLUSIVE when there is no interval to judge.
 //! The submission's compliance is the quality result weakened by the latency result
@@ -27,7 +28,7 @@ pub struct Compliance {
     /// Quality ≥ target (or the paired difference ≥ −margin), judged on the quality's interval. Its id,
     /// statement and estimate are those of the submission's compliance claim.
     pub quality: ClaimResult,
-    /// p90 single-query latency ≤ limit, judged on the p90's order-statistic interval.
+    /// SingleStream p90 latency ≤ limit, judged on the p90's order-statistic interval.
     pub latency: ClaimResult,
     /// The paired difference against the baseline, when the quality target is relative to one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,7 +46,7 @@ impl Compliance {
     /// could not be judged (INCONCLUSIVE) stays so even when the latency fails, the latency's FAIL named in
     /// the reason.
     pub fn claim_result(&self) -> ClaimResult {
-        let latency_reason = format!("p90 latency {}", self.latency.reason);
+        let latency_reason = format!("SingleStream p90 latency {}", self.latency.reason);
         if self.quality.verdict == Verdict::Fail {
             return self.quality.clone().annotate(latency_reason);
         }
@@ -123,7 +124,10 @@ impl ComplianceSubject {
         let claim = Claim::threshold(
             &format!("{}.p90_latency", self.id),
             CLAIM_MODULE,
-            &format!("p90 single-query latency ≤ {} ms", self.limit_ms),
+            &format!(
+                "SingleStream p90 latency (one query at a time) ≤ {} ms",
+                self.limit_ms
+            ),
             self.limit_ms,
             Direction::AtMost,
         );

@@ -40,6 +40,8 @@ pub mod pareto;
 pub mod referee;
 #[cfg(feature = "reference")]
 pub mod reference;
+pub mod scenario;
+pub mod server;
 mod submission;
 #[cfg(feature = "reference")]
 pub mod submissions;

@@ -1,4 +1,5 @@
-//! Pareto analysis over (latency, memory, quality): the non-dominated set with each metric's direction, who
+//! Pareto analysis over (latency, memory, quality), the latency being LoadGen's SingleStream scenario's
+//! (one query at a time, batch 1: the referee's p90 with its order-statistic interval): the non-dominated set with each metric's direction, who
 //! dominates each dominated submission and whether the intervals can separate them, recommendations and
 //! the quality-per-millisecond efficiency.
 
@@ -155,7 +156,7 @@ pub struct Efficiency {
 /// The full analysis of one event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParetoAnalysis {
-    /// Metric names, in order: `p90 latency (ms)`, `memory (bytes)`, `quality`.
+    /// Metric names, in order: `SingleStream p90 latency (ms)`, `memory (bytes)`, `quality`.
     pub metrics: Vec<String>,
     /// Their directions.
     pub goals: Vec<Goal>,
@@ -173,7 +174,7 @@ pub struct ParetoAnalysis {
     pub dominated_points: Vec<(String, f64, f64)>,
 }
 
-/// The three objectives of a scorecard: p90 latency (ms, interval), memory footprint (bytes, exact),
+/// The three objectives of a scorecard: SingleStream p90 latency (ms, interval), memory footprint (bytes, exact),
 /// quality (interval). A p90 without an interval is used as an exact point.
 pub fn objectives(card: &Scorecard) -> Vec<MetricValue> {
     let p90 = &card.latency.p90;
@@ -319,7 +320,7 @@ pub fn analyze(cards: &[&Scorecard], baseline: &str) -> ParetoAnalysis {
     };
     ParetoAnalysis {
         metrics: vec![
-            "p90 latency (ms)".into(),
+            "SingleStream p90 latency (ms)".into(),
             "memory footprint (bytes)".into(),
             "quality".into(),
         ],

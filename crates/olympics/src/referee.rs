@@ -55,6 +55,9 @@ pub struct RefereeConfig {
     /// Evaluate at most this many test rows (`None`: the full split, the default). Anything else is stated
     /// in the scorecard.
     pub max_test_rows: Option<usize>,
+    /// LoadGen's scenarios (SingleStream, Offline, Server).
+    #[serde(default)]
+    pub scenarios: crate::scenario::ScenarioConfig,
 }
 
 impl RefereeConfig {
@@ -73,6 +76,7 @@ impl RefereeConfig {
             confidence: 0.95,
             seed,
             max_test_rows: None,
+            scenarios: crate::scenario::ScenarioConfig::full(),
         }
     }
 
@@ -87,6 +91,7 @@ impl RefereeConfig {
                 ..MeasureConfig::default()
             },
             n_latency_queries: 64,
+            scenarios: crate::scenario::ScenarioConfig::quick(),
             ..Self::full(seed)
         }
     }
@@ -106,7 +111,7 @@ pub struct LatencyPercentile {
 }
 
 impl LatencyPercentile {
-    fn from_estimate(estimate: Option<&PercentileEstimate>, percentile: f64) -> Self {
+    pub(crate) fn from_estimate(estimate: Option<&PercentileEstimate>, percentile: f64) -> Self {
         match estimate {
             Some(estimate) => LatencyPercentile {
                 percentile,
@@ -298,6 +303,9 @@ pub struct Scorecard {
     pub target: f64,
     /// p90 limit, ms.
     pub latency_limit_ms: f64,
+    /// LoadGen's scenarios: SingleStream, Offline, Server.
+    #[serde(default)]
+    pub scenarios: crate::scenario::ScenarioReport,
 }
 
 impl std::fmt::Display for Scorecard {
@@ -384,7 +392,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Calls `forward` with panics caught and the output shape checked.
-fn checked_forward(
+pub(crate) fn checked_forward(
     submission: &dyn Submission,
     batch: ArrayView2<'_, f32>,
     output_width: usize,
@@ -618,6 +626,12 @@ fn score(
             (memory, measure_self_timed_latency(event, timed, config)?)
         }
     };
+    let scenarios = match self_timed {
+        None => crate::scenario::measure_scenarios(event, submission, config)?,
+        Some(_) => crate::scenario::ScenarioReport::not_run(
+            "a self-timed submission (the referee's clock would time the pipe)",
+        ),
+    };
     // A relative target needs the baseline's rows: the baseline is its own (exact) comparison, any other
     // submission is judged by `referee` once the baseline has been scored.
     let own_rows = event
@@ -649,6 +663,7 @@ fn score(
         compliance,
         target: event.spec.target,
         latency_limit_ms: event.spec.latency_limit_ms,
+        scenarios,
     })
 }
 
@@ -675,7 +690,7 @@ fn judge_quality_and_latency(
             spec.name
         ),
         statement: format!(
-            "{submission} on {} ({} {}): {requirement} and p90 single-query latency ≤ {} ms",
+            "{submission} on {} ({} {}): {requirement} and SingleStream p90 ≤ {} ms",
             spec.name, event.source.origin, event.source.name, spec.latency_limit_ms
         ),
         latency_p90_ms: latency.p90.estimate(confidence),

@@ -1,0 +1,570 @@
+//! LoadGen's Server scenario: queries arrive at seeded Poisson times at a given rate and are issued by one
+//! scheduler thread (perf-core's open loop: [`perf_core::schedule::run_open_loop`]); a query's latency is its
+//! completion minus its scheduled arrival, so queueing counts. The result is the highest rate whose p99 stays
+//! under the event's latency limit, found by search: from a start rate (half the rate one query at a time
+//! would sustain), double or halve until one rate passes and one fails, then bisect (geometric midpoints)
+//! until the bracket is within [`ServerConfig::relative_tolerance`] or the step budget is spent.
+//!
+//! A step passes when (1) LoadGen's early-stopping p99 at 99% (the bound a run of that many queries
+//! supports, [`perf_core::stats::early_stopping_percentile`]) is at most the limit, and (2) the machine kept
+//! up: queries completed per second at least [`ServerConfig::min_completion_ratio`] of the rate offered.
+//! The second condition is ours: LoadGen relies on runs of at least 60 s, long against any latency limit,
+//! so an overloaded queue shows in the tail; a step of a few thousand queries of a few microseconds lasts
+//! less than the limit itself (50–200 ms here), and an unstable queue would pass on latency alone.
+//!
+//! Every step of a search uses the same seed: the same unit-rate arrival pattern, scaled (common random
+//! numbers), so neighbouring rates differ by their rate, not by their luck.
+
+use std::hint::black_box;
+
+use ndarray::s;
+use perf_core::schedule::{poisson_arrivals_ns, run_open_loop, MonotonicClock, ScheduledRun};
+use perf_core::stats::{early_stopping_min_queries, early_stopping_percentile};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, OlympicsError};
+use crate::event::Event;
+use crate::referee::{checked_forward, LatencyPercentile, Outcome, RefereeConfig};
+use crate::scenario::{latency_percentiles, EARLY_STOPPING_CONFIDENCE};
+use crate::submission::Submission;
+
+/// The percentile the Server scenario bounds (LoadGen's default for Server).
+pub const SERVER_PERCENTILE: f64 = 99.0;
+/// The search never goes below this rate (queries per second).
+pub const MIN_SEARCH_QPS: f64 = 1.0;
+
+/// How the Server search runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// Queries per step (at least the early-stopping minimum for p99 at 99%, 662).
+    pub queries_per_step: usize,
+    /// Steps in one search, bracketing and bisection together.
+    pub max_steps: usize,
+    /// The search stops when the failing rate is within this fraction above the passing one.
+    pub relative_tolerance: f64,
+    /// A step passes only if queries completed per second reach this share of the rate offered.
+    pub min_completion_ratio: f64,
+}
+
+impl ServerConfig {
+    /// 5,000 queries per step, up to 14 steps, 3% tolerance.
+    pub fn full() -> Self {
+        ServerConfig {
+            queries_per_step: 5_000,
+            max_steps: 14,
+            relative_tolerance: 0.03,
+            min_completion_ratio: 0.99,
+        }
+    }
+
+    /// 2,000 queries per step, up to 10 steps, 5% tolerance.
+    pub fn quick() -> Self {
+        ServerConfig {
+            queries_per_step: 2_000,
+            max_steps: 10,
+            relative_tolerance: 0.05,
+            ..Self::full()
+        }
+    }
+}
+
+/// One step of the search: one run at one rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerStep {
+    /// The arrival rate, queries/s.
+    pub qps: f64,
+    /// Queries in the run.
+    pub n_queries: usize,
+    /// The p99 latency (queueing included), ms, with its order-statistic interval.
+    pub p99: LatencyPercentile,
+    /// LoadGen's early-stopping p99 at 99%, ms.
+    pub early_stopping_p99_ms: f64,
+    /// Queries completed per second.
+    pub completed_qps: f64,
+    /// Queries offered per second (by the arrival schedule).
+    pub offered_qps: f64,
+    /// Queries that waited behind an earlier one.
+    pub n_queued: usize,
+    /// Whether the step met both conditions.
+    pub passed: bool,
+    /// Why it passed or failed.
+    pub why: String,
+}
+
+/// The search's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerResult {
+    /// The p99 limit, ms (the event's latency limit).
+    pub latency_limit_ms: f64,
+    /// The highest rate that passed, queries/s; `None` when none did.
+    pub max_qps: Option<f64>,
+    /// The lowest rate that failed above it, when one was tried.
+    pub lowest_failing_qps: Option<f64>,
+    /// The step at `max_qps`.
+    pub at_max: Option<ServerStep>,
+    /// Every step, in order.
+    pub steps: Vec<ServerStep>,
+    /// Why the search stopped.
+    pub stop_reason: String,
+}
+
+impl ServerResult {
+    /// One line: the rate, its bracket, the p99 there with its interval.
+    pub fn describe(&self) -> String {
+        let Some(step) = &self.at_max else {
+            return format!(
+                "Server: no arrival rate passed (p99 ≤ {} ms and the load sustained); {}",
+                self.latency_limit_ms, self.stop_reason
+            );
+        };
+        let interval = step.p99.ci_ms.map_or_else(
+            || step.p99.note.clone().unwrap_or_default(),
+            |(lower, upper)| format!("[{lower:.4}, {upper:.4}] ms"),
+        );
+        format!(
+            "Server: {:.0} queries/s sustained with p99 {:.4} ms {interval} (early-stopping p99 {:.4} ms ≤ {} ms), next rate tried {} ; {} steps of {} queries; {}",
+            step.qps,
+            step.p99.value_ms,
+            step.early_stopping_p99_ms,
+            self.latency_limit_ms,
+            self.lowest_failing_qps
+                .map_or_else(|| "none failed".to_string(), |qps| format!("{qps:.0} queries/s failed")),
+            self.steps.len(),
+            step.n_queries,
+            self.stop_reason
+        )
+    }
+}
+
+/// Judges one run at `qps` against the p99 limit and the completion condition.
+///
+/// # Errors
+/// Fewer queries than the early-stopping minimum for p99, or non-finite latencies.
+pub fn judge_server_step(
+    qps: f64,
+    run: &ScheduledRun,
+    latency_limit_ms: f64,
+    config: &ServerConfig,
+    confidence: f64,
+) -> Result<ServerStep, OlympicsError> {
+    let latencies_ms: Vec<f64> = run.latencies_ns.iter().map(|value| value / 1e6).collect();
+    let early =
+        early_stopping_percentile(&latencies_ms, SERVER_PERCENTILE, EARLY_STOPPING_CONFIDENCE)?;
+    let p99 = latency_percentiles(
+        "server",
+        &run.latencies_ns,
+        confidence,
+        &[SERVER_PERCENTILE],
+    )?
+    .pop()
+    .ok_or_else(|| invalid("p99 missing"))?;
+    let completed_qps = run.completed_qps();
+    let offered_qps = run.offered_qps();
+    let latency_ok = early.value <= latency_limit_ms;
+    let kept_up = completed_qps >= config.min_completion_ratio * offered_qps;
+    let why = format!(
+        "early-stopping p99 {:.4} ms {} {latency_limit_ms} ms; completed {completed_qps:.0} of {offered_qps:.0} queries/s offered ({:.1}%, {} {:.0}%)",
+        early.value,
+        if latency_ok { "≤" } else { ">" },
+        100.0 * completed_qps / offered_qps,
+        if kept_up { "≥" } else { "<" },
+        100.0 * config.min_completion_ratio
+    );
+    Ok(ServerStep {
+        qps,
+        n_queries: run.latencies_ns.len(),
+        p99,
+        early_stopping_p99_ms: early.value,
+        completed_qps,
+        offered_qps,
+        n_queued: run.n_queued,
+        passed: latency_ok && kept_up,
+        why,
+    })
+}
+
+/// The search (see the module docs), with the run at a rate injected: `run_at(qps)` returns one run of
+/// [`ServerConfig::queries_per_step`] queries at that rate (the real clock in [`measure_server`], a simulated
+/// one in tests).
+///
+/// # Errors
+/// A non-positive start rate, a configuration below the early-stopping minimum, or the first error of
+/// `run_at`.
+pub fn search_max_qps(
+    start_qps: f64,
+    latency_limit_ms: f64,
+    config: &ServerConfig,
+    confidence: f64,
+    mut run_at: impl FnMut(f64) -> Result<ScheduledRun, OlympicsError>,
+) -> Result<ServerResult, OlympicsError> {
+    if !(start_qps.is_finite() && start_qps > 0.0) {
+        return Err(invalid(format!(
+            "Server search start rate {start_qps} queries/s"
+        )));
+    }
+    let min_queries = early_stopping_min_queries(SERVER_PERCENTILE, EARLY_STOPPING_CONFIDENCE)?;
+    if config.queries_per_step < min_queries {
+        return Err(invalid(format!(
+            "Server steps of {} queries: early stopping at p99 needs ≥ {min_queries}",
+            config.queries_per_step
+        )));
+    }
+    if !(config.relative_tolerance.is_finite() && config.relative_tolerance > 0.0)
+        || config.max_steps == 0
+    {
+        return Err(invalid(
+            "Server search needs a positive tolerance and at least one step",
+        ));
+    }
+    let mut steps: Vec<ServerStep> = Vec::new();
+    let mut passing: Option<usize> = None;
+    let mut failing: Option<usize> = None;
+    let mut step_at = |qps: f64, steps: &mut Vec<ServerStep>| -> Result<bool, OlympicsError> {
+        let run = run_at(qps)?;
+        let step = judge_server_step(qps, &run, latency_limit_ms, config, confidence)?;
+        let passed = step.passed;
+        steps.push(step);
+        Ok(passed)
+    };
+    // Bracket: double after a pass, halve after a failure, until one of each.
+    let mut qps = start_qps;
+    let mut stop_reason = String::new();
+    while steps.len() < config.max_steps {
+        if step_at(qps, &mut steps)? {
+            passing = Some(steps.len() - 1);
+            if failing.is_some() {
+                break;
+            }
+            qps *= 2.0;
+        } else {
+            failing = Some(steps.len() - 1);
+            if passing.is_some() {
+                break;
+            }
+            qps /= 2.0;
+            if qps < MIN_SEARCH_QPS {
+                stop_reason = format!("no rate passed down to {MIN_SEARCH_QPS} query/s");
+                break;
+            }
+        }
+    }
+    // Bisect between the highest pass and the lowest failure above it.
+    while let (Some(low), Some(high)) = (passing, failing) {
+        let (low_qps, high_qps) = (steps[low].qps, steps[high].qps);
+        if high_qps <= low_qps * (1.0 + config.relative_tolerance) {
+            stop_reason = format!(
+                "bracketed within {:.0}% ({:.0} passes, {:.0} fails)",
+                100.0 * config.relative_tolerance,
+                low_qps,
+                high_qps
+            );
+            break;
+        }
+        if steps.len() >= config.max_steps {
+            break;
+        }
+        let middle = (low_qps * high_qps).sqrt();
+        if step_at(middle, &mut steps)? {
+            passing = Some(steps.len() - 1);
+        } else {
+            failing = Some(steps.len() - 1);
+        }
+    }
+    if stop_reason.is_empty() {
+        stop_reason = match (passing, failing) {
+            (Some(_), None) => format!(
+                "step budget ({}) spent before any rate failed",
+                config.max_steps
+            ),
+            (None, _) => format!("step budget ({}) spent before any rate passed", config.max_steps),
+            (Some(low), Some(high)) => format!(
+                "step budget ({}) spent with the bracket [{:.0}, {:.0}] queries/s wider than {:.0}%",
+                config.max_steps,
+                steps[low].qps,
+                steps[high].qps,
+                100.0 * config.relative_tolerance
+            ),
+        };
+    }
+    // A failing rate below the best pass (possible when runs are noisy) is not the bracket's upper end.
+    let at_max = passing.map(|index| steps[index].clone());
+    let lowest_failing_qps = match &at_max {
+        Some(best) => steps
+            .iter()
+            .filter(|step| !step.passed && step.qps > best.qps)
+            .map(|step| step.qps)
+            .min_by(f64::total_cmp),
+        None => steps
+            .iter()
+            .filter(|step| !step.passed)
+            .map(|step| step.qps)
+            .min_by(f64::total_cmp),
+    };
+    Ok(ServerResult {
+        latency_limit_ms,
+        max_qps: at_max.as_ref().map(|step| step.qps),
+        lowest_failing_qps,
+        at_max,
+        steps,
+        stop_reason,
+    })
+}
+
+/// The Server search for one submission on the monotonic clock, starting at half the rate its SingleStream
+/// mean latency would sustain.
+///
+/// # Errors
+/// A failing submission, or no SingleStream mean to start from.
+pub fn measure_server(
+    event: &Event,
+    submission: &dyn Submission,
+    config: &RefereeConfig,
+    single_stream_mean_ms: f64,
+) -> Result<ServerResult, OlympicsError> {
+    if !(single_stream_mean_ms.is_finite() && single_stream_mean_ms > 0.0) {
+        return Err(invalid(format!(
+            "Server search needs a positive SingleStream mean, got {single_stream_mean_ms} ms"
+        )));
+    }
+    let server = &config.scenarios.server;
+    let n = server.queries_per_step;
+    let queries = event.latency_queries(n, config.seed.wrapping_add(2))?;
+    let width = event.spec.output_width;
+    let seed = config.seed.wrapping_add(3);
+    search_max_qps(
+        0.5 * 1e3 / single_stream_mean_ms,
+        event.spec.latency_limit_ms,
+        server,
+        config.confidence,
+        |qps| {
+            let arrivals = poisson_arrivals_ns(qps, n, seed)?;
+            submission.reset();
+            let clock = MonotonicClock::new();
+            run_open_loop(&clock, &arrivals, |index| {
+                checked_forward(submission, queries.slice(s![index..index + 1, ..]), width).map(
+                    |output| {
+                        black_box(output);
+                    },
+                )
+            })
+        },
+    )
+}
+
+/// Which submissions of a field the Server search runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerSelection {
+    /// Every scored submission.
+    All,
+    /// The baseline and the submission with the lowest SingleStream early-stopping p90 (quick mode).
+    BaselineAndFastest {
+        /// The baseline's name.
+        baseline: String,
+    },
+}
+
+/// Runs the Server search on the selected scored submissions of a field (`outcomes[i]` is `submissions[i]`'s)
+/// and records it in their scorecards; the others get a note saying why not. A submission that fails in the
+/// search becomes ERROR, as in any phase.
+pub fn run_server_scenarios(
+    event: &Event,
+    submissions: &[&dyn Submission],
+    outcomes: &mut [Outcome],
+    config: &RefereeConfig,
+    selection: &ServerSelection,
+) {
+    let mean_of = |outcome: &Outcome| {
+        outcome
+            .scorecard()
+            .and_then(|card| card.scenarios.single_stream.as_ref())
+            .map(|single| {
+                (
+                    single
+                        .early_stopping_p90_ms()
+                        .unwrap_or(single.p90.value_ms),
+                    single.mean_ms,
+                )
+            })
+    };
+    let selected: Vec<bool> = match selection {
+        ServerSelection::All => outcomes
+            .iter()
+            .map(|outcome| mean_of(outcome).is_some())
+            .collect(),
+        ServerSelection::BaselineAndFastest { baseline } => {
+            let fastest = outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, outcome)| outcome.submission() != baseline)
+                .filter_map(|(index, outcome)| mean_of(outcome).map(|(p90, _)| (index, p90)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(index, _)| index);
+            outcomes
+                .iter()
+                .enumerate()
+                .map(|(index, outcome)| {
+                    mean_of(outcome).is_some()
+                        && (outcome.submission() == baseline || Some(index) == fastest)
+                })
+                .collect()
+        }
+    };
+    let note = match selection {
+        ServerSelection::All => String::new(),
+        ServerSelection::BaselineAndFastest { baseline } => format!(
+            "Server not searched: quick mode searches only {baseline} and the submission with the lowest SingleStream early-stopping p90"
+        ),
+    };
+    for ((outcome, submission), selected) in outcomes.iter_mut().zip(submissions).zip(selected) {
+        let Some((_, mean_ms)) = mean_of(outcome) else {
+            continue;
+        };
+        let Outcome::Scored(card) = outcome else {
+            continue;
+        };
+        if !selected {
+            card.scenarios
+                .notes
+                .retain(|text| !text.starts_with("Server"));
+            card.scenarios.notes.push(note.clone());
+            continue;
+        }
+        match measure_server(event, *submission, config, mean_ms) {
+            Ok(result) => {
+                card.scenarios
+                    .notes
+                    .retain(|text| !text.starts_with("Server"));
+                card.scenarios.server = Some(result);
+            }
+            Err(error) => {
+                *outcome = Outcome::Error {
+                    submission: submission.name().into(),
+                    reason: format!("Server scenario: {error}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perf_core::schedule::SimulatedClock;
+
+    fn quick() -> ServerConfig {
+        ServerConfig {
+            queries_per_step: 2_000,
+            max_steps: 16,
+            relative_tolerance: 0.03,
+            min_completion_ratio: 0.99,
+        }
+    }
+
+    /// A run at `qps` where every query takes `service_ns` on a simulated clock.
+    fn simulated_run(qps: f64, n: usize, service_ns: f64) -> Result<ScheduledRun, OlympicsError> {
+        let clock = SimulatedClock::new();
+        let arrivals = poisson_arrivals_ns(qps, n, 9)?;
+        run_open_loop(&clock, &arrivals, |_| {
+            clock.advance_ns(service_ns);
+            Ok::<(), OlympicsError>(())
+        })
+    }
+
+    #[test]
+    fn finds_the_rate_of_a_synthetic_queue_below_its_saturation() {
+        // 100 µs per query: saturation at 10,000 queries/s; a 5 ms p99 limit is 50 service times, reached
+        // by an M/D/1 queue somewhere around 95% load.
+        let config = quick();
+        let result = search_max_qps(1_000.0, 5.0, &config, 0.95, |qps| {
+            simulated_run(qps, config.queries_per_step, 100_000.0)
+        })
+        .unwrap();
+        let max = result.max_qps.expect("a rate passed");
+        assert!(5_000.0 < max && max < 10_000.0, "{max}");
+        let at_max = result.at_max.as_ref().unwrap();
+        assert!(at_max.passed && at_max.early_stopping_p99_ms <= 5.0);
+        let failing = result.lowest_failing_qps.unwrap();
+        assert!(
+            failing > max && failing <= max * 1.03 + 1e-9,
+            "{max} {failing}"
+        );
+        assert!(result.steps.len() <= config.max_steps);
+        assert!(
+            result.stop_reason.starts_with("bracketed"),
+            "{}",
+            result.stop_reason
+        );
+    }
+
+    #[test]
+    fn an_unsustainable_rate_fails_even_under_a_loose_limit() {
+        // A limit no finite run reaches: only the completion condition stops the search, at saturation.
+        let config = quick();
+        let result = search_max_qps(1_000.0, 1e12, &config, 0.95, |qps| {
+            simulated_run(qps, config.queries_per_step, 100_000.0)
+        })
+        .unwrap();
+        let max = result.max_qps.unwrap();
+        assert!(8_000.0 < max && max < 10_300.0, "{max}");
+        let failed = result.steps.iter().find(|step| !step.passed).unwrap();
+        assert!(failed.completed_qps < 0.99 * failed.offered_qps);
+    }
+
+    #[test]
+    fn a_step_function_is_bracketed_then_bisected() {
+        // Pass exactly below 1,234 queries/s; latencies 1 ms, or 100 ms above.
+        let config = quick();
+        let result = search_max_qps(100.0, 50.0, &config, 0.95, |qps| {
+            let latency_ns = if qps <= 1_234.0 { 1e6 } else { 1e8 };
+            let n = config.queries_per_step;
+            Ok(ScheduledRun {
+                latencies_ns: vec![latency_ns; n],
+                arrival_span_ns: n as f64 / qps * 1e9,
+                completion_span_ns: n as f64 / qps * 1e9,
+                n_queued: 0,
+            })
+        })
+        .unwrap();
+        let max = result.max_qps.unwrap();
+        assert!((1_234.0 / 1.03..=1_234.0).contains(&max), "{max}");
+        // Bracketing: 100, 200, 400, 800, 1600; then bisection.
+        let rates: Vec<f64> = result.steps.iter().take(5).map(|step| step.qps).collect();
+        assert_eq!(rates, vec![100.0, 200.0, 400.0, 800.0, 1_600.0]);
+    }
+
+    #[test]
+    fn nothing_passes_and_bad_configurations_are_errors() {
+        let config = ServerConfig {
+            max_steps: 6,
+            ..quick()
+        };
+        let result = search_max_qps(100.0, 1.0, &config, 0.95, |qps| {
+            simulated_run(qps, config.queries_per_step, 5e6)
+        })
+        .unwrap();
+        assert!(result.max_qps.is_none() && result.at_max.is_none());
+        assert_eq!(result.steps.len(), 6);
+        assert!(result.describe().contains("no arrival rate passed"));
+        let too_few = ServerConfig {
+            queries_per_step: 661,
+            ..quick()
+        };
+        assert!(
+            search_max_qps(100.0, 1.0, &too_few, 0.95, |qps| simulated_run(
+                qps, 661, 1.0
+            ))
+            .is_err()
+        );
+        assert!(
+            search_max_qps(0.0, 1.0, &quick(), 0.95, |qps| simulated_run(
+                qps, 2_000, 1.0
+            ))
+            .is_err()
+        );
+        let failing = search_max_qps(100.0, 1.0, &quick(), 0.95, |_| {
+            Err(invalid("the submission broke"))
+        });
+        assert!(failing.is_err());
+    }
+}
