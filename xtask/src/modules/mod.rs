@@ -8,6 +8,7 @@ mod olympics_claims;
 mod peers_claims;
 mod perf_core_claims;
 mod profiling_claims;
+mod pruning_claims;
 mod quant_claims;
 mod splitmix;
 mod zoo_claims;

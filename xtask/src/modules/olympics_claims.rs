@@ -17,6 +17,7 @@
 //! Every compliance statement names the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
 //! this machine, under whatever load it carries.
 
+use super::pruning_claims;
 use super::{data_options, ModuleContext};
 use anyhow::{Context, Result};
 use datasets::{FsddSplit, MfccConfig};
@@ -321,10 +322,23 @@ fn image_classification(
             &trained.report.dataset,
             &trained.report.split,
         )?;
-        let mut field: Vec<Box<dyn Submission>> = reference::mlp_classifiers(
+        let recipes = reference::mlp_recipes(context.quick);
+        let trained_model = ReferenceModel::ALL
+            .into_iter()
+            .find(|model| model.name() == trained.report.model)
+            .context("zoo returned an unknown model")?;
+        let finetuned = pruning_claims::finetune_reference_field(
+            trained_model,
+            &trained,
+            zoo_config,
+            &recipes,
+            context.quick,
+        )?;
+        let mut field: Vec<Box<dyn Submission>> = reference::mlp_classifiers_finetuned(
             mlp,
+            &finetuned.networks,
             &InputTransform::Identity,
-            &reference::mlp_recipes(context.quick),
+            &recipes,
         )?
         .into_iter()
         .map(|submission| Box::new(submission) as Box<dyn Submission>)
@@ -337,6 +351,10 @@ fn image_classification(
                 Some(trained_cnn) => {
                     if let TrainedWeights::Cnn(cnn) = trained_cnn.weights {
                         let storage_bytes = cnn_storage_bytes(&cnn);
+                        // The batch-1 variants (f32 fused, int8, f16) on the same weights.
+                        for variant in olympics::conv_submissions::cnn_variants(&cnn, "fashion_cnn")? {
+                            field.push(Box::new(variant));
+                        }
                         field.push(Box::new(ZooClassifier {
                             name: "fashion_cnn_f32".into(),
                             model: Box::new(cnn),
@@ -348,7 +366,9 @@ fn image_classification(
             }
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
-        judge_event(&event, &submissions, config, &skipped)
+        let mut results = judge_event(&event, &submissions, config, &skipped)?;
+        results.extend(pruning_claims::quality_claims(&event, &submissions, &finetuned));
+        Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("image_classification", format!("{error:#}"))])
 }
@@ -369,16 +389,41 @@ fn anomaly_detection(
             &trained.report.dataset,
             &trained.report.split,
         )?;
+        let recipes = reference::mlp_recipes(context.quick);
+        let finetuned = pruning_claims::finetune_reference_field(
+            ReferenceModel::DigitsAutoencoder,
+            &trained,
+            zoo_config,
+            &recipes,
+            context.quick,
+        )?;
         let field =
-            reference::anomaly_scorers(autoencoder, &reference::mlp_recipes(context.quick))?;
-        judge_event(
+            reference::anomaly_scorers_finetuned(autoencoder, &finetuned.networks, &recipes)?;
+        let mut results = judge_event(
             &event,
             &as_dyn(&field),
             config,
             &skipped_recipes(context.quick),
-        )
+        )?;
+        results.extend(pruning_claims::quality_claims(
+            &event,
+            &as_dyn(&field),
+            &finetuned,
+        ));
+        Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("anomaly_detection", format!("{error:#}"))])
+}
+
+/// How the keyword-spotting and visual-wake-words MLPs are trained (their pruned variants fine-tune from it).
+fn small_mlp_config(seed: u64) -> TrainConfig {
+    TrainConfig {
+        seed,
+        epochs: 8,
+        batch_size: 64,
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    }
 }
 
 fn train_small_mlp(
@@ -388,15 +433,13 @@ fn train_small_mlp(
     hidden: usize,
     seed: u64,
 ) -> Result<zoo::Mlp, OlympicsError> {
-    let train_config = TrainConfig {
-        seed,
-        epochs: 8,
-        batch_size: 64,
-        learning_rate: 2e-3,
-        ..TrainConfig::default()
-    };
-    let (mlp, _) =
-        zoo::train_mlp_classifier(features, labels, n_classes, &[hidden], &train_config)?;
+    let (mlp, _) = zoo::train_mlp_classifier(
+        features,
+        labels,
+        n_classes,
+        &[hidden],
+        &small_mlp_config(seed),
+    )?;
     Ok(mlp)
 }
 
@@ -455,11 +498,26 @@ fn keyword_spotting(
             context.seed,
         )?;
         let transform = InputTransform::Standardize(standardizer);
-        let mut field: Vec<Box<dyn Submission>> =
-            reference::mlp_classifiers(&mlp, &transform, &reference::mlp_recipes(context.quick))?
-                .into_iter()
-                .map(|submission| Box::new(submission) as Box<dyn Submission>)
-                .collect();
+        let recipes = reference::mlp_recipes(context.quick);
+        let finetuned = pruning_claims::finetune_mlp_field(
+            "kws-mlp",
+            &mlp,
+            &small_mlp_config(context.seed),
+            standardized.view(),
+            dataset.train.labels(),
+            &recipes,
+            context.quick,
+            zoo_config.cache.as_ref(),
+        )?;
+        let mut field: Vec<Box<dyn Submission>> = reference::mlp_classifiers_finetuned(
+            &mlp,
+            &finetuned.networks,
+            &transform,
+            &recipes,
+        )?
+        .into_iter()
+        .map(|submission| Box::new(submission) as Box<dyn Submission>)
+        .collect();
         let mut skipped = skipped_recipes(context.quick);
         match real
             .then(|| cached_model(zoo_config, ReferenceModel::KwsDsCnn, &mut skipped))
@@ -468,6 +526,10 @@ fn keyword_spotting(
             Some(trained) => {
                 if let TrainedWeights::DsCnn(network) = trained.weights {
                     let storage_bytes = ds_cnn_storage_bytes(&network);
+                    // The batch-1 variants (f32 fused, int8, f16) on the same weights.
+                    for variant in olympics::conv_submissions::ds_cnn_variants(&network, "ds_cnn")? {
+                        field.push(Box::new(variant));
+                    }
                     field.push(Box::new(ZooClassifier {
                         name: "ds_cnn_f32".into(),
                         model: Box::new(network),
@@ -484,7 +546,9 @@ fn keyword_spotting(
             }
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
-        judge_event(&event, &submissions, config, &skipped)
+        let mut results = judge_event(&event, &submissions, config, &skipped)?;
+        results.extend(pruning_claims::quality_claims(&event, &submissions, &finetuned));
+        Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("keyword_spotting", format!("{error:#}"))])
 }
@@ -512,14 +576,31 @@ fn visual_wake_words(
             channels: 3,
             factor: 4,
         };
+        let recipes = reference::mlp_recipes(context.quick);
+        let finetuned = pruning_claims::finetune_mlp_field(
+            "vww-mlp",
+            &mlp,
+            &small_mlp_config(context.seed),
+            features.view(),
+            &labels,
+            &recipes,
+            context.quick,
+            zoo_config.cache.as_ref(),
+        )?;
         let field =
-            reference::mlp_classifiers(&mlp, &transform, &reference::mlp_recipes(context.quick))?;
-        judge_event(
+            reference::mlp_classifiers_finetuned(&mlp, &finetuned.networks, &transform, &recipes)?;
+        let mut results = judge_event(
             &event,
             &as_dyn(&field),
             config,
             &skipped_recipes(context.quick),
-        )
+        )?;
+        results.extend(pruning_claims::quality_claims(
+            &event,
+            &as_dyn(&field),
+            &finetuned,
+        ));
+        Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("visual_wake_words", format!("{error:#}"))])
 }

@@ -1,0 +1,592 @@
+//! Fine-tuning after pruning for the Olympics' pruned MLP submissions, and the claims that judge what it
+//! delivers (a helper of the olympics module; its claims carry the `olympics.` prefix).
+//!
+//! - [`finetune_reference_field`] / [`finetune_mlp_field`]: every pruning the field's recipes need
+//!   (`reference::pruning_to_finetune`), pruned gradually while fine-tuning with zoo
+//!   (`zoo::prune_and_finetune`: Zhu and Gupta's cubic schedule, masks applied after every optimizer step),
+//!   cached in zoo's weight cache. Quick mode fine-tunes for half the epochs (stated in every claim).
+//! - [`quality_claims`]: `olympics.<event>.<submission>.quality_vs_f32` for every submission that prunes,
+//!   the fine-tuned ones and the `…_no_finetune` rows alike: accuracy within 1 point of `f32_baseline`
+//!   (paired difference of per-row correctness on the same test rows, perf-core's paired interval) or
+//!   ROC AUC within 0.02 (DeLong's paired interval on the same test samples). PASS when the whole interval
+//!   clears the margin, FAIL when the whole interval misses it, PARTIAL otherwise. Each names the
+//!   fine-tuning's wall and CPU seconds (as trained, and this run's load time when cached).
+
+use anyhow::{bail, Context, Result};
+use ndarray::ArrayView2;
+use olympics::compress::Recipe;
+use olympics::reference::{FineTunedNetwork, BASELINE, NO_FINETUNE_SUFFIX};
+use olympics::{Event, Optimization, QualityMetric, Submission};
+use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
+use perf_core::stats::{argmax, paired_proportion_difference, two_sided_normal_critical_value};
+use serde_json::json;
+use zoo::prune::{PruningMethod, PruningRecipe};
+use zoo::{
+    FineTuneConfig, FineTuneObjective, FineTuneReport, ReferenceModel, TrainConfig, TrainedModel,
+    WeightCache, ZooConfig,
+};
+
+const MODULE: &str = "olympics";
+
+/// Accuracy margin: one percentage point below the f32 baseline.
+const ACCURACY_MARGIN_POINTS: f64 = 1.0;
+/// ROC AUC margin below the f32 baseline.
+const AUC_MARGIN: f64 = 0.02;
+const CONFIDENCE: f64 = 0.95;
+const EVALUATION_BATCH: usize = 512;
+
+/// The fine-tuned networks of one event's field and how each was obtained.
+#[derive(Debug, Default)]
+pub(crate) struct FineTunedField {
+    /// What the submissions run on.
+    pub(crate) networks: Vec<FineTunedNetwork>,
+    /// One per network, in the same order.
+    pub(crate) reports: Vec<FineTuneReport>,
+    /// Whether quick mode shortened the fine-tuning.
+    pub(crate) quick: bool,
+}
+
+impl FineTunedField {
+    fn report_for(
+        &self,
+        structured: Option<f64>,
+        unstructured: Option<f64>,
+    ) -> Option<&FineTuneReport> {
+        self.networks
+            .iter()
+            .zip(&self.reports)
+            .find(|(network, _)| {
+                network.structured == structured && network.unstructured == unstructured
+            })
+            .map(|(_, report)| report)
+    }
+}
+
+fn pruning_recipe(structured: Option<f64>, unstructured: Option<f64>) -> Result<PruningRecipe> {
+    match (structured, unstructured) {
+        (Some(sparsity), None) => Ok(PruningRecipe {
+            method: PruningMethod::Neurons,
+            sparsity,
+        }),
+        (None, Some(sparsity)) => Ok(PruningRecipe {
+            method: PruningMethod::Magnitude,
+            sparsity,
+        }),
+        other => bail!(
+            "no fine-tuning recipe for structured and unstructured pruning together: {other:?}"
+        ),
+    }
+}
+
+fn describe(report: &FineTuneReport, quick: bool) -> String {
+    let method = match report.recipe.method {
+        PruningMethod::Neurons => "neuron",
+        PruningMethod::Blocks { .. } => "block",
+        _ => "magnitude",
+    };
+    format!(
+        "fine-tuned with gradual {method} pruning to {:.0}% (Zhu & Gupta cubic schedule, {} mask updates every {} steps, {} steps in {} epochs{})",
+        100.0 * report.recipe.sparsity,
+        report.schedule.n_updates + 1,
+        report.schedule.update_interval,
+        report.training.steps,
+        report.config.train.epochs,
+        if quick { ", quick mode: half the full run's epochs" } else { "" }
+    )
+}
+
+fn log_report(report: &FineTuneReport) {
+    eprintln!(
+        "olympics: {} {:?} {:.2}: {} in {:.1} s (fine-tuning {:.1} s wall, {} steps), widths {:?}, weight sparsity {:.3}",
+        report.name,
+        report.recipe.method,
+        report.recipe.sparsity,
+        if report.from_cache { "loaded from the weight cache" } else { "fine-tuned" },
+        report.wall_seconds,
+        report.training.seconds,
+        report.training.steps,
+        report.widths,
+        report.weight_sparsity,
+    );
+}
+
+fn collect(
+    recipes: &[(String, Recipe)],
+    quick: bool,
+    mut finetune: impl FnMut(&PruningRecipe) -> Result<zoo::FineTuned>,
+) -> Result<FineTunedField> {
+    let mut field = FineTunedField {
+        quick,
+        ..FineTunedField::default()
+    };
+    for (structured, unstructured) in olympics::reference::pruning_to_finetune(recipes) {
+        let recipe = pruning_recipe(structured, unstructured)?;
+        let finetuned = finetune(&recipe)?;
+        log_report(&finetuned.report);
+        field.networks.push(FineTunedNetwork {
+            structured,
+            unstructured,
+            network: finetuned.mlp,
+            description: describe(&finetuned.report, quick),
+        });
+        field.reports.push(finetuned.report);
+    }
+    Ok(field)
+}
+
+/// Fine-tuning epochs of a reference model's pruned variants in a full run (quick mode: half): about a third
+/// of the base model's training for the MLPs, more for the small autoencoder, whose epochs take milliseconds.
+fn reference_epochs(model: ReferenceModel, quick: bool) -> usize {
+    let full: usize = match model {
+        ReferenceModel::FashionMlp => 2,
+        ReferenceModel::DigitsAutoencoder => 200,
+        _ => 10,
+    };
+    if quick {
+        full.div_ceil(2)
+    } else {
+        full
+    }
+}
+
+/// Fine-tuned networks for the prunings `recipes` need, from zoo's reference `model` (trained or loaded as
+/// `trained`) on the rows it was trained on.
+pub(crate) fn finetune_reference_field(
+    model: ReferenceModel,
+    trained: &TrainedModel,
+    zoo_config: &ZooConfig,
+    recipes: &[(String, Recipe)],
+    quick: bool,
+) -> Result<FineTunedField> {
+    let config =
+        zoo::default_finetune_config(model, zoo_config.seed, reference_epochs(model, quick));
+    collect(recipes, quick, |recipe| {
+        zoo::finetune_reference(model, trained, zoo_config, recipe, &config)
+            .with_context(|| format!("fine-tuning {} after {recipe:?}", model.name()))
+    })
+}
+
+/// Fine-tuned networks for the prunings `recipes` need, from an MLP classifier trained in this module with
+/// `base_config` on `features` / `labels` (its weights fingerprinted into the cache key with `name`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finetune_mlp_field(
+    name: &str,
+    base: &zoo::Mlp,
+    base_config: &TrainConfig,
+    features: ArrayView2<'_, f32>,
+    labels: &[usize],
+    recipes: &[(String, Recipe)],
+    quick: bool,
+    cache: Option<&WeightCache>,
+) -> Result<FineTunedField> {
+    let config = FineTuneConfig {
+        train: TrainConfig {
+            epochs: if quick { 2 } else { 4 },
+            learning_rate: base_config.learning_rate * 0.5,
+            ..base_config.clone()
+        },
+        pruning_share: 0.75,
+        n_updates: 16,
+    };
+    let base_key = format!("{name}|{base_config:?}");
+    collect(recipes, quick, |recipe| {
+        zoo::prune_and_finetune(
+            &format!("{name}-pruned"),
+            base,
+            &base_key,
+            features,
+            FineTuneObjective::Classification(labels),
+            recipe,
+            &config,
+            cache,
+        )
+        .with_context(|| format!("fine-tuning {name} after {recipe:?}"))
+    })
+}
+
+/// The pruning a submission declares.
+fn declared_pruning(submission: &dyn Submission) -> (Option<f64>, Option<f64>) {
+    let mut pruning = (None, None);
+    for optimization in submission.optimizations() {
+        match optimization {
+            Optimization::StructuredPruning { sparsity_percent } => {
+                pruning.0 = Some(f64::from(sparsity_percent) / 100.0);
+            }
+            Optimization::UnstructuredPruning { sparsity_percent } => {
+                pruning.1 = Some(f64::from(sparsity_percent) / 100.0);
+            }
+            _ => {}
+        }
+    }
+    pruning
+}
+
+/// The submission's outputs on every test row of the event, in order.
+fn outputs(event: &Event, submission: &dyn Submission) -> Result<Vec<Vec<f32>>> {
+    let mut rows = Vec::with_capacity(event.test.len());
+    submission.reset();
+    for start in (0..event.test.len()).step_by(EVALUATION_BATCH) {
+        let end = (start + EVALUATION_BATCH).min(event.test.len());
+        let batch = event.test.rows(start..end)?;
+        let output = submission.forward(batch.view())?;
+        if output.dim() != (end - start, event.spec.output_width) {
+            bail!("{}: output shape {:?}", submission.name(), output.dim());
+        }
+        rows.extend(output.outer_iter().map(|row| row.to_vec()));
+    }
+    Ok(rows)
+}
+
+fn per_row_correct(event: &Event, submission: &dyn Submission) -> Result<Vec<bool>> {
+    Ok(outputs(event, submission)?
+        .iter()
+        .zip(event.test.labels())
+        .map(|(row, &label)| argmax(row.iter().copied()) == Some(label))
+        .collect())
+}
+
+/// Anomaly scores split by label (the anomaly events label anomalous rows 1): (normal, anomalous).
+fn split_scores(event: &Event, submission: &dyn Submission) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (mut normal, mut anomalous) = (Vec::new(), Vec::new());
+    for (row, &label) in outputs(event, submission)?.iter().zip(event.test.labels()) {
+        let score = f64::from(row[0]);
+        if label == 1 {
+            anomalous.push(score);
+        } else {
+            normal.push(score);
+        }
+    }
+    Ok((normal, anomalous))
+}
+
+/// DeLong, DeLong and Clarke-Pearson (1988): the paired difference `AUC(a) − AUC(b)` of two scores on the
+/// same samples, with its normal interval from the structural components' covariance. Scores rank
+/// anomalous above normal; ties count one half. Returns (difference, lower, upper, standard error).
+pub(crate) fn delong_paired_difference(
+    normal_a: &[f64],
+    anomalous_a: &[f64],
+    normal_b: &[f64],
+    anomalous_b: &[f64],
+    confidence: f64,
+) -> Result<(f64, f64, f64, f64)> {
+    let (n_normal, n_anomalous) = (normal_a.len(), anomalous_a.len());
+    if n_normal < 2
+        || n_anomalous < 2
+        || normal_b.len() != n_normal
+        || anomalous_b.len() != n_anomalous
+    {
+        bail!(
+            "DeLong needs >= 2 samples per group, paired: {n_normal}/{} normal, {n_anomalous}/{} anomalous",
+            normal_b.len(),
+            anomalous_b.len()
+        );
+    }
+    if normal_a
+        .iter()
+        .chain(anomalous_a)
+        .chain(normal_b)
+        .chain(anomalous_b)
+        .any(|score| !score.is_finite())
+    {
+        bail!("DeLong: a score is not finite");
+    }
+    let kernel = |anomalous: f64, normal: f64| {
+        if anomalous > normal {
+            1.0
+        } else if anomalous == normal {
+            0.5
+        } else {
+            0.0
+        }
+    };
+    // Structural components: V10 per anomalous sample, V01 per normal sample, for each score.
+    let components = |normal: &[f64], anomalous: &[f64]| {
+        let mut v10 = vec![0.0; n_anomalous];
+        let mut v01 = vec![0.0; n_normal];
+        for (i, &x) in anomalous.iter().enumerate() {
+            for (j, &y) in normal.iter().enumerate() {
+                let psi = kernel(x, y);
+                v10[i] += psi;
+                v01[j] += psi;
+            }
+        }
+        v10.iter_mut().for_each(|value| *value /= n_normal as f64);
+        v01.iter_mut()
+            .for_each(|value| *value /= n_anomalous as f64);
+        (v10, v01)
+    };
+    let (v10_a, v01_a) = components(normal_a, anomalous_a);
+    let (v10_b, v01_b) = components(normal_b, anomalous_b);
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let difference = mean(&v10_a) - mean(&v10_b);
+    // Var(AUC_a − AUC_b) = Var(V10_a − V10_b)/m + Var(V01_a − V01_b)/n (sample variances).
+    let variance_of_difference = |a: &[f64], b: &[f64]| {
+        let differences: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        let centre = mean(&differences);
+        differences
+            .iter()
+            .map(|d| (d - centre).powi(2))
+            .sum::<f64>()
+            / (differences.len() - 1) as f64
+    };
+    let variance = variance_of_difference(&v10_a, &v10_b) / n_anomalous as f64
+        + variance_of_difference(&v01_a, &v01_b) / n_normal as f64;
+    let standard_error = variance.max(0.0).sqrt();
+    let z = two_sided_normal_critical_value(confidence)?;
+    Ok((
+        difference,
+        difference - z * standard_error,
+        difference + z * standard_error,
+        standard_error,
+    ))
+}
+
+fn finetune_details(
+    result: ClaimResult,
+    report: Option<&FineTuneReport>,
+    quick: bool,
+) -> ClaimResult {
+    match report {
+        None => result.with_detail(
+            "finetune",
+            "none: one-shot magnitude / neuron pruning of the trained weights (the comparison row)",
+        ),
+        Some(report) => result
+            .with_detail(
+                "finetune",
+                json!({
+                    "method": format!("{:?}", report.recipe.method),
+                    "final_sparsity": report.recipe.sparsity,
+                    "schedule": report.schedule,
+                    "epochs": report.config.train.epochs,
+                    "learning_rate": report.config.train.learning_rate,
+                    "steps": report.training.steps,
+                    "training_wall_seconds": report.training.seconds,
+                    "training_cpu_seconds": report.training.cpu_seconds,
+                    "load_average_when_trained": report.training.load_average,
+                    "from_cache": report.from_cache,
+                    "this_run_wall_seconds": report.wall_seconds,
+                    "cache_key": report.cache_key,
+                    "widths": report.widths,
+                    "weight_sparsity": report.weight_sparsity,
+                    "quick_mode_half_epochs": quick,
+                }),
+            )
+            .annotate(format!(
+                "fine-tuning: {:.1} s wall ({} steps, {} epochs{}), {}",
+                report.training.seconds,
+                report.training.steps,
+                report.config.train.epochs,
+                if quick {
+                    ", quick mode: half the full run's epochs"
+                } else {
+                    ""
+                },
+                if report.from_cache {
+                    format!(
+                        "loaded from the weight cache in {:.2} s this run",
+                        report.wall_seconds
+                    )
+                } else {
+                    "trained in this run".to_string()
+                }
+            )),
+    }
+}
+
+/// `olympics.<event>.<submission>.quality_vs_f32` for every submission in `submissions` that declares pruning,
+/// judged against `f32_baseline` in the same field on the event's whole test split.
+pub(crate) fn quality_claims(
+    event: &Event,
+    submissions: &[&dyn Submission],
+    field: &FineTunedField,
+) -> Vec<ClaimResult> {
+    let Some(baseline) = submissions
+        .iter()
+        .find(|submission| submission.name() == BASELINE)
+    else {
+        return Vec::new();
+    };
+    let pruned: Vec<&&dyn Submission> = submissions
+        .iter()
+        .filter(|submission| declared_pruning(**submission) != (None, None))
+        .collect();
+    let source = format!("[{} {}]", event.source.origin, event.source.name);
+    let accuracy = event.spec.metric == QualityMetric::Top1Accuracy;
+    let baseline_quality = if accuracy {
+        per_row_correct(event, *baseline).map(Quality::Rows)
+    } else {
+        split_scores(event, *baseline).map(Quality::Scores)
+    };
+    pruned
+        .into_iter()
+        .map(|submission| {
+            let name = submission.name();
+            let finetuned = !name.ends_with(NO_FINETUNE_SUFFIX);
+            let (structured, unstructured) = declared_pruning(*submission);
+            let report = finetuned.then(|| field.report_for(structured, unstructured)).flatten();
+            let kind = if finetuned { "pruned and fine-tuned" } else { "pruned in one shot, not fine-tuned" };
+            let id = format!("olympics.{}.{name}.quality_vs_f32", event.spec.name);
+            let claim = if accuracy {
+                Claim::threshold(
+                    &id,
+                    MODULE,
+                    &format!(
+                        "{name} ({kind}) on {} {source}: top-1 accuracy no more than {ACCURACY_MARGIN_POINTS:.0} point below {BASELINE} (paired difference on the same {} test rows, {:.0}% interval)",
+                        event.spec.name,
+                        event.test.len(),
+                        100.0 * CONFIDENCE
+                    ),
+                    -ACCURACY_MARGIN_POINTS,
+                    Direction::AtLeast,
+                )
+            } else {
+                Claim::threshold(
+                    &id,
+                    MODULE,
+                    &format!(
+                        "{name} ({kind}) on {} {source}: ROC AUC no more than {AUC_MARGIN} below {BASELINE} (DeLong paired difference on the same {} test samples, {:.0}% interval)",
+                        event.spec.name,
+                        event.test.len(),
+                        100.0 * CONFIDENCE
+                    ),
+                    -AUC_MARGIN,
+                    Direction::AtLeast,
+                )
+            };
+            let judged = (|| -> Result<ClaimResult> {
+                let baseline_quality = match &baseline_quality {
+                    Ok(quality) => quality,
+                    Err(error) => bail!("{BASELINE}: {error:#}"),
+                };
+                Ok(match baseline_quality {
+                    Quality::Rows(baseline_rows) => {
+                        let rows = per_row_correct(event, *submission)?;
+                        let difference = paired_proportion_difference(&rows, baseline_rows, CONFIDENCE)?;
+                        let share = |rows: &[bool]| rows.iter().filter(|&&right| right).count() as f64 / rows.len() as f64;
+                        claim
+                            .judge(difference.estimate(100.0, "points")?)
+                            .with_detail("accuracy", share(&rows))
+                            .with_detail("baseline_accuracy", share(baseline_rows))
+                            .with_detail("n_rows", rows.len())
+                            .with_detail("n_only_submission_right", difference.n_first_only)
+                            .with_detail("n_only_baseline_right", difference.n_second_only)
+                            .with_detail("interval_method", &difference.method)
+                            .annotate(format!(
+                                "{source} accuracy {:.4} vs {BASELINE} {:.4} on {} rows ({} discordant)",
+                                share(&rows),
+                                share(baseline_rows),
+                                rows.len(),
+                                difference.n_discordant()
+                            ))
+                    }
+                    Quality::Scores((baseline_normal, baseline_anomalous)) => {
+                        let (normal, anomalous) = split_scores(event, *submission)?;
+                        let (difference, lower, upper, standard_error) = delong_paired_difference(
+                            &normal,
+                            &anomalous,
+                            baseline_normal,
+                            baseline_anomalous,
+                            CONFIDENCE,
+                        )?;
+                        let auc = perf_core::stats::roc_auc(&normal, &anomalous)?;
+                        let baseline_auc = perf_core::stats::roc_auc(baseline_normal, baseline_anomalous)?;
+                        claim
+                            .judge(Estimate::new(difference, lower, upper, "AUC", CONFIDENCE)?)
+                            .with_detail("roc_auc", auc)
+                            .with_detail("baseline_roc_auc", baseline_auc)
+                            .with_detail("n_normal", normal.len())
+                            .with_detail("n_anomalous", anomalous.len())
+                            .with_detail("standard_error", standard_error)
+                            .with_detail(
+                                "interval_method",
+                                "DeLong et al. (1988) paired difference of correlated ROC AUCs, normal interval",
+                            )
+                            .annotate(format!(
+                                "{source} ROC AUC {auc:.4} vs {BASELINE} {baseline_auc:.4} ({} normal, {} anomalous)",
+                                normal.len(),
+                                anomalous.len()
+                            ))
+                    }
+                })
+            })();
+            match judged {
+                Ok(result) => finetune_details(result, report, field.quick),
+                Err(error) => claim.error(format!("{source} {error:#}")),
+            }
+        })
+        .collect()
+}
+
+enum Quality {
+    Rows(Vec<bool>),
+    Scores((Vec<f64>, Vec<f64>)),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::splitmix::SplitMix;
+    use super::*;
+
+    fn normal(rng: &mut SplitMix) -> f64 {
+        (-2.0 * rng.uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * rng.uniform()).cos()
+    }
+
+    #[test]
+    fn delong_of_identical_scores_is_exactly_zero() {
+        let normal_scores = [0.1, 0.4, 0.35, 0.2];
+        let anomalous_scores = [0.8, 0.3, 0.9];
+        let (difference, lower, upper, standard_error) = delong_paired_difference(
+            &normal_scores,
+            &anomalous_scores,
+            &normal_scores,
+            &anomalous_scores,
+            0.95,
+        )
+        .unwrap();
+        assert_eq!(
+            (difference, lower, upper, standard_error),
+            (0.0, 0.0, 0.0, 0.0)
+        );
+        assert!(delong_paired_difference(&[0.1], &[0.2, 0.3], &[0.1], &[0.2, 0.3], 0.95).is_err());
+        assert!(delong_paired_difference(
+            &[0.1, 0.2],
+            &[0.2, f64::NAN],
+            &[0.1, 0.2],
+            &[0.2, 0.3],
+            0.95
+        )
+        .is_err());
+    }
+
+    /// Simulation: two noisy copies of one latent score, equally good, so the true difference is 0; the
+    /// nominal 95% interval should cover 0 about 95% of the time (400 replications: a band of about ±2.5
+    /// points is three binomial standard errors).
+    #[test]
+    fn delong_interval_covers_a_zero_difference_at_its_nominal_rate() {
+        let mut rng = SplitMix(7);
+        let (n_normal, n_anomalous, replications) = (60, 50, 400);
+        let mut covered = 0;
+        for _ in 0..replications {
+            let mut draw = |shift: f64, count: usize| -> (Vec<f64>, Vec<f64>) {
+                (0..count)
+                    .map(|_| {
+                        let latent = shift + normal(&mut rng);
+                        (
+                            latent + 0.7 * normal(&mut rng),
+                            latent + 0.7 * normal(&mut rng),
+                        )
+                    })
+                    .unzip()
+            };
+            let (normal_a, normal_b) = draw(0.0, n_normal);
+            let (anomalous_a, anomalous_b) = draw(1.0, n_anomalous);
+            let (_, lower, upper, _) =
+                delong_paired_difference(&normal_a, &anomalous_a, &normal_b, &anomalous_b, 0.95)
+                    .unwrap();
+            covered += usize::from(lower <= 0.0 && 0.0 <= upper);
+        }
+        let coverage = covered as f64 / replications as f64;
+        assert!((0.915..=0.985).contains(&coverage), "coverage {coverage}");
+    }
+}
