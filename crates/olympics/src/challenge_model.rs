@@ -196,9 +196,18 @@ pub fn compress_transformer(
     Ok(Transformer::from_parts(config, parts)?)
 }
 
+/// Rows up to which the f16 projection runs quant's f16 matrix–vector kernel row by row (a decode step);
+/// more rows (a prefill, a recompute) widen the weight once into a reused buffer and run accel's GEMM, the
+/// split kvcache makes for dense weights.
+const FEW_ROWS: usize = 4;
+
 thread_local! {
-    /// One output row of an int8 projection that accumulates: quant writes, then it is added.
-    static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One input row copied to contiguous memory, when a row of the input is strided.
+    static INPUT_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One output row computed aside, when it is added to the output (or the output row is strided).
+    static OUTPUT_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// An f16 weight widened to f32 for the GEMM path.
+    static WIDENED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn projection_error(kind: &'static str, error: impl std::fmt::Display) -> KvCacheError {
@@ -206,6 +215,44 @@ fn projection_error(kind: &'static str, error: impl std::fmt::Display) -> KvCach
         kind,
         reason: error.to_string(),
     }
+}
+
+/// `output (+)= row_kernel(input row)` row by row, on contiguous slices: a row kernel writes one output
+/// row from one input row and never reads its output. Strided rows and accumulation go through per-thread
+/// buffers, so a warm call allocates nothing.
+fn row_by_row<E: std::fmt::Display>(
+    kind: &'static str,
+    input: ArrayView2<'_, f32>,
+    mut output: ArrayViewMut2<'_, f32>,
+    accumulate: bool,
+    mut row_kernel: impl FnMut(&[f32], &mut [f32]) -> Result<(), E>,
+) -> Result<(), KvCacheError> {
+    for (row, mut target) in input.rows().into_iter().zip(output.rows_mut()) {
+        let mut run = |x: &[f32]| -> Result<(), KvCacheError> {
+            if !accumulate {
+                if let Some(out) = target.as_slice_mut() {
+                    return row_kernel(x, out).map_err(|error| projection_error(kind, error));
+                }
+            }
+            OUTPUT_ROW.with_borrow_mut(|staged| {
+                staged.resize(target.len(), 0.0);
+                row_kernel(x, staged).map_err(|error| projection_error(kind, error))?;
+                for (sum, &value) in target.iter_mut().zip(staged.iter()) {
+                    *sum = if accumulate { *sum + value } else { value };
+                }
+                Ok(())
+            })
+        };
+        match row.as_slice() {
+            Some(x) => run(x)?,
+            None => INPUT_ROW.with_borrow_mut(|copy| {
+                copy.clear();
+                copy.extend(row.iter());
+                run(copy)
+            })?,
+        }
+    }
+    Ok(())
 }
 
 impl Projection for CompressedLinear {
@@ -226,9 +273,11 @@ impl Projection for CompressedLinear {
         match self {
             CompressedLinear::Dense(_) => "f32 dense (accel GEMV ≤ 4 rows, packed GEMM above)",
             CompressedLinear::Int8(_) => {
-                "int8 weights per channel, u8 activations per token (quant integer GEMM)"
+                "int8 weights per channel, u8 activations per token (quant u8×i8 GEMV per row)"
             }
-            CompressedLinear::Half { .. } => "f16 weights widened to f32 per call (accel GEMM)",
+            CompressedLinear::Half { .. } => {
+                "f16 weights (quant f16 GEMV ≤ 4 rows, widened once for accel's GEMM above)"
+            }
             CompressedLinear::Sparse { .. } => "f32 CSR of Wᵀ (accel sparse × dense)",
             _ => "compressed",
         }
@@ -261,34 +310,45 @@ impl Projection for CompressedLinear {
                 accumulate,
                 matmul,
             ),
-            // One call per row: each token's activations get their own u8 scale (see the file's
-            // header), and quant writes straight into the output row when nothing accumulates.
+            // One row at a time: each token's activations get their own u8 scale (see the file's header).
             CompressedLinear::Int8(layer) => {
-                let config = GemmConfig::default();
-                for (row, mut target) in input.rows().into_iter().zip(output.rows_mut()) {
-                    let row = row.insert_axis(Axis(0));
-                    if !accumulate {
-                        layer
-                            .forward_into(row, target.view_mut().insert_axis(Axis(0)), &config)
-                            .map_err(|error| projection_error(kind, error))?;
-                        continue;
-                    }
-                    ROW.with_borrow_mut(|buffer| -> Result<(), KvCacheError> {
-                        buffer.resize(target.len(), 0.0);
-                        let staged = ArrayViewMut2::from_shape((1, target.len()), &mut buffer[..])
-                            .map_err(|error| projection_error(kind, error))?;
-                        layer
-                            .forward_into(row, staged, &config)
-                            .map_err(|error| projection_error(kind, error))?;
-                        for (sum, &value) in target.iter_mut().zip(buffer.iter()) {
-                            *sum += value;
-                        }
-                        Ok(())
-                    })?;
-                }
-                Ok(())
+                let kernel = GemmConfig::default()
+                    .resolve()
+                    .map_err(|error| projection_error(kind, error))?;
+                row_by_row(kind, input, output, accumulate, |x, out| {
+                    layer.forward_row_into(x, out, false, kernel).map(|_| ())
+                })
             }
-            // f16 and CSR through the layer's own forward pass (rows are independent in both).
+            CompressedLinear::Half {
+                weight,
+                shape,
+                bias,
+            } => {
+                let Some(bias) = bias.as_slice() else {
+                    return Err(projection_error(kind, "bias not contiguous"));
+                };
+                if input.nrows() <= FEW_ROWS {
+                    return row_by_row(kind, input, output, accumulate, |x, out| {
+                        quant::gemv_f16_into(x, weight, bias, false, out, None).map(|_| ())
+                    });
+                }
+                WIDENED.with_borrow_mut(|widened| {
+                    widened.resize(shape[0] * shape[1], 0.0);
+                    quant::widen_f16_into(weight, widened, None)
+                        .map_err(|error| projection_error(kind, error))?;
+                    let weight = ArrayView2::from_shape((shape[0], shape[1]), &widened[..])
+                        .map_err(|error| projection_error(kind, error))?;
+                    kvcache::dense_forward_into(
+                        weight,
+                        ndarray::ArrayView1::from(bias),
+                        input,
+                        output,
+                        accumulate,
+                        matmul,
+                    )
+                })
+            }
+            // CSR (and any other storage) through the layer's own forward pass; rows are independent.
             other => {
                 let product = other
                     .forward(input)

@@ -17,7 +17,7 @@ use olympics::challenge::NextCharSubmission;
 use olympics::challenge_model::{
     char_transformer_weights, compress_char_transformer, compress_transformer,
 };
-use olympics::compress::{prune_magnitude, Recipe, WeightFormat};
+use olympics::compress::{prune_magnitude, CompressedLinear, Recipe, WeightFormat};
 use olympics::Submission;
 use rand::{Rng, SeedableRng};
 use zoo::{CharTransformer, CharTransformerConfig, LayerNorm, Linear, TransformerBlock};
@@ -337,4 +337,63 @@ fn malformed_queries_are_errors() {
     // After an error the submission still answers.
     let rows = stream_rows(&TOKENS[..3], 9);
     assert!(submission.forward(rows.view()).is_ok());
+}
+
+#[test]
+fn compressed_projections_compute_each_row_as_the_layer_does() {
+    // Every storage, few rows (matrix–vector paths) and many (GEMM paths), contiguous and strided views,
+    // written and accumulated, against the layer's own forward pass on one row at a time.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let layer = random_linear(&mut rng, 13, 7);
+    let layers = [
+        CompressedLinear::new(&layer, WeightFormat::F32).unwrap(),
+        CompressedLinear::new(&layer, WeightFormat::Int8).unwrap(),
+        CompressedLinear::new(&layer, WeightFormat::F16).unwrap(),
+        CompressedLinear::sparse(&layer, 0.5).unwrap(),
+    ];
+    let matmul = accel::MatmulConfig::default();
+    for compressed in &layers {
+        for rows in [1usize, 2, 6] {
+            let x = random_matrix(&mut rng, rows, 13, 1.0);
+            let mut reference = Array2::<f32>::zeros((rows, 7));
+            for row in 0..rows {
+                let one = compressed.forward(x.slice(s![row..=row, ..])).unwrap();
+                reference.row_mut(row).assign(&one.row(0));
+            }
+            // int8: the row path adds the bias after dequantization, the batch path folds it into
+            // accumulator units; they differ by at most half an output step (s_x · s_w / 2).
+            let tolerance = match compressed {
+                CompressedLinear::Int8(_) => 1e-2,
+                _ => 1e-5,
+            };
+            let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let close = |actual: &Array2<f32>, expected: &Array2<f32>, what: &str| {
+                let difference = max_abs_difference(actual, expected);
+                assert!(
+                    difference <= tolerance * scale.max(1.0),
+                    "{} rows {rows} {what}: {difference}",
+                    Projection::kind(compressed)
+                );
+            };
+            let mut out = Array2::<f32>::from_elem((rows, 7), f32::NAN);
+            Projection::forward_into(compressed, x.view(), out.view_mut(), false, &matmul).unwrap();
+            close(&out, &reference, "contiguous");
+            // Strided input and output (transposed storage), accumulated onto ones.
+            let x_columns = x.t().as_standard_layout().to_owned();
+            let mut out_columns = Array2::<f32>::ones((7, rows));
+            Projection::forward_into(
+                compressed,
+                x_columns.t(),
+                out_columns.view_mut().reversed_axes(),
+                true,
+                &matmul,
+            )
+            .unwrap();
+            close(
+                &out_columns.t().to_owned(),
+                &(&reference + 1.0),
+                "strided, accumulated",
+            );
+        }
+    }
 }
