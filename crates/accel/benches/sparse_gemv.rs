@@ -1,4 +1,5 @@
-//! Criterion benchmarks of batch-1 products `y = x · W` on the Fashion MLP's first layer (784 × 256): accel's dense
+//! Criterion benchmarks of batch-1 products `y = x · W` on the Fashion MLP's first layer (784 × 256) and a
+//! keyword-spotting-sized layer (416 × 128): accel's dense
 //! GEMV, the block-sparse GEMV (dense input, and an input with half its entries zero, as after a ReLU) and the CSR
 //! vector product of `Wᵀ`, at block sparsities 0%, 50%, 75%, 90% and 95%.
 //!
@@ -13,23 +14,28 @@ use ndarray::Array2;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 const SEED: u64 = 0x5ba45e;
-const ROWS: usize = 784;
-const COLS: usize = 256;
+const SHAPES: [(usize, usize); 2] = [(784, 256), (416, 128)];
 const SPARSITIES: [f64; 5] = [0.0, 0.5, 0.75, 0.9, 0.95];
 
 fn bench_sparse(criterion: &mut Criterion) {
+    for (rows, cols) in SHAPES {
+        bench_shape(criterion, rows, cols);
+    }
+}
+
+fn bench_shape(criterion: &mut Criterion, rows: usize, cols: usize) {
     let mut rng = StdRng::seed_from_u64(SEED);
-    let weight = Array2::from_shape_simple_fn((ROWS, COLS), || rng.random_range(-1.0f32..1.0));
-    let dense_input: Vec<f32> = (0..ROWS).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let weight = Array2::from_shape_simple_fn((rows, cols), || rng.random_range(-1.0f32..1.0));
+    let dense_input: Vec<f32> = (0..rows).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let relu_input: Vec<f32> = dense_input.iter().map(|&value| value.max(0.0)).collect();
-    let mut output = vec![0.0f32; COLS];
-    let mut group = criterion.benchmark_group("batch1_784x256");
+    let mut output = vec![0.0f32; cols];
+    let mut group = criterion.benchmark_group(format!("batch1_{rows}x{cols}"));
     group
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
     for sparsity in SPARSITIES {
         let pruned = accel::prune_blocks(weight.view(), sparsity).expect("sparsity in [0, 1]");
-        let blocks = BlockSparseMatrix::from_dense(pruned.view()).expect("784 × 256 fits");
+        let blocks = BlockSparseMatrix::from_dense(pruned.view()).expect("the shape fits");
         let transposed = pruned.t().as_standard_layout().to_owned();
         let csr = CsrMatrix::from_dense(transposed.view(), 0.0).expect("threshold 0");
         let dense_slice = pruned.as_slice().expect("standard layout");

@@ -278,7 +278,7 @@ impl BlockSparseMatrix {
         config: &SparseGemvConfig,
     ) -> usize {
         SCRATCH.with_borrow_mut(|scratch| {
-            let lines = block_columns_of(self.cols);
+            let lines = sparse_gemv::ACCUMULATOR_COPIES * block_columns_of(self.cols);
             if scratch.len() < lines {
                 scratch.resize(lines, AccumulatorLine([0.0; SPARSE_BLOCK_WIDTH]));
             }

@@ -12,6 +12,11 @@
 //! unaligned output put every 64-byte load and store across two cache lines, where store-to-load forwarding
 //! fails, and made the product over twice as slow. The padded last block column needs no scalar tail there; the
 //! scratch is copied (or added) to the output once at the end.
+//!
+//! The scratch holds [`ACCUMULATOR_COPIES`] copies of the accumulators, and input row `i` adds into copy
+//! `i mod 4`: four independent chains per output block instead of one, so that a narrow layer (few block columns,
+//! so the same line is updated every few blocks) is not bound by the latency of the store–load–FMA chain. The
+//! copies are summed once at the end.
 
 use super::scalar::F32x1;
 use super::vector::Vector;
@@ -23,13 +28,17 @@ use super::avx2::F32x8;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 use super::avx512::F32x16;
 
+/// Independent copies of the accumulators (see the module documentation); the scratch holds this many times
+/// `16 · ceil(cols / 16)` floats.
+pub(crate) const ACCUMULATOR_COPIES: usize = 4;
+
 /// The operands of one product, as raw pointers.
 ///
 /// Invariant (upheld by `BlockSparseMatrix`, whose constructor checks its storage, and by its product methods,
 /// which check the lengths): `row_offsets` holds `rows + 1` non-decreasing entries, `block_columns` and
 /// `values` (16 per block) hold as many blocks as the last offset, every block column is below
 /// `ceil(cols / 16)`; `x[i · x_stride]` is readable for `i < rows`; `y[0..cols]` is readable and writable,
-/// `scratch[0..16 · ceil(cols / 16)]` is writable and 64-byte aligned, and neither aliases anything else.
+/// `scratch[0..ACCUMULATOR_COPIES · 16 · ceil(cols / 16)]` is writable and 64-byte aligned, and neither aliases anything else.
 #[derive(Clone, Copy)]
 pub(crate) struct SparseArgs {
     pub(crate) rows: usize,
@@ -107,7 +116,7 @@ unsafe fn sparse_body<V: Vector>(args: SparseArgs) -> usize {
     // between a row's offsets, accumulators `< padded_cols` (block columns are below `ceil(cols / 16)`), outputs
     // `< cols`.
     unsafe {
-        std::ptr::write_bytes(scratch, 0, padded_cols);
+        std::ptr::write_bytes(scratch, 0, ACCUMULATOR_COPIES * padded_cols);
         let mut first = *row_offsets as usize;
         for row_idx in 0..rows {
             let last = *row_offsets.add(row_idx + 1) as usize;
@@ -122,10 +131,11 @@ unsafe fn sparse_body<V: Vector>(args: SparseArgs) -> usize {
                 continue;
             }
             let x_vector = V::splat_from(x_ptr);
+            let copy = scratch.add(row_idx % ACCUMULATOR_COPIES * padded_cols);
             for block in blocks {
                 let block_col = usize::from(*block_columns.add(block));
                 let block_values = values.add(block * SPARSE_BLOCK_WIDTH);
-                let accumulators = scratch.add(block_col * SPARSE_BLOCK_WIDTH);
+                let accumulators = copy.add(block_col * SPARSE_BLOCK_WIDTH);
                 let mut lane = 0;
                 while lane < SPARSE_BLOCK_WIDTH {
                     let updated = V::mul_add(
@@ -142,6 +152,9 @@ unsafe fn sparse_body<V: Vector>(args: SparseArgs) -> usize {
         let mut col = 0;
         while col < full {
             let mut sum = V::load(scratch.add(col));
+            for copy in 1..ACCUMULATOR_COPIES {
+                sum = V::add(sum, V::load(scratch.add(copy * padded_cols + col)));
+            }
             if accumulate {
                 sum = V::add(V::load(y.add(col)), sum);
             }
@@ -149,7 +162,10 @@ unsafe fn sparse_body<V: Vector>(args: SparseArgs) -> usize {
             col += V::LANES;
         }
         for col in full..cols {
-            let sum = *scratch.add(col);
+            let mut sum = *scratch.add(col);
+            for copy in 1..ACCUMULATOR_COPIES {
+                sum += *scratch.add(copy * padded_cols + col);
+            }
             *y.add(col) = if accumulate { *y.add(col) + sum } else { sum };
         }
     }
