@@ -41,6 +41,7 @@ pub mod referee;
 #[cfg(feature = "reference")]
 pub mod reference;
 pub mod scenario;
+pub mod scenario_claims;
 pub mod server;
 mod submission;
 #[cfg(feature = "reference")]

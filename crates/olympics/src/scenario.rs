@@ -2,7 +2,8 @@
 //! LoadGen's early-stopping rule at 99% confidence), Offline (throughput over a free batch size) and Server
 //! (Poisson arrivals; the highest rate whose p99 stays under the event's limit, in [`crate::server`]).
 //!
-//! The queries are the event's seeded latency queries. Every time is read through perf-core: the
+//! The queries are the event's seeded latency queries, answered into a preallocated output as in the
+//! referee's latency phase ([`Submission::forward_into`]). Every time is read through perf-core: the
 //! SingleStream loop is perf-core's closed-loop scheduler ([`perf_core::schedule::run_closed_loop`] on the
 //! monotonic clock), the Offline batches go through perf-core's protocol ([`perf_core::fallible::try_measure`]:
 //! warm-up, samples, the median with its order-statistic interval). A failure in a scenario is the
@@ -14,7 +15,9 @@
 
 use std::hint::black_box;
 
-use ndarray::s;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ndarray::{s, Array2, ArrayView2};
 use perf_core::fallible::try_measure;
 use perf_core::measure::{MeasureConfig, WarmUp};
 use perf_core::schedule::{run_closed_loop, MonotonicClock};
@@ -26,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, OlympicsError};
 use crate::event::Event;
-use crate::referee::{checked_forward, LatencyPercentile, RefereeConfig};
+use crate::referee::{checked_forward, panic_message, LatencyPercentile, RefereeConfig};
 use crate::server::{ServerConfig, ServerResult};
 use crate::submission::Submission;
 
@@ -123,7 +126,7 @@ impl SingleStreamResult {
     pub fn describe(&self) -> String {
         let estimate = match &self.early_stopping_p90 {
             Some(estimate) => format!(
-                "LoadGen early-stopping p90 (99%) {:.4} ms = the {}-th of {} sorted latencies ({} overlatency tolerated); plain p90 {:.4} ms",
+                "LoadGen early-stopping p90 (99%) {:.4} ms = rank {} of {} sorted latencies ({} overlatency tolerated); plain p90 {:.4} ms",
                 estimate.value, estimate.rank, estimate.n_queries, estimate.overlatency_tolerated, estimate.plain
             ),
             None => format!(
@@ -198,6 +201,28 @@ fn submission_failure(submission: &str, scenario: &str, error: PerfError) -> Oly
     }
 }
 
+/// One timed query (or batch) into a caller-owned output, as the referee's latency phase runs it: no
+/// allocation by the referee, a panic caught and reported as the submission's failure.
+pub(crate) fn checked_forward_into(
+    submission: &dyn Submission,
+    batch: ArrayView2<'_, f32>,
+    output: &mut Array2<f32>,
+) -> Result<(), OlympicsError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        submission.forward_into(batch, output.view_mut())
+    }))
+    .map_err(|payload| OlympicsError::Submission {
+        submission: submission.name().into(),
+        reason: format!("panicked: {}", panic_message(payload.as_ref())),
+    })?
+    .map_err(|error| OlympicsError::Submission {
+        submission: submission.name().into(),
+        reason: error.to_string(),
+    })?;
+    black_box(&output);
+    Ok(())
+}
+
 /// Percentiles of latencies in ns, as the referee reports them (ms, perf-core's order-statistic intervals).
 pub(crate) fn latency_percentiles(
     name: &str,
@@ -241,12 +266,11 @@ pub fn measure_single_stream(
             width,
         )?);
     }
+    let mut output = Array2::<f32>::zeros((1, width));
     let clock = MonotonicClock::new();
     let latencies_ns = run_closed_loop(&clock, scenarios.single_stream_queries, |index| {
         let row = n_warm_up + index;
-        checked_forward(submission, queries.slice(s![row..row + 1, ..]), width).map(|output| {
-            black_box(output);
-        })
+        checked_forward_into(submission, queries.slice(s![row..row + 1, ..]), &mut output)
     })?;
     let percentiles = latency_percentiles(
         &format!("{}/{}/single_stream", event.spec.name, submission.name()),
@@ -304,7 +328,13 @@ pub fn measure_offline(
     let mut points = Vec::with_capacity(batch_sizes.len());
     for &batch in batch_sizes {
         let view = rows.slice(s![..batch, ..]);
+        let mut output = Array2::<f32>::zeros((batch, width));
+        // One checked call first: a wrong shape or a failure is the submission's, before anything is timed.
         submission.reset();
+        checked_forward(submission, view, width).map_err(|error| OlympicsError::Submission {
+            submission: submission.name().into(),
+            reason: format!("failed in the Offline scenario (batch {batch}): {error}"),
+        })?;
         let measured = try_measure(
             &format!(
                 "{}/{}/offline_batch_{batch}",
@@ -313,7 +343,7 @@ pub fn measure_offline(
             ),
             &config.scenarios.offline_measure,
             &view,
-            |view| checked_forward(submission, view.view(), width),
+            |view| checked_forward_into(submission, view.view(), &mut output),
         )
         .map_err(|error| submission_failure(submission.name(), "Offline", error))?;
         let result = &measured.result;

@@ -6,7 +6,7 @@
 use datasets::DataOrigin;
 use ndarray::{Array2, ArrayView2};
 use olympics::scenario::ScenarioConfig;
-use olympics::server::{run_server_scenarios, ServerConfig, ServerSelection};
+use olympics::server::{run_server_scenarios, ServerConfig};
 use olympics::{
     referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, QualityMetric,
     QueryOrder, RefereeConfig, Submission, TestSet,
@@ -192,15 +192,7 @@ fn quick_selection_searches_the_baseline_and_the_fastest_only() {
         field.iter().map(|toy| toy as &dyn Submission).collect();
     let config = config();
     let mut outcomes = referee(&event, &submissions, &config);
-    run_server_scenarios(
-        &event,
-        &submissions,
-        &mut outcomes,
-        &config,
-        &ServerSelection::BaselineAndFastest {
-            baseline: "f32".into(),
-        },
-    );
+    run_server_scenarios(&event, &submissions, &mut outcomes, &config, "f32");
     let searched: Vec<bool> = outcomes
         .iter()
         .map(|outcome| outcome.scorecard().unwrap().scenarios.server.is_some())

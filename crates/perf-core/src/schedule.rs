@@ -144,6 +144,9 @@ pub struct ScheduledRun {
     pub completion_span_ns: f64,
     /// Queries issued after their scheduled arrival because the previous one was still running.
     pub n_queued: usize,
+    /// Index of the last query that arrived to an idle system (issued at its scheduled time); `None` when
+    /// every query waited. An unstable queue (arrivals faster than service) stops returning to idle.
+    pub last_idle_index: Option<usize>,
 }
 
 impl ScheduledRun {
@@ -172,14 +175,16 @@ pub fn run_open_loop<C: QueryClock + ?Sized, E>(
     let start_ns = clock.now_ns();
     let mut latencies_ns = Vec::with_capacity(arrivals_ns.len());
     let mut n_queued = 0usize;
+    let mut last_idle_index = None;
     let mut last_completion_ns = start_ns;
     for (index, &arrival_ns) in arrivals_ns.iter().enumerate() {
         let due_ns = start_ns + arrival_ns;
         let now_ns = clock.now_ns();
-        if now_ns < due_ns {
-            clock.wait_until_ns(due_ns);
-        } else if now_ns > due_ns {
+        if now_ns > due_ns {
             n_queued += 1;
+        } else {
+            clock.wait_until_ns(due_ns);
+            last_idle_index = Some(index);
         }
         issue(index)?;
         last_completion_ns = clock.now_ns();
@@ -190,6 +195,7 @@ pub fn run_open_loop<C: QueryClock + ?Sized, E>(
         arrival_span_ns: arrivals_ns.last().copied().unwrap_or(0.0),
         completion_span_ns: last_completion_ns - start_ns,
         n_queued,
+        last_idle_index,
     })
 }
 
@@ -257,6 +263,7 @@ mod tests {
         .unwrap();
         assert_eq!(run.latencies_ns, vec![15.0, 20.0, 25.0]);
         assert_eq!(run.n_queued, 2);
+        assert_eq!(run.last_idle_index, Some(0));
         assert_eq!(run.completion_span_ns, 45.0);
         assert_eq!(run.arrival_span_ns, 20.0);
         // Idle between arrivals: no queueing, latency = service.
@@ -268,6 +275,7 @@ mod tests {
         .unwrap();
         assert_eq!(run.latencies_ns, vec![15.0; 3]);
         assert_eq!(run.n_queued, 0);
+        assert_eq!(run.last_idle_index, Some(2));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //!   efficiency, the Olympic events and the leaderboard, and a scatter plot (p90 ms vs quality).
 //! - `olympics.referee.isolation`: a deliberately panicking and a wrong-shape submission are ERROR for
 //!   themselves only, the others in the same field still scored.
+//! - `olympics.<event>.single_stream`, `.server`, `.offline`: MLPerf LoadGen's three scenarios over the field
+//!   (a table each; the baseline's figure is the estimate). The Server search runs on every submission in a
+//!   full run, on the baseline and the fastest SingleStream submission in quick mode.
+//! - `olympics.loadgen.early_stopping_coverage`: the early-stopping rule's coverage, by simulation.
 //! - `olympics.coverage`: what ran and what was skipped, and why.
 //!
 //! Every compliance statement names the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
@@ -26,6 +30,8 @@ use olympics::compress::{CompressedMlp, Recipe};
 use olympics::games::run_games;
 use olympics::pareto::analyze;
 use olympics::reference::{self, BASELINE};
+use olympics::scenario_claims::{early_stopping_coverage_claim, scenario_claims};
+use olympics::server::run_server_scenarios;
 use olympics::submissions::{
     cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, MlpClassifier, ZooClassifier,
 };
@@ -61,7 +67,12 @@ fn cached_model(
 /// The referee's own judgement of the card (a perf-core claim result, id
 /// `olympics.<event>.<submission>.compliance`), with what the report shows beside it.
 fn compliance_claim(card: &Scorecard) -> ClaimResult {
+    let single_stream = card.scenarios.single_stream.as_ref().map_or_else(
+        || "LoadGen SingleStream not run".to_string(),
+        olympics::scenario::SingleStreamResult::describe,
+    );
     card.claim_result()
+        .annotate(single_stream)
         .with_detail("data_source", &card.source)
         .with_detail("optimizations", &card.optimizations)
         .with_detail("quality", &card.quality)
@@ -82,6 +93,7 @@ fn compliance_claim(card: &Scorecard) -> ClaimResult {
         .with_detail("memory", &card.memory)
         .with_detail("footprint_bytes", card.memory.footprint_bytes())
         .with_detail("compliance", &card.compliance)
+        .with_detail("scenarios", &card.scenarios)
         .with_detail("scorecard", card.to_string())
 }
 
@@ -112,8 +124,8 @@ fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Resu
         })
     };
     let plot = json!({
-        "title": format!("{}: Pareto frontier (p90 latency vs {}), {} data", event.spec.name, event.spec.metric, event.source.origin),
-        "x_label": "p90 single-query latency (ms)",
+        "title": format!("{}: Pareto frontier (SingleStream p90 latency vs {}), {} data", event.spec.name, event.spec.metric, event.source.origin),
+        "x_label": "SingleStream p90 latency (ms)",
         "y_label": event.spec.metric.to_string(),
         "log_x": true,
         "log_y": false,
@@ -131,7 +143,7 @@ fn pareto_claim(event: &Event, cards: &[&Scorecard], skipped: &[String]) -> Resu
         &format!("olympics.{}.pareto", event.spec.name),
         MODULE,
         &format!(
-            "{}: the Pareto front over (p90 latency ↓, memory footprint ↓, {} ↑) of the reference submissions",
+            "{}: the Pareto front over (SingleStream p90 latency ↓, memory footprint ↓, {} ↑) of the reference submissions",
             event.spec.name, event.spec.metric
         ),
     )
@@ -183,7 +195,9 @@ fn judge_event(
         submissions.len()
     );
     let started = perf_core::timer::Stopwatch::start();
-    let outcomes = referee(event, submissions, config);
+    let mut outcomes = referee(event, submissions, config);
+    // LoadGen's Server scenario runs over the scored field (quick mode: the baseline and the fastest).
+    run_server_scenarios(event, submissions, &mut outcomes, config, BASELINE);
     eprintln!(
         "  refereed in {:.1} s (wall, under the machine's current load)",
         started.elapsed().as_secs_f64()
@@ -219,6 +233,7 @@ fn judge_event(
         );
     } else {
         results.push(pareto_claim(event, &cards, skipped)?);
+        results.extend(scenario_claims(event, &cards, BASELINE));
     }
     Ok(results)
 }
@@ -795,6 +810,12 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
             .push("peak query heap not measured: the counting allocator is not installed".into());
     }
     results.push(isolation_check(&zoo_config, context.seed)?);
+    results.push(early_stopping_coverage_claim(
+        config.scenarios.single_stream_queries,
+        if context.quick { 10_000 } else { 40_000 },
+        context.seed,
+        config.confidence,
+    ));
     results.extend(image_classification(
         context,
         &zoo_config,
