@@ -126,8 +126,12 @@ impl SingleStreamResult {
     pub fn describe(&self) -> String {
         let estimate = match &self.early_stopping_p90 {
             Some(estimate) => format!(
-                "LoadGen early-stopping p90 (99%) {:.4} ms = rank {} of {} sorted latencies ({} overlatency tolerated); plain p90 {:.4} ms",
-                estimate.value, estimate.rank, estimate.n_queries, estimate.overlatency_tolerated, estimate.plain
+                "LoadGen early-stopping p90 (99%) {} = rank {} of {} sorted latencies ({} overlatency tolerated); plain p90 {}",
+                format_latency_ms(estimate.value),
+                estimate.rank,
+                estimate.n_queries,
+                estimate.overlatency_tolerated,
+                format_latency_ms(estimate.plain)
             ),
             None => format!(
                 "no early-stopping estimate ({})",
@@ -198,6 +202,15 @@ fn submission_failure(submission: &str, scenario: &str, error: PerfError) -> Oly
             reason: format!("failed in the {scenario} scenario: {message}"),
         },
         other => OlympicsError::Measure(other),
+    }
+}
+
+/// A latency given in ms, written in µs below 1 ms (three significant figures at least), in ms above.
+pub fn format_latency_ms(value_ms: f64) -> String {
+    if value_ms < 1.0 {
+        format!("{:.3} µs", 1e3 * value_ms)
+    } else {
+        format!("{value_ms:.3} ms")
     }
 }
 

@@ -12,15 +12,20 @@ use serde_json::json;
 use crate::compliance::CLAIM_MODULE;
 use crate::event::Event;
 use crate::referee::{LatencyPercentile, Scorecard};
-use crate::scenario::{EARLY_STOPPING_CONFIDENCE, LOADGEN_MIN_QUERIES};
+use crate::scenario::{format_latency_ms, EARLY_STOPPING_CONFIDENCE, LOADGEN_MIN_QUERIES};
 use crate::server::SERVER_PERCENTILE;
 
 fn with_interval(percentile: &LatencyPercentile) -> String {
     match percentile.ci_ms {
-        Some((lower, upper)) => format!("{:.4} [{lower:.4}, {upper:.4}]", percentile.value_ms),
+        Some((lower, upper)) => format!(
+            "{} [{}, {}]",
+            format_latency_ms(percentile.value_ms),
+            format_latency_ms(lower),
+            format_latency_ms(upper)
+        ),
         None => format!(
-            "{:.4} ({})",
-            percentile.value_ms,
+            "{} ({})",
+            format_latency_ms(percentile.value_ms),
             percentile.note.clone().unwrap_or_default()
         ),
     }
@@ -65,7 +70,7 @@ fn single_stream_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> C
                     with_interval(&single.p90),
                     early.map_or_else(
                         || single.note.clone().unwrap_or_default(),
-                        |estimate| format!("{:.4}", estimate.value)
+                        |estimate| format_latency_ms(estimate.value)
                     ),
                     early.map_or_else(String::new, |estimate| format!(
                         "{} of {} ({} tolerated)",
@@ -94,7 +99,7 @@ fn single_stream_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> C
         })
         .collect();
     let table = json!({
-        "title": format!("{}: LoadGen SingleStream (ms; intervals {:.0}% order-statistic)", spec.name, 100.0 * cards.first().map_or(0.95, |card| card.quality.confidence)),
+        "title": format!("{}: LoadGen SingleStream (latencies; intervals {:.0}% order-statistic)", spec.name, 100.0 * cards.first().map_or(0.95, |card| card.quality.confidence)),
         "columns": ["submission", "queries", "p50", "p90", "early-stopping p90 (99%)", "rank of the estimate", format!("≤ {} ms", spec.latency_limit_ms)],
         "rows": rows,
     });
@@ -145,7 +150,7 @@ fn server_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> ClaimRes
                     at_max.map_or_else(|| "—".to_string(), |step| with_interval(&step.p99)),
                     at_max.map_or_else(
                         || "—".to_string(),
-                        |step| format!("{:.4}", step.early_stopping_p99_ms)
+                        |step| format_latency_ms(step.early_stopping_p99_ms)
                     ),
                     at_max.map_or_else(
                         || "—".to_string(),
@@ -175,7 +180,7 @@ fn server_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> ClaimRes
         })
         .collect();
     let table = json!({
-        "title": format!("{}: LoadGen Server (queries/s; p99 in ms)", spec.name),
+        "title": format!("{}: LoadGen Server (queries/s; p99 latency)", spec.name),
         "columns": ["submission", "max QPS", "lowest failing QPS", "p99 at max QPS [interval]", "early-stopping p99 (99%)", "last arrival to an idle system", "steps × queries", "search"],
         "rows": rows,
     });
@@ -314,8 +319,12 @@ fn offline_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> ClaimRe
         ),
     };
     let mut result = result.annotate(format!(
-        "{}: best at batch {} ({:.4} ms per call of {} rows, {} samples)",
-        card.submission, best.batch, best.median_call_ms, best.batch, best.n_samples
+        "{}: best at batch {} ({} per call of {} rows, {} samples)",
+        card.submission,
+        best.batch,
+        format_latency_ms(best.median_call_ms),
+        best.batch,
+        best.n_samples
     ));
     if let Some((name, point)) = field_best {
         result = result.annotate(format!(

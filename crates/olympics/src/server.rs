@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{invalid, OlympicsError};
 use crate::event::Event;
 use crate::referee::{LatencyPercentile, Outcome, RefereeConfig};
-use crate::scenario::{checked_forward_into, latency_percentiles, EARLY_STOPPING_CONFIDENCE};
+use crate::scenario::{
+    checked_forward_into, format_latency_ms, latency_percentiles, EARLY_STOPPING_CONFIDENCE,
+};
 use crate::submission::Submission;
 
 /// The percentile the Server scenario bounds (LoadGen's default for Server).
@@ -127,13 +129,19 @@ impl ServerResult {
         };
         let interval = step.p99.ci_ms.map_or_else(
             || step.p99.note.clone().unwrap_or_default(),
-            |(lower, upper)| format!("[{lower:.4}, {upper:.4}] ms"),
+            |(lower, upper)| {
+                format!(
+                    "[{}, {}]",
+                    format_latency_ms(lower),
+                    format_latency_ms(upper)
+                )
+            },
         );
         format!(
-            "Server: {:.0} queries/s sustained with p99 {:.4} ms {interval} (early-stopping p99 {:.4} ms ≤ {} ms), next rate tried {} ; {} steps of {} queries; {}",
+            "Server: {:.0} queries/s sustained with p99 {} {interval} (early-stopping p99 {} ≤ {} ms), next rate tried: {}; {} steps of {} queries; {}",
             step.qps,
-            step.p99.value_ms,
-            step.early_stopping_p99_ms,
+            format_latency_ms(step.p99.value_ms),
+            format_latency_ms(step.early_stopping_p99_ms),
             self.latency_limit_ms,
             self.lowest_failing_qps
                 .map_or_else(|| "none failed".to_string(), |qps| format!("{qps:.0} queries/s failed")),
@@ -173,8 +181,8 @@ pub fn judge_server_step(
     let tail_start = ((1.0 - config.idle_tail_fraction) * n_queries as f64).floor() as usize;
     let stable = run.last_idle_index.is_some_and(|index| index >= tail_start);
     let why = format!(
-        "early-stopping p99 {:.4} ms {} {latency_limit_ms} ms; {}",
-        early.value,
+        "early-stopping p99 {} {} {latency_limit_ms} ms; {}",
+        format_latency_ms(early.value),
         if latency_ok { "≤" } else { ">" },
         match run.last_idle_index {
             Some(index) if stable => format!(
