@@ -10,6 +10,7 @@ mod perf_core_claims;
 mod profiling_claims;
 mod pruning_claims;
 mod quant_claims;
+mod sparse_claims;
 mod splitmix;
 mod zoo_claims;
 
@@ -41,6 +42,7 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("zoo", zoo_claims::run)
         .module("perf-core", perf_core_claims::run)
         .module("accel", accel_claims::run)
+        .module("sparse", sparse_claims::run)
         .module("profiling", profiling_claims::run)
         .module("kvcache", kvcache::run)
         .module("quant", quant_claims::run)
