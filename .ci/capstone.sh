@@ -6,6 +6,8 @@
 # and exports:
 #   TORCHPERF_MINILM_DIR     the directory holding config.json, model.safetensors, tokenizer.json
 #   TORCHPERF_MINILM_PYTHON  the interpreter that runs peers/minilm_reference.py
+#   TORCHPERF_VENV           the venv (with onnxruntime and onnx from peers/requirements.txt) in which ONNX
+#                            Runtime's int8 of the same model is timed against the best operating point
 # On any failure it says why and exports nothing (the capstone claims are then SKIPPED); it never exits the
 # calling shell.
 
@@ -39,6 +41,15 @@ _capstone_setup() {
             && "$python" -m pip install -q --disable-pip-version-check tokenizers \
             || { echo "capstone: pip install failed"; return 1; }
     fi
+    # ONNX Runtime and onnx (PyPI) for the comparison with ONNX Runtime's dynamic int8 of the same model
+    # (capstone.vs_onnxruntime_int8_*; the export itself uses the Debian torch, TorchScript exporter, no
+    # onnxscript). Without them those two claims are SKIPPED with `bash peers/setup.sh`.
+    if ! "$python" -c "import onnxruntime, onnx" >/dev/null 2>&1; then
+        echo "capstone: pip install -r peers/requirements.txt (onnxruntime, onnx) into $venv"
+        "$python" -m pip install -q --disable-pip-version-check -r "$PWD/peers/requirements.txt" \
+            || echo "capstone: pip install onnxruntime failed (the ONNX Runtime comparison will be SKIPPED)"
+    fi
+    export TORCHPERF_VENV="$venv"
     local model_dir="$model_root/all-MiniLM-L6-v2"
     if [ ! -s "$model_dir/model.safetensors" ] || [ ! -s "$model_dir/tokenizer.json" ] || [ ! -s "$model_dir/config.json" ]; then
         echo "capstone: extracting the model into $model_dir"

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tokenizers import Tokenizer
 
 MAX_LENGTH = 128
 
@@ -41,6 +40,9 @@ def load_safetensors(path):
 
 
 def embed(model_dir, sentences, dtype=torch.float32):
+    # Imported here so that peers/minilm_export.py can reuse load_safetensors without the tokenizers binding.
+    from tokenizers import Tokenizer
+
     model_dir = Path(model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     w = {k: v.to(dtype) if v.is_floating_point() else v for k, v in load_safetensors(model_dir / "model.safetensors").items()}

@@ -11,6 +11,8 @@
 //!   calls, the referee computes every statistic, and the pipe's round trip is kept beside them. A peer that
 //!   crashes, hangs, answers the wrong shape or prints garbage is an error for that submission; its process
 //!   is always killed and reaped.
+//! - [`export_minilm`] exports the capstone's all-MiniLM-L6-v2 with the venv's torch, so ONNX Runtime's
+//!   dynamic int8 of the same model can be timed beside the workspace's encoder.
 //!
 //! The child gets a minimal environment (`PATH`, the venv, a locale, a scratch `HOME`/`TMPDIR`, thread
 //! counts): nothing else of the parent's environment reaches it. The crate reads no clock except through
@@ -19,6 +21,7 @@
 
 pub mod environment;
 mod error;
+pub mod minilm;
 pub mod onnx;
 pub mod onnx_transformer;
 pub mod process;
@@ -26,6 +29,7 @@ pub mod submission;
 
 pub use environment::{PeerEnvironment, SETUP_COMMAND, TORCH_COMMAND};
 pub use error::PeersError;
+pub use minilm::{export_minilm, MinilmOnnx};
 pub use onnx::{
     cnn_to_onnx_bytes, ds_cnn_to_onnx_bytes, to_onnx_bytes, write_onnx, write_onnx_bytes,
     OnnxExport, OnnxHead,

@@ -109,6 +109,9 @@ pub struct PeerConfig {
     pub fault: Option<String>,
     /// Scratch directory of the peer (its `HOME` and `TMPDIR`); `None`: the system's temporary directory.
     pub scratch: Option<PathBuf>,
+    /// ONNX Runtime int8 with per-output-channel weights on the `MatMul`s only (everything else f32: quant's
+    /// recipe); `false`: `quantize_dynamic`'s defaults (per-tensor weights).
+    pub int8_per_channel: bool,
 }
 
 impl Default for PeerConfig {
@@ -118,6 +121,7 @@ impl Default for PeerConfig {
             request_timeout: Duration::from_secs(60),
             fault: None,
             scratch: None,
+            int8_per_channel: false,
         }
     }
 }
@@ -202,6 +206,7 @@ impl ExternalSubmission {
                 "runtime": spec.runtime.wire_name(),
                 "precision": spec.precision.wire_name(),
                 "threads": spec.threads,
+                "int8_per_channel": config.int8_per_channel,
             }),
             &[],
             config.load_timeout,
@@ -279,6 +284,40 @@ impl ExternalSubmission {
         process
             .request(&header, payload, self.request_timeout)
             .map_err(|error| submission_error(&self.info.name, error))
+    }
+
+    /// Loads the queries that [`SelfTimedSubmission::run_timed_queries`] cycles through as batches of
+    /// `rows_per_query` consecutive rows of `queries`; with `trim_zero_columns`, each batch's trailing
+    /// all-zero columns are dropped (token ids padded with `[PAD]` = 0 then run at their own length, as an
+    /// encoder that removes padding runs them).
+    ///
+    /// # Errors
+    /// [`OlympicsError::Submission`] when `rows_per_query` is 0 or does not divide the rows, or the peer
+    /// fails.
+    pub fn load_query_batches(
+        &self,
+        queries: ArrayView2<'_, f32>,
+        rows_per_query: usize,
+        trim_zero_columns: bool,
+    ) -> Result<(), OlympicsError> {
+        if rows_per_query == 0 || !queries.nrows().is_multiple_of(rows_per_query) {
+            return Err(submission_error(
+                &self.info.name,
+                format!(
+                    "{} rows do not split into queries of {rows_per_query}",
+                    queries.nrows()
+                ),
+            ));
+        }
+        self.request(
+            json!({"op": "queries", "rows": queries.nrows(), "cols": queries.ncols(),
+                "rows_per_query": rows_per_query, "trim_zero_columns": trim_zero_columns}),
+            &matrix_bytes(queries),
+        )?;
+        if let Ok(mut trips) = self.round_trips.lock() {
+            trips.clear();
+        }
+        Ok(())
     }
 
     /// Stops the peer process (it is also stopped when the submission is dropped).
