@@ -73,7 +73,8 @@ pub struct FineTuneReport {
     pub weight_sparsity: f64,
     /// Layer widths of the result (input first): structured pruning shrinks the hidden ones.
     pub widths: Vec<usize>,
-    /// Seconds spent in this call (fine-tuning or cache load included).
+    /// Seconds spent on this recipe in this call (fine-tuning or cache load; the shared data loading and
+    /// fingerprinting not included).
     pub wall_seconds: f64,
 }
 
@@ -151,9 +152,10 @@ pub fn schedule_for(
     )
 }
 
-/// Prunes `base` gradually while training it on `features` (with `objective`), or loads the result from
-/// `cache`. `name` prefixes the cache files; `base_key` identifies the base model (its own cache key, or a
-/// description of how it was trained) and is part of the key with a fingerprint of the base weights.
+/// For each recipe, prunes `base` gradually while training it on `features` (with `objective`), or loads the
+/// result from `cache`. `name` prefixes the cache files; `base_key` identifies the base model (its own cache
+/// key, or a description of how it was trained) and is part of the key with a fingerprint of the base weights.
+/// The data and weights are fingerprinted once for all recipes.
 ///
 /// # Errors
 /// [`ZooError::InvalidArgument`] for empty data, labels that do not match the rows, a schedule longer than
@@ -166,11 +168,10 @@ pub fn prune_and_finetune(
     base_key: &str,
     features: ArrayView2<'_, f32>,
     objective: FineTuneObjective<'_>,
-    recipe: &PruningRecipe,
+    recipes: &[PruningRecipe],
     config: &FineTuneConfig,
     cache: Option<&WeightCache>,
-) -> Result<FineTuned, ZooError> {
-    let started = Stopwatch::start();
+) -> Result<Vec<FineTuned>, ZooError> {
     let Some(first) = base.layers.first() else {
         return Err(ZooError::InvalidArgument {
             reason: "MLP without layers".into(),
@@ -194,12 +195,48 @@ pub fn prune_and_finetune(
         }
         FineTuneObjective::Reconstruction => &[],
     };
+    let base_fingerprint = mlp_fingerprint(base);
+    let data = data_fingerprint(features, labels);
+    recipes
+        .iter()
+        .map(|recipe| {
+            finetune_one(
+                name,
+                base,
+                base_key,
+                &base_fingerprint,
+                features,
+                &data,
+                objective,
+                recipe,
+                config,
+                cache,
+            )
+        })
+        .collect()
+}
+
+/// One recipe of [`prune_and_finetune`], the fingerprints given.
+#[allow(clippy::too_many_arguments)]
+fn finetune_one(
+    name: &str,
+    base: &Mlp,
+    base_key: &str,
+    base_fingerprint: &str,
+    features: ArrayView2<'_, f32>,
+    data_fingerprint: &str,
+    objective: FineTuneObjective<'_>,
+    recipe: &PruningRecipe,
+    config: &FineTuneConfig,
+    cache: Option<&WeightCache>,
+) -> Result<FineTuned, ZooError> {
+    let started = Stopwatch::start();
     let schedule = schedule_for(recipe, config, features.nrows())?;
     let key = CacheKey::new(
         name,
         &[
             &format!("base={base_key}"),
-            &format!("base-weights={}", mlp_fingerprint(base)),
+            &format!("base-weights={base_fingerprint}"),
             &format!("recipe={recipe:?}"),
             &format!("schedule={schedule:?}"),
             &format!("finetune={config:?}"),
@@ -210,7 +247,7 @@ pub fn prune_and_finetune(
                     FineTuneObjective::Reconstruction => "reconstruction-mse",
                 }
             ),
-            &format!("data={}", data_fingerprint(features, labels)),
+            &format!("data={data_fingerprint}"),
         ],
     );
     let report = |mlp: &Mlp, training: TrainingLog, from_cache: bool| FineTuneReport {
@@ -392,9 +429,9 @@ pub fn default_finetune_config(model: ReferenceModel, seed: u64, epochs: usize) 
     }
 }
 
-/// Fine-tunes a pruned variant of a reference MLP or the autoencoder (`trained`, as [`crate::train_or_load`]
-/// returned it for `model` and `zoo_config`) on the training rows it was trained on, cached in
-/// `zoo_config.cache`.
+/// Fine-tunes pruned variants (one per recipe) of a reference MLP or the autoencoder (`trained`, as
+/// [`crate::train_or_load`] returned it for `model` and `zoo_config`) on the training rows it was trained on
+/// (loaded once), cached in `zoo_config.cache`.
 ///
 /// # Errors
 /// [`ZooError::InvalidArgument`] when `trained` is not an MLP or autoencoder of `model`; as
@@ -403,9 +440,9 @@ pub fn finetune_reference(
     model: ReferenceModel,
     trained: &TrainedModel,
     zoo_config: &ZooConfig,
-    recipe: &PruningRecipe,
+    recipes: &[PruningRecipe],
     config: &FineTuneConfig,
-) -> Result<FineTuned, ZooError> {
+) -> Result<Vec<FineTuned>, ZooError> {
     if trained.report.model != model.name() {
         return Err(ZooError::InvalidArgument {
             reason: format!("a trained {} is not {}", trained.report.model, model.name()),
@@ -436,7 +473,7 @@ pub fn finetune_reference(
         &format!("{}-{}", model.name(), trained.report.cache_key),
         train.features().view(),
         objective,
-        recipe,
+        recipes,
         config,
         zoo_config.cache.as_ref(),
     )
@@ -571,11 +608,12 @@ mod tests {
                 "tiny-base",
                 features.view(),
                 FineTuneObjective::Classification(&labels),
-                recipe,
+                std::slice::from_ref(recipe),
                 config,
                 Some(&cache),
             )
             .unwrap()
+            .remove(0)
         };
         let first = run(&recipe, &config);
         assert!(!first.report.from_cache);
@@ -620,7 +658,7 @@ mod tests {
                 "tiny",
                 features,
                 FineTuneObjective::Classification(labels),
-                &recipe,
+                &[recipe],
                 config,
                 None,
             )
