@@ -524,7 +524,7 @@ mod tests {
         for method in [
             PruningMethod::Magnitude,
             PruningMethod::Neurons,
-            PruningMethod::Blocks { length: 16 },
+            PruningMethod::Blocks { width: 16 },
         ] {
             let recipe = PruningRecipe {
                 method,

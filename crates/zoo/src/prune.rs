@@ -12,8 +12,9 @@
 //! - [`PruningMethod::Neurons`]: whole hidden neurons (incoming column, bias and outgoing row) with the smallest
 //!   L2 norm of incoming column and outgoing row, `max(1, round((1 − s) · width))` kept per hidden layer (the
 //!   olympics crate's `prune_neurons` rule); [`remove_masked_neurons`] then shrinks the dense layers;
-//! - [`PruningMethod::Blocks`]: blocks of `length` consecutive inputs of one output (a `1 × length` block of
-//!   the `out × in` matrix that a CSR or block-sparse GEMV walks), ranked by L2 norm.
+//! - [`PruningMethod::Blocks`]: blocks of one input row × `width` consecutive outputs of the `in × out`
+//!   weight (accel's `BlockSparseMatrix` with `width` 16), ranked by L2 norm as accel's `prune_blocks` ranks
+//!   them.
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -138,10 +139,10 @@ pub enum PruningMethod {
     Magnitude,
     /// Whole hidden neurons of every hidden layer (structured: the dense layers shrink).
     Neurons,
-    /// `1 × length` blocks of the `out × in` matrix (`length` consecutive inputs of one output).
+    /// Blocks of one input row × `width` consecutive outputs of the `in × out` weight.
     Blocks {
         /// Inputs per block (e.g. 16).
-        length: usize,
+        width: usize,
     },
 }
 
@@ -209,49 +210,53 @@ pub fn magnitude_mask(
     Ok(flags_to_mask(&keep, weight.dim()))
 }
 
-/// Keep-mask of `weight` (`in × out`) in `1 × length` blocks of its transpose (`length` consecutive inputs of
-/// one output; the last block of a column may be shorter): `floor(sparsity · n_blocks)` blocks with the
-/// smallest L2 norm pruned, already-pruned blocks first.
+/// Keep-mask of `weight` (`in × out`) in blocks of one input row × `width` consecutive outputs (the last block
+/// of a row narrower when `out` is not a multiple of `width`), the blocks of accel's `BlockSparseMatrix`:
+/// `floor(sparsity · n_blocks)` blocks with the smallest L2 norm pruned, already-pruned blocks first, ties in
+/// row-major block order (accel's `prune_blocks` rule, so re-pruning the result at the same sparsity zeroes
+/// exactly these blocks).
 ///
 /// # Errors
-/// [`ZooError::InvalidArgument`] for a zero length or a sparsity outside [0, 1); [`ZooError::Shape`] when
+/// [`ZooError::InvalidArgument`] for a zero width or a sparsity outside [0, 1); [`ZooError::Shape`] when
 /// `previous` differs in shape.
 pub fn block_mask(
     weight: ArrayView2<'_, f32>,
-    length: usize,
+    width: usize,
     sparsity: f64,
     previous: Option<ArrayView2<'_, f32>>,
 ) -> Result<Array2<f32>, ZooError> {
     check_sparsity(sparsity)?;
-    if length == 0 {
-        return Err(invalid("block length 0".into()));
+    if width == 0 {
+        return Err(invalid("block width 0".into()));
     }
     let (n_in, n_out) = weight.dim();
-    let blocks_per_column = n_in.div_ceil(length);
+    let blocks_per_row = n_out.div_ceil(width);
+    let columns = |block: usize| block * width..((block + 1) * width).min(n_out);
     let previously_kept = previous_flags(previous, weight.dim())?;
-    let mut importance = Vec::with_capacity(blocks_per_column * n_out);
-    let mut block_previously_kept = Vec::with_capacity(blocks_per_column * n_out);
-    for output in 0..n_out {
-        for block in 0..blocks_per_column {
-            let rows = block * length..((block + 1) * length).min(n_in);
-            let squares: f32 = rows.clone().map(|row| weight[[row, output]].powi(2)).sum();
+    let mut importance = Vec::with_capacity(blocks_per_row * n_in);
+    let mut block_previously_kept = Vec::with_capacity(blocks_per_row * n_in);
+    for input in 0..n_in {
+        for block in 0..blocks_per_row {
+            let squares: f32 = columns(block)
+                .map(|output| weight[[input, output]].powi(2))
+                .sum();
             importance.push(squares.sqrt());
             // A block counts as pruned when any of its entries was (a block mask prunes all together).
             block_previously_kept.push(
                 previously_kept
                     .as_ref()
-                    .is_none_or(|kept| rows.clone().all(|row| kept[row * n_out + output])),
+                    .is_none_or(|kept| columns(block).all(|output| kept[input * n_out + output])),
             );
         }
     }
     let n_remove = (sparsity * importance.len() as f64).floor() as usize;
     let keep = keep_flags(&importance, Some(&block_previously_kept), n_remove);
     let mut mask = Array2::ones((n_in, n_out));
-    for output in 0..n_out {
-        for block in 0..blocks_per_column {
-            if !keep[output * blocks_per_column + block] {
-                for row in block * length..((block + 1) * length).min(n_in) {
-                    mask[[row, output]] = 0.0;
+    for input in 0..n_in {
+        for block in 0..blocks_per_row {
+            if !keep[input * blocks_per_row + block] {
+                for output in columns(block) {
+                    mask[[input, output]] = 0.0;
                 }
             }
         }
@@ -342,9 +347,9 @@ impl MlpMasks {
                     .iter()
                     .enumerate()
                     .map(|(layer_idx, layer)| match method {
-                        PruningMethod::Blocks { length } => block_mask(
+                        PruningMethod::Blocks { width } => block_mask(
                             layer.weight.view(),
-                            length,
+                            width,
                             sparsity,
                             previous_weight(layer_idx),
                         ),
@@ -607,20 +612,37 @@ mod tests {
 
     #[test]
     fn block_masks_prune_whole_blocks() {
-        let mlp = random_mlp(&[37, 5], 2);
+        let mlp = random_mlp(&[5, 37], 2);
         let weight = mlp.layers[0].weight.view();
         let mask = block_mask(weight, 16, 0.5, None).unwrap();
-        // 37 inputs → blocks of 16, 16, 5 per output; 15 blocks, 7 pruned.
+        // 37 outputs → blocks of 16, 16, 5 per input row; 15 blocks, 7 pruned.
         let mut pruned_blocks = 0;
-        for output in 0..5 {
+        for input in 0..5 {
             for (start, end) in [(0, 16), (16, 32), (32, 37)] {
-                let values: Vec<f32> = (start..end).map(|row| mask[[row, output]]).collect();
+                let values: Vec<f32> = (start..end).map(|col| mask[[input, col]]).collect();
                 assert!(values.iter().all(|&v| v == values[0]), "a block is split");
                 pruned_blocks += usize::from(values[0] == 0.0);
             }
         }
         assert_eq!(pruned_blocks, 7);
         assert!(block_mask(weight, 0, 0.5, None).is_err());
+        // The same blocks as accel's one-shot rule, so its block-sparse storage keeps what fine-tuning kept.
+        for (shape, sparsity) in [
+            ((5, 37), 0.5),
+            ((64, 128), 0.75),
+            ((31, 16), 0.9),
+            ((3, 1), 0.34),
+        ] {
+            let mlp = random_mlp(&[shape.0, shape.1], 9);
+            let weight = mlp.layers[0].weight.view();
+            let mask = block_mask(weight, accel::SPARSE_BLOCK_WIDTH, sparsity, None).unwrap();
+            let ours = &weight.to_owned() * &mask;
+            assert_eq!(
+                ours,
+                accel::prune_blocks(weight, sparsity).unwrap(),
+                "{shape:?}"
+            );
+        }
     }
 
     #[test]
