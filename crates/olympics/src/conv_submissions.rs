@@ -269,31 +269,62 @@ fn im2col_tap_major(
 ) {
     let channels = layer.in_channels;
     let patch = channels * layer.kernel_height * layer.kernel_width;
+    // Zero everything once (one memset), then copy only the taps inside the image: the valid output columns
+    // of each (output row, kernel row, kernel column) form one range, so the inner loop has no bounds test.
+    columns.clear();
     columns.resize(out_height * out_width * patch, 0.0);
+    let (stride, padding) = (layer.stride, layer.padding);
     for out_row in 0..out_height {
-        for out_col in 0..out_width {
-            let row = &mut columns[(out_row * out_width + out_col) * patch..][..patch];
-            for kernel_row in 0..layer.kernel_height {
-                let in_row =
-                    (out_row * layer.stride + kernel_row) as isize - layer.padding as isize;
-                for kernel_col in 0..layer.kernel_width {
-                    let in_col =
-                        (out_col * layer.stride + kernel_col) as isize - layer.padding as isize;
-                    let target = &mut row
-                        [(kernel_row * layer.kernel_width + kernel_col) * channels..][..channels];
-                    if 0 <= in_row
-                        && in_row < height as isize
-                        && 0 <= in_col
-                        && in_col < width as isize
-                    {
-                        let start = (in_row as usize * width + in_col as usize) * channels;
-                        target.copy_from_slice(&input[start..start + channels]);
-                    } else {
-                        target.fill(0.0);
-                    }
+        for kernel_row in 0..layer.kernel_height {
+            let Some(in_row) = (out_row * stride + kernel_row).checked_sub(padding) else {
+                continue;
+            };
+            if in_row >= height {
+                continue;
+            }
+            for kernel_col in 0..layer.kernel_width {
+                // out_col is valid when 0 ≤ out_col · stride + kernel_col − padding < width.
+                let first = padding.saturating_sub(kernel_col).div_ceil(stride);
+                let end = (width + padding)
+                    .saturating_sub(kernel_col)
+                    .div_ceil(stride)
+                    .min(out_width);
+                let tap_offset = (kernel_row * layer.kernel_width + kernel_col) * channels;
+                for out_col in first..end {
+                    let in_col = out_col * stride + kernel_col - padding;
+                    let source = (in_row * width + in_col) * channels;
+                    let target = (out_row * out_width + out_col) * patch + tap_offset;
+                    copy_run(
+                        &mut columns[target..target + channels],
+                        &input[source..source + channels],
+                    );
                 }
             }
         }
+    }
+}
+
+/// Copies a short run of channels. `copy_from_slice` on a run whose length is known only at run time becomes a
+/// `memmove` call, which for runs of 1 to 32 values costs more than the copy: one value is assigned, longer
+/// runs move in fixed eight-value blocks (inlined vector moves), the rest value by value.
+#[inline(always)]
+fn copy_run(target: &mut [f32], source: &[f32]) {
+    if let ([target_value], [source_value]) = (&mut *target, source) {
+        *target_value = *source_value;
+        return;
+    }
+    let mut target_blocks = target.chunks_exact_mut(8);
+    let mut source_blocks = source.chunks_exact(8);
+    for (target_block, source_block) in (&mut target_blocks).zip(&mut source_blocks) {
+        let block: [f32; 8] = source_block.try_into().expect("an eight-value block");
+        target_block.copy_from_slice(&block);
+    }
+    for (target_value, source_value) in target_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(source_blocks.remainder())
+    {
+        *target_value = *source_value;
     }
 }
 
@@ -647,6 +678,42 @@ impl ConvClassifier {
         Ok(())
     }
 }
+
+/// The batch-1 variants entered beside zoo's own f32 model: `{prefix}_f32_fused`, `{prefix}_int8` and
+/// `{prefix}_f16` of the Fashion CNN.
+///
+/// # Errors
+/// As [`ConvClassifier::from_cnn`].
+pub fn cnn_variants(cnn: &Cnn, prefix: &str) -> Result<Vec<ConvClassifier>, OlympicsError> {
+    VARIANTS
+        .iter()
+        .map(|(suffix, format)| {
+            ConvClassifier::from_cnn(&format!("{prefix}_{suffix}"), cnn, *format)
+        })
+        .collect()
+}
+
+/// As [`cnn_variants`], for the DS-CNN.
+///
+/// # Errors
+/// As [`ConvClassifier::from_ds_cnn`].
+pub fn ds_cnn_variants(
+    network: &DsCnn,
+    prefix: &str,
+) -> Result<Vec<ConvClassifier>, OlympicsError> {
+    VARIANTS
+        .iter()
+        .map(|(suffix, format)| {
+            ConvClassifier::from_ds_cnn(&format!("{prefix}_{suffix}"), network, *format)
+        })
+        .collect()
+}
+
+const VARIANTS: [(&str, WeightFormat); 3] = [
+    ("f32_fused", WeightFormat::F32),
+    ("int8", WeightFormat::Int8),
+    ("f16", WeightFormat::F16),
+];
 
 impl Submission for ConvClassifier {
     fn name(&self) -> &str {
