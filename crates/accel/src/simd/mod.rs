@@ -7,6 +7,7 @@ mod avx2;
 mod avx512;
 mod driver;
 pub(crate) mod gemv;
+mod isa_kernel;
 mod scalar;
 pub(crate) mod sparse_gemv;
 mod vector;
