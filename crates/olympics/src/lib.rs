@@ -30,11 +30,13 @@ pub mod challenge_model;
 pub mod compliance;
 #[cfg(feature = "reference")]
 pub mod compress;
+#[cfg(feature = "reference")]
+pub mod conv_submissions;
 mod error;
 pub mod event;
+pub mod events;
 #[cfg(feature = "reference")]
 pub mod fused;
-pub mod events;
 pub mod games;
 pub mod pareto;
 pub mod referee;

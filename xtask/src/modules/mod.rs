@@ -2,6 +2,7 @@
 //! judged claims; an `Err` or a panic makes the whole module ERROR and the run goes on.
 
 mod accel_claims;
+mod batch1_claims;
 mod capstone_claims;
 mod kvcache;
 mod olympics_claims;
@@ -47,6 +48,7 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("kvcache", kvcache::run)
         .module("quant", quant_claims::run)
         .module("olympics", olympics_claims::run)
+        .module("batch1", batch1_claims::run)
         .module("peers", peers_claims::run)
         .module("capstone", capstone_claims::run)
 }
