@@ -1,7 +1,7 @@
 //! Pruning masks for MLPs and the gradual sparsity schedule of Zhu and Gupta (2017), "To prune, or not to
 //! prune: exploring the efficacy of pruning for model compression" (arXiv:1710.01878).
 //!
-//! This module is plain ndarray (no candle): [`crate::finetune`] applies the masks during training.
+//! This module is plain ndarray (no candle): [`crate::prune_and_finetune`] applies the masks during training.
 //! A mask is 1.0 where a parameter is kept and 0.0 where it is pruned, so applying it is one element-wise
 //! product. Masks computed at a rising sparsity are nested: a parameter pruned once is never revived, because
 //! the ranking puts every already-pruned parameter first (then the smallest magnitudes, then position).
