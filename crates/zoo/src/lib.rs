@@ -8,8 +8,8 @@
 //! - [`prune`] and [`prune_and_finetune`] / [`finetune_reference`]: gradual pruning with retraining (Zhu and
 //!   Gupta 2017: cubic sparsity schedule, magnitude / neuron / block masks applied after every optimizer step)
 //!   of a trained MLP or the autoencoder, cached in the [`WeightCache`] under the base model's key.
-//! - candle appears only in private modules (training, fine-tuning, the cache); no candle type crosses this crate's public API
-//!   except inside [`ZooError::Candle`].
+//! - candle appears only in private modules (training, fine-tuning, the cache); no candle type crosses this
+//!   crate's public API except inside [`ZooError::Candle`].
 // `deny` rather than `forbid`: ndarray's `s!` macro expands to an `#[allow(unsafe_code)]` that `forbid` rejects.
 #![deny(unsafe_code)]
 
