@@ -5,7 +5,9 @@
 //! A module adds a figure by putting, in one claim's details, `"plot": {"title", "x_label",
 //! "y_label", "log_x", "log_y", "series": [{"name", "style", "points": [[x, y], ...]}]}`, where
 //! `style` is `"line"` (the default: a line through the points, which are marked) or `"points"` (a
-//! scatter, for sets without an order such as a Pareto frontier's members and the dominated rest).
+//! scatter, for sets without an order such as a Pareto frontier's members and the dominated rest), and
+//! an optional `"marker"` is `"circle"` (the default), `"triangle"` or `"cross"` (to set one kind of
+//! point apart, such as peers on a Pareto plot).
 //!
 //! Figures derived here from the shape of claims' details, never from their ids: a roofline for every
 //! claim carrying `peak_gflops_per_core`, `bandwidth_gbytes_per_second` and `points` (each layer's
@@ -175,6 +177,11 @@ fn described_plot(description: &Value) -> Option<String> {
             Some("points") => Style::Points,
             _ => Style::Line,
         };
+        let marker = match entry.get("marker").and_then(Value::as_str) {
+            Some("triangle") => Marker::Triangle,
+            Some("cross") => Marker::Cross,
+            _ => Marker::Circle,
+        };
         let points: Vec<(f64, f64)> = entry
             .get("points")?
             .as_array()?
@@ -188,6 +195,7 @@ fn described_plot(description: &Value) -> Option<String> {
             series.push(Series {
                 name,
                 style,
+                marker,
                 points,
             });
         }
@@ -223,11 +231,20 @@ enum Style {
     Points,
 }
 
+/// The shape that marks a series' points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Circle,
+    Triangle,
+    Cross,
+}
+
 /// One named series of a figure.
 #[derive(Debug, Clone)]
 struct Series {
     name: String,
     style: Style,
+    marker: Marker,
     points: Vec<(f64, f64)>,
 }
 
@@ -238,6 +255,7 @@ fn lines(series: Vec<(String, Vec<(f64, f64)>)>) -> Vec<Series> {
         .map(|(name, points)| Series {
             name,
             style: Style::Line,
+            marker: Marker::Circle,
             points,
         })
         .collect()
@@ -326,7 +344,7 @@ fn chart(
                     .ok()?;
                 for (index, entry) in series.iter().enumerate() {
                     let color = PALETTE[index % PALETTE.len()];
-                    match entry.style {
+                    let size = match entry.style {
                         Style::Line => {
                             chart
                                 .draw_series(LineSeries::new(
@@ -338,26 +356,48 @@ fn chart(
                                 .legend(move |(x, y)| {
                                     PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
                                 });
-                            chart
+                            3
+                        }
+                        Style::Points => 5,
+                    };
+                    // A scatter's legend shows its marker; a line's shows the line (drawn above).
+                    let label = (entry.style == Style::Points).then(|| entry.name.clone());
+                    let points = entry.points.iter().copied();
+                    match entry.marker {
+                        Marker::Circle => {
+                            let drawn = chart
+                                .draw_series(points.map(|p| Circle::new(p, size, color.filled())))
+                                .ok()?;
+                            if let Some(label) = label {
+                                drawn.label(label).legend(move |(x, y)| {
+                                    Circle::new((x + 9, y), 5, color.filled())
+                                });
+                            }
+                        }
+                        Marker::Triangle => {
+                            let drawn = chart
                                 .draw_series(
-                                    entry
-                                        .points
-                                        .iter()
-                                        .map(|&p| Circle::new(p, 3, color.filled())),
+                                    points
+                                        .map(|p| TriangleMarker::new(p, size + 2, color.filled())),
                                 )
                                 .ok()?;
+                            if let Some(label) = label {
+                                drawn.label(label).legend(move |(x, y)| {
+                                    TriangleMarker::new((x + 9, y), 7, color.filled())
+                                });
+                            }
                         }
-                        Style::Points => {
-                            chart
+                        Marker::Cross => {
+                            let drawn = chart
                                 .draw_series(
-                                    entry
-                                        .points
-                                        .iter()
-                                        .map(|&p| Circle::new(p, 5, color.filled())),
+                                    points.map(|p| Cross::new(p, size + 1, color.stroke_width(2))),
                                 )
-                                .ok()?
-                                .label(entry.name.clone())
-                                .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
+                                .ok()?;
+                            if let Some(label) = label {
+                                drawn.label(label).legend(move |(x, y)| {
+                                    Cross::new((x + 9, y), 6, color.stroke_width(2))
+                                });
+                            }
                         }
                     }
                 }
@@ -460,6 +500,7 @@ fn roofline_plot(claim: &ClaimResult) -> Option<String> {
             series.push(Series {
                 name: format!("{name}: layers, achieved (median)"),
                 style: Style::Points,
+                marker: Marker::Circle,
                 points,
             });
         }
@@ -477,6 +518,7 @@ fn roofline_plot(claim: &ClaimResult) -> Option<String> {
                 "roof: {bandwidth:.1} GB/s × intensity, capped at the measured peak {peak:.0} GFLOP/s"
             ),
             style: Style::Line,
+            marker: Marker::Circle,
             points: vec![(low, bandwidth * low), (ridge, peak), (high, peak)],
         },
     );
@@ -511,6 +553,7 @@ fn quantization_error_plot(run: &ValidationRun) -> Option<String> {
             None => series.push(Series {
                 name,
                 style: Style::Line,
+                marker: Marker::Circle,
                 points: vec![(x, y)],
             }),
         }
@@ -716,7 +759,30 @@ pub fn render_html_with(
 
 #[cfg(test)]
 mod tests {
-    use super::tick;
+    use super::{described_plot, tick};
+
+    #[test]
+    fn a_series_marker_changes_the_drawn_shape() {
+        let plot = |marker: &str| {
+            described_plot(&serde_json::json!({
+                "title": "t", "x_label": "x", "y_label": "y",
+                "series": [{"name": "peers", "style": "points", "marker": marker,
+                    "points": [[1.0, 2.0], [2.0, 3.0]]}],
+            }))
+            .unwrap()
+        };
+        let circles = plot("circle");
+        let triangles = plot("triangle");
+        let crosses = plot("cross");
+        // Two points plus the legend's sample: circles are <circle>, triangles <polygon>, crosses lines.
+        assert_eq!(circles.matches("<circle").count(), 3);
+        assert_eq!(triangles.matches("<circle").count(), 0);
+        assert_eq!(triangles.matches("<polygon").count(), 3);
+        assert_eq!(crosses.matches("<circle").count(), 0);
+        assert_ne!(crosses, triangles);
+        // An unknown marker falls back to circles.
+        assert_eq!(plot("hexagon"), circles);
+    }
 
     #[test]
     fn ticks_are_short() {
