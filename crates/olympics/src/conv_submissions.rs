@@ -355,16 +355,17 @@ fn max_pool2_relu(
 /// A depthwise convolution (stride 1) with bias and ReLU, direct, channels innermost.
 fn depthwise_relu(
     layer: &DepthwiseConv2d,
+    tap_major: &[f32],
     input: &[f32],
     (height, width, channels): (usize, usize, usize),
     out: &mut Vec<f32>,
 ) -> Result<(usize, usize), OlympicsError> {
     let taps = layer.kernel_height * layer.kernel_width;
-    if layer.weight.dim() != (channels, taps) || layer.bias.len() != channels {
+    if tap_major.len() != taps * channels || layer.bias.len() != channels {
         return Err(shape_error(
             "depthwise weight",
             format!("{channels}×{taps}"),
-            format!("{:?}", layer.weight.dim()),
+            format!("{} weights, bias {}", tap_major.len(), layer.bias.len()),
         ));
     }
     if height + 2 * layer.padding < layer.kernel_height
@@ -378,8 +379,8 @@ fn depthwise_relu(
     }
     let out_height = height + 2 * layer.padding - layer.kernel_height + 1;
     let out_width = width + 2 * layer.padding - layer.kernel_width + 1;
-    let (Some(weight), Some(bias)) = (layer.weight.as_slice(), layer.bias.as_slice()) else {
-        return Err(invalid("depthwise weights not contiguous"));
+    let Some(bias) = layer.bias.as_slice() else {
+        return Err(invalid("depthwise bias not contiguous"));
     };
     out.resize(out_height * out_width * channels, 0.0);
     for out_row in 0..out_height {
@@ -398,12 +399,14 @@ fn depthwise_relu(
                     }
                     let tap = kernel_row * layer.kernel_width + kernel_col;
                     let start = (in_row as usize * width + in_col as usize) * channels;
-                    for (channel, (acc, &value)) in target
+                    // Weights tap-major, so the channel loop reads three contiguous runs (vectorised).
+                    let weights = &tap_major[tap * channels..(tap + 1) * channels];
+                    for ((acc, &value), &weight) in target
                         .iter_mut()
                         .zip(&input[start..start + channels])
-                        .enumerate()
+                        .zip(weights)
                     {
-                        *acc += weight[channel * taps + tap] * value;
+                        *acc += weight * value;
                     }
                 }
             }
@@ -430,6 +433,8 @@ thread_local! {
 #[derive(Debug, Clone)]
 struct FusedBlock {
     depthwise: DepthwiseConv2d,
+    /// The depthwise weights transposed to `taps × channels`.
+    depthwise_tap_major: Vec<f32>,
     pointwise: FusedConv2d,
 }
 
@@ -514,7 +519,18 @@ impl ConvClassifier {
                     .iter()
                     .map(|block| {
                         Ok(FusedBlock {
-                            depthwise: block.depthwise.clone(),
+                            // The geometry and bias; the weights live only in the tap-major copy.
+                            depthwise: DepthwiseConv2d {
+                                weight: Array2::zeros((0, 0)),
+                                ..block.depthwise.clone()
+                            },
+                            depthwise_tap_major: block
+                                .depthwise
+                                .weight
+                                .t()
+                                .iter()
+                                .copied()
+                                .collect(),
                             pointwise: FusedConv2d::pointwise(&block.pointwise, format)?,
                         })
                     })
@@ -628,8 +644,13 @@ impl ConvClassifier {
                     conv.forward(pong, (*n_frames, *n_coefficients), true, scratch, ping)?;
                 let mut channels = conv.out_channels;
                 for block in blocks {
-                    size =
-                        depthwise_relu(&block.depthwise, ping, (size.0, size.1, channels), pong)?;
+                    size = depthwise_relu(
+                        &block.depthwise,
+                        &block.depthwise_tap_major,
+                        ping,
+                        (size.0, size.1, channels),
+                        pong,
+                    )?;
                     size = block.pointwise.forward(pong, size, true, scratch, ping)?;
                     channels = block.pointwise.out_channels;
                 }
@@ -744,7 +765,7 @@ impl Submission for ConvClassifier {
                     + blocks
                         .iter()
                         .map(|block| {
-                            (block.depthwise.weight.len() + block.depthwise.bias.len())
+                            (block.depthwise_tap_major.len() + block.depthwise.bias.len())
                                 * std::mem::size_of::<f32>()
                                 + block.pointwise.storage_bytes()
                         })
