@@ -278,7 +278,9 @@ impl Projection for CompressedLinear {
             CompressedLinear::Half { .. } => {
                 "f16 weights (quant f16 GEMV ≤ 4 rows, widened once for accel's GEMM above)"
             }
-            CompressedLinear::Sparse { .. } => "f32 CSR of Wᵀ (accel sparse × dense)",
+            CompressedLinear::Sparse { .. } => {
+                "f32 CSR of Wᵀ (accel's sparse vector product per row)"
+            }
             _ => "compressed",
         }
     }
@@ -348,7 +350,20 @@ impl Projection for CompressedLinear {
                     )
                 })
             }
-            // CSR (and any other storage) through the layer's own forward pass; rows are independent.
+            // One sparse dot product per output and row, on accel's batch-1 CSR product: nothing to
+            // transpose, whatever the number of rows.
+            CompressedLinear::Sparse {
+                weight_transposed,
+                bias,
+            } => row_by_row(kind, input, output, accumulate, |x, out| {
+                weight_transposed.vector_product_into(x, out, false)?;
+                for (value, &shift) in out.iter_mut().zip(bias) {
+                    *value += shift;
+                }
+                Ok::<(), accel::AccelError>(())
+            }),
+            // Any storage added to `CompressedLinear` later, through the layer's own forward pass.
+            #[allow(unreachable_patterns)]
             other => {
                 let product = other
                     .forward(input)
