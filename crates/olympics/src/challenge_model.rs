@@ -196,9 +196,9 @@ pub fn compress_transformer(
     Ok(Transformer::from_parts(config, parts)?)
 }
 
-/// Rows up to which the f16 projection runs quant's f16 matrix–vector kernel row by row (a decode step);
-/// more rows (a prefill, a recompute) widen the weight once into a reused buffer and run accel's GEMM, the
-/// split kvcache makes for dense weights.
+/// Rows up to which the f16 and CSR projections run a matrix–vector kernel row by row (a decode step); more
+/// rows (a prefill, a recompute) run one matrix product over all of them, the split kvcache makes for dense
+/// weights.
 const FEW_ROWS: usize = 4;
 
 thread_local! {
@@ -279,7 +279,7 @@ impl Projection for CompressedLinear {
                 "f16 weights (quant f16 GEMV ≤ 4 rows, widened once for accel's GEMM above)"
             }
             CompressedLinear::Sparse { .. } => {
-                "f32 CSR of Wᵀ (accel's sparse vector product per row)"
+                "f32 CSR of Wᵀ (accel's CSR vector product ≤ 4 rows, CSR × dense above)"
             }
             _ => "compressed",
         }
@@ -350,20 +350,23 @@ impl Projection for CompressedLinear {
                     )
                 })
             }
-            // One sparse dot product per output and row, on accel's batch-1 CSR product: nothing to
-            // transpose, whatever the number of rows.
+            // Few rows (a decode step): one sparse dot product per output and row, on accel's batch-1
+            // CSR product, with nothing to transpose. More rows take the layer's own CSR × dense product
+            // below (one pass over the CSR for all rows; row by row it was twice as slow).
             CompressedLinear::Sparse {
                 weight_transposed,
                 bias,
-            } => row_by_row(kind, input, output, accumulate, |x, out| {
-                weight_transposed.vector_product_into(x, out, false)?;
-                for (value, &shift) in out.iter_mut().zip(bias) {
-                    *value += shift;
-                }
-                Ok::<(), accel::AccelError>(())
-            }),
-            // Any storage added to `CompressedLinear` later, through the layer's own forward pass.
-            #[allow(unreachable_patterns)]
+            } if input.nrows() <= FEW_ROWS => {
+                row_by_row(kind, input, output, accumulate, |x, out| {
+                    weight_transposed.vector_product_into(x, out, false)?;
+                    for (value, &shift) in out.iter_mut().zip(bias) {
+                        *value += shift;
+                    }
+                    Ok::<(), accel::AccelError>(())
+                })
+            }
+            // CSR with more rows (and any storage added to `CompressedLinear` later): the layer's own
+            // forward pass, rows independent.
             other => {
                 let product = other
                     .forward(input)
