@@ -15,6 +15,11 @@
 //! the completion rate would not do: a short run's final drain, a few milliseconds of ordinary queueing or
 //! of preemption on a loaded machine, is a large share of its span.)
 //!
+//! A step is [`ServerConfig::queries_per_step`] queries, fewer at a rate where that many would arrive over
+//! more than [`ServerConfig::max_step_seconds`], never fewer than the 662 that early stopping at p99 needs;
+//! a rate too low even for those ends the search with the reason (a model of tens of milliseconds per query
+//! would otherwise hold the run for minutes).
+//!
 //! Every step of a search uses the same seed: the same unit-rate arrival pattern, scaled (common random
 //! numbers), so neighbouring rates differ by their rate, not by their luck.
 
@@ -47,30 +52,37 @@ pub struct ServerConfig {
     pub relative_tolerance: f64,
     /// A step passes only if some query in this last share of the run arrived to an idle system.
     pub idle_tail_fraction: f64,
+    /// A step's scheduled length is at most this many seconds: at a low rate it runs fewer queries (never
+    /// fewer than the early-stopping minimum for p99, 662), and a rate whose minimum would take longer ends
+    /// the search, saying so.
+    pub max_step_seconds: f64,
     /// Search every scored submission (`true`), or only the baseline and the submission with the lowest
     /// SingleStream early-stopping p90 (`false`, quick mode: a search is a dozen runs).
     pub search_every_submission: bool,
 }
 
 impl ServerConfig {
-    /// 3,000 queries per step, up to 14 steps, 3% tolerance, every submission.
+    /// 3,000 queries per step (at most 2 s of arrivals), up to 14 steps, 3% tolerance, every submission.
     pub fn full() -> Self {
         ServerConfig {
             queries_per_step: 3_000,
             max_steps: 14,
             relative_tolerance: 0.03,
             idle_tail_fraction: 0.5,
+            max_step_seconds: 2.0,
             search_every_submission: true,
         }
     }
 
-    /// 2,000 queries per step, up to 10 steps, 5% tolerance, the baseline and the fastest submission only.
+    /// 2,000 queries per step (at most 1 s of arrivals), up to 10 steps, 5% tolerance, the baseline and the
+    /// fastest submission only.
     pub fn quick() -> Self {
         ServerConfig {
             queries_per_step: 2_000,
             max_steps: 10,
             relative_tolerance: 0.05,
             search_every_submission: false,
+            max_step_seconds: 1.0,
             ..Self::full()
         }
     }
@@ -152,7 +164,7 @@ impl ServerResult {
     }
 }
 
-/// Judges one run at `qps` against the p99 limit and the completion condition.
+/// Judges one run at `qps` against the p99 limit and the stability condition.
 ///
 /// # Errors
 /// Fewer queries than the early-stopping minimum for p99, or non-finite latencies.
@@ -210,8 +222,9 @@ pub fn judge_server_step(
     })
 }
 
-/// The search (see the module docs), with the run at a rate injected: `run_at(qps)` returns one run of
-/// [`ServerConfig::queries_per_step`] queries at that rate (the real clock in [`measure_server`], a simulated
+/// The search (see the module docs), with the run at a rate injected: `run_at(qps, n)` returns one run of
+/// `n` queries at that rate, `n` being [`ServerConfig::queries_per_step`] or fewer when that many would
+/// take longer than [`ServerConfig::max_step_seconds`] (the real clock in [`measure_server`], a simulated
 /// one in tests).
 ///
 /// # Errors
@@ -222,7 +235,7 @@ pub fn search_max_qps(
     latency_limit_ms: f64,
     config: &ServerConfig,
     confidence: f64,
-    mut run_at: impl FnMut(f64) -> Result<ScheduledRun, OlympicsError>,
+    mut run_at: impl FnMut(f64, usize) -> Result<ScheduledRun, OlympicsError>,
 ) -> Result<ServerResult, OlympicsError> {
     if !(start_qps.is_finite() && start_qps > 0.0) {
         return Err(invalid(format!(
@@ -238,26 +251,43 @@ pub fn search_max_qps(
     }
     if !(config.relative_tolerance.is_finite() && config.relative_tolerance > 0.0)
         || config.max_steps == 0
+        || !(0.0 < config.idle_tail_fraction && config.idle_tail_fraction <= 1.0)
+        || !(config.max_step_seconds.is_finite() && config.max_step_seconds > 0.0)
     {
         return Err(invalid(
-            "Server search needs a positive tolerance and at least one step",
+            "Server search needs a positive tolerance and step length, an idle tail fraction in (0, 1] and at least one step",
         ));
     }
     let mut steps: Vec<ServerStep> = Vec::new();
     let mut passing: Option<usize> = None;
     let mut failing: Option<usize> = None;
-    let mut step_at = |qps: f64, steps: &mut Vec<ServerStep>| -> Result<bool, OlympicsError> {
-        let run = run_at(qps)?;
-        let step = judge_server_step(qps, &run, latency_limit_ms, config, confidence)?;
-        let passed = step.passed;
-        steps.push(step);
-        Ok(passed)
+    // `None` when even the minimum count at `qps` would take longer than a step may.
+    let queries_at = |qps: f64| -> Option<usize> {
+        let affordable = (qps * config.max_step_seconds).floor();
+        let n = affordable.min(config.queries_per_step as f64) as usize;
+        (n >= min_queries).then_some(n)
     };
+    let mut step_at =
+        |qps: f64, n: usize, steps: &mut Vec<ServerStep>| -> Result<bool, OlympicsError> {
+            let run = run_at(qps, n)?;
+            let step = judge_server_step(qps, &run, latency_limit_ms, config, confidence)?;
+            let passed = step.passed;
+            steps.push(step);
+            Ok(passed)
+        };
     // Bracket: double after a pass, halve after a failure, until one of each.
     let mut qps = start_qps;
     let mut stop_reason = String::new();
     while steps.len() < config.max_steps {
-        if step_at(qps, &mut steps)? {
+        let Some(n) = queries_at(qps) else {
+            stop_reason = format!(
+                "a step at {qps:.1} queries/s would need {:.1} s for the {min_queries} queries early stopping needs (more than the {} s a step may take)",
+                min_queries as f64 / qps,
+                config.max_step_seconds
+            );
+            break;
+        };
+        if step_at(qps, n, &mut steps)? {
             passing = Some(steps.len() - 1);
             if failing.is_some() {
                 break;
@@ -291,7 +321,9 @@ pub fn search_max_qps(
             break;
         }
         let middle = (low_qps * high_qps).sqrt();
-        if step_at(middle, &mut steps)? {
+        // Between two rates that each had a step, a step is affordable.
+        let n = queries_at(middle).unwrap_or(min_queries);
+        if step_at(middle, n, &mut steps)? {
             passing = Some(steps.len() - 1);
         } else {
             failing = Some(steps.len() - 1);
@@ -364,8 +396,8 @@ pub fn measure_server(
         event.spec.latency_limit_ms,
         server,
         config.confidence,
-        |qps| {
-            let arrivals = poisson_arrivals_ns(qps, n, seed)?;
+        |qps, n_queries| {
+            let arrivals = poisson_arrivals_ns(qps, n_queries, seed)?;
             submission.reset();
             let clock = MonotonicClock::new();
             run_open_loop(&clock, &arrivals, |index| {
@@ -475,6 +507,7 @@ mod tests {
             max_steps: 16,
             relative_tolerance: 0.03,
             idle_tail_fraction: 0.5,
+            max_step_seconds: 1e9,
             search_every_submission: true,
         }
     }
@@ -494,8 +527,8 @@ mod tests {
         // 100 µs per query: saturation at 10,000 queries/s; a 5 ms p99 limit is 50 service times, reached
         // by an M/D/1 queue somewhere around 95% load.
         let config = quick();
-        let result = search_max_qps(1_000.0, 5.0, &config, 0.95, |qps| {
-            simulated_run(qps, config.queries_per_step, 100_000.0)
+        let result = search_max_qps(1_000.0, 5.0, &config, 0.95, |qps, n| {
+            simulated_run(qps, n, 100_000.0)
         })
         .unwrap();
         let max = result.max_qps.expect("a rate passed");
@@ -519,8 +552,8 @@ mod tests {
     fn an_unsustainable_rate_fails_even_under_a_loose_limit() {
         // A limit no finite run reaches: only the stability condition stops the search, near saturation.
         let config = quick();
-        let result = search_max_qps(1_000.0, 1e12, &config, 0.95, |qps| {
-            simulated_run(qps, config.queries_per_step, 100_000.0)
+        let result = search_max_qps(1_000.0, 1e12, &config, 0.95, |qps, n| {
+            simulated_run(qps, n, 100_000.0)
         })
         .unwrap();
         let max = result.max_qps.unwrap();
@@ -534,9 +567,8 @@ mod tests {
     fn a_step_function_is_bracketed_then_bisected() {
         // Pass exactly below 1,234 queries/s; latencies 1 ms, or 100 ms above.
         let config = quick();
-        let result = search_max_qps(100.0, 50.0, &config, 0.95, |qps| {
+        let result = search_max_qps(100.0, 50.0, &config, 0.95, |qps, n| {
             let latency_ns = if qps <= 1_234.0 { 1e6 } else { 1e8 };
-            let n = config.queries_per_step;
             Ok(ScheduledRun {
                 latencies_ns: vec![latency_ns; n],
                 arrival_span_ns: n as f64 / qps * 1e9,
@@ -559,8 +591,8 @@ mod tests {
             max_steps: 6,
             ..quick()
         };
-        let result = search_max_qps(100.0, 1.0, &config, 0.95, |qps| {
-            simulated_run(qps, config.queries_per_step, 5e6)
+        let result = search_max_qps(100.0, 1.0, &config, 0.95, |qps, n| {
+            simulated_run(qps, n, 5e6)
         })
         .unwrap();
         assert!(result.max_qps.is_none() && result.at_max.is_none());
@@ -571,20 +603,44 @@ mod tests {
             ..quick()
         };
         assert!(
-            search_max_qps(100.0, 1.0, &too_few, 0.95, |qps| simulated_run(
-                qps, 661, 1.0
+            search_max_qps(100.0, 1.0, &too_few, 0.95, |qps, n| simulated_run(
+                qps, n, 1.0
             ))
             .is_err()
         );
         assert!(
-            search_max_qps(0.0, 1.0, &quick(), 0.95, |qps| simulated_run(
-                qps, 2_000, 1.0
+            search_max_qps(0.0, 1.0, &quick(), 0.95, |qps, n| simulated_run(
+                qps, n, 1.0
             ))
             .is_err()
         );
-        let failing = search_max_qps(100.0, 1.0, &quick(), 0.95, |_| {
+        let failing = search_max_qps(100.0, 1.0, &quick(), 0.95, |_, _| {
             Err(invalid("the submission broke"))
         });
         assert!(failing.is_err());
+    }
+
+    #[test]
+    fn a_step_never_lasts_longer_than_its_budget() {
+        // One second per step: at 1,000 queries/s a step runs 1,000 queries, not 2,000; below 662 queries/s
+        // not even the early-stopping minimum fits, and the search stops, saying so.
+        let config = ServerConfig {
+            max_step_seconds: 1.0,
+            ..quick()
+        };
+        let mut counts = Vec::new();
+        let result = search_max_qps(1_000.0, 1.0, &config, 0.95, |qps, n| {
+            counts.push(n);
+            simulated_run(qps, n, 5e6)
+        })
+        .unwrap();
+        assert_eq!(counts, vec![1_000]);
+        assert!(result.max_qps.is_none());
+        assert!(
+            result.stop_reason.contains("would need"),
+            "{}",
+            result.stop_reason
+        );
+        assert_eq!(result.steps[0].n_queries, 1_000);
     }
 }
