@@ -219,9 +219,21 @@ fn crossing(sparsities: &[f64], ratios: &[f64]) -> Option<f64> {
     }
 }
 
+/// A break-even sparsity and its interval, percent.
+struct BreakEven {
+    point: f64,
+    lower: f64,
+    upper: f64,
+    /// The sparse side is faster (its interval's upper end at or above 1×) at every grid value, so the lower
+    /// end is the first grid value, not a crossing.
+    lower_censored: bool,
+    /// The interval's lower end never reaches 1× on the grid, so the upper end is 100%, not a crossing.
+    upper_censored: bool,
+}
+
 /// The break-even sparsity of a grid: the point series' crossing, and the interval between the crossings of
 /// the upper and the lower interval ends (the upper end censored at 100% when the lower end never reaches 1×).
-fn break_even(grid: &GridComparison<u32>) -> Option<(f64, f64, f64, bool)> {
+fn break_even(grid: &GridComparison<u32>) -> Option<BreakEven> {
     let sparsities: Vec<f64> = grid
         .points
         .iter()
@@ -234,12 +246,19 @@ fn break_even(grid: &GridComparison<u32>) -> Option<(f64, f64, f64, bool)> {
             .collect()
     };
     let point = crossing(&sparsities, &series(|c| c.speedup.point))?;
-    let lower = crossing(&sparsities, &series(|c| c.speedup.ci_upper)).unwrap_or(point);
-    let (upper, censored) = match crossing(&sparsities, &series(|c| c.speedup.ci_lower)) {
+    let upper_series = series(|c| c.speedup.ci_upper);
+    let lower = crossing(&sparsities, &upper_series).unwrap_or(point);
+    let (upper, upper_censored) = match crossing(&sparsities, &series(|c| c.speedup.ci_lower)) {
         Some(upper) => (upper, false),
         None => (100.0, true),
     };
-    Some((point, lower.min(point), upper.max(point), censored))
+    Some(BreakEven {
+        point,
+        lower: lower.min(point),
+        upper: upper.max(point),
+        lower_censored: upper_series.iter().all(|&ratio| ratio >= 1.0),
+        upper_censored,
+    })
 }
 
 fn kilobytes(bytes: usize) -> String {
@@ -333,10 +352,35 @@ fn break_even_claim(sweep: &Sweep, which: &str) -> Result<ClaimResult> {
         ),
     );
     let last = grid.points.last().context("empty grid")?;
+    let first = grid.points.first().context("empty grid")?;
     let result = match break_even(grid) {
-        Some((point, lower, upper, censored)) => claim
-            .judge(Estimate::new(point, lower, upper, "%", 0.95)?)
-            .with_detail("upper_end_censored_at_100", censored),
+        Some(found) => {
+            let mut result = claim
+                .judge(Estimate::new(
+                    found.point,
+                    found.lower,
+                    found.upper,
+                    "%",
+                    0.95,
+                )?)
+                .with_detail("lower_end_censored", found.lower_censored)
+                .with_detail("upper_end_censored_at_100", found.upper_censored);
+            if found.point <= f64::from(first.parameter) {
+                result = result.annotate(format!(
+                    "faster than dense at every sparsity of the grid, from {}% on ({} there): the break-even is at \
+                     or below the grid's first value",
+                    first.parameter,
+                    speedup_cell(&first.comparison)
+                ));
+            }
+            if found.upper_censored {
+                result = result.annotate(format!(
+                    "the interval's lower end stays below 1× up to {}%: its upper end is censored at 100%",
+                    last.parameter
+                ));
+            }
+            result
+        }
         None => claim.inconclusive(
             format!(
                 "not faster than dense anywhere up to {}%: {} there",
@@ -399,7 +443,13 @@ fn threshold_claim(sweep: &Sweep, sparsity: u32, threshold: f64) -> Result<Claim
         .with_detail("dense_bytes", variant.blocks.dense_bytes())
         .with_detail("block_sparse_bytes", variant.blocks.storage_bytes())
         .with_detail("csr_bytes", variant.csr.storage_bytes())
-        .with_detail("csr_speedup", sweep.csr.point(&sparsity).map(|csr| &csr.comparison.speedup))
+        .with_detail(
+            "csr_speedup",
+            sweep
+                .csr
+                .point(&sparsity)
+                .map(|csr| &csr.comparison.speedup),
+        )
         .with_detail("baseline_ns", &comparison.baseline.values)
         .with_detail("candidate_ns", &comparison.candidate.values)
         .with_detail("fairness", &comparison.fairness))
