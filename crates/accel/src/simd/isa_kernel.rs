@@ -114,3 +114,49 @@ macro_rules! isa_kernel {
 }
 
 pub(crate) use isa_kernel;
+
+/// Defines `fn $name(isa: Isa, args: $args) -> $ret`, which runs the generic body `$body::<V>(args)` compiled
+/// for `isa`: behind `#[target_feature(enable = "avx512f,fma")]` with `F32x16`, `"avx2,fma"` with `F32x8`, and
+/// as portable code with `F32x1` for every other instruction set. The run-time half of "one generic body, thin
+/// `#[target_feature]` wrappers", for the matrix–vector kernels (the GEMM's is [`isa_kernel!`]).
+///
+/// The defined function is safe to call only as its callers in this module do: they check that `isa` is
+/// available and that `args` satisfies the invariant its type documents, before the call.
+macro_rules! isa_dispatch {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident(isa, args: $args:ty) -> $ret:ty = $body:ident;) => {
+        $(#[$attr])*
+        $vis fn $name(isa: $crate::Isa, args: $args) -> $ret {
+            /// # Safety
+            /// AVX-512F and FMA must be available; the arguments' invariant must hold.
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            #[target_feature(enable = "avx512f,fma")]
+            unsafe fn avx512(args: $args) -> $ret {
+                // SAFETY: forwarded contract.
+                unsafe { $body::<$crate::simd::avx512::F32x16>(args) }
+            }
+
+            /// # Safety
+            /// AVX2 and FMA must be available; the arguments' invariant must hold.
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(args: $args) -> $ret {
+                // SAFETY: forwarded contract.
+                unsafe { $body::<$crate::simd::avx2::F32x8>(args) }
+            }
+
+            match isa {
+                #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+                // SAFETY: the callers checked that AVX-512F and FMA are available and that `args` satisfies its
+                // type's invariant.
+                $crate::Isa::Avx512 => unsafe { avx512(args) },
+                #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+                // SAFETY: as above, with AVX2 and FMA checked.
+                $crate::Isa::Avx2Fma => unsafe { avx2(args) },
+                // SAFETY: as above; the portable body needs no CPU feature.
+                _ => unsafe { $body::<$crate::simd::scalar::F32x1>(args) },
+            }
+        }
+    };
+}
+
+pub(crate) use isa_dispatch;

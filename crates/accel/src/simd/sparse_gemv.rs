@@ -18,15 +18,9 @@
 //! so the same line is updated every few blocks) is not bound by the latency of the store–load–FMA chain. The
 //! copies are summed once at the end.
 
-use super::scalar::F32x1;
+use super::isa_kernel::isa_dispatch;
 use super::vector::Vector;
-use super::Isa;
 use crate::block_sparse::SPARSE_BLOCK_WIDTH;
-
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-use super::avx2::F32x8;
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-use super::avx512::F32x16;
 
 /// Independent copies of the accumulators (see the module documentation); the scratch holds this many times
 /// `16 · ceil(cols / 16)` floats.
@@ -54,41 +48,10 @@ pub(crate) struct SparseArgs {
     pub(crate) skip_zero_inputs: bool,
 }
 
-/// Runs the body compiled for `isa` (which the caller checked is available); returns the rows skipped.
-pub(crate) fn dispatch(isa: Isa, args: SparseArgs) -> usize {
-    match isa {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: the caller checked that AVX-512F and FMA are available; `args` satisfies the `SparseArgs`
-        // invariant (a checked matrix, checked lengths, `y` a unique mutable borrow).
-        Isa::Avx512 => unsafe { sparse_avx512(args) },
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: as above, with AVX2 and FMA checked.
-        Isa::Avx2Fma => unsafe { sparse_avx2(args) },
-        // SAFETY: as above; the scalar body needs no CPU feature.
-        _ => unsafe { sparse_body::<F32x1>(args) },
-    }
-}
-
-/// The generic body compiled with AVX-512F enabled.
-///
-/// # Safety
-/// AVX-512F and FMA must be available; the [`SparseArgs`] invariant must hold.
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn sparse_avx512(args: SparseArgs) -> usize {
-    // SAFETY: forwarded contract.
-    unsafe { sparse_body::<F32x16>(args) }
-}
-
-/// The generic body compiled with AVX2 and FMA enabled.
-///
-/// # Safety
-/// AVX2 and FMA must be available; the [`SparseArgs`] invariant must hold.
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sparse_avx2(args: SparseArgs) -> usize {
-    // SAFETY: forwarded contract.
-    unsafe { sparse_body::<F32x8>(args) }
+isa_dispatch! {
+    /// Runs the body compiled for `isa` (which the caller checked is available; `args` is checked by
+    /// `BlockSparseMatrix`); returns the rows skipped.
+    pub(crate) fn dispatch(isa, args: SparseArgs) -> usize = sparse_body;
 }
 
 /// `y (+)= x · W` over the stored blocks; returns the input rows skipped because `x_i == 0`.
