@@ -29,6 +29,25 @@ pub const SPARSE_BLOCK_WIDTH: usize = 16;
 /// Invariants (kept by the constructors): `row_offsets` has `rows + 1` non-decreasing entries from 0 to the number
 /// of blocks; the block columns of a row are increasing and below `ceil(cols / 16)`; `values` holds
 /// `16 · blocks` floats, zero beyond `cols` in a partial block.
+///
+/// ```
+/// use accel::{prune_blocks, BlockSparseMatrix, SparseGemvConfig};
+/// use ndarray::Array2;
+///
+/// // A 32 × 20 layer weight (in × out): two block columns per input row, the second partial (4 wide).
+/// let weight = Array2::from_shape_fn((32, 20), |(i, j)| ((i * 20 + j) % 11) as f32 - 5.0);
+/// let pruned = prune_blocks(weight.view(), 0.5)?;
+/// let sparse = BlockSparseMatrix::from_dense(pruned.view())?;
+/// assert_eq!(sparse.n_blocks(), 32);
+///
+/// let x = vec![0.5f32; 32];
+/// let mut y = vec![f32::NAN; 20]; // never read without `accumulate`
+/// let run = sparse.vector_product_into(&x, &mut y, false, &SparseGemvConfig::default())?;
+/// let expected = ndarray::Array1::from(x).dot(&pruned);
+/// assert!(y.iter().zip(&expected).all(|(a, b)| (a - b).abs() <= 1e-3));
+/// println!("{run}"); // block-sparse-avx512 on a CPU with AVX-512
+/// # Ok::<(), accel::AccelError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockSparseMatrix {
     rows: usize,
