@@ -32,7 +32,7 @@ pub use error::PeersError;
 pub use minilm::{export_minilm, MinilmOnnx};
 pub use onnx::{
     cnn_to_onnx_bytes, ds_cnn_to_onnx_bytes, to_onnx_bytes, write_onnx, write_onnx_bytes,
-    OnnxExport, OnnxHead,
+    GreyPooling, OnnxExport, OnnxHead,
 };
 pub use onnx_transformer::char_transformer_to_onnx_bytes;
 pub use submission::{

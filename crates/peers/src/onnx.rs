@@ -1,7 +1,8 @@
 //! ONNX export of the reference models' fully connected networks (opset 13, IR version 7), through the
 //! messages generated from `onnx.proto` by the `onnx-protobuf` crate.
 //!
-//! Graph of an exported network: an optional standardization (`Sub` mean, `Div` std), then per layer a
+//! Graph of an exported network: an optional grey pooling ([`GreyPooling`]: `Reshape`, `ReduceMean`,
+//! `Reshape`), an optional standardization (`Sub` mean, `Div` std), then per layer a
 //! `Gemm` (weights `in × out` as zoo stores them, bias broadcast) followed by `Relu` except after the last
 //! layer; for an anomaly scorer the head `Sub(reconstruction, input)`, `Mul` by itself and
 //! `ReduceMean(axes = [1], keepdims = 1)`: the per-row mean squared reconstruction error, the same score as
@@ -56,8 +57,24 @@ pub struct OnnxExport<'a> {
     pub network: &'a Mlp,
     /// Standardization applied to the input first, when the submission does it.
     pub standardizer: Option<&'a Standardizer>,
+    /// Block-average pooling to grey applied to the input first (before any standardization), when the
+    /// submission does it (olympics' `InputTransform::PoolGrey`).
+    pub grey_pooling: Option<GreyPooling>,
     /// The output.
     pub head: OnnxHead,
+}
+
+/// Square interleaved images (`side × side × channels`, channels fastest) averaged over `factor × factor`
+/// blocks and over the channels: `batch × (side / factor)²` grey rows. In the graph: `Reshape` to
+/// `batch × out × factor × out × factor × channels` and `ReduceMean` over the block and channel axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreyPooling {
+    /// Image side in pixels.
+    pub side: usize,
+    /// Interleaved channels per pixel.
+    pub channels: usize,
+    /// Block side; divides `side`.
+    pub factor: usize,
 }
 
 pub(crate) fn export_error(model: &str, reason: impl Into<String>) -> PeersError {
@@ -157,8 +174,61 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
     let input_width = first.in_features();
     let mut graph = GraphProto::new();
     graph.name = name.into();
-    graph.input.push(batch_value(INPUT_NAME, input_width));
     let mut current = INPUT_NAME.to_string();
+    match export.grey_pooling {
+        None => graph.input.push(batch_value(INPUT_NAME, input_width)),
+        Some(pooling) => {
+            let GreyPooling {
+                side,
+                channels,
+                factor,
+            } = pooling;
+            if factor == 0
+                || channels == 0
+                || side % factor != 0
+                || (side / factor).pow(2) != input_width
+            {
+                return Err(export_error(
+                    name,
+                    format!("grey pooling of {side}×{side}×{channels} by {factor} before a layer of {input_width} inputs"),
+                ));
+            }
+            let out = (side / factor) as i64;
+            graph
+                .input
+                .push(batch_value(INPUT_NAME, side * side * channels));
+            graph.initializer.push(int64_tensor(
+                "pooling_blocks_shape",
+                &[-1, out, factor as i64, out, factor as i64, channels as i64],
+            ));
+            graph
+                .initializer
+                .push(int64_tensor("pooled_shape", &[-1, input_width as i64]));
+            graph.node.push(node(
+                "Reshape",
+                &[INPUT_NAME, "pooling_blocks_shape"],
+                "pooling_blocks",
+                vec![],
+            ));
+            graph.node.push(node(
+                "ReduceMean",
+                &["pooling_blocks"],
+                "pooled_blocks",
+                vec![
+                    ints_attribute("axes", &[2, 4, 5]),
+                    int_attribute("keepdims", 0),
+                ],
+            ));
+            graph.node.push(node(
+                "Reshape",
+                &["pooled_blocks", "pooled_shape"],
+                "pooled",
+                vec![],
+            ));
+            current = "pooled".into();
+        }
+    }
+    let network_input = current.clone();
     if let Some(standardizer) = export.standardizer {
         current = standardize_nodes(&mut graph, name, standardizer, &current, input_width)?;
     }
@@ -227,9 +297,12 @@ pub fn to_model_proto(export: &OnnxExport<'_>) -> Result<ModelProto, PeersError>
                     format!("reconstruction of width {width} for an input of {input_width}"),
                 ));
             }
-            graph
-                .node
-                .push(node("Sub", &[&current, INPUT_NAME], "difference", vec![]));
+            graph.node.push(node(
+                "Sub",
+                &[&current, &network_input],
+                "difference",
+                vec![],
+            ));
             graph.node.push(node(
                 "Mul",
                 &["difference", "difference"],
@@ -767,6 +840,7 @@ mod tests {
             name: "tiny",
             network: &network,
             standardizer: None,
+            grey_pooling: None,
             head: OnnxHead::Logits,
         };
         let bytes = to_onnx_bytes(&export).unwrap();
@@ -800,6 +874,7 @@ mod tests {
             name: "ae",
             network: &network,
             standardizer: Some(&standardizer),
+            grey_pooling: None,
             head: OnnxHead::ReconstructionError,
         };
         let model = to_model_proto(&export).unwrap();
@@ -975,6 +1050,7 @@ mod tests {
             name: "bad",
             network,
             standardizer: None,
+            grey_pooling: None,
             head: OnnxHead::Logits,
         };
         assert!(matches!(

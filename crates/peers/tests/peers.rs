@@ -123,6 +123,7 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
                 name,
                 network: &network,
                 standardizer: None,
+                grey_pooling: None,
                 head: OnnxHead::Logits,
             },
         );
@@ -193,6 +194,7 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
             name: "autoencoder",
             network: &autoencoder.network,
             standardizer: None,
+            grey_pooling: None,
             head: OnnxHead::ReconstructionError,
         },
     );
@@ -487,6 +489,7 @@ fn broken_peers_are_errors_for_themselves_alone_and_leave_no_process() {
             name: "mlp",
             network: &network,
             standardizer: None,
+            grey_pooling: None,
             head: OnnxHead::Logits,
         },
     );

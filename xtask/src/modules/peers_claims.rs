@@ -24,21 +24,28 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ndarray::{s, Array2};
+use datasets::{FsddSplit, MfccConfig};
+use ndarray::{s, Array2, ArrayView2};
 use olympics::referee::referee_self_timed;
 use olympics::reference;
-use olympics::submissions::InputTransform;
+use olympics::submissions::{
+    cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, ZooClassifier,
+};
 use olympics::{referee, Event, Outcome, RefereeConfig, Scorecard, Submission};
 use peers::{
-    write_onnx, ExternalSubmission, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec,
-    PeersError, Runtime, SelfTimedBatch,
+    cnn_to_onnx_bytes, ds_cnn_to_onnx_bytes, to_onnx_bytes, write_onnx_bytes, ExternalSubmission,
+    GreyPooling, OnnxExport, OnnxHead, PeerConfig, PeerEnvironment, PeerSpec, PeersError, Runtime,
+    SelfTimedBatch,
 };
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, Verdict};
 use perf_core::compare::{compare_sources, CompareConfig};
 use perf_core::measure::ClosureBatch;
 use perf_core::stats::BenchmarkResult;
 use serde_json::json;
-use zoo::{train_or_load, Mlp, ReferenceModel, TrainedWeights, ZooConfig};
+use zoo::{
+    train_or_load, Cnn, DsCnn, Mlp, ReferenceModel, Standardizer, TrainConfig, TrainedWeights,
+    ZooConfig,
+};
 
 use super::{data_options, ModuleContext};
 
@@ -51,18 +58,78 @@ const EQUIVALENCE_RELATIVE: f32 = 1e-4;
 const EQUIVALENCE_ROWS: usize = 256;
 
 /// Builds one event, its model and the workspace's field.
-type EventBuilder = fn(&ModuleContext, &ZooConfig) -> Result<EventModel>;
+type EventBuilder = fn(&ModuleContext, &ZooConfig) -> Result<Built>;
+
+/// What a builder made: the event with its model, or why it cannot be built here (SKIPPED with the
+/// command that makes it possible).
+enum Built {
+    Model(Box<EventModel>),
+    Skipped { reason: String, command: String },
+}
+
+/// The exported model of an event's peers.
+enum PeerModel {
+    /// A fully connected network with the input stage the Rust submissions apply.
+    Mlp {
+        network: Mlp,
+        standardizer: Option<Standardizer>,
+        grey_pooling: Option<GreyPooling>,
+        head: OnnxHead,
+    },
+    /// zoo's two-convolution CNN.
+    Cnn(Box<Cnn>),
+    /// zoo's DS-CNN.
+    DsCnn(Box<DsCnn>),
+}
+
+impl PeerModel {
+    fn onnx_bytes(&self, name: &str) -> Result<Vec<u8>, PeersError> {
+        match self {
+            PeerModel::Mlp {
+                network,
+                standardizer,
+                grey_pooling,
+                head,
+            } => to_onnx_bytes(&OnnxExport {
+                name,
+                network,
+                standardizer: standardizer.as_ref(),
+                grey_pooling: *grey_pooling,
+                head: *head,
+            }),
+            PeerModel::Cnn(cnn) => cnn_to_onnx_bytes(name, cnn),
+            PeerModel::DsCnn(network) => ds_cnn_to_onnx_bytes(name, network),
+        }
+    }
+}
 
 /// One event's model as the peers receive it.
 struct EventModel {
+    /// The claims' namespace (`peers.<label>.…`): the event's name, or the event and the model when one
+    /// event has several models (the Fashion CNN, the DS-CNN).
+    label: String,
     event: Event,
-    network: Mlp,
-    head: OnnxHead,
+    model: PeerModel,
     rust_field: Vec<Box<dyn Submission>>,
+    /// The Rust f32 submission the exported file must reproduce.
+    baseline: String,
     model_name: &'static str,
 }
 
-fn image_classification(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<EventModel> {
+fn mlp_field(
+    mlp: &Mlp,
+    transform: &InputTransform,
+    quick: bool,
+) -> Result<Vec<Box<dyn Submission>>> {
+    Ok(
+        reference::mlp_classifiers(mlp, transform, &reference::mlp_recipes(quick))?
+            .into_iter()
+            .map(|submission| Box::new(submission) as Box<dyn Submission>)
+            .collect(),
+    )
+}
+
+fn image_classification(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
     // As the olympics module: Fashion-MNIST when its MLP is cached (quick) or trainable (full), else the
     // embedded digits.
     let fashion = if context.quick {
@@ -87,24 +154,67 @@ fn image_classification(context: &ModuleContext, zoo_config: &ZooConfig) -> Resu
         &trained.report.dataset,
         &trained.report.split,
     )?;
-    let rust_field = reference::mlp_classifiers(
-        mlp,
-        &InputTransform::Identity,
-        &reference::mlp_recipes(context.quick),
-    )?
-    .into_iter()
-    .map(|submission| Box::new(submission) as Box<dyn Submission>)
-    .collect();
-    Ok(EventModel {
+    let rust_field = mlp_field(mlp, &InputTransform::Identity, context.quick)?;
+    Ok(Built::Model(Box::new(EventModel {
+        label: event.spec.name.clone(),
         event,
-        network: mlp.clone(),
-        head: OnnxHead::Logits,
+        model: PeerModel::Mlp {
+            network: mlp.clone(),
+            standardizer: None,
+            grey_pooling: None,
+            head: OnnxHead::Logits,
+        },
         rust_field,
+        baseline: reference::BASELINE.into(),
         model_name,
-    })
+    })))
 }
 
-fn anomaly_detection(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<EventModel> {
+/// The command that trains and caches zoo's reference models (the CNN and DS-CNN rows read the cache).
+const ZOO_TRAIN_COMMAND: &str = "cargo xtask validate --module zoo";
+
+/// zoo's Fashion CNN (from the weight cache) against its ONNX Runtime and PyTorch peers on the Fashion
+/// image-classification event.
+fn image_classification_cnn(_context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
+    let trained = match zoo::load_cached(ReferenceModel::FashionCnn, zoo_config) {
+        Ok(Some(trained)) => trained,
+        Ok(None) => {
+            return Ok(Built::Skipped {
+                reason: "zoo's Fashion CNN is not in the weight cache".into(),
+                command: ZOO_TRAIN_COMMAND.into(),
+            })
+        }
+        Err(error) => {
+            return Ok(Built::Skipped {
+                reason: format!("zoo's Fashion CNN could not be read from the cache ({error})"),
+                command: ZOO_TRAIN_COMMAND.into(),
+            })
+        }
+    };
+    let TrainedWeights::Cnn(cnn) = trained.weights else {
+        anyhow::bail!("zoo returned a non-CNN model for the Fashion CNN");
+    };
+    let event = olympics::events::image_classification(
+        &trained.test,
+        &trained.report.dataset,
+        &trained.report.split,
+    )?;
+    let rust_field: Vec<Box<dyn Submission>> = vec![Box::new(ZooClassifier {
+        name: "fashion_cnn_f32".into(),
+        storage_bytes: cnn_storage_bytes(&cnn),
+        model: Box::new(cnn.clone()),
+    })];
+    Ok(Built::Model(Box::new(EventModel {
+        label: format!("{}_cnn", event.spec.name),
+        event,
+        model: PeerModel::Cnn(Box::new(cnn)),
+        rust_field,
+        baseline: "fashion_cnn_f32".into(),
+        model_name: "fashion-cnn",
+    })))
+}
+
+fn anomaly_detection(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
     let trained = train_or_load(ReferenceModel::DigitsAutoencoder, zoo_config)
         .context("digits autoencoder")?;
     let TrainedWeights::Autoencoder(autoencoder) = &trained.weights else {
@@ -120,13 +230,199 @@ fn anomaly_detection(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<
             .into_iter()
             .map(|submission| Box::new(submission) as Box<dyn Submission>)
             .collect();
-    Ok(EventModel {
+    Ok(Built::Model(Box::new(EventModel {
+        label: event.spec.name.clone(),
         event,
-        network: autoencoder.network.clone(),
-        head: OnnxHead::ReconstructionError,
+        model: PeerModel::Mlp {
+            network: autoencoder.network.clone(),
+            standardizer: None,
+            grey_pooling: None,
+            head: OnnxHead::ReconstructionError,
+        },
         rust_field,
+        baseline: reference::BASELINE.into(),
         model_name: "digits-autoencoder",
-    })
+    })))
+}
+
+/// The olympics module's small MLP for the keyword-spotting and visual-wake-words events: the same
+/// recipe and seed, so the peers serve the model the Olympics field is built from.
+fn train_small_mlp(
+    features: ArrayView2<'_, f32>,
+    labels: &[usize],
+    n_classes: usize,
+    hidden: usize,
+    seed: u64,
+) -> Result<Mlp> {
+    let train_config = TrainConfig {
+        seed,
+        epochs: 8,
+        batch_size: 64,
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    };
+    let (mlp, _) =
+        zoo::train_mlp_classifier(features, labels, n_classes, &[hidden], &train_config)?;
+    Ok(mlp)
+}
+
+/// The keyword-spotting event as the olympics module builds it (FSDD MFCC windows, or its synthetic set
+/// when FSDD is not installed) and whether the data is real.
+fn keyword_data(
+    context: &ModuleContext,
+    zoo_config: &ZooConfig,
+) -> Result<(datasets::LabeledDataset, bool)> {
+    let dir = datasets::fsdd_dir(zoo_config.data.fsdd_dir.as_deref());
+    match datasets::load_fsdd_clips(&dir) {
+        Ok(clips) => Ok((
+            datasets::fsdd_features(
+                &clips,
+                &FsddSplit::Conventional,
+                &MfccConfig::default(),
+                &dir,
+            )?,
+            true,
+        )),
+        Err(error) if error.is_not_found() => {
+            eprintln!("peers: FSDD not installed ({error}); SYNTHETIC keyword set instead");
+            let (train, test, info) =
+                olympics::events::synthetic_keywords(2_700, 300, context.seed)?;
+            Ok((
+                datasets::LabeledDataset {
+                    train,
+                    test,
+                    info,
+                    split: "SYNTHETIC: generated train 2,700 / test 300".to_string(),
+                },
+                false,
+            ))
+        }
+        Err(error) => Err(error).context("FSDD"),
+    }
+}
+
+fn keyword_spotting(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
+    let (dataset, _) = keyword_data(context, zoo_config)?;
+    let event = olympics::events::keyword_spotting(&dataset.test, &dataset.info, &dataset.split)?;
+    let standardizer = Standardizer::fit(dataset.train.features().view());
+    let standardized = standardizer.apply(dataset.train.features().view())?;
+    let mlp = train_small_mlp(
+        standardized.view(),
+        dataset.train.labels(),
+        dataset.train.n_classes(),
+        128,
+        context.seed,
+    )?;
+    let rust_field = mlp_field(
+        &mlp,
+        &InputTransform::Standardize(standardizer.clone()),
+        context.quick,
+    )?;
+    Ok(Built::Model(Box::new(EventModel {
+        label: event.spec.name.clone(),
+        event,
+        model: PeerModel::Mlp {
+            network: mlp,
+            standardizer: Some(standardizer),
+            grey_pooling: None,
+            head: OnnxHead::Logits,
+        },
+        rust_field,
+        baseline: reference::BASELINE.into(),
+        model_name: "kws-mlp",
+    })))
+}
+
+/// zoo's DS-CNN (from the weight cache; trained on FSDD) against its peers on the keyword-spotting event.
+fn keyword_spotting_ds_cnn(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
+    let trained = match zoo::load_cached(ReferenceModel::KwsDsCnn, zoo_config) {
+        Ok(Some(trained)) => trained,
+        Ok(None) => {
+            return Ok(Built::Skipped {
+                reason: "zoo's DS-CNN is not in the weight cache".into(),
+                command: ZOO_TRAIN_COMMAND.into(),
+            })
+        }
+        Err(error) => {
+            return Ok(Built::Skipped {
+                reason: format!("zoo's DS-CNN could not be read from the cache ({error})"),
+                command: ZOO_TRAIN_COMMAND.into(),
+            })
+        }
+    };
+    let TrainedWeights::DsCnn(network) = trained.weights else {
+        anyhow::bail!("zoo returned a non-DS-CNN model for the DS-CNN");
+    };
+    let (dataset, real) = keyword_data(context, zoo_config)?;
+    if !real {
+        return Ok(Built::Skipped {
+            reason: "FSDD is not installed (the DS-CNN is trained and tested on it)".into(),
+            command: "export TORCHPERF_FSDD_DIR=<free-spoken-digit-dataset>/recordings".into(),
+        });
+    }
+    let event = olympics::events::keyword_spotting(&dataset.test, &dataset.info, &dataset.split)?;
+    let rust_field: Vec<Box<dyn Submission>> = vec![Box::new(ZooClassifier {
+        name: "ds_cnn_f32".into(),
+        storage_bytes: ds_cnn_storage_bytes(&network),
+        model: Box::new(network.clone()),
+    })];
+    Ok(Built::Model(Box::new(EventModel {
+        label: format!("{}_ds_cnn", event.spec.name),
+        event,
+        model: PeerModel::DsCnn(Box::new(network)),
+        rust_field,
+        baseline: "ds_cnn_f32".into(),
+        model_name: "kws-ds-cnn",
+    })))
+}
+
+/// Training images for the visual-wake-words proxy model (as the olympics module).
+const VWW_TRAIN_IMAGES: usize = 20_000;
+
+fn visual_wake_words(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
+    let dataset = match datasets::load_fashion_mnist(zoo_config.data.fashion_mnist_dir.as_deref()) {
+        Ok(dataset) => dataset,
+        Err(error) if error.is_not_found() => {
+            return Ok(Built::Skipped {
+                reason: format!("Fashion-MNIST is not installed ({error})"),
+                command: error
+                    .enable_command()
+                    .unwrap_or("apt-get install dataset-fashion-mnist")
+                    .into(),
+            })
+        }
+        Err(error) => return Err(error).context("Fashion-MNIST"),
+    };
+    let event = olympics::events::visual_wake_words(&dataset.test, &dataset.info)?;
+    let n_train = VWW_TRAIN_IMAGES.min(dataset.train.len());
+    let subset: Vec<usize> = (0..n_train).collect();
+    let train = dataset.train.select(&subset);
+    let features = olympics::events::vww_training_features(train.features())?;
+    let labels = olympics::events::vww_labels(train.labels());
+    let mlp = train_small_mlp(features.view(), &labels, 2, 64, context.seed)?;
+    let transform = InputTransform::PoolGrey {
+        side: olympics::events::VWW_SIDE,
+        channels: 3,
+        factor: 4,
+    };
+    let rust_field = mlp_field(&mlp, &transform, context.quick)?;
+    Ok(Built::Model(Box::new(EventModel {
+        label: event.spec.name.clone(),
+        event,
+        model: PeerModel::Mlp {
+            network: mlp,
+            standardizer: None,
+            grey_pooling: Some(GreyPooling {
+                side: olympics::events::VWW_SIDE,
+                channels: 3,
+                factor: 4,
+            }),
+            head: OnnxHead::Logits,
+        },
+        rust_field,
+        baseline: reference::BASELINE.into(),
+        model_name: "vww-mlp",
+    })))
 }
 
 fn interval_text(point: f64, bounds: Option<(f64, f64)>, digits: usize) -> String {
@@ -224,13 +520,13 @@ fn worst_equivalence_excess(peer: &Array2<f32>, reference: &Array2<f32>) -> Resu
 
 /// The interleaved comparison of TorchPerf's best with the best one-thread peer, and the goal claim.
 fn best_against_best(
+    name: &str,
     event: &Event,
     rust: &dyn Submission,
     peer: &ExternalSubmission,
     config: &RefereeConfig,
     context: &ModuleContext,
 ) -> Result<Vec<ClaimResult>> {
-    let name = &event.spec.name;
     let queries = event.latency_queries(config.n_latency_queries, config.seed)?;
     use olympics::referee::SelfTimedSubmission as _;
     peer.load_latency_queries(queries.view())?;
@@ -322,6 +618,74 @@ fn best_against_best(
     Ok(vec![speedup, goal])
 }
 
+/// The Pareto front over (p90 ↓, memory footprint ↓, quality ↑) of TorchPerf's submissions and the peers
+/// together, scored in this run by the same referee; the figure draws the peers as triangles.
+fn pareto_with_peers(
+    name: &str,
+    event: &Event,
+    rust_outcomes: &[Outcome],
+    scored_peers: &[(ExternalSubmission, Box<Scorecard>)],
+    baseline: &str,
+) -> Result<ClaimResult> {
+    let mut cards: Vec<&Scorecard> = rust_outcomes
+        .iter()
+        .filter_map(Outcome::scorecard)
+        .collect();
+    let n_rust = cards.len();
+    cards.extend(scored_peers.iter().map(|(_, card)| card.as_ref()));
+    let peer_names: Vec<&str> = cards[n_rust..]
+        .iter()
+        .map(|card| card.submission.as_str())
+        .collect();
+    let analysis = olympics::pareto::analyze(&cards, baseline);
+    let is_peer = |label: &str| peer_names.contains(&label);
+    let series = |title: &str, points: &[(String, f64, f64)], peers: bool| {
+        let chosen: Vec<&(String, f64, f64)> = points
+            .iter()
+            .filter(|(label, _, _)| is_peer(label) == peers)
+            .collect();
+        json!({
+            "name": title,
+            "style": "points",
+            "marker": if peers { "triangle" } else { "circle" },
+            "points": chosen.iter().map(|(_, x, y)| json!([x, y])).collect::<Vec<_>>(),
+            "labels": chosen.iter().map(|(label, _, _)| label.clone()).collect::<Vec<_>>(),
+        })
+    };
+    let plot = json!({
+        "title": format!("{name}: Pareto frontier with the peers (p90 latency vs {}), {} data", event.spec.metric, event.source.origin),
+        "x_label": "p90 single-query latency (ms)",
+        "y_label": event.spec.metric.to_string(),
+        "log_x": true,
+        "log_y": false,
+        "series": [
+            series("TorchPerf, on the front", &analysis.frontier_points, false),
+            series("TorchPerf, dominated", &analysis.dominated_points, false),
+            series("peers, on the front", &analysis.frontier_points, true),
+            series("peers, dominated", &analysis.dominated_points, true),
+        ],
+    });
+    let peers_on_front = analysis
+        .front
+        .iter()
+        .filter(|member| is_peer(member))
+        .count() as f64;
+    Ok(Claim::measured(
+        &format!("peers.{name}.pareto"),
+        MODULE,
+        &format!("{name}: peers on the Pareto front over (p90 latency ↓, memory footprint ↓, {} ↑) of TorchPerf's submissions and the peers", event.spec.metric),
+    )
+    .judge(Estimate::new(peers_on_front, peers_on_front, peers_on_front, "peers", 1.0)?)
+    .annotate(format!(
+        "front: {}; {} TorchPerf and {} peer scorecards (peers drawn as triangles); peer memory is the process's RSS growth, TorchPerf's the heap, so the footprint axis compares unlike measures",
+        analysis.front.join(", "),
+        n_rust,
+        peer_names.len()
+    ))
+    .with_detail("front", &analysis.front)
+    .with_detail("plot", plot))
+}
+
 fn skipped_event_claims(name: &str, reason: &str, command: &str) -> Vec<ClaimResult> {
     vec![Claim::threshold(
         &format!("peers.{name}.goal_p90"),
@@ -340,18 +704,14 @@ fn run_event(
     config: &RefereeConfig,
     scratch: &Path,
 ) -> Result<Vec<ClaimResult>> {
-    let name = model.event.spec.name.clone();
+    let name = model.label.clone();
     let event = &model.event;
     let mut results = Vec::new();
     let onnx_path = scratch.join(format!("{}.onnx", model.model_name));
-    let onnx_bytes = write_onnx(
+    let onnx_bytes = write_onnx_bytes(
         &onnx_path,
-        &OnnxExport {
-            name: model.model_name,
-            network: &model.network,
-            standardizer: None,
-            head: model.head,
-        },
+        model.model_name,
+        &model.model.onnx_bytes(model.model_name)?,
     )?;
 
     // The workspace's own field, refereed in this run.
@@ -482,7 +842,7 @@ fn run_event(
     let baseline = model
         .rust_field
         .iter()
-        .find(|submission| submission.name() == reference::BASELINE);
+        .find(|submission| submission.name() == model.baseline);
     results.push(match (ort_f32, baseline) {
         (Some((peer, _)), Some(baseline)) => {
             let rows = event.test.rows(0..EQUIVALENCE_ROWS.min(event.test.len()))?;
@@ -498,9 +858,10 @@ fn run_event(
                 .with_detail("onnx_bytes", onnx_bytes)
                 .with_detail("max_abs_difference", difference)
         }
-        _ => {
-            equivalence_claim.error("no scored ONNX Runtime f32 peer or no f32 baseline to compare")
-        }
+        _ => equivalence_claim.error(format!(
+            "no scored ONNX Runtime f32 peer or no {} submission to compare",
+            model.baseline
+        )),
     });
 
     // Speedup and goal: TorchPerf's best (lowest p90) against the best one-thread peer.
@@ -524,7 +885,7 @@ fn run_event(
         .min_by(|(_, a), (_, b)| a.latency.p90.value_ms.total_cmp(&b.latency.p90.value_ms));
     match (best_rust, best_peer) {
         (Some(rust), Some((peer, _))) => {
-            match best_against_best(event, rust.as_ref(), peer, config, context) {
+            match best_against_best(&name, event, rust.as_ref(), peer, config, context) {
                 Ok(claims) => results.extend(claims),
                 Err(error) => results.push(
                     Claim::threshold(
@@ -552,6 +913,13 @@ fn run_event(
     for (peer, _) in &scored_peers {
         peer.shutdown();
     }
+    results.push(pareto_with_peers(
+        &name,
+        event,
+        &rust_outcomes,
+        &scored_peers,
+        &model.baseline,
+    )?);
 
     let n_rows = rows.len() as f64;
     let table = json!({
@@ -573,6 +941,16 @@ fn run_event(
     Ok(results)
 }
 
+/// Every event (and model) the peers are refereed on, by claim namespace.
+const BUILDERS: [(&str, EventBuilder); 6] = [
+    ("image_classification", image_classification),
+    ("image_classification_cnn", image_classification_cnn),
+    ("anomaly_detection", anomaly_detection),
+    ("keyword_spotting", keyword_spotting),
+    ("keyword_spotting_ds_cnn", keyword_spotting_ds_cnn),
+    ("visual_wake_words", visual_wake_words),
+];
+
 fn scratch_dir() -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("torchperf-peers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -592,7 +970,7 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
             enable_command,
         }) => {
             let mut results = vec![environment_claim.skipped(reason.clone(), &enable_command)];
-            for event in ["image_classification", "anomaly_detection"] {
+            for (event, _) in BUILDERS {
                 results.extend(skipped_event_claims(event, &reason, &enable_command));
             }
             return Ok(results);
@@ -634,13 +1012,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         RefereeConfig::full(context.seed)
     };
     let scratch = scratch_dir()?;
-    let builders: [(&str, EventBuilder); 2] = [
-        ("image_classification", image_classification),
-        ("anomaly_detection", anomaly_detection),
-    ];
-    for (event_name, build) in builders {
-        let outcome = build(context, &zoo_config)
-            .and_then(|model| run_event(context, &environment, model, &config, &scratch));
+    for (event_name, build) in BUILDERS {
+        let outcome = build(context, &zoo_config).and_then(|built| match built {
+            Built::Model(model) => run_event(context, &environment, *model, &config, &scratch),
+            Built::Skipped { reason, command } => {
+                Ok(skipped_event_claims(event_name, &reason, &command))
+            }
+        });
         match outcome {
             Ok(claims) => results.extend(claims),
             Err(error) => results.push(
