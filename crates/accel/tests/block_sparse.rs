@@ -141,27 +141,33 @@ fn few_rows_product_matches_the_reference_on_strided_inputs() {
         let weight = prune_blocks(random_matrix(&mut rng, k, n).view(), 0.6).unwrap();
         let matrix = BlockSparseMatrix::from_dense(weight.view()).unwrap();
         for m in [0usize, 1, 3, 5] {
-            // A transposed (column-major) A: its rows are strided.
+            // A transposed (column-major) A: its rows are strided; and a row-major A read with its columns
+            // reversed: its rows have stride −1.
             let a_transposed = random_matrix(&mut rng, k, m);
-            let a = a_transposed.t();
-            let (expected, magnitude) = reference(a, weight.view());
-            for config in configs() {
-                let mut c = Array2::from_elem((m, n + 3), f32::NAN);
-                let run = matrix
-                    .matmul_into(a, c.slice_mut(s![.., ..n]), false, &config)
-                    .unwrap();
-                assert_eq!(run.isa, config.isa.unwrap_or_else(Isa::best));
-                for row in 0..m {
-                    let actual: Vec<f32> = c.slice(s![row, ..n]).to_vec();
-                    assert_close(
-                        &actual,
-                        &expected.slice(s![row..row + 1, ..]).to_owned(),
-                        &magnitude.slice(s![row..row + 1, ..]).to_owned(),
-                        None,
-                        k,
-                        &format!("{m}×{k}·{k}×{n} row {row} {config:?}"),
-                    );
-                    assert!(c[[row, n]].is_nan(), "wrote past the output columns");
+            let a_reversed = random_matrix(&mut rng, m, k);
+            for (a, layout) in [
+                (a_transposed.t(), "transposed"),
+                (a_reversed.slice(s![.., ..;-1]), "reversed"),
+            ] {
+                let (expected, magnitude) = reference(a, weight.view());
+                for config in configs() {
+                    let mut c = Array2::from_elem((m, n + 3), f32::NAN);
+                    let run = matrix
+                        .matmul_into(a, c.slice_mut(s![.., ..n]), false, &config)
+                        .unwrap();
+                    assert_eq!(run.isa, config.isa.unwrap_or_else(Isa::best));
+                    for row in 0..m {
+                        let actual: Vec<f32> = c.slice(s![row, ..n]).to_vec();
+                        assert_close(
+                            &actual,
+                            &expected.slice(s![row..row + 1, ..]).to_owned(),
+                            &magnitude.slice(s![row..row + 1, ..]).to_owned(),
+                            None,
+                            k,
+                            &format!("{m}×{k}·{k}×{n} {layout} row {row} {config:?}"),
+                        );
+                        assert!(c[[row, n]].is_nan(), "wrote past the output columns");
+                    }
                 }
             }
         }
