@@ -94,14 +94,21 @@ impl HalfGemvKernel {
             .ok_or(QuantError::UnknownKernelName { name })
     }
 
-    /// `forced`, else `QUANT_HALF_KERNEL`, else the detected best; checked to run here.
+    /// `forced`, else `QUANT_HALF_KERNEL` (read once per process), else the detected best; checked to run
+    /// here.
     ///
     /// # Errors
     /// As [`HalfGemvKernel::from_env`]; [`QuantError::KernelUnavailable`] when the chosen kernel cannot run.
     pub fn resolve(forced: Option<HalfGemvKernel>) -> Result<HalfGemvKernel, QuantError> {
+        // The environment is read once per process: a lookup takes a lock and a search, which a
+        // sub-microsecond product would feel at every call.
+        static FROM_ENV: OnceLock<Result<Option<HalfGemvKernel>, QuantError>> = OnceLock::new();
         let kernel = match forced {
             Some(kernel) => kernel,
-            None => HalfGemvKernel::from_env()?.unwrap_or_else(HalfGemvKernel::detected),
+            None => FROM_ENV
+                .get_or_init(HalfGemvKernel::from_env)
+                .clone()?
+                .unwrap_or_else(HalfGemvKernel::detected),
         };
         if !kernel.is_available() {
             return Err(QuantError::KernelUnavailable {
