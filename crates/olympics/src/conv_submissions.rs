@@ -232,7 +232,14 @@ impl FusedConv2d {
             ConvWeights::Int8(layer) => {
                 let c = ArrayViewMut2::from_shape((positions, self.out_channels), &mut out[..])
                     .map_err(|error| shape_error("convolution output", self.out_channels, error))?;
-                layer.forward_into(a, c, &GemmConfig::default())?;
+                layer.forward_into(
+                    a,
+                    c,
+                    &GemmConfig {
+                        kernel: Some(crate::fused::int8_kernel()?),
+                        ..GemmConfig::default()
+                    },
+                )?;
             }
         }
         if relu {

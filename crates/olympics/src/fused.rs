@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::OnceLock;
 
 use accel::{GemvConfig, GemvRun};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -34,8 +35,55 @@ pub enum LayerKernel {
     Int8(GemmKernel),
     /// quant's f16 GEMV.
     F16(HalfGemvKernel),
+    /// f32 with fewer outputs than one AVX-512 vector: [`narrow_rows_product`].
+    F32Narrow,
     /// No row kernel for this storage (CSR): the batch path on one row.
     BatchPath,
+}
+
+/// quant's integer kernel for this process (`QUANT_KERNEL`, else the detected best), resolved once: reading
+/// the environment costs a lock and a search at every call, which a sub-microsecond layer would feel.
+///
+/// # Errors
+/// As [`GemmConfig::resolve`] (a bad `QUANT_KERNEL` stays an error at every call).
+pub fn int8_kernel() -> Result<GemmKernel, OlympicsError> {
+    static RESOLVED: OnceLock<Result<GemmKernel, quant::QuantError>> = OnceLock::new();
+    Ok(RESOLVED
+        .get_or_init(|| GemmConfig::default().resolve())
+        .clone()?)
+}
+
+/// Outputs below which the f32 layer does not use accel's GEMV: its rows layout computes columns that do not
+/// fill a 16-lane vector as one scalar dot product each, a chain of `in` dependent additions (about 18 µs for
+/// the 1568 → 10 classifier of the Fashion CNN, against about 1 µs here).
+const NARROW_COLUMNS: usize = 16;
+
+/// `out += x · W` for a row-major `W` (`x.len() × out.len()`) with few columns: rows streamed four at a time
+/// into four independent 16-value accumulators (fixed-size arrays the compiler keeps in vector registers),
+/// summed at the end.
+fn narrow_rows_product(x: &[f32], weight: &[f32], out: &mut [f32]) {
+    const LANES: usize = NARROW_COLUMNS;
+    let n = out.len();
+    let mut acc = [[0f32; LANES]; 4];
+    let row_groups = weight.chunks_exact(4 * n);
+    let tail_weights = row_groups.remainder();
+    let input_groups = x.chunks_exact(4);
+    let tail_inputs = input_groups.remainder();
+    for (rows, inputs) in row_groups.zip(input_groups) {
+        for (set, (row, &value)) in rows.chunks_exact(n).zip(inputs).enumerate() {
+            for (target, &w) in acc[set][..n].iter_mut().zip(row) {
+                *target += value * w;
+            }
+        }
+    }
+    for (row, &value) in tail_weights.chunks_exact(n).zip(tail_inputs) {
+        for (target, &w) in acc[0][..n].iter_mut().zip(row) {
+            *target += value * w;
+        }
+    }
+    for (column, target) in out.iter_mut().enumerate() {
+        *target += acc[0][column] + acc[1][column] + acc[2][column] + acc[3][column];
+    }
 }
 
 impl fmt::Display for LayerKernel {
@@ -45,6 +93,7 @@ impl fmt::Display for LayerKernel {
             LayerKernel::F32(run) => write!(f, "f32 {run}"),
             LayerKernel::Int8(kernel) => write!(f, "int8 gemv-{kernel}"),
             LayerKernel::F16(kernel) => write!(f, "f16 gemv-{kernel}"),
+            LayerKernel::F32Narrow => f.write_str("f32 narrow-rows (portable, < 16 outputs)"),
             LayerKernel::BatchPath => f.write_str("batch path (one-row forward, allocates)"),
         }
     }
@@ -83,9 +132,20 @@ impl CompressedLinear {
                     .as_slice()
                     .ok_or_else(|| invalid("bias not contiguous"))?;
                 out.copy_from_slice(bias);
+                let n = out.len();
+                if n < NARROW_COLUMNS {
+                    let weight = layer
+                        .weight
+                        .as_slice()
+                        .ok_or_else(|| invalid("weight not contiguous"))?;
+                    narrow_rows_product(x, weight, out);
+                    if relu {
+                        out.iter_mut().for_each(|value| *value = value.max(0.0));
+                    }
+                    return Ok(LayerKernel::F32Narrow);
+                }
                 let a = ArrayView2::from_shape((1, x.len()), x)
                     .map_err(|error| shape_error("row input", x.len(), error))?;
-                let n = out.len();
                 let c = ArrayViewMut2::from_shape((1, n), &mut *out)
                     .map_err(|error| shape_error("row output", n, error))?;
                 let run =
@@ -96,8 +156,7 @@ impl CompressedLinear {
                 LayerKernel::F32(run)
             }
             CompressedLinear::Int8(layer) => {
-                let kernel = GemmConfig::default().resolve()?;
-                LayerKernel::Int8(layer.forward_row_into(x, out, relu, kernel)?)
+                LayerKernel::Int8(layer.forward_row_into(x, out, relu, int8_kernel()?)?)
             }
             CompressedLinear::Half { weight, bias, .. } => {
                 let bias = bias
