@@ -407,3 +407,66 @@ pub fn early_stopping_coverage_claim(
         ))
         .with_detail("coverage", &rates)
 }
+
+/// The Server search's stability condition validated by simulation: over `trials` simulated runs of
+/// `n_queries` Poisson arrivals into one server (exponential service) at loads from 50% to 150%, the share
+/// called stable. The worse error at the two loads the condition must tell apart, 90% (called unstable)
+/// and 110% (called stable), with its Clopper–Pearson interval at `confidence`, must be ≤ 5%.
+pub fn server_stability_claim(
+    n_queries: usize,
+    trials: usize,
+    idle_tail_fraction: f64,
+    seed: u64,
+    confidence: f64,
+) -> ClaimResult {
+    let claim = Claim::threshold(
+        &format!("{CLAIM_MODULE}.loadgen.server_stability"),
+        CLAIM_MODULE,
+        &format!(
+            "the Server search's stability condition (a query in the last {:.0}% of a {n_queries}-query run arrives to an idle system) errs in ≤ 5% of simulated runs at 90% load (called unstable) and at 110% load (called stable)",
+            100.0 * idle_tail_fraction
+        ),
+        0.05,
+        Direction::AtMost,
+    );
+    let loads = [0.5, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.5];
+    let rates = match crate::server::simulate_stability_detector(
+        &loads,
+        n_queries,
+        trials,
+        idle_tail_fraction,
+        seed,
+    ) {
+        Ok(rates) => rates,
+        Err(error) => return claim.error(error.to_string()),
+    };
+    let share_at = |load: f64| {
+        rates
+            .iter()
+            .find(|rate| (rate.load - load).abs() < 1e-9)
+            .map_or(f64::NAN, |rate| rate.stable_fraction)
+    };
+    let false_unstable = 1.0 - share_at(0.9);
+    let false_stable = share_at(1.1);
+    let worst = false_unstable.max(false_stable);
+    let errors = (worst * trials as f64).round() as u64;
+    let estimate = binomial_interval(errors, trials as u64, confidence)
+        .and_then(|(lower, upper)| Estimate::new(worst, lower, upper, "", confidence));
+    let result = match estimate {
+        Ok(estimate) => claim.judge(estimate),
+        Err(error) => return claim.error(error.to_string()),
+    };
+    let table = json!({
+        "title": format!("Server stability condition on simulated queues ({trials} runs of {n_queries} queries per load; exponential service)"),
+        "columns": ["load (arrival rate / service rate)", "share of runs called stable"],
+        "rows": rates.iter().map(|rate| json!([format!("{:.0}%", 100.0 * rate.load), format!("{:.3}", rate.stable_fraction)])).collect::<Vec<_>>(),
+    });
+    result
+        .annotate(format!(
+            "called unstable at 90% load in {:.1}% of runs, called stable at 110% load in {:.1}%; between 95% and 105% the condition cannot tell (a finite run cannot); simulated with seed {seed}",
+            100.0 * false_unstable,
+            100.0 * false_stable
+        ))
+        .with_detail("table", table)
+        .with_detail("rates", &rates)
+}

@@ -164,6 +164,67 @@ impl ServerResult {
     }
 }
 
+/// The stability condition: some query in the last `idle_tail_fraction` of the run arrived to an idle
+/// system.
+pub fn is_stable(run: &ScheduledRun, idle_tail_fraction: f64) -> bool {
+    let n_queries = run.latencies_ns.len();
+    let tail_start = ((1.0 - idle_tail_fraction) * n_queries as f64).floor() as usize;
+    run.last_idle_index.is_some_and(|index| index >= tail_start)
+}
+
+/// How often [`is_stable`] calls a simulated queue stable at one load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StabilityRate {
+    /// Arrival rate over service rate.
+    pub load: f64,
+    /// Simulated runs.
+    pub trials: usize,
+    /// Runs called stable, as a fraction.
+    pub stable_fraction: f64,
+}
+
+/// The stability condition validated by simulation: `trials` runs of `n_queries` seeded Poisson arrivals
+/// at each `load` (arrival rate / service rate) into one server with exponential service times (mean 1 µs),
+/// on perf-core's open loop with a simulated clock; the share of runs [`is_stable`] calls stable.
+///
+/// # Errors
+/// A load that is not finite and positive.
+pub fn simulate_stability_detector(
+    loads: &[f64],
+    n_queries: usize,
+    trials: usize,
+    idle_tail_fraction: f64,
+    seed: u64,
+) -> Result<Vec<StabilityRate>, OlympicsError> {
+    use rand::{Rng, SeedableRng};
+    const MEAN_SERVICE_NS: f64 = 1_000.0;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    loads
+        .iter()
+        .map(|&load| {
+            let mut stable = 0usize;
+            for _ in 0..trials {
+                let arrivals =
+                    poisson_arrivals_ns(load * 1e9 / MEAN_SERVICE_NS, n_queries, rng.random())?;
+                let clock = perf_core::schedule::SimulatedClock::new();
+                let run = run_open_loop(&clock, &arrivals, |_| {
+                    let uniform: f64 = rng.random();
+                    clock.advance_ns(-(1.0 - uniform).ln() * MEAN_SERVICE_NS);
+                    Ok::<(), OlympicsError>(())
+                })?;
+                if is_stable(&run, idle_tail_fraction) {
+                    stable += 1;
+                }
+            }
+            Ok(StabilityRate {
+                load,
+                trials,
+                stable_fraction: stable as f64 / trials.max(1) as f64,
+            })
+        })
+        .collect()
+}
+
 /// Judges one run at `qps` against the p99 limit and the stability condition.
 ///
 /// # Errors
@@ -190,8 +251,7 @@ pub fn judge_server_step(
     let offered_qps = run.offered_qps();
     let latency_ok = early.value <= latency_limit_ms;
     let n_queries = run.latencies_ns.len();
-    let tail_start = ((1.0 - config.idle_tail_fraction) * n_queries as f64).floor() as usize;
-    let stable = run.last_idle_index.is_some_and(|index| index >= tail_start);
+    let stable = is_stable(run, config.idle_tail_fraction);
     let why = format!(
         "early-stopping p99 {} {} {latency_limit_ms} ms; {}",
         format_latency_ms(early.value),
@@ -642,5 +702,14 @@ mod tests {
             result.stop_reason
         );
         assert_eq!(result.steps[0].n_queries, 1_000);
+    }
+
+    #[test]
+    fn the_stability_condition_separates_stable_from_overloaded_queues() {
+        // Exponential service, 2,000 queries: below 90% load the queue is called stable, above 110% not.
+        let rates = simulate_stability_detector(&[0.8, 0.9, 1.1, 1.2], 2_000, 200, 0.5, 3).unwrap();
+        let stable: Vec<f64> = rates.iter().map(|rate| rate.stable_fraction).collect();
+        assert!(stable[0] >= 0.99 && stable[1] >= 0.95, "{stable:?}");
+        assert!(stable[2] <= 0.05 && stable[3] <= 0.01, "{stable:?}");
     }
 }

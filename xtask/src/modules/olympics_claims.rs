@@ -16,6 +16,7 @@
 //!   (a table each; the baseline's figure is the estimate). The Server search runs on every submission in a
 //!   full run, on the baseline and the fastest SingleStream submission in quick mode.
 //! - `olympics.loadgen.early_stopping_coverage`: the early-stopping rule's coverage, by simulation.
+//! - `olympics.loadgen.server_stability`: the Server search's stability condition on simulated queues.
 //! - `olympics.coverage`: what ran and what was skipped, and why.
 //!
 //! Every compliance statement names the data source (REAL / SYNTHETIC). Timings are single queries (batch 1) on
@@ -30,7 +31,9 @@ use olympics::compress::{CompressedMlp, Recipe};
 use olympics::games::run_games;
 use olympics::pareto::analyze;
 use olympics::reference::{self, BASELINE};
-use olympics::scenario_claims::{early_stopping_coverage_claim, scenario_claims};
+use olympics::scenario_claims::{
+    early_stopping_coverage_claim, scenario_claims, server_stability_claim,
+};
 use olympics::server::run_server_scenarios;
 use olympics::submissions::{
     cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, MlpClassifier, ZooClassifier,
@@ -813,6 +816,13 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     results.push(early_stopping_coverage_claim(
         config.scenarios.single_stream_queries,
         if context.quick { 10_000 } else { 40_000 },
+        context.seed,
+        config.confidence,
+    ));
+    results.push(server_stability_claim(
+        config.scenarios.server.queries_per_step,
+        if context.quick { 400 } else { 1_000 },
+        config.scenarios.server.idle_tail_fraction,
         context.seed,
         config.confidence,
     ));
