@@ -236,6 +236,46 @@ impl BlockSparseMatrix {
         Ok(SparseGemvRun { isa, skipped_rows })
     }
 
+    /// A layer's batch-1 forward pass in one call, allocating nothing: `y = x · W + bias`, then
+    /// ReLU when `relu` (a NaN output stays NaN, so a broken weight or input is not hidden as 0). The bias and
+    /// the activation are applied to the outputs (a few hundred floats, in L1) right after the product.
+    ///
+    /// # Errors
+    /// As [`Self::vector_product_into`]; [`AccelError::ShapeMismatch`] when `bias` is not `cols` long.
+    pub fn linear_into(
+        &self,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        y: &mut [f32],
+        config: &SparseGemvConfig,
+    ) -> Result<SparseGemvRun, AccelError> {
+        if let Some(bias) = bias {
+            if bias.len() != self.cols {
+                return Err(AccelError::ShapeMismatch {
+                    a_shape: [1, bias.len()],
+                    b_shape: [self.rows, self.cols],
+                });
+            }
+        }
+        let run = self.vector_product_into(x, y, false, config)?;
+        // `x < 0.0` is false for NaN, so NaN passes through (`f32::max` would turn it into 0).
+        let relu_of = |value: f32| if value < 0.0 { 0.0 } else { value };
+        match (bias, relu) {
+            (Some(bias), true) => y
+                .iter_mut()
+                .zip(bias)
+                .for_each(|(output, &offset)| *output = relu_of(*output + offset)),
+            (Some(bias), false) => y
+                .iter_mut()
+                .zip(bias)
+                .for_each(|(output, &offset)| *output += offset),
+            (None, true) => y.iter_mut().for_each(|output| *output = relu_of(*output)),
+            (None, false) => {}
+        }
+        Ok(run)
+    }
+
     /// `C = A · W`, or `C += A · W` when `accumulate`, for an `m × rows` A with few rows (a small batch): the
     /// vector product once per row of A, each reading the stored blocks once. Any strides of A; C's rows must be
     /// contiguous (standard layout or a column slice of one). Without `accumulate`, C is never read.

@@ -389,3 +389,77 @@ fn csr_vector_product_matches_the_reference() {
         Err(AccelError::ShapeMismatch { .. })
     ));
 }
+
+#[test]
+fn linear_into_adds_the_bias_and_applies_relu() {
+    let mut rng = StdRng::seed_from_u64(SEED + 4);
+    for (k, n) in [(0usize, 3usize), (17, 33), (64, 10), (100, 128)] {
+        let weight = prune_blocks(random_matrix(&mut rng, k, n).view(), 0.5).unwrap();
+        let matrix = BlockSparseMatrix::from_dense(weight.view()).unwrap();
+        let x = input_with_zeros(&mut rng, k);
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let (expected, magnitude) = reference(x.view(), weight.view());
+        for config in configs() {
+            for relu in [false, true] {
+                for with_bias in [false, true] {
+                    let mut y = vec![f32::NAN; n];
+                    matrix
+                        .linear_into(
+                            x.as_slice().unwrap(),
+                            with_bias.then_some(bias.as_slice()),
+                            relu,
+                            &mut y,
+                            &config,
+                        )
+                        .unwrap();
+                    let rel = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
+                    for col in 0..n {
+                        let offset = if with_bias { f64::from(bias[col]) } else { 0.0 };
+                        let mut want = expected[[0, col]] + offset;
+                        if relu {
+                            want = want.max(0.0);
+                        }
+                        let tolerance = f64::max(1e-6, rel * (magnitude[[0, col]] + offset.abs()));
+                        assert!(
+                            (f64::from(y[col]) - want).abs() <= tolerance,
+                            "{k}×{n} relu {relu} bias {with_bias} {config:?}: output {col} is {}, expected {want}",
+                            y[col]
+                        );
+                    }
+                }
+            }
+        }
+        let mut y = vec![0.0f32; n];
+        assert!(
+            matches!(
+                matrix.linear_into(
+                    x.as_slice().unwrap(),
+                    Some(&bias[..n.saturating_sub(1)]),
+                    false,
+                    &mut y,
+                    &SparseGemvConfig::default()
+                ),
+                Err(AccelError::ShapeMismatch { .. })
+            ) || n == 0
+        );
+    }
+}
+
+#[test]
+fn linear_into_relu_keeps_nan() {
+    let mut weight = Array2::<f32>::ones((3, 5));
+    weight[[1, 2]] = f32::NAN;
+    let matrix = BlockSparseMatrix::from_dense(weight.view()).unwrap();
+    let mut y = vec![0.0f32; 5];
+    matrix
+        .linear_into(
+            &[-1.0, 1.0, -1.0],
+            None,
+            true,
+            &mut y,
+            &SparseGemvConfig::default(),
+        )
+        .unwrap();
+    assert!(y[2].is_nan(), "ReLU turned a NaN output into {}", y[2]);
+    assert_eq!(y[0], 0.0);
+}
