@@ -15,7 +15,6 @@ use kvcache::{
     TransformerParts, TransformerWeights,
 };
 use ndarray::{concatenate, s, Array2, ArrayView2, ArrayViewMut2, Axis};
-use quant::GemmConfig;
 use zoo::{CharTransformer, Linear};
 
 use crate::compress::{prune_magnitude, prune_neurons, CompressedLinear, Recipe, WeightFormat};
@@ -312,13 +311,15 @@ impl Projection for CompressedLinear {
                 accumulate,
                 matmul,
             ),
-            // One row at a time: each token's activations get their own u8 scale (see the file's header).
-            CompressedLinear::Int8(layer) => {
-                let kernel = GemmConfig::default()
-                    .resolve()
-                    .map_err(|error| projection_error(kind, error))?;
+            // One row at a time on the layer's batch-1 kernel (`fused`: quant's row quantization and
+            // u8 × i8 GEMV): each token's activations get their own u8 scale (see the file's header).
+            CompressedLinear::Int8(_) => row_by_row(kind, input, output, accumulate, |x, out| {
+                self.forward_row_into(x, out, false).map(|_| ())
+            }),
+            // Few rows on the layer's batch-1 kernel (quant's f16 GEMV, widening in registers).
+            CompressedLinear::Half { .. } if input.nrows() <= FEW_ROWS => {
                 row_by_row(kind, input, output, accumulate, |x, out| {
-                    layer.forward_row_into(x, out, false, kernel).map(|_| ())
+                    self.forward_row_into(x, out, false).map(|_| ())
                 })
             }
             CompressedLinear::Half {
@@ -329,11 +330,6 @@ impl Projection for CompressedLinear {
                 let Some(bias) = bias.as_slice() else {
                     return Err(projection_error(kind, "bias not contiguous"));
                 };
-                if input.nrows() <= FEW_ROWS {
-                    return row_by_row(kind, input, output, accumulate, |x, out| {
-                        quant::gemv_f16_into(x, weight, bias, false, out, None).map(|_| ())
-                    });
-                }
                 WIDENED.with_borrow_mut(|widened| {
                     widened.resize(shape[0] * shape[1], 0.0);
                     quant::widen_f16_into(weight, widened, None)
