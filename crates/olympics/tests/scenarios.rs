@@ -214,3 +214,66 @@ fn quick_selection_searches_the_baseline_and_the_fastest_only() {
         }
     }
 }
+
+#[test]
+fn each_scenario_is_a_claim_with_a_row_per_submission() {
+    use olympics::scenario_claims::{
+        early_stopping_coverage_claim, scenario_claims, server_stability_claim,
+    };
+    use perf_core::claim::Verdict;
+    let event = toy_event();
+    let field = [
+        Toy {
+            name: "f32",
+            fails_on_batches: false,
+        },
+        Toy {
+            name: "other",
+            fails_on_batches: false,
+        },
+    ];
+    let submissions: Vec<&dyn Submission> =
+        field.iter().map(|toy| toy as &dyn Submission).collect();
+    let config = config();
+    let mut outcomes = referee(&event, &submissions, &config);
+    run_server_scenarios(&event, &submissions, &mut outcomes, &config, "f32");
+    let cards: Vec<_> = outcomes.iter().filter_map(Outcome::scorecard).collect();
+    let claims = scenario_claims(&event, &cards, "f32");
+    let ids: Vec<&str> = claims.iter().map(|claim| claim.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "olympics.toy.single_stream",
+            "olympics.toy.server",
+            "olympics.toy.offline"
+        ]
+    );
+    for claim in &claims {
+        assert_ne!(
+            claim.verdict,
+            Verdict::Error,
+            "{}: {}",
+            claim.id,
+            claim.reason
+        );
+        let rows = claim.details["table"]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{}", claim.id);
+    }
+    let coverage = early_stopping_coverage_claim(100, 500, 1, 0.95);
+    // 500 runs cannot always separate a coverage near 0.997 from the 0.99 bar: PASS or PARTIAL, never FAIL.
+    assert!(
+        matches!(coverage.verdict, Verdict::Pass | Verdict::Partial),
+        "{}",
+        coverage.reason
+    );
+    assert_eq!(
+        early_stopping_coverage_claim(10, 50, 1, 0.95).verdict,
+        Verdict::Error
+    );
+    let stability = server_stability_claim(2_000, 100, 0.5, 1, 0.95);
+    assert_ne!(stability.verdict, Verdict::Error, "{}", stability.reason);
+    assert_eq!(
+        stability.details["table"]["rows"].as_array().unwrap().len(),
+        9
+    );
+}
