@@ -424,6 +424,105 @@ fn the_ds_cnn_and_the_char_transformer_exports_match_the_rust_models_in_onnx_run
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn grey_pooled_and_standardized_mlps_match_the_olympics_transforms() {
+    let Some(environment) = environment() else {
+        return;
+    };
+    let dir = scratch_dir("transforms");
+    let config = PeerConfig {
+        scratch: Some(dir.clone()),
+        ..PeerConfig::default()
+    };
+    let mut runtimes = vec![Runtime::OnnxRuntime];
+    if environment.torch().is_ok() {
+        runtimes.push(Runtime::Torch);
+    }
+    // The visual-wake-words input: 96 × 96 × 3 images pooled by 4 to 24 × 24 grey.
+    let network = random_mlp(&[576, 32, 2], 41);
+    let path = write_model(
+        &dir,
+        "pooled",
+        &OnnxExport {
+            name: "pooled",
+            network: &network,
+            standardizer: None,
+            grey_pooling: Some(peers::GreyPooling {
+                side: 96,
+                channels: 3,
+                factor: 4,
+            }),
+            head: OnnxHead::Logits,
+        },
+    );
+    let images = random_rows(6, 96 * 96 * 3, 43);
+    let transform = olympics::submissions::InputTransform::PoolGrey {
+        side: 96,
+        channels: 3,
+        factor: 4,
+    };
+    let reference = network
+        .forward(transform.apply(images.view()).unwrap().view())
+        .unwrap();
+    // The keyword-spotting input: standardized features.
+    let standardized_network = random_mlp(&[490, 16, 10], 47);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(53);
+    let standardizer = Standardizer {
+        mean: random_vector(490, 1.0, &mut rng),
+        std: Array1::from_shape_fn(490, |_| rng.random_range(0.5..2.0)),
+    };
+    let standardized_path = write_model(
+        &dir,
+        "standardized",
+        &OnnxExport {
+            name: "standardized",
+            network: &standardized_network,
+            standardizer: Some(&standardizer),
+            grey_pooling: None,
+            head: OnnxHead::Logits,
+        },
+    );
+    let windows = random_rows(7, 490, 59);
+    let standardized_reference = standardized_network
+        .forward(standardizer.apply(windows.view()).unwrap().view())
+        .unwrap();
+    for &runtime in &runtimes {
+        for (path, inputs, reference) in [
+            (&path, &images, &reference),
+            (&standardized_path, &windows, &standardized_reference),
+        ] {
+            let peer = ExternalSubmission::start(
+                &environment,
+                path,
+                &spec(runtime, Precision::F32),
+                &config,
+            )
+            .unwrap();
+            let output = peer.forward(inputs.view()).unwrap();
+            let excess = worst_excess(output.view(), reference.view());
+            assert!(
+                excess <= 0.0,
+                "{} in {runtime:?}: tolerance exceeded by {excess}",
+                path.display()
+            );
+        }
+    }
+    // A pooling that does not produce the first layer's width is refused.
+    let refused = to_onnx_bytes(&OnnxExport {
+        name: "bad",
+        network: &network,
+        standardizer: None,
+        grey_pooling: Some(peers::GreyPooling {
+            side: 96,
+            channels: 3,
+            factor: 5,
+        }),
+        head: OnnxHead::Logits,
+    });
+    assert!(matches!(refused, Err(peers::PeersError::Export { .. })));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A small in-process submission, to show the field is still scored around a broken peer.
 struct RustMlp(Mlp);
 
