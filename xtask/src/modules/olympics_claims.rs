@@ -385,7 +385,12 @@ fn image_classification(
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
         let mut results = judge_event(&event, &submissions, config, &skipped)?;
-        results.extend(pruning_claims::quality_claims(&event, &submissions, &finetuned));
+        results.extend(pruning_claims::quality_claims(
+            &event,
+            &submissions,
+            &finetuned,
+            Some(&InputTransform::Identity),
+        ));
         Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("image_classification", format!("{error:#}"))])
@@ -427,6 +432,7 @@ fn anomaly_detection(
             &event,
             &as_dyn(&field),
             &finetuned,
+            None,
         ));
         Ok(results)
     };
@@ -565,7 +571,12 @@ fn keyword_spotting(
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
         let mut results = judge_event(&event, &submissions, config, &skipped)?;
-        results.extend(pruning_claims::quality_claims(&event, &submissions, &finetuned));
+        results.extend(pruning_claims::quality_claims(
+            &event,
+            &submissions,
+            &finetuned,
+            Some(&transform),
+        ));
         Ok(results)
     };
     run().unwrap_or_else(|error| vec![event_error("keyword_spotting", format!("{error:#}"))])
@@ -617,6 +628,7 @@ fn visual_wake_words(
             &event,
             &as_dyn(&field),
             &finetuned,
+            Some(&transform),
         ));
         Ok(results)
     };

@@ -11,12 +11,15 @@
 //!   (paired difference of per-row correctness on the same test rows, perf-core's paired interval) or
 //!   ROC AUC within 0.02 (DeLong's paired interval on the same test samples). PASS when the whole interval
 //!   clears the margin, FAIL when the whole interval misses it, PARTIAL otherwise. Each names the
-//!   fine-tuning's wall and CPU seconds (as trained, and this run's load time when cached).
+//!   fine-tuning's wall and CPU seconds (as trained, and this run's load time when cached), and what the
+//!   unpruned model fine-tuned the same way reaches (the control: the pruned models train longer than
+//!   `f32_baseline`, so part of any gain is training, not pruning).
 
 use anyhow::{bail, Context, Result};
 use ndarray::ArrayView2;
-use olympics::compress::Recipe;
+use olympics::compress::{CompressedMlp, Recipe};
 use olympics::reference::{FineTunedNetwork, BASELINE, NO_FINETUNE_SUFFIX};
+use olympics::submissions::{AnomalyScorer, InputTransform, MlpClassifier};
 use olympics::{Event, Optimization, QualityMetric, Submission};
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
 use perf_core::stats::{argmax, paired_proportion_difference};
@@ -51,6 +54,8 @@ pub(crate) struct FineTunedField {
     /// Seconds this run spent obtaining the whole field's networks (data loading, fingerprints, fine-tuning
     /// or cache loads).
     pub(crate) wall_seconds: f64,
+    /// The unpruned model fine-tuned exactly as the pruned ones (sparsity 0): what the training alone buys.
+    pub(crate) control: Option<zoo::FineTuned>,
 }
 
 impl FineTunedField {
@@ -128,11 +133,19 @@ fn collect(
 ) -> Result<FineTunedField> {
     let started = Stopwatch::start();
     let prunings = olympics::reference::pruning_to_finetune(recipes);
-    let pruning_recipes = prunings
+    let mut pruning_recipes = prunings
         .iter()
         .map(|&(structured, unstructured)| pruning_recipe(structured, unstructured))
         .collect::<Result<Vec<_>>>()?;
-    let all = finetune(&pruning_recipes)?;
+    // The control: the same fine-tuning at sparsity 0 (every mask keeps everything), so the claims can say
+    // what the extra training alone buys the unpruned model.
+    pruning_recipes.push(PruningRecipe {
+        method: PruningMethod::Magnitude,
+        sparsity: 0.0,
+    });
+    let mut all = finetune(&pruning_recipes)?;
+    let control = all.pop().context("no control network")?;
+    log_report(&control.report);
     let mut field = FineTunedField {
         shortened,
         wall_seconds: started.elapsed().as_secs_f64(),
@@ -148,6 +161,7 @@ fn collect(
         });
         field.reports.push(finetuned.report);
     }
+    field.control = Some(control);
     Ok(field)
 }
 
@@ -415,10 +429,15 @@ fn finetune_details(
 
 /// `olympics.<event>.<submission>.quality_vs_f32` for every submission in `submissions` that declares pruning,
 /// judged against `f32_baseline` in the same field on the event's whole test split.
+///
+/// `transform` is the field's input transform for a classification event (`None` for the anomaly event):
+/// with it, the control network ([`FineTunedField::control`]) is scored on the same rows and every claim
+/// states what the same fine-tuning without pruning reaches.
 pub(crate) fn quality_claims(
     event: &Event,
     submissions: &[&dyn Submission],
     field: &FineTunedField,
+    transform: Option<&InputTransform>,
 ) -> Vec<ClaimResult> {
     let Some(baseline) = submissions
         .iter()
@@ -437,6 +456,7 @@ pub(crate) fn quality_claims(
     } else {
         split_scores(event, *baseline).map(Quality::Scores)
     };
+    let control = control_comparison(event, *baseline, field, transform);
     pruned
         .into_iter()
         .map(|submission| {
@@ -532,12 +552,95 @@ pub(crate) fn quality_claims(
                     }
                 })
             })();
+            let judged = judged.map(|result| match (&control, finetuned) {
+                (Ok(Some((sentence, details))), true) => {
+                    result.with_detail("control_same_finetuning_unpruned", details).annotate(sentence)
+                }
+                (Err(error), true) => result.annotate(format!("control not measured: {error:#}")),
+                _ => result,
+            });
             match judged {
                 Ok(result) => finetune_details(result, report, field.shortened, field.wall_seconds),
                 Err(error) => claim.error(format!("{source} {error:#}")),
             }
         })
         .collect()
+}
+
+/// The control network scored against the baseline on the event's rows: a sentence and the details.
+fn control_comparison(
+    event: &Event,
+    baseline: &dyn Submission,
+    field: &FineTunedField,
+    transform: Option<&InputTransform>,
+) -> Result<Option<(String, serde_json::Value)>> {
+    let Some(control) = &field.control else {
+        return Ok(None);
+    };
+    let network = CompressedMlp::compress(&control.mlp, &Recipe::BASELINE)?;
+    let name = "f32_same_finetuning_unpruned";
+    let submission: Box<dyn Submission> = match transform {
+        Some(transform) => Box::new(MlpClassifier {
+            name: name.into(),
+            optimizations: Vec::new(),
+            transform: transform.clone(),
+            network,
+        }),
+        None => Box::new(AnomalyScorer {
+            name: name.into(),
+            optimizations: Vec::new(),
+            network,
+        }),
+    };
+    let training = json!({
+        "training_wall_seconds": control.report.training.seconds,
+        "steps": control.report.training.steps,
+        "from_cache": control.report.from_cache,
+        "cache_key": control.report.cache_key,
+    });
+    if event.spec.metric == QualityMetric::Top1Accuracy {
+        let rows = per_row_correct(event, submission.as_ref())?;
+        let baseline_rows = per_row_correct(event, baseline)?;
+        let difference = paired_proportion_difference(&rows, &baseline_rows, CONFIDENCE)?;
+        let accuracy = rows.iter().filter(|&&right| right).count() as f64 / rows.len() as f64;
+        let estimate = difference.estimate(100.0, "points")?;
+        return Ok(Some((
+            format!(
+                "the unpruned model fine-tuned the same way: accuracy {accuracy:.4}, {:+.2} points [{:+.2}, {:+.2}] over {BASELINE} (what the extra training alone buys)",
+                estimate.point, estimate.ci_lower, estimate.ci_upper
+            ),
+            json!({
+                "accuracy": accuracy,
+                "difference_vs_baseline_points": estimate.point,
+                "ci_lower": estimate.ci_lower,
+                "ci_upper": estimate.ci_upper,
+                "training": training,
+            }),
+        )));
+    }
+    let (normal, anomalous) = split_scores(event, submission.as_ref())?;
+    let (baseline_normal, baseline_anomalous) = split_scores(event, baseline)?;
+    let auc = perf_core::stats::roc_auc(&normal, &anomalous)?;
+    let difference = delong_paired_difference(
+        &normal,
+        &anomalous,
+        &baseline_normal,
+        &baseline_anomalous,
+        CONFIDENCE,
+    )?;
+    Ok(Some((
+        format!(
+            "the unpruned autoencoder fine-tuned the same way: ROC AUC {auc:.4}, {:+.4} [{:+.4}, {:+.4}] over {BASELINE}",
+            difference.point, difference.ci_lower, difference.ci_upper
+        ),
+        json!({
+            "roc_auc": auc,
+            "difference_vs_baseline": difference.point,
+            "ci_lower": difference.ci_lower,
+            "ci_upper": difference.ci_upper,
+            "training": training,
+        }),
+    )))
 }
 
 enum Quality {
