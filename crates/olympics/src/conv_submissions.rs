@@ -9,7 +9,8 @@
 //! - f16: the weights stored as f16, widened per query into a reused buffer with F16C (they are small:
 //!   4,608 values for the Fashion CNN's second convolution), then the f32 GEMM; the classifier on the f16 GEMV.
 //!
-//! The depthwise 3 × 3 convolutions of the DS-CNN stay f32 in every variant (288 weights per block; a direct
+//! The Fashion CNN's first convolution (one input channel, 144 weights) is convolved directly in f32 in every
+//! variant, and the depthwise 3 × 3 convolutions of the DS-CNN stay f32 in every variant (288 weights per block; a direct
 //! loop vectorised over channels): the int8 and f16 variants compress what is a matrix product.
 //!
 //! Patches are ordered tap-major (kernel row, kernel column, channel), so that im2col copies whole channel
@@ -91,6 +92,11 @@ impl FusedConv2d {
                 }
             }
         }
+        // A single-channel input at stride 1 (the Fashion CNN's first layer: 144 weights) is convolved
+        // directly in f32 in every variant: its im2col would write each pixel nine times, one value per
+        // store, which costs more than the convolution itself.
+        let direct = in_channels == 1 && stride == 1;
+        let format = if direct { WeightFormat::F32 } else { format };
         let weights = match format {
             WeightFormat::Int8 => ConvWeights::Int8(QuantizedLinear::new(
                 tap_major.view(),
@@ -149,6 +155,11 @@ impl FusedConv2d {
         )
     }
 
+    /// Whether the layer is convolved directly (see [`FusedConv2d::new`]).
+    fn is_direct(&self) -> bool {
+        self.in_channels == 1 && self.stride == 1
+    }
+
     fn is_pointwise(&self) -> bool {
         self.kernel_height == 1 && self.kernel_width == 1 && self.stride == 1 && self.padding == 0
     }
@@ -202,6 +213,26 @@ impl FusedConv2d {
         let (out_height, out_width) = self.output_size(height, width)?;
         let positions = out_height * out_width;
         let patch = self.in_channels * self.kernel_height * self.kernel_width;
+        if self.is_direct() {
+            if let ConvWeights::F32(weight) = &self.weights {
+                let weight = weight
+                    .as_slice()
+                    .ok_or_else(|| invalid("convolution weight not contiguous"))?;
+                out.resize(positions * self.out_channels, 0.0);
+                direct_single_channel(
+                    self,
+                    weight,
+                    input,
+                    (height, width),
+                    (out_height, out_width),
+                    out,
+                );
+                if relu {
+                    out.iter_mut().for_each(|value| *value = value.max(0.0));
+                }
+                return Ok((out_height, out_width));
+            }
+        }
         let columns: &[f32] = if self.is_pointwise() {
             input
         } else {
@@ -305,6 +336,49 @@ fn im2col_tap_major(
                         &mut columns[target..target + channels],
                         &input[source..source + channels],
                     );
+                }
+            }
+        }
+    }
+}
+
+/// A stride-1 convolution of a single-channel image, directly: each output position starts as the bias and
+/// adds, per tap inside the image, the pixel times that tap's `out_channels` weights (tap-major rows).
+fn direct_single_channel(
+    layer: &FusedConv2d,
+    weight: &[f32],
+    input: &[f32],
+    (height, width): (usize, usize),
+    (out_height, out_width): (usize, usize),
+    out: &mut [f32],
+) {
+    let channels = layer.out_channels;
+    for out_row in 0..out_height {
+        for out_col in 0..out_width {
+            let target = &mut out[(out_row * out_width + out_col) * channels..][..channels];
+            copy_run(target, &layer.bias);
+            for kernel_row in 0..layer.kernel_height {
+                let Some(in_row) = (out_row + kernel_row).checked_sub(layer.padding) else {
+                    continue;
+                };
+                if in_row >= height {
+                    continue;
+                }
+                for kernel_col in 0..layer.kernel_width {
+                    let Some(in_col) = (out_col + kernel_col).checked_sub(layer.padding) else {
+                        continue;
+                    };
+                    if in_col >= width {
+                        continue;
+                    }
+                    let pixel = input[in_row * width + in_col];
+                    let tap = kernel_row * layer.kernel_width + kernel_col;
+                    for (acc, &w) in target
+                        .iter_mut()
+                        .zip(&weight[tap * channels..(tap + 1) * channels])
+                    {
+                        *acc += pixel * w;
+                    }
                 }
             }
         }
@@ -565,7 +639,7 @@ impl ConvClassifier {
         let depthwise = if matches!(self.network, Network::DsCnn { .. }) {
             "; depthwise f32 direct"
         } else {
-            ""
+            "; first (single-channel) convolution f32 direct"
         };
         let zeros = vec![0.0; self.classifier.in_features()];
         let mut logits = vec![0.0; self.classifier.out_features()];
@@ -596,6 +670,11 @@ impl ConvClassifier {
     fn classify_row(&self, row: &[f32], out: &mut [f32]) -> Result<(), OlympicsError> {
         if row.len() != self.input_width() {
             return Err(shape_error("query row", self.input_width(), row.len()));
+        }
+        // NaN or infinity is bad input for every format (max pooling would otherwise drop a NaN silently):
+        // `v · 0` is 0 for every finite value, so one vectorisable sum finds them.
+        if row.iter().map(|value| value * 0.0).sum::<f32>() != 0.0 {
+            return Err(invalid("query holds NaN or infinity"));
         }
         CONV_SCRATCH.with_borrow_mut(|scratch| {
             let mut ping = std::mem::take(&mut scratch.ping);
