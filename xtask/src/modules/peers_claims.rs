@@ -569,7 +569,8 @@ fn best_against_best(
     .with_detail(
         "median_pipe_overhead_ns_per_query",
         peer.median_pipe_overhead_ns(),
-    );
+    )
+    .needs_quiet_machine();
 
     let p90_at = |values: &[f64], side: &str| -> Result<(f64, f64, f64)> {
         let result = BenchmarkResult::with_confidence(side, "ns", values.to_vec(), 0.975)?;
@@ -614,7 +615,8 @@ fn best_against_best(
     ))
     .with_detail("peer_p90_ns", [peer_lower, peer_p90, peer_upper])
     .with_detail("torchperf_p90_ns", [rust_lower, rust_p90, rust_upper])
-    .with_detail("isa", vnni_presence());
+    .with_detail("isa", vnni_presence())
+    .needs_quiet_machine();
     Ok(vec![speedup, goal])
 }
 
