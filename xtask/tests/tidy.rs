@@ -133,6 +133,9 @@ fn no_unsafe_outside_the_allowed_modules() {
         "crates/accel/src/baselines.rs",
         "crates/perf-core/src/alloc.rs",
         "crates/quant/src/gemm/kernels.rs",
+        // quant's batch-1 kernels: the u8 × i8 GEMV (VNNI / AVX2) and the f16 GEMV (F16C).
+        "crates/quant/src/gemm/gemv.rs",
+        "crates/quant/src/half_gemv.rs",
         // A test's own counting allocator (GlobalAlloc is an unsafe trait).
         "crates/kvcache/tests/no_allocation.rs",
     ];

@@ -10,6 +10,7 @@
 //! here is dense). The keyword-spotting and visual-wake-words MLPs are trained inside the Olympics run, so
 //! their shapes (490-128-10 standardized; a 96×96×3 image pooled to 24×24 grey, 576-64-2) get seeded weights.
 
+use super::splitmix::SplitMix;
 use super::ModuleContext;
 use anyhow::Result;
 use ndarray::{Array1, Array2};
@@ -41,13 +42,12 @@ struct EventModel {
     activation_values: usize,
 }
 
+/// Uniform in [0, 1) with 24 random bits, from the claim modules' one SplitMix stream kept in `state`.
 fn splitmix(state: &mut u64) -> f32 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 40) as f32 / (1u64 << 24) as f32
+    let mut generator = SplitMix(*state);
+    let value = (generator.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    *state = generator.0;
+    value
 }
 
 fn seeded_mlp(widths: &[usize], seed: u64) -> zoo::Mlp {
@@ -490,13 +490,10 @@ fn speed_claims(
                     .with_detail("fairness", &comparison.fairness))
             })
             .unwrap_or_else(|error| claim.error(format!("{error:#}")));
-        let reason_kernel = format!(
-            "{}; kernels: f32 [{}], {direction_word} [{}]",
-            result.reason, model.kernels[0], model.kernels[target]
-        );
-        let mut result = result;
-        result.reason = reason_kernel;
-        results.push(result);
+        results.push(result.annotate(format!(
+            "kernels: f32 [{}], {direction_word} [{}]",
+            model.kernels[0], model.kernels[target]
+        )));
     }
     f32_median_ns
 }
@@ -564,9 +561,16 @@ fn roofline_claim(
             Ok(measured) => {
                 let floor_ns = bytes as f64 / bandwidth.gbytes_per_second;
                 let latency = &measured.result;
-                let (lower, upper) = latency
-                    .median_ci
-                    .unwrap_or((latency.median, latency.median));
+                let Some((lower, upper)) = latency.median_ci else {
+                    rows.push(claim.inconclusive(
+                        format!(
+                            "no interval on the median ({})",
+                            latency.median_ci_note.as_deref().unwrap_or("too few samples")
+                        ),
+                        None,
+                    ));
+                    continue;
+                };
                 match Estimate::new(
                     latency.median / floor_ns,
                     lower / floor_ns,
@@ -576,15 +580,15 @@ fn roofline_claim(
                 ) {
                     Ok(estimate) => {
                         let judged = claim.judge(estimate);
-                        let reason = format!(
-                            "{}; {bytes} B per query / {:.1} GB/s = {:.2} µs floor, measured median {:.2} µs; kernels [{}]",
-                            judged.reason,
+                        let remark = format!(
+                            "{bytes} B per query / {:.1} GB/s = {:.2} µs floor, measured median {:.2} µs; kernels [{}]",
                             bandwidth.gbytes_per_second,
                             floor_ns / 1e3,
                             latency.median / 1e3,
                             model.kernels[index]
                         );
-                        let mut judged = judged
+                        judged
+                            .annotate(remark)
                             .needs_quiet_machine()
                             .with_detail("bytes_per_query", bytes)
                             .with_detail("bandwidth_gbytes_per_second", bandwidth.gbytes_per_second)
@@ -592,9 +596,7 @@ fn roofline_claim(
                             .with_detail("floor_us", floor_ns / 1e3)
                             .with_detail("latency_median_us", latency.median / 1e3)
                             .with_detail("kernels", &model.kernels[index])
-                            .with_detail("model", &model.model);
-                        judged.reason = reason;
-                        judged
+                            .with_detail("model", &model.model)
                     }
                     Err(error) => claim.error(error.to_string()),
                 }

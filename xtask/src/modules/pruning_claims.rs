@@ -21,7 +21,8 @@ use olympics::compress::{CompressedMlp, Recipe};
 use olympics::reference::{FineTunedNetwork, BASELINE, NO_FINETUNE_SUFFIX};
 use olympics::submissions::{AnomalyScorer, InputTransform, MlpClassifier};
 use olympics::{Event, Optimization, QualityMetric, Submission};
-use perf_core::claim::{Claim, ClaimResult, Direction, Estimate, TInference};
+use perf_core::claim::{Claim, ClaimResult, Direction};
+use perf_core::stats::delong_paired_difference;
 use perf_core::stats::{argmax, paired_proportion_difference};
 use perf_core::timer::Stopwatch;
 use serde_json::json;
@@ -287,93 +288,6 @@ fn split_scores(event: &Event, submission: &dyn Submission) -> Result<(Vec<f64>,
         }
     }
     Ok((normal, anomalous))
-}
-
-/// DeLong, DeLong and Clarke-Pearson (1988): the paired difference `AUC(a) − AUC(b)` of two scores on the
-/// same samples, its standard error from the structural components' covariance. Scores rank anomalous above
-/// normal; ties count one half. The interval uses Student's t with `min(n_normal, n_anomalous) − 1` degrees
-/// of freedom rather than DeLong's normal quantile (slightly wider at these sizes, and it gives Holm a
-/// p-value); the estimate's unit is "AUC".
-pub(crate) fn delong_paired_difference(
-    normal_a: &[f64],
-    anomalous_a: &[f64],
-    normal_b: &[f64],
-    anomalous_b: &[f64],
-    confidence: f64,
-) -> Result<Estimate> {
-    let (n_normal, n_anomalous) = (normal_a.len(), anomalous_a.len());
-    if n_normal < 2
-        || n_anomalous < 2
-        || normal_b.len() != n_normal
-        || anomalous_b.len() != n_anomalous
-    {
-        bail!(
-            "DeLong needs >= 2 samples per group, paired: {n_normal}/{} normal, {n_anomalous}/{} anomalous",
-            normal_b.len(),
-            anomalous_b.len()
-        );
-    }
-    if normal_a
-        .iter()
-        .chain(anomalous_a)
-        .chain(normal_b)
-        .chain(anomalous_b)
-        .any(|score| !score.is_finite())
-    {
-        bail!("DeLong: a score is not finite");
-    }
-    let kernel = |anomalous: f64, normal: f64| {
-        if anomalous > normal {
-            1.0
-        } else if anomalous == normal {
-            0.5
-        } else {
-            0.0
-        }
-    };
-    // Structural components: V10 per anomalous sample, V01 per normal sample, for each score.
-    let components = |normal: &[f64], anomalous: &[f64]| {
-        let mut v10 = vec![0.0; n_anomalous];
-        let mut v01 = vec![0.0; n_normal];
-        for (i, &x) in anomalous.iter().enumerate() {
-            for (j, &y) in normal.iter().enumerate() {
-                let psi = kernel(x, y);
-                v10[i] += psi;
-                v01[j] += psi;
-            }
-        }
-        v10.iter_mut().for_each(|value| *value /= n_normal as f64);
-        v01.iter_mut()
-            .for_each(|value| *value /= n_anomalous as f64);
-        (v10, v01)
-    };
-    let (v10_a, v01_a) = components(normal_a, anomalous_a);
-    let (v10_b, v01_b) = components(normal_b, anomalous_b);
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-    let difference = mean(&v10_a) - mean(&v10_b);
-    // Var(AUC_a − AUC_b) = Var(V10_a − V10_b)/m + Var(V01_a − V01_b)/n (sample variances).
-    let variance_of_difference = |a: &[f64], b: &[f64]| {
-        let differences: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
-        let centre = mean(&differences);
-        differences
-            .iter()
-            .map(|d| (d - centre).powi(2))
-            .sum::<f64>()
-            / (differences.len() - 1) as f64
-    };
-    let variance = variance_of_difference(&v10_a, &v10_b) / n_anomalous as f64
-        + variance_of_difference(&v01_a, &v01_b) / n_normal as f64;
-    let standard_error = variance.max(0.0).sqrt();
-    Ok(Estimate::from_t(
-        TInference {
-            center: difference,
-            standard_error,
-            degrees_of_freedom: (n_normal.min(n_anomalous) - 1) as f64,
-            log_scale: false,
-        },
-        "AUC",
-        confidence,
-    )?)
 }
 
 fn finetune_details(
@@ -646,73 +560,4 @@ fn control_comparison(
 enum Quality {
     Rows(Vec<bool>),
     Scores((Vec<f64>, Vec<f64>)),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::splitmix::SplitMix;
-    use super::*;
-
-    fn normal(rng: &mut SplitMix) -> f64 {
-        (-2.0 * rng.uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * rng.uniform()).cos()
-    }
-
-    #[test]
-    fn delong_of_identical_scores_is_exactly_zero() {
-        let normal_scores = [0.1, 0.4, 0.35, 0.2];
-        let anomalous_scores = [0.8, 0.3, 0.9];
-        let difference = delong_paired_difference(
-            &normal_scores,
-            &anomalous_scores,
-            &normal_scores,
-            &anomalous_scores,
-            0.95,
-        )
-        .unwrap();
-        assert_eq!(
-            (difference.point, difference.ci_lower, difference.ci_upper),
-            (0.0, 0.0, 0.0)
-        );
-        assert!(delong_paired_difference(&[0.1], &[0.2, 0.3], &[0.1], &[0.2, 0.3], 0.95).is_err());
-        assert!(delong_paired_difference(
-            &[0.1, 0.2],
-            &[0.2, f64::NAN],
-            &[0.1, 0.2],
-            &[0.2, 0.3],
-            0.95
-        )
-        .is_err());
-    }
-
-    /// Simulation: two noisy copies of one latent score, equally good, so the true difference is 0; the
-    /// nominal 95% interval should cover 0 about 95% of the time (400 replications: a band of about ±2.5
-    /// points is three binomial standard errors).
-    #[test]
-    fn delong_interval_covers_a_zero_difference_at_its_nominal_rate() {
-        let mut rng = SplitMix(7);
-        let (n_normal, n_anomalous, replications) = (60, 50, 400);
-        let mut covered = 0;
-        for _ in 0..replications {
-            let mut draw = |shift: f64, count: usize| -> (Vec<f64>, Vec<f64>) {
-                (0..count)
-                    .map(|_| {
-                        let latent = shift + normal(&mut rng);
-                        (
-                            latent + 0.7 * normal(&mut rng),
-                            latent + 0.7 * normal(&mut rng),
-                        )
-                    })
-                    .unzip()
-            };
-            let (normal_a, normal_b) = draw(0.0, n_normal);
-            let (anomalous_a, anomalous_b) = draw(1.0, n_anomalous);
-            let difference =
-                delong_paired_difference(&normal_a, &anomalous_a, &normal_b, &anomalous_b, 0.95)
-                    .unwrap();
-            covered += usize::from(difference.ci_lower <= 0.0 && 0.0 <= difference.ci_upper);
-        }
-        let coverage = covered as f64 / replications as f64;
-        // Measured 0.95x on this seed; the band is the test's tolerance, not the measurement.
-        assert!((0.915..=0.985).contains(&coverage), "coverage {coverage}");
-    }
 }

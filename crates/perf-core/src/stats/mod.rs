@@ -24,7 +24,7 @@ mod proportions;
 mod ratio;
 mod sample;
 
-pub use auc::{hanley_mcneil_interval, roc_auc, AucGroups};
+pub use auc::{delong_paired_difference, hanley_mcneil_interval, roc_auc, AucGroups};
 pub use classification::{argmax, cross_entropy};
 pub use distributions::{
     standard_normal_cdf, standard_normal_quantile, student_t_cdf, student_t_quantile,
