@@ -533,15 +533,11 @@ fn keyword_spotting(
             context.quick,
             zoo_config.cache.as_ref(),
         )?;
-        let mut field: Vec<Box<dyn Submission>> = reference::mlp_classifiers_finetuned(
-            &mlp,
-            &finetuned.networks,
-            &transform,
-            &recipes,
-        )?
-        .into_iter()
-        .map(|submission| Box::new(submission) as Box<dyn Submission>)
-        .collect();
+        let mut field: Vec<Box<dyn Submission>> =
+            reference::mlp_classifiers_finetuned(&mlp, &finetuned.networks, &transform, &recipes)?
+                .into_iter()
+                .map(|submission| Box::new(submission) as Box<dyn Submission>)
+                .collect();
         let mut skipped = skipped_recipes(context.quick);
         match real
             .then(|| cached_model(zoo_config, ReferenceModel::KwsDsCnn, &mut skipped))
@@ -551,7 +547,8 @@ fn keyword_spotting(
                 if let TrainedWeights::DsCnn(network) = trained.weights {
                     let storage_bytes = ds_cnn_storage_bytes(&network);
                     // The batch-1 variants (f32 fused, int8, f16) on the same weights.
-                    for variant in olympics::conv_submissions::ds_cnn_variants(&network, "ds_cnn")? {
+                    for variant in olympics::conv_submissions::ds_cnn_variants(&network, "ds_cnn")?
+                    {
                         field.push(Box::new(variant));
                     }
                     field.push(Box::new(ZooClassifier {
@@ -688,7 +685,11 @@ fn char_lm_challenge(
         for result in &mut results {
             // The kernel that ran: every submission is kvcache's transformer with its projections.
             if let Some(submission) = field.iter().find(|submission| {
-                result.id == format!("olympics.char_lm_challenge.{}.compliance", submission.name())
+                result.id
+                    == format!(
+                        "olympics.char_lm_challenge.{}.compliance",
+                        submission.name()
+                    )
             }) {
                 result.details.insert(
                     "model".into(),

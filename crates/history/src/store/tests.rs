@@ -192,7 +192,8 @@ fn corrupt_truncated_foreign_and_newer_files_are_refused_and_left_untouched() {
         }
         // Irrefutable without the `postgres` feature, where SQLite is the only backend.
         #[cfg_attr(not(feature = "postgres"), allow(irrefutable_let_patterns))]
-        let Backend::Sqlite(connection) = &store.backend else {
+        let Backend::Sqlite(connection) = &store.backend
+        else {
             unreachable!()
         };
         connection
