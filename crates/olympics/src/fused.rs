@@ -9,7 +9,7 @@
 //! - f16: quant's f16 GEMV, the weights widened in registers (F16C), bias and ReLU on the way out;
 //! - anything else (CSR): the batch path on one row, copied (it allocates; the kernel says so).
 //!
-//! [`MlpClassifier`] and [`AnomalyScorer`] answer [`Submission::forward_into`] with it, and their batch
+//! [`MlpClassifier`] and [`AnomalyScorer`] answer [`Submission::forward_into`](crate::Submission::forward_into) with it, and their batch
 //! `forward` runs it row by row whenever every layer has a row kernel, so the quality the referee scores is
 //! that of the computation it times (int8 quantizes each query with its own scale, as a batch-1 server does).
 
@@ -35,7 +35,7 @@ pub enum LayerKernel {
     Int8(GemmKernel),
     /// quant's f16 GEMV.
     F16(HalfGemvKernel),
-    /// f32 with fewer outputs than one AVX-512 vector: [`narrow_rows_product`].
+    /// f32 with fewer outputs than one AVX-512 vector: `narrow_rows_product` (a portable four-way row product).
     F32Narrow,
     /// No row kernel for this storage (CSR): the batch path on one row.
     BatchPath,
