@@ -7,7 +7,7 @@ use zoo::{Classifier, Cnn, Conv2d, DepthwiseConv2d, DsCnn, Linear, Standardizer}
 use crate::compress::CompressedMlp;
 use crate::error::{shape_error, OlympicsError};
 use crate::event::pool_to_grey;
-use crate::submission::{Optimization, Submission};
+use crate::submission::{assign_output, Optimization, Submission};
 
 /// A fixed transform applied to the event's input before the network (part of the submission, timed).
 #[derive(Debug, Clone)]
@@ -93,21 +93,12 @@ impl Submission for MlpClassifier {
     fn forward_into(
         &self,
         batch: ArrayView2<'_, f32>,
-        mut output: ArrayViewMut2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
     ) -> Result<(), OlympicsError> {
         if self.network.has_row_path() {
             return self.forward_rows_into(batch, output);
         }
-        let computed = self.forward(batch)?;
-        if computed.dim() != output.dim() {
-            return Err(shape_error(
-                "classifier output",
-                format!("{:?}", output.dim()),
-                format!("{:?}", computed.dim()),
-            ));
-        }
-        output.assign(&computed);
-        Ok(())
+        assign_output(&self.name, &self.forward(batch)?, output)
     }
 }
 
@@ -158,21 +149,12 @@ impl Submission for AnomalyScorer {
     fn forward_into(
         &self,
         batch: ArrayView2<'_, f32>,
-        mut output: ArrayViewMut2<'_, f32>,
+        output: ArrayViewMut2<'_, f32>,
     ) -> Result<(), OlympicsError> {
         if self.network.has_row_path() {
             return self.forward_rows_into(batch, output);
         }
-        let computed = self.forward(batch)?;
-        if computed.dim() != output.dim() {
-            return Err(shape_error(
-                "anomaly scores",
-                format!("{:?}", output.dim()),
-                format!("{:?}", computed.dim()),
-            ));
-        }
-        output.assign(&computed);
-        Ok(())
+        assign_output(&self.name, &self.forward(batch)?, output)
     }
 }
 
