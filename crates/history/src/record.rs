@@ -338,13 +338,13 @@ impl ClaimRecord {
             claim_id: claim.id.clone(),
             module: claim.module.clone(),
             verdict: claim.verdict.to_string(),
-            point: claim.estimate.as_ref().map(|e| e.point),
-            ci_lower: claim.estimate.as_ref().map(|e| e.ci_lower),
-            ci_upper: claim.estimate.as_ref().map(|e| e.ci_upper),
+            point: claim.estimate.as_ref().map(|e| e.point()),
+            ci_lower: claim.estimate.as_ref().map(|e| e.ci_lower()),
+            ci_upper: claim.estimate.as_ref().map(|e| e.ci_upper()),
             unit: claim
                 .estimate
                 .as_ref()
-                .map_or(String::new(), |e| e.unit.clone()),
+                .map_or(String::new(), |e| e.unit().to_string()),
             better: Better::from_criterion(&claim.criterion),
             samples,
         }

@@ -187,7 +187,7 @@ pub fn judge_compliance_paired(
         ))
         .annotate(format!(
             "unpaired accuracy {:.4} [{:.4}, {:.4}] against the nominal {nominal_target:.4} (reported; the paired test decides)",
-            quality.point, quality.ci_lower, quality.ci_upper
+            quality.point(), quality.ci_lower(), quality.ci_upper()
         ));
     Ok(Compliance {
         quality: quality_result,

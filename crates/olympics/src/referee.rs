@@ -179,7 +179,7 @@ pub struct LatencySummary {
 impl LatencySummary {
     fn from_result(result: &BenchmarkResult, steady_state: bool) -> Self {
         let queries_per_sample = result
-            .metadata
+            .metadata()
             .get("iterations_per_sample")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(1);
@@ -187,13 +187,13 @@ impl LatencySummary {
             p50: LatencyPercentile::from_estimate(result.percentile(50.0), 50.0),
             p90: LatencyPercentile::from_estimate(result.percentile(90.0), 90.0),
             p99: LatencyPercentile::from_estimate(result.percentile(99.0), 99.0),
-            mean_ms: result.mean / 1e6,
-            mean_ci_ms: (result.ci_lower / 1e6, result.ci_upper / 1e6),
-            n_samples: result.count,
+            mean_ms: result.mean() / 1e6,
+            mean_ci_ms: (result.ci_lower() / 1e6, result.ci_upper() / 1e6),
+            n_samples: result.count(),
             queries_per_sample,
             steady_state,
-            warnings: result.warnings.clone(),
-            samples_ms: result.values.iter().map(|value| value / 1e6).collect(),
+            warnings: result.warnings().to_vec(),
+            samples_ms: result.values().iter().map(|value| value / 1e6).collect(),
         }
     }
 }

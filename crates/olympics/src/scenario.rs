@@ -364,12 +364,12 @@ pub fn measure_offline(
         let per_second = |call_ns: f64| batch as f64 * 1e9 / call_ns;
         points.push(OfflinePoint {
             batch,
-            samples_per_second: per_second(result.median),
+            samples_per_second: per_second(result.median()),
             ci_samples_per_second: result
-                .median_ci
+                .median_ci()
                 .map(|(lower, upper)| (per_second(upper), per_second(lower))),
-            median_call_ms: result.median / 1e6,
-            n_samples: result.count,
+            median_call_ms: result.median() / 1e6,
+            n_samples: result.count(),
         });
     }
     let best = points

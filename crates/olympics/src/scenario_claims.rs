@@ -115,11 +115,11 @@ fn single_stream_claim(event: &Event, cards: &[&Scorecard], baseline: &str) -> C
     // In µs: the events' models answer in microseconds, where three decimals of a millisecond say little.
     let in_microseconds = single.p90.estimate(confidence).and_then(|estimate| {
         Estimate::new(
-            1e3 * estimate.point,
-            1e3 * estimate.ci_lower,
-            1e3 * estimate.ci_upper,
+            1e3 * estimate.point(),
+            1e3 * estimate.ci_lower(),
+            1e3 * estimate.ci_upper(),
             "µs",
-            estimate.confidence,
+            estimate.confidence(),
         )
         .map_err(|error| error.to_string())
     });

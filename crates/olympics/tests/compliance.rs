@@ -31,7 +31,7 @@ fn bounds_exactly_at_the_bar_meet_it() {
     let result = verdict.claim_result();
     assert_eq!(result.id, "olympics.event.submission.compliance");
     assert_eq!(result.module, "olympics");
-    assert_eq!(result.estimate.unwrap().point, 0.90);
+    assert_eq!(result.estimate.unwrap().point(), 0.90);
     assert!(result.reason.contains("p90 latency"), "{}", result.reason);
 }
 

@@ -114,24 +114,42 @@ pub struct TInference {
     pub log_scale: bool,
 }
 
-/// A point estimate with its interval. Deserializing checks it as [`Estimate::new`] does: a results
-/// file with a NaN estimate or an interval that does not contain its point is refused.
+/// A point estimate with its interval. The fields are private: an estimate comes only from
+/// [`Estimate::new`] / [`Estimate::from_t`], and deserializing checks it as [`Estimate::new`] does, so
+/// a results file with a NaN estimate or an interval that does not contain its point is refused.
+///
+/// ```
+/// use perf_core::claim::Estimate;
+/// let estimate = Estimate::new(2.0, 1.5, 2.5, "×", 0.95).unwrap();
+/// assert_eq!((estimate.point(), estimate.ci_lower(), estimate.ci_upper()), (2.0, 1.5, 2.5));
+/// assert!(Estimate::new(2.0, 2.5, 1.5, "×", 0.95).is_err()); // inverted interval
+/// assert!(serde_json::from_str::<Estimate>(
+///     r#"{"point": 2.0, "ci_lower": 2.5, "ci_upper": 1.5, "unit": "×", "confidence": 0.95}"#
+/// ).is_err());
+/// ```
+///
+/// Nothing outside perf-core can build or alter one around the checks:
+///
+/// ```compile_fail
+/// let mut estimate = perf_core::claim::Estimate::new(2.0, 1.5, 2.5, "×", 0.95).unwrap();
+/// estimate.ci_lower = f64::NAN;
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "StoredEstimate")]
 pub struct Estimate {
     /// Point estimate.
-    pub point: f64,
+    pub(crate) point: f64,
     /// Lower end of the interval.
-    pub ci_lower: f64,
+    pub(crate) ci_lower: f64,
     /// Upper end of the interval.
-    pub ci_upper: f64,
+    pub(crate) ci_upper: f64,
     /// Unit ("×", "ns", "GFLOP/s", "%", ...).
-    pub unit: String,
+    pub(crate) unit: String,
     /// Two-sided confidence level of the interval.
-    pub confidence: f64,
+    pub(crate) confidence: f64,
     /// The t-inference behind the interval, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inference: Option<TInference>,
+    pub(crate) inference: Option<TInference>,
 }
 
 /// An estimate as stored, before its checks.
@@ -169,6 +187,36 @@ impl TryFrom<StoredEstimate> for Estimate {
 }
 
 impl Estimate {
+    /// Point estimate.
+    pub fn point(&self) -> f64 {
+        self.point
+    }
+
+    /// Lower end of the interval.
+    pub fn ci_lower(&self) -> f64 {
+        self.ci_lower
+    }
+
+    /// Upper end of the interval.
+    pub fn ci_upper(&self) -> f64 {
+        self.ci_upper
+    }
+
+    /// Unit ("×", "ns", "GFLOP/s", "%", ...).
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    /// Two-sided confidence level of the interval.
+    pub fn confidence(&self) -> f64 {
+        self.confidence
+    }
+
+    /// The t-inference behind the interval, when there is one.
+    pub fn inference(&self) -> Option<&TInference> {
+        self.inference.as_ref()
+    }
+
     /// An estimate from an interval computed elsewhere (order statistics, binomial, bootstrap).
     ///
     /// # Errors

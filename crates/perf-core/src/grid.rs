@@ -38,7 +38,7 @@
 //!     let speedup = &point.comparison.speedup;
 //!     println!("n = {}: {:.1}× [{:.1}, {:.1}]", point.parameter, speedup.point, speedup.ci_lower, speedup.ci_upper);
 //! }
-//! assert_eq!(grid.points[1].comparison.baseline.values.len(), 6);
+//! assert_eq!(grid.points[1].comparison.baseline.values().len(), 6);
 //! ```
 
 use crate::compare::{analyse_pairs, CompareConfig, Comparison, Fairness, Order};

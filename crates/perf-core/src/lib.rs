@@ -12,8 +12,8 @@
 //! let input: Vec<u64> = (0..1_000).collect();
 //! let config = MeasureConfig::quick();
 //! let measurement = measure("sum", &config, &input, |v| v.iter().sum::<u64>()).unwrap();
-//! let median = measurement.result.median;
-//! let (lower, upper) = measurement.result.median_ci.unwrap();
+//! let median = measurement.result.median();
+//! let (lower, upper) = measurement.result.median_ci().unwrap();
 //! assert!(lower <= median && median <= upper);
 //! println!("sum of 1000: median {median:.1} ns/iter, 95% CI [{lower:.1}, {upper:.1}]");
 //! ```

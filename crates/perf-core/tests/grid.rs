@@ -105,7 +105,7 @@ fn sweeps_alternate_direction_and_pairs_alternate_order() {
     let counts: Vec<usize> = compared
         .points
         .iter()
-        .map(|point| point.comparison.baseline.values.len())
+        .map(|point| point.comparison.baseline.values().len())
         .collect();
     assert_eq!(counts, [4, 4, 3]);
     let log = machine.log.borrow();
@@ -155,7 +155,7 @@ fn warm_up_calls_size_the_batch_and_short_unwarmed_samples_are_counted() {
         measured.target_sample_ns
     );
     assert_eq!(point.samples_below_target, 0);
-    assert!((point.result.median / 1000.0 - 1.0).abs() < 0.05);
+    assert!((point.result.median() / 1000.0 - 1.0).abs() < 0.05);
 
     let mut cold = Simulated::new('M', 1000.0, 0.01, 5, &machine);
     let grid = [GridPoint::new(1usize, 5).warm_up_calls(0, 0)];

@@ -27,20 +27,20 @@ proptest! {
         match BenchmarkResult::from_values("p", "ns", values.clone()) {
             Ok(result) => {
                 prop_assert!(finite && values.len() >= 2);
-                prop_assert!(result.min <= result.median && result.median <= result.max);
-                prop_assert!(result.ci_lower <= result.mean + 1e-6 * result.mean.abs().max(1.0));
-                prop_assert!(result.mean <= result.ci_upper + 1e-6 * result.mean.abs().max(1.0));
-                if let Some((lower, upper)) = result.median_ci {
-                    prop_assert!(lower <= result.median && result.median <= upper);
+                prop_assert!(result.min() <= result.median() && result.median() <= result.max());
+                prop_assert!(result.ci_lower() <= result.mean() + 1e-6 * result.mean().abs().max(1.0));
+                prop_assert!(result.mean() <= result.ci_upper() + 1e-6 * result.mean().abs().max(1.0));
+                if let Some((lower, upper)) = result.median_ci() {
+                    prop_assert!(lower <= result.median() && result.median() <= upper);
                 }
-                for percentile in &result.percentiles {
+                for percentile in result.percentiles() {
                     if let (Some(lower), Some(upper)) = (percentile.ci_lower, percentile.ci_upper) {
                         prop_assert!(lower <= upper);
                     } else {
                         prop_assert!(percentile.note.is_some());
                     }
                 }
-                prop_assert_eq!(result.values.len(), values.len());
+                prop_assert_eq!(result.values().len(), values.len());
             }
             Err(PerfError::Empty { .. }) => prop_assert!(values.is_empty()),
             Err(PerfError::InsufficientSamples { .. }) => prop_assert!(values.len() < 2),

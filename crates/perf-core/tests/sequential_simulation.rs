@@ -136,11 +136,11 @@ fn simulate_naive(log_effect: f64, noise: Noise, seed: u64, trials: usize) -> Ta
         for _ in 0..LOOKS {
             values.extend((0..PER_LOOK).map(|_| centre + draw(noise, &mut rng)));
             let estimate = estimate_at(&values, 0.95);
-            if estimate.ci_lower >= BAR {
+            if estimate.ci_lower() >= BAR {
                 decision = SequentialDecision::Pass;
                 break;
             }
-            if estimate.ci_upper < BAR {
+            if estimate.ci_upper() < BAR {
                 decision = SequentialDecision::Fail;
                 break;
             }
@@ -267,9 +267,9 @@ fn simulate_fixed(log_effect: f64, seed: u64, trials: usize) -> Tally {
             .map(|_| centre + draw(Noise::Normal, &mut rng))
             .collect();
         let estimate = estimate_at(&values, 0.95);
-        let decision = if estimate.ci_lower >= BAR {
+        let decision = if estimate.ci_lower() >= BAR {
             SequentialDecision::Pass
-        } else if estimate.ci_upper < BAR {
+        } else if estimate.ci_upper() < BAR {
             SequentialDecision::Fail
         } else {
             SequentialDecision::Inconclusive

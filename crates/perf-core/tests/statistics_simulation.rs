@@ -69,7 +69,7 @@ fn median_coverage(shape: Shape, n: usize, seed: u64) -> f64 {
     for _ in 0..TRIALS {
         let values: Vec<f64> = (0..n).map(|_| shape.draw(&mut rng)).collect();
         let result = BenchmarkResult::from_values("sim", "ns", values).unwrap();
-        let (lower, upper) = result.median_ci.unwrap();
+        let (lower, upper) = result.median_ci().unwrap();
         if lower <= truth && truth <= upper {
             covered += 1;
         }
@@ -107,7 +107,7 @@ fn mean_t_interval_covers_about_95_percent_on_normal_data() {
         for _ in 0..TRIALS {
             let values: Vec<f64> = (0..n).map(|_| Shape::Normal.draw(&mut rng)).collect();
             let result = BenchmarkResult::from_values("sim", "ns", values).unwrap();
-            if result.ci_lower <= 100.0 && 100.0 <= result.ci_upper {
+            if result.ci_lower() <= 100.0 && 100.0 <= result.ci_upper() {
                 covered += 1;
             }
         }

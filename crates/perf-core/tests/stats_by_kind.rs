@@ -277,9 +277,14 @@ fn paired_difference_matches_a_one_sample_t_test() {
     assert_close(inference.standard_error, 0.07116250813527136, 1e-12, "SE");
     // As a claim estimate in percentage points, with the t-inference kept for Holm.
     let estimate = difference.estimate(100.0, "points").unwrap();
-    assert_close(estimate.point, -5.0, 1e-12, "points");
-    assert_close(estimate.ci_lower, -19.393975905225552, 1e-7, "points lower");
-    assert!(estimate.inference.is_some());
+    assert_close(estimate.point(), -5.0, 1e-12, "points");
+    assert_close(
+        estimate.ci_lower(),
+        -19.393975905225552,
+        1e-7,
+        "points lower",
+    );
+    assert!(estimate.inference().is_some());
 }
 
 #[test]

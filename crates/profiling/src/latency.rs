@@ -26,13 +26,13 @@ pub struct LayerLatency {
 impl LayerLatency {
     /// FLOPs per second at the median latency, in GFLOP/s.
     pub fn achieved_gflops(&self) -> f64 {
-        self.cost.flops as f64 / self.result.median
+        self.cost.flops as f64 / self.result.median()
     }
 
     /// The interval of [`LayerLatency::achieved_gflops`] from the median's interval (a faster
     /// latency bound is a higher throughput bound), when the median has one.
     pub fn achieved_gflops_interval(&self) -> Option<(f64, f64)> {
-        let (lower, upper) = self.result.median_ci?;
+        let (lower, upper) = self.result.median_ci()?;
         Some((
             self.cost.flops as f64 / upper,
             self.cost.flops as f64 / lower,

@@ -207,7 +207,7 @@ pub fn roofline(latencies: &[LayerLatency], ceilings: &Ceilings) -> Vec<Roofline
                 percent_of_peak: 100.0 * achieved / ceilings.peak_gflops,
                 percent_of_roof: 100.0 * achieved / attainable,
                 bound: ceilings.bound(intensity),
-                median_ns: latency.result.median,
+                median_ns: latency.result.median(),
             }
         })
         .collect()

@@ -47,20 +47,20 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
         // An interval at a confidence no normal quantile exists for (1.0: a deterministic count)
         // carries no standard error to compare with.
         let (Ok(z_a), Ok(z_b), Ok(z)) = (
-            two_sided_normal_critical_value(ea.confidence),
-            two_sided_normal_critical_value(eb.confidence),
+            two_sided_normal_critical_value(ea.confidence()),
+            two_sided_normal_critical_value(eb.confidence()),
             two_sided_normal_critical_value(0.95),
         ) else {
             continue;
         };
         // Log-scale comparison: positive quantities with (approximately) log-symmetric intervals.
         let (Some(se_a), Some(se_b)) = (
-            log_standard_error(ea.point, ea.ci_lower, ea.ci_upper, z_a),
-            log_standard_error(eb.point, eb.ci_lower, eb.ci_upper, z_b),
+            log_standard_error(ea.point(), ea.ci_lower(), ea.ci_upper(), z_a),
+            log_standard_error(eb.point(), eb.ci_lower(), eb.ci_upper(), z_b),
         ) else {
             continue;
         };
-        let log_ratio = (eb.point / ea.point).ln();
+        let log_ratio = (eb.point() / ea.point()).ln();
         let se = se_a.hypot(se_b);
         // A zero-width interval (a single count, a deterministic size) has no within-run error:
         // there is nothing to test, so it is not reported as a change.
@@ -73,8 +73,8 @@ fn changes(a: &ValidationRun, b: &ValidationRun) -> Vec<ClaimChange> {
         let p_value = 2.0 * (1.0 - upper_tail);
         found.push(ClaimChange {
             id: claim_b.id.clone(),
-            before: ea.point,
-            after: eb.point,
+            before: ea.point(),
+            after: eb.point(),
             ratio: log_ratio.exp(),
             ratio_ci: ((log_ratio - z * se).exp(), (log_ratio + z * se).exp()),
             p_value,

@@ -63,16 +63,16 @@ fn forest_rows(run: &ValidationRun) -> Vec<(String, Verdict, f64, f64, f64)> {
             Criterion::Threshold {
                 threshold,
                 direction,
-            } if threshold > 0.0 && estimate.ci_lower > 0.0 => match direction {
+            } if threshold > 0.0 && estimate.ci_lower() > 0.0 => match direction {
                 Direction::AtLeast => (
-                    estimate.point / threshold,
-                    estimate.ci_lower / threshold,
-                    estimate.ci_upper / threshold,
+                    estimate.point() / threshold,
+                    estimate.ci_lower() / threshold,
+                    estimate.ci_upper() / threshold,
                 ),
                 Direction::AtMost => (
-                    threshold / estimate.point,
-                    threshold / estimate.ci_upper,
-                    threshold / estimate.ci_lower,
+                    threshold / estimate.point(),
+                    threshold / estimate.ci_upper(),
+                    threshold / estimate.ci_lower(),
                 ),
             },
             _ => continue,

@@ -18,9 +18,9 @@ fn estimate_cell(claim: &ClaimResult) -> String {
 pub fn format_estimate(estimate: &Estimate) -> String {
     format!(
         "{} [{}, {}]",
-        format_value(estimate.point, &estimate.unit),
-        format_value(estimate.ci_lower, &estimate.unit),
-        format_value(estimate.ci_upper, &estimate.unit)
+        format_value(estimate.point(), estimate.unit()),
+        format_value(estimate.ci_lower(), estimate.unit()),
+        format_value(estimate.ci_upper(), estimate.unit())
     )
 }
 

@@ -30,7 +30,7 @@ pub struct ClaimVerdicts {
 }
 
 fn bar_of(claim: &ClaimResult) -> Option<String> {
-    let unit = claim.estimate.as_ref().map_or("", |e| e.unit.as_str());
+    let unit = claim.estimate.as_ref().map_or("", |e| e.unit());
     match &claim.criterion {
         Criterion::Threshold {
             threshold,

@@ -137,13 +137,16 @@ fn judge(
         .with_detail("n", n)
         .with_detail("baseline_kernel", kernels.0)
         .with_detail("candidate_kernel", kernels.1)
-        .with_detail("baseline_gflops_median", gflops(comparison.baseline.median))
+        .with_detail(
+            "baseline_gflops_median",
+            gflops(comparison.baseline.median()),
+        )
         .with_detail(
             "candidate_gflops_median",
-            gflops(comparison.candidate.median),
+            gflops(comparison.candidate.median()),
         )
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values())
         .with_detail("fairness", &comparison.fairness))
 }
 
@@ -221,8 +224,8 @@ fn sequential_vs_crate(
         .with_detail("n", n)
         .with_detail("baseline_kernel", base)
         .with_detail("candidate_kernel", cand)
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values())
         .with_detail("fairness", &comparison.fairness))
 }
 
@@ -333,10 +336,10 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                 curve.push(json!({
                     "n": n,
                     "kernel": cand,
-                    "gflops_median": flops(n) / comparison.candidate.median,
-                    "gflops_ci": comparison.candidate.median_ci.map(|(lo, hi)| [flops(n) / hi, flops(n) / lo]),
-                    "matrixmultiply_gflops_median": flops(n) / comparison.baseline.median,
-                    "fraction_of_peak": peak_per_core.map(|p| flops(n) / comparison.candidate.median / p),
+                    "gflops_median": flops(n) / comparison.candidate.median(),
+                    "gflops_ci": comparison.candidate.median_ci().map(|(lo, hi)| [flops(n) / hi, flops(n) / lo]),
+                    "matrixmultiply_gflops_median": flops(n) / comparison.baseline.median(),
+                    "fraction_of_peak": peak_per_core.map(|p| flops(n) / comparison.candidate.median() / p),
                 }));
                 Ok(result)
             });
@@ -405,11 +408,11 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                 .with_detail("candidate_kernel", cand)
                 .with_detail(
                     "peak_gflops_median",
-                    probe_flops / comparison.baseline.median,
+                    probe_flops / comparison.baseline.median(),
                 )
                 .with_detail(
                     "kernel_gflops_median",
-                    flops(n) / comparison.candidate.median,
+                    flops(n) / comparison.candidate.median(),
                 )
                 .with_detail("best_of_probe_gflops_per_core", peak_per_core)
                 .with_detail(
@@ -418,8 +421,8 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                     // show what the kernel does when it has the core's caches to itself.
                     "fraction_by_pair_p10_p50_p90",
                     pair_quantiles(
-                        &comparison.baseline.values,
-                        &comparison.candidate.values,
+                        comparison.baseline.values(),
+                        comparison.candidate.values(),
                         scale,
                     ),
                 )
@@ -429,8 +432,8 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
                         .robust_speedup
                         .map(|r| [r.point * scale, r.ci_lower * scale, r.ci_upper * scale]),
                 )
-                .with_detail("baseline_ns", &comparison.baseline.values)
-                .with_detail("candidate_ns", &comparison.candidate.values)
+                .with_detail("baseline_ns", comparison.baseline.values())
+                .with_detail("candidate_ns", comparison.candidate.values())
                 .needs_quiet_machine())
         });
     results.push(outcome.unwrap_or_else(|error| fraction_claim.error(format!("{error:#}"))));
@@ -618,10 +621,10 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
         let ceiling_estimate = ceiling.speedup_estimate()?;
         let text = format!(
             "the machine's own {threads}-thread scaling on a register-only FMA loop, measured right after: {:.3}× [{:.3}×, {:.3}×]",
-            ceiling_estimate.point, ceiling_estimate.ci_lower, ceiling_estimate.ci_upper
+            ceiling_estimate.point(), ceiling_estimate.ci_lower(), ceiling_estimate.ci_upper()
         );
         let result = result.with_detail("machine_scaling", &ceiling_estimate);
-        let machine_below_bar = ceiling_estimate.ci_upper < 0.925 * threads as f64;
+        let machine_below_bar = ceiling_estimate.ci_upper() < 0.925 * threads as f64;
         Ok(if machine_below_bar && result.verdict != Verdict::Pass {
             result.weaken(
                 Verdict::Inconclusive,

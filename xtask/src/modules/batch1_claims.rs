@@ -471,14 +471,14 @@ fn speed_claims(
         let result = outcome
             .map_err(anyhow::Error::from)
             .and_then(|comparison| {
-                f32_median_ns.get_or_insert(comparison.baseline.median);
+                f32_median_ns.get_or_insert(comparison.baseline.median());
                 Ok(claim
                     .judge_comparison(&comparison)?
                     .needs_quiet_machine()
-                    .with_detail("f32_median_us", comparison.baseline.median / 1e3)
+                    .with_detail("f32_median_us", comparison.baseline.median() / 1e3)
                     .with_detail(
                         format!("{direction_word}_median_us"),
-                        comparison.candidate.median / 1e3,
+                        comparison.candidate.median() / 1e3,
                     )
                     .with_detail("f32_kernels", &model.kernels[0])
                     .with_detail(format!("{direction_word}_kernels"), &model.kernels[target])
@@ -561,22 +561,22 @@ fn roofline_claim(
             Ok(measured) => {
                 let floor_ns = bytes as f64 / bandwidth.gbytes_per_second;
                 let latency = &measured.result;
-                let Some((lower, upper)) = latency.median_ci else {
+                let Some((lower, upper)) = latency.median_ci() else {
                     rows.push(claim.inconclusive(
                         format!(
                             "no interval on the median ({})",
-                            latency.median_ci_note.as_deref().unwrap_or("too few samples")
+                            latency.median_ci_note().unwrap_or("too few samples")
                         ),
                         None,
                     ));
                     continue;
                 };
                 match Estimate::new(
-                    latency.median / floor_ns,
+                    latency.median() / floor_ns,
                     lower / floor_ns,
                     upper / floor_ns,
                     "× floor",
-                    latency.confidence_level,
+                    latency.confidence_level(),
                 ) {
                     Ok(estimate) => {
                         let judged = claim.judge(estimate);
@@ -584,7 +584,7 @@ fn roofline_claim(
                             "{bytes} B per query / {:.1} GB/s = {:.2} µs floor, measured median {:.2} µs; kernels [{}]",
                             bandwidth.gbytes_per_second,
                             floor_ns / 1e3,
-                            latency.median / 1e3,
+                            latency.median() / 1e3,
                             model.kernels[index]
                         );
                         judged
@@ -594,7 +594,7 @@ fn roofline_claim(
                             .with_detail("bandwidth_gbytes_per_second", bandwidth.gbytes_per_second)
                             .with_detail("bandwidth_array_bytes", array_bytes)
                             .with_detail("floor_us", floor_ns / 1e3)
-                            .with_detail("latency_median_us", latency.median / 1e3)
+                            .with_detail("latency_median_us", latency.median() / 1e3)
                             .with_detail("kernels", &model.kernels[index])
                             .with_detail("model", &model.model)
                     }

@@ -581,7 +581,7 @@ fn measure_submissions(
                     encoder.embed(&queries[next])
                 },
             )?;
-            single_values[index].extend_from_slice(&single.result.values);
+            single_values[index].extend_from_slice(single.result.values());
             iterations_per_sample[index] = iterations_per_sample[index].max(
                 single
                     .rounds
@@ -594,7 +594,7 @@ fn measure_submissions(
                 offline,
                 |batch| encoder.embed(batch),
             )?;
-            offline_values[index].extend_from_slice(&batch.result.values);
+            offline_values[index].extend_from_slice(batch.result.values());
         }
     }
     let mut rows = Vec::new();
@@ -624,7 +624,7 @@ fn measure_submissions(
         )?;
         let sentences = offline.batch_size() as f64;
         let rate = |ns: f64| sentences / (ns / 1e9);
-        let (low, high) = batch.median_ci.unwrap_or((batch.min, batch.max));
+        let (low, high) = batch.median_ci().unwrap_or((batch.min(), batch.max()));
         rows.push(Row {
             bytes: encoder.storage_bytes(),
             peak_bytes: memory.peak_bytes,
@@ -635,7 +635,7 @@ fn measure_submissions(
                 .map(|(l, u)| (to_ms(l), to_ms(u))),
             p90_note: p90.note.clone(),
             iterations_per_sample: iterations_per_sample[index],
-            throughput: rate(batch.median),
+            throughput: rate(batch.median()),
             throughput_ci: (rate(high), rate(low)),
         });
     }
@@ -978,12 +978,12 @@ fn speedup_claim(
             "batch {batch_size} × {MAX_SEQUENCE_LENGTH} tokens{}, {} interleaved pairs; f32 {:.1} sentences/s, int8 \
              {:.1} sentences/s (medians)",
             if context.quick { " (quick run; the full run uses 32)" } else { "" },
-            comparison.baseline.count,
-            throughput(comparison.baseline.median),
-            throughput(comparison.candidate.median)
+            comparison.baseline.count(),
+            throughput(comparison.baseline.median()),
+            throughput(comparison.candidate.median())
         ))
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values())
         .with_detail("fairness", &comparison.fairness))
 }
 
@@ -1282,16 +1282,16 @@ fn onnxruntime_comparisons(
                  (order-statistic 95% intervals); {peer_note}",
                 single.log_ratios.len(),
                 single_batches.len(),
-                p90_text(&single.baseline.values),
+                p90_text(single.baseline.values()),
                 best_submission.name,
-                p90_text(&single.candidate.values),
+                p90_text(single.candidate.values()),
             ))
             .with_detail("torchperf", best_submission.name)
             .with_detail("peer", &info)
             .with_detail("peer_mean_cosine_to_f32", peer_fidelity)
             .with_detail("onnx_export", &exported)
-            .with_detail("baseline_ns", &single.baseline.values)
-            .with_detail("candidate_ns", &single.candidate.values)
+            .with_detail("baseline_ns", single.baseline.values())
+            .with_detail("candidate_ns", single.candidate.values())
             .with_detail("fairness", &single.fairness)
             .needs_quiet_machine(),
     );
@@ -1322,14 +1322,14 @@ fn onnxruntime_comparisons(
                  sentences/s, {} {:.1} sentences/s (medians); {peer_note}",
                 if context.quick { " (quick run; the full run uses 32)" } else { "" },
                 offline.log_ratios.len(),
-                throughput(offline.baseline.median),
+                throughput(offline.baseline.median()),
                 best_submission.name,
-                throughput(offline.candidate.median),
+                throughput(offline.candidate.median()),
             ))
             .with_detail("torchperf", best_submission.name)
             .with_detail("peer", &info)
-            .with_detail("baseline_ns", &offline.baseline.values)
-            .with_detail("candidate_ns", &offline.candidate.values)
+            .with_detail("baseline_ns", offline.baseline.values())
+            .with_detail("candidate_ns", offline.candidate.values())
             .with_detail("fairness", &offline.fairness)
             .needs_quiet_machine(),
     );

@@ -585,8 +585,8 @@ fn best_against_best(
             ),
         }
     };
-    let (peer_p90, peer_lower, peer_upper) = p90_at(&comparison.baseline.values, peer.name())?;
-    let (rust_p90, rust_lower, rust_upper) = p90_at(&comparison.candidate.values, rust.name())?;
+    let (peer_p90, peer_lower, peer_upper) = p90_at(comparison.baseline.values(), peer.name())?;
+    let (rust_p90, rust_lower, rust_upper) = p90_at(comparison.candidate.values(), rust.name())?;
     let ratio = Estimate::new(
         peer_p90 / rust_p90,
         peer_lower / rust_upper,

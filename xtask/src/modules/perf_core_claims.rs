@@ -24,19 +24,19 @@ fn scaled_work(percent: u64) -> impl FnMut(&u64) -> u64 + Clone {
 }
 
 fn median_estimate(result: &BenchmarkResult) -> Result<Estimate> {
-    let (lower, upper) = result.median_ci.with_context(|| {
+    let (lower, upper) = result.median_ci().with_context(|| {
         format!(
             "{}: {}",
-            result.metric_name,
-            result.median_ci_note.clone().unwrap_or_default()
+            result.metric_name(),
+            result.median_ci_note().unwrap_or_default()
         )
     })?;
     Ok(Estimate::new(
-        result.median,
+        result.median(),
         lower,
         upper,
-        &result.unit,
-        result.confidence_level,
+        result.unit(),
+        result.confidence_level(),
     )?)
 }
 
@@ -100,7 +100,7 @@ fn timer_claims(context: &ModuleContext) -> Vec<ClaimResult> {
             Ok((estimate, result)) => claim
                 .judge(estimate)
                 .with_detail("probes", probes)
-                .with_detail("samples", &result.values),
+                .with_detail("samples", result.values()),
             Err(error) => claim.error(format!("{error:#}")),
         }
     };
@@ -168,8 +168,8 @@ fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
         .with_detail("round_log_ratio_means", &comparison.round_log_ratio_means)
         .with_detail("cliffs_delta", comparison.rank.cliffs_delta)
         .with_detail("fairness", &comparison.fairness)
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values))
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values()))
 }
 
 fn known_ratio_claim() -> Claim {
@@ -198,8 +198,8 @@ fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
         .needs_quiet_machine()
         .with_detail("show_samples", true)
         .with_detail("k_steps", steps)
-        .with_detail("median_ns_k", comparison.candidate.median)
-        .with_detail("median_ns_2k", comparison.baseline.median)
+        .with_detail("median_ns_k", comparison.candidate.median())
+        .with_detail("median_ns_2k", comparison.baseline.median())
         .with_detail("fairness", &comparison.fairness))
 }
 
@@ -250,10 +250,10 @@ fn reproducibility(context: &ModuleContext) -> Result<ClaimResult> {
                 .as_ref()
                 .context("round medians missing (fewer than two rounds)")?;
             let (lower, upper) = rounds
-                .median_ci
+                .median_ci()
                 .context("median interval over rounds missing")?;
             Ok((
-                rounds.median,
+                rounds.median(),
                 (upper.ln() - lower.ln()) / 2.0,
                 (lower, upper),
             ))
@@ -487,15 +487,15 @@ fn ranking() -> Result<ClaimResult> {
             let measurement = measure(&format!("steps {steps}"), &config, &steps, |&s| {
                 known_work(s)
             })?;
-            samples[index].extend(measurement.result.values);
+            samples[index].extend(measurement.result.values());
         }
     }
     let mut medians = Vec::new();
     let mut intervals = Vec::new();
     for (&steps, values) in variants.iter().zip(samples) {
         let result = BenchmarkResult::from_values(format!("steps {steps}"), "ns", values)?;
-        medians.push(result.median);
-        intervals.push(result.median_ci.context("median interval missing")?);
+        medians.push(result.median());
+        intervals.push(result.median_ci().context("median interval missing")?);
     }
     let ordered_pairs = intervals
         .windows(2)

@@ -120,8 +120,8 @@ fn timer_ratio(context: &ModuleContext, ratio: u64, claim: &Claim) -> Result<Cla
     Ok(claim
         .judge_comparison(&comparison)?
         .with_detail("k_steps", steps)
-        .with_detail("median_ns_k", comparison.candidate.median)
-        .with_detail(format!("median_ns_{ratio}k"), comparison.baseline.median)
+        .with_detail("median_ns_k", comparison.candidate.median())
+        .with_detail(format!("median_ns_{ratio}k"), comparison.baseline.median())
         .with_detail("profiler_mean_per_call_ratio", long_mean / short_mean)
         .with_detail(
             "profiler_min_per_call_ratio",
@@ -396,7 +396,7 @@ fn overhead_known_op(context: &ModuleContext) -> Result<ClaimResult> {
         report.recorded_calls > 0,
         "the profiled side recorded no calls"
     );
-    let median_us = report.comparison.baseline.median / 1e3;
+    let median_us = report.comparison.baseline.median() / 1e3;
     anyhow::ensure!(
         median_us >= 100.0,
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
@@ -419,8 +419,8 @@ fn overhead_details(result: ClaimResult, report: &OverheadReport) -> ClaimResult
     result
         .with_detail("overhead_fraction", report.overhead)
         .with_detail("overhead_interval", report.overhead_interval)
-        .with_detail("unprofiled_median_ns", report.comparison.baseline.median)
-        .with_detail("profiled_median_ns", report.comparison.candidate.median)
+        .with_detail("unprofiled_median_ns", report.comparison.baseline.median())
+        .with_detail("profiled_median_ns", report.comparison.candidate.median())
         .with_detail("recorded_calls", report.recorded_calls)
         .with_detail("fairness", &report.comparison.fairness)
 }
@@ -435,7 +435,7 @@ fn overhead_large(context: &ModuleContext) -> Result<ClaimResult> {
         report.recorded_calls > 0,
         "the profiled side recorded no calls"
     );
-    let median_us = report.comparison.baseline.median / 1e3;
+    let median_us = report.comparison.baseline.median() / 1e3;
     anyhow::ensure!(
         median_us >= 100.0,
         "the operation took {median_us:.1} µs, under the 100 µs this claim is about"
@@ -485,7 +485,7 @@ fn overhead_small(context: &ModuleContext) -> Result<ClaimResult> {
         "%",
         report.comparison.speedup.confidence,
     )?;
-    let per_call_ns = report.comparison.candidate.median - report.comparison.baseline.median;
+    let per_call_ns = report.comparison.candidate.median() - report.comparison.baseline.median();
     Ok(
         overhead_details(overhead_small_claim().judge(estimate), &report)
             .with_detail("overhead_ns_per_call", per_call_ns),
@@ -534,10 +534,10 @@ fn roofline_table(context: &ModuleContext) -> Result<ClaimResult> {
             for latency in &latencies {
                 let (lower, upper) = latency
                     .result
-                    .median_ci
+                    .median_ci()
                     .with_context(|| format!("{}: no median interval", latency.name))?;
                 prefill_totals.0 += latency.cost.flops;
-                prefill_totals.1 += latency.result.median;
+                prefill_totals.1 += latency.result.median();
                 prefill_totals.2 += lower;
                 prefill_totals.3 += upper;
             }
@@ -569,12 +569,12 @@ fn roofline_table(context: &ModuleContext) -> Result<ClaimResult> {
         .with_detail("peak_gflops_per_core", peak.gflops_per_core)
         .with_detail("peak_isa", format!("{:?}", peak.isa))
         .with_detail("bandwidth_gbytes_per_second", bandwidth.gbytes_per_second)
-        .with_detail("bandwidth_median_ci", bandwidth_result.median_ci)
+        .with_detail("bandwidth_median_ci", bandwidth_result.median_ci())
         .with_detail(
             "bandwidth_chunk_range",
-            (bandwidth_result.min, bandwidth_result.max),
+            (bandwidth_result.min(), bandwidth_result.max()),
         )
-        .with_detail("bandwidth_chunks", bandwidth_result.count)
+        .with_detail("bandwidth_chunks", bandwidth_result.count())
         .with_detail("bandwidth_bytes_per_chunk", bandwidth.bytes_per_chunk)
         .with_detail(
             "bandwidth_best_whole_pass_gbytes_per_second",

@@ -452,7 +452,7 @@ pub(crate) fn quality_claims(
                             .with_detail("n_anomalous", anomalous.len())
                             .with_detail(
                                 "standard_error",
-                                difference.inference.map(|inference| inference.standard_error),
+                                difference.inference().map(|inference| inference.standard_error),
                             )
                             .with_detail(
                                 "interval_method",
@@ -521,13 +521,13 @@ fn control_comparison(
         return Ok(Some((
             format!(
                 "the unpruned model fine-tuned the same way: accuracy {accuracy:.4}, {:+.2} points [{:+.2}, {:+.2}] over {BASELINE} (what the extra training alone buys)",
-                estimate.point, estimate.ci_lower, estimate.ci_upper
+                estimate.point(), estimate.ci_lower(), estimate.ci_upper()
             ),
             json!({
                 "accuracy": accuracy,
-                "difference_vs_baseline_points": estimate.point,
-                "ci_lower": estimate.ci_lower,
-                "ci_upper": estimate.ci_upper,
+                "difference_vs_baseline_points": estimate.point(),
+                "ci_lower": estimate.ci_lower(),
+                "ci_upper": estimate.ci_upper(),
                 "training": training,
             }),
         )));
@@ -545,13 +545,13 @@ fn control_comparison(
     Ok(Some((
         format!(
             "the unpruned autoencoder fine-tuned the same way: ROC AUC {auc:.4}, {:+.4} [{:+.4}, {:+.4}] over {BASELINE}",
-            difference.point, difference.ci_lower, difference.ci_upper
+            difference.point(), difference.ci_lower(), difference.ci_upper()
         ),
         json!({
             "roc_auc": auc,
-            "difference_vs_baseline": difference.point,
-            "ci_lower": difference.ci_lower,
-            "ci_upper": difference.ci_upper,
+            "difference_vs_baseline": difference.point(),
+            "ci_lower": difference.ci_lower(),
+            "ci_upper": difference.ci_upper(),
             "training": training,
         }),
     )))

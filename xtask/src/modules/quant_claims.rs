@@ -33,10 +33,10 @@ fn judge_speed(claim: &Claim, comparison: &Comparison, operations: f64) -> Resul
     Ok(claim
         .judge_comparison(comparison)?
         .needs_quiet_machine()
-        .with_detail("baseline_gops_median", rate(comparison.baseline.median))
-        .with_detail("candidate_gops_median", rate(comparison.candidate.median))
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("baseline_gops_median", rate(comparison.baseline.median()))
+        .with_detail("candidate_gops_median", rate(comparison.candidate.median()))
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values())
         .with_detail("fairness", &comparison.fairness))
 }
 

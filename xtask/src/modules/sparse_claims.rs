@@ -292,10 +292,10 @@ fn sweep_table(sweep: &Sweep) -> Result<serde_json::Value> {
             kilobytes(variant.blocks.dense_bytes()),
             kilobytes(variant.blocks.storage_bytes()),
             kilobytes(variant.csr.storage_bytes()),
-            format!("{:.2}", block.baseline.median / 1e3),
-            format!("{:.2}", block.candidate.median / 1e3),
+            format!("{:.2}", block.baseline.median() / 1e3),
+            format!("{:.2}", block.candidate.median() / 1e3),
             speedup_cell(block),
-            format!("{:.2}", csr.candidate.median / 1e3),
+            format!("{:.2}", csr.candidate.median() / 1e3),
             speedup_cell(csr),
         ]));
     }
@@ -450,8 +450,8 @@ fn threshold_claim(sweep: &Sweep, sparsity: u32, threshold: f64) -> Result<Claim
                 .point(&sparsity)
                 .map(|csr| &csr.comparison.speedup),
         )
-        .with_detail("baseline_ns", &comparison.baseline.values)
-        .with_detail("candidate_ns", &comparison.candidate.values)
+        .with_detail("baseline_ns", comparison.baseline.values())
+        .with_detail("candidate_ns", comparison.candidate.values())
         .with_detail("fairness", &comparison.fairness))
 }
 
@@ -524,8 +524,8 @@ fn relu_claims(
                     "dense GEMV does not skip zero inputs; the speedup over the same sparsity with a dense input \
                      is in sparse.block_speedup_* and the break-even tables",
                 )
-                .with_detail("baseline_ns", &comparison.baseline.values)
-                .with_detail("candidate_ns", &comparison.candidate.values)
+                .with_detail("baseline_ns", comparison.baseline.values())
+                .with_detail("candidate_ns", comparison.candidate.values())
                 .with_detail("fairness", &comparison.fairness),
         );
     }

@@ -203,60 +203,74 @@ pub struct DistributionShape {
 
 /// A validated sample with its summary statistics and intervals.
 ///
-/// Field names `metric_name, values, mean, std, median, min, max, count, ci_lower, ci_upper, metadata`
-/// are the seed's; `ci_lower` / `ci_upper` are the Student-t interval on the mean.
+/// Accessor names `metric_name, values, mean, std, median, min, max, count, ci_lower, ci_upper, metadata`
+/// are the seed's field names; `ci_lower` / `ci_upper` are the Student-t interval on the mean.
 ///
 /// Deserializing re-derives every statistic from the raw `values` through the checked constructor,
 /// so a file cannot smuggle in a NaN, an empty sample or statistics that disagree with its values.
+/// The fields are private (read them through the methods of the same names), so code outside
+/// perf-core cannot alter a statistic either:
+///
+/// ```compile_fail
+/// let mut result =
+///     perf_core::stats::BenchmarkResult::from_values("t", "ns", vec![1.0, 2.0, 3.0]).unwrap();
+/// result.median = f64::NAN;
+/// ```
+///
+/// ```
+/// let result =
+///     perf_core::stats::BenchmarkResult::from_values("t", "ns", vec![1.0, 2.0, 3.0]).unwrap();
+/// assert_eq!((result.median(), result.count()), (2.0, 3));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "StoredBenchmarkResult")]
 pub struct BenchmarkResult {
     /// What was measured.
-    pub metric_name: String,
+    pub(crate) metric_name: String,
     /// Every raw value, in measurement order.
-    pub values: Vec<f64>,
+    pub(crate) values: Vec<f64>,
     /// Arithmetic mean.
-    pub mean: f64,
+    pub(crate) mean: f64,
     /// Sample standard deviation (n − 1).
-    pub std: f64,
+    pub(crate) std: f64,
     /// Median (type-7).
-    pub median: f64,
+    pub(crate) median: f64,
     /// Smallest value.
-    pub min: f64,
+    pub(crate) min: f64,
     /// Largest value.
-    pub max: f64,
+    pub(crate) max: f64,
     /// Number of values.
-    pub count: usize,
+    pub(crate) count: usize,
     /// Lower end of the Student-t interval on the mean.
-    pub ci_lower: f64,
+    pub(crate) ci_lower: f64,
     /// Upper end of the Student-t interval on the mean.
-    pub ci_upper: f64,
+    pub(crate) ci_upper: f64,
     /// Free-form context (kernel, sizes, iterations per sample, ...).
-    pub metadata: BTreeMap<String, serde_json::Value>,
+    pub(crate) metadata: BTreeMap<String, serde_json::Value>,
     /// Unit of `values` (e.g. "ns").
-    pub unit: String,
+    pub(crate) unit: String,
     /// Two-sided confidence level of every interval here.
-    pub confidence_level: f64,
+    pub(crate) confidence_level: f64,
     /// Standard error of the mean.
-    pub standard_error: f64,
+    pub(crate) standard_error: f64,
     /// Coefficient of variation, std / |mean| (0 when the mean is 0).
-    pub cv: f64,
+    pub(crate) cv: f64,
     /// Order-statistic interval on the median (Hettmansperger–Sheather interpolated), when n allows one.
-    pub median_ci: Option<(f64, f64)>,
+    pub(crate) median_ci: Option<(f64, f64)>,
     /// Why `median_ci` is missing, when it is.
-    pub median_ci_note: Option<String>,
+    pub(crate) median_ci_note: Option<String>,
     /// p50, p90, p95, p99 with their intervals or the reason they have none.
-    pub percentiles: Vec<PercentileEstimate>,
+    pub(crate) percentiles: Vec<PercentileEstimate>,
     /// Outlier classification.
-    pub outliers: OutlierReport,
+    pub(crate) outliers: OutlierReport,
     /// Skew and bimodality diagnostics.
-    pub shape: DistributionShape,
+    pub(crate) shape: DistributionShape,
     /// Lag-1 autocorrelation of the values in measurement order.
-    pub lag1_autocorrelation: f64,
+    pub(crate) lag1_autocorrelation: f64,
     /// Effective sample size n / (1 + 2 Σ ρ_k), summing positive autocorrelations (initial sequence).
-    pub effective_sample_size: f64,
+    pub(crate) effective_sample_size: f64,
     /// Human-readable cautions (skew, bimodality, autocorrelation).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// What a stored result must hold for its statistics to be re-derived: the raw values and what the
@@ -436,6 +450,125 @@ impl BenchmarkResult {
         self.percentiles
             .iter()
             .find(|entry| (entry.percentile - percentile).abs() < 1e-9)
+    }
+}
+
+/// Read access: the fields are private so that a result can only come from the checked constructor
+/// (or a deserialization that re-derives every statistic through it).
+impl BenchmarkResult {
+    /// What was measured.
+    pub fn metric_name(&self) -> &str {
+        &self.metric_name
+    }
+
+    /// Every raw value, in measurement order.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Arithmetic mean.
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    /// Sample standard deviation (n − 1).
+    pub fn std(&self) -> f64 {
+        self.std
+    }
+
+    /// Median (type-7).
+    pub fn median(&self) -> f64 {
+        self.median
+    }
+
+    /// Smallest value.
+    pub fn min(&self) -> f64 {
+        self.min
+    }
+
+    /// Largest value.
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Lower end of the Student-t interval on the mean.
+    pub fn ci_lower(&self) -> f64 {
+        self.ci_lower
+    }
+
+    /// Upper end of the Student-t interval on the mean.
+    pub fn ci_upper(&self) -> f64 {
+        self.ci_upper
+    }
+
+    /// Free-form context (kernel, sizes, iterations per sample, ...).
+    pub fn metadata(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.metadata
+    }
+
+    /// Unit of `values` (e.g. "ns").
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+
+    /// Two-sided confidence level of every interval here.
+    pub fn confidence_level(&self) -> f64 {
+        self.confidence_level
+    }
+
+    /// Standard error of the mean.
+    pub fn standard_error(&self) -> f64 {
+        self.standard_error
+    }
+
+    /// Coefficient of variation, std / |mean| (0 when the mean is 0).
+    pub fn cv(&self) -> f64 {
+        self.cv
+    }
+
+    /// Order-statistic interval on the median (Hettmansperger–Sheather interpolated), when n allows one.
+    pub fn median_ci(&self) -> Option<(f64, f64)> {
+        self.median_ci
+    }
+
+    /// Why `median_ci` is missing, when it is.
+    pub fn median_ci_note(&self) -> Option<&str> {
+        self.median_ci_note.as_deref()
+    }
+
+    /// p50, p90, p95, p99 with their intervals or the reason they have none.
+    pub fn percentiles(&self) -> &[PercentileEstimate] {
+        &self.percentiles
+    }
+
+    /// Outlier classification.
+    pub fn outliers(&self) -> &OutlierReport {
+        &self.outliers
+    }
+
+    /// Skew and bimodality diagnostics.
+    pub fn shape(&self) -> &DistributionShape {
+        &self.shape
+    }
+
+    /// Lag-1 autocorrelation of the values in measurement order.
+    pub fn lag1_autocorrelation(&self) -> f64 {
+        self.lag1_autocorrelation
+    }
+
+    /// Effective sample size n / (1 + 2 Σ ρ_k), summing positive autocorrelations (initial sequence).
+    pub fn effective_sample_size(&self) -> f64 {
+        self.effective_sample_size
+    }
+
+    /// Human-readable cautions (skew, bimodality, autocorrelation).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 }
 

@@ -245,8 +245,8 @@ fn step_latencies(steps: &GridComparison<usize>) -> Vec<serde_json::Value> {
             let comparison = &point.comparison;
             json!({
                 "context": point.parameter,
-                "cached_median_ns": comparison.candidate.median,
-                "recompute_median_ns": comparison.baseline.median,
+                "cached_median_ns": comparison.candidate.median(),
+                "recompute_median_ns": comparison.baseline.median(),
                 "step_speedup": comparison.speedup.point,
                 "step_speedup_ci": [comparison.speedup.ci_lower, comparison.speedup.ci_upper],
                 "pairs": comparison.log_ratios.len(),
@@ -337,7 +337,7 @@ pub(super) fn complexity(
                 } else {
                     &point.comparison.baseline
                 };
-                [point.parameter as f64, side.median]
+                [point.parameter as f64, side.median()]
             })
             .collect()
     };

@@ -58,7 +58,7 @@ pub(super) fn memory_linear(model: &Transformer) -> Result<ClaimResult> {
         "",
         fit.confidence,
     )?;
-    let one_inside = estimate.ci_lower <= 1.0 && 1.0 <= estimate.ci_upper;
+    let one_inside = estimate.ci_lower() <= 1.0 && 1.0 <= estimate.ci_upper();
     let result = memory_claim()
         .judge(estimate)
         .with_detail("capacities", &capacities)

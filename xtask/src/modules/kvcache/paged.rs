@@ -135,7 +135,7 @@ pub(super) fn paged_throughput(
         .judge_comparison(&comparison)?
         .with_detail("tokens", plan.paged_tokens)
         .with_detail("block_size", BLOCK_SIZE)
-        .with_detail("contiguous_median_ns", comparison.baseline.median)
-        .with_detail("paged_median_ns", comparison.candidate.median)
+        .with_detail("contiguous_median_ns", comparison.baseline.median())
+        .with_detail("paged_median_ns", comparison.candidate.median())
         .with_detail("fairness", &comparison.fairness))
 }

@@ -51,8 +51,8 @@ pub(super) fn speedup(grid: &GenerationGrid, n: usize) -> Result<ClaimResult> {
             "interval",
             "paired log-ratio t-interval over interleaved pairs (perf_core::compare::analyse_pairs; over blocks of two oppositely ordered pairs from 12 pairs on)",
         )
-        .with_detail("cached_total_ns", &comparison.candidate.values)
-        .with_detail("uncached_total_ns", &comparison.baseline.values)
+        .with_detail("cached_total_ns", comparison.candidate.values())
+        .with_detail("uncached_total_ns", comparison.baseline.values())
         .with_detail(
             "minimum_detectable_speedup",
             comparison.minimum_detectable_speedup,
@@ -102,8 +102,8 @@ pub(super) fn break_even(model: &Transformer, plan: &Plan, seed: u64) -> Result<
                 "n": point.parameter,
                 "speedup": comparison.speedup.point,
                 "ci": [comparison.speedup.ci_lower, comparison.speedup.ci_upper],
-                "cached_median_ns": comparison.candidate.median,
-                "uncached_median_ns": comparison.baseline.median,
+                "cached_median_ns": comparison.candidate.median(),
+                "uncached_median_ns": comparison.baseline.median(),
                 "iterations_per_sample": comparison.fairness.iterations_per_sample,
             })
         })
