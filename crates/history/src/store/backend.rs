@@ -98,9 +98,39 @@ pub(super) enum Kind {
 
 /// The statements the store needs, over either backend (inside a transaction).
 pub(super) trait Database {
+    /// The query listing this backend's user tables, one text column.
+    fn table_names_sql(&self) -> &'static str;
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
     fn query(&mut self, sql: &str, params: &[Value], kinds: &[Kind]) -> Result<Vec<Vec<Value>>>;
-    fn table_names(&mut self) -> Result<Vec<String>>;
+
+    fn table_names(&mut self) -> Result<Vec<String>> {
+        let rows = self.query(self.table_names_sql(), &[], &[Kind::Text])?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|mut row| row.remove(0).text())
+            .collect())
+    }
+}
+
+/// One row read as `kinds`, through the backend's typed column getter.
+fn decode_row<E>(
+    kinds: &[Kind],
+    mut text: impl FnMut(usize) -> std::result::Result<Option<String>, E>,
+    mut integer: impl FnMut(usize) -> std::result::Result<Option<i64>, E>,
+    mut real: impl FnMut(usize) -> std::result::Result<Option<f64>, E>,
+) -> std::result::Result<Vec<Value>, E> {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(index, kind)| {
+            Ok(match kind {
+                Kind::Text => Value::Text(text(index)?),
+                Kind::Integer => Value::Integer(integer(index)?),
+                Kind::Real => Value::Real(real(index)?),
+            })
+        })
+        .collect()
 }
 
 pub(super) struct SqliteDatabase<'a> {
@@ -133,6 +163,10 @@ pub(super) fn to_sqlite(value: &Value) -> rusqlite::types::Value {
 }
 
 impl Database for SqliteDatabase<'_> {
+    fn table_names_sql(&self) -> &'static str {
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let error = |e: rusqlite::Error| sqlite_error(self.location, &e);
         let changed = self
@@ -153,29 +187,11 @@ impl Database for SqliteDatabase<'_> {
             .map_err(error)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(error)? {
-            let mut values = Vec::with_capacity(kinds.len());
-            for (index, kind) in kinds.iter().enumerate() {
-                values.push(match kind {
-                    Kind::Text => Value::Text(row.get(index).map_err(error)?),
-                    Kind::Integer => Value::Integer(row.get(index).map_err(error)?),
-                    Kind::Real => Value::Real(row.get(index).map_err(error)?),
-                });
-            }
-            out.push(values);
+            out.push(
+                decode_row(kinds, |i| row.get(i), |i| row.get(i), |i| row.get(i)).map_err(error)?,
+            );
         }
         Ok(out)
-    }
-
-    fn table_names(&mut self) -> Result<Vec<String>> {
-        let rows = self.query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            &[],
-            &[Kind::Text],
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|mut row| row.remove(0).text())
-            .collect())
     }
 }
 
@@ -216,6 +232,10 @@ pub(super) fn numbered_placeholders(sql: &str) -> String {
 
 #[cfg(feature = "postgres")]
 impl Database for PostgresDatabase<'_, '_> {
+    fn table_names_sql(&self) -> &'static str {
+        "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = current_schema()"
+    }
+
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let boxed = postgres_params(params);
         let references: Vec<&(dyn postgres::types::ToSql + Sync)> =
@@ -236,29 +256,17 @@ impl Database for PostgresDatabase<'_, '_> {
             .map_err(error)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let mut values = Vec::with_capacity(kinds.len());
-            for (index, kind) in kinds.iter().enumerate() {
-                values.push(match kind {
-                    Kind::Text => Value::Text(row.try_get(index).map_err(error)?),
-                    Kind::Integer => Value::Integer(row.try_get(index).map_err(error)?),
-                    Kind::Real => Value::Real(row.try_get(index).map_err(error)?),
-                });
-            }
-            out.push(values);
+            out.push(
+                decode_row(
+                    kinds,
+                    |i| row.try_get(i),
+                    |i| row.try_get(i),
+                    |i| row.try_get(i),
+                )
+                .map_err(error)?,
+            );
         }
         Ok(out)
-    }
-
-    fn table_names(&mut self) -> Result<Vec<String>> {
-        let rows = self.query(
-            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = current_schema()",
-            &[],
-            &[Kind::Text],
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|mut row| row.remove(0).text())
-            .collect())
     }
 }
 
