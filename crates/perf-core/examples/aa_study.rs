@@ -1,7 +1,7 @@
 //! How often does the comparator call a difference that is not there (A/A), and how often does it
 //! catch one that is (an injected 5% slowdown)? One line per configuration: pairs inside one round
 //! (inference over the pairs) against the same pairs split over independent rounds (inference over
-//! the round means, METHODS: "samples inside one process are not independent replications").
+//! the round means, docs/METHODS.md: "samples inside one process are not independent replications").
 //!
 //! ```text
 //! cargo run -p perf-core --release --example aa_study            # 40 trials per cell
