@@ -8,6 +8,8 @@
 //!   crates, the counting allocator, the worker pool, a test's counting allocator), and none in xtask.
 //! - xtask holds no statistics, formats or rendering: no statrs, plotters or serde_json writers of
 //!   archives, and no hand-written intervals.
+//! - No library file over 800 lines unless its header says it is one cohesive thing; every library
+//!   crate compiles its README; nothing cites a path outside the repository.
 
 use std::path::{Path, PathBuf};
 
@@ -215,4 +217,99 @@ fn the_checks_see_the_sources_they_check() {
     assert!(files
         .iter()
         .any(|(path, _)| path.starts_with("xtask/src/modules/")));
+}
+
+/// Longest a library file may be before its header must say why it is one piece.
+const LONG_FILE_LINES: usize = 800;
+
+#[test]
+fn no_long_library_file_without_saying_why() {
+    // A library file over the bound holds one cohesive thing and says so in its `//!` header; a
+    // test module split out beside its code (`tests.rs`) is not library code.
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        let library = path.starts_with("crates/") && path.contains("/src/");
+        if !library || path.ends_with("/tests.rs") || path.contains("/tests/") {
+            continue;
+        }
+        let lines = text.lines().count();
+        let says_why = text
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .any(|line| line.to_lowercase().contains("one cohesive"));
+        if lines > LONG_FILE_LINES && !says_why {
+            found.push(format!("{path}: {lines} lines"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "library files over {LONG_FILE_LINES} lines whose header does not say they are one cohesive thing:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn every_library_readme_is_compiled_as_crate_docs() {
+    // Each library crate includes its README under `cfg(doctest)`, so its examples run with
+    // `cargo test --doc` and cannot drift from the API.
+    let root = workspace_root();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        let lib = entry.path().join("src/lib.rs");
+        if !lib.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&lib).unwrap_or_default();
+        if !text.contains("include_str!(\"../README.md\")") {
+            missing.push(lib.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "library crates whose README is not compiled:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn nothing_points_outside_the_repository() {
+    // Someone who clones the repository has only the repository: no source or document cites the
+    // workspace's surroundings.
+    let root = workspace_root();
+    let mut documents: Vec<PathBuf> = vec![root.join("README.md")];
+    for directory in ["docs", "crates"] {
+        let mut stack = vec![root.join(directory)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "md") {
+                    documents.push(path);
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let texts = sources()
+        .into_iter()
+        .filter(|(path, _)| path != "xtask/tests/tidy.rs" && !path.contains("/tests/"))
+        .chain(documents.iter().map(|path| {
+            (
+                path.display().to_string(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
+        }));
+    for (path, text) in texts {
+        for (index, line) in text.lines().enumerate() {
+            if line.contains("../shared") || line.contains("/work/") {
+                found.push(format!("{path}:{}: {}", index + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "text that points outside the repository:\n{}",
+        found.join("\n")
+    );
 }
