@@ -18,11 +18,13 @@
 //! The parsers take text, so they are tested on fixtures, malformed ones included.
 
 mod contention;
+mod job_usage;
 mod procfs;
 #[cfg(test)]
 mod tests;
 
 pub use contention::*;
+pub use job_usage::*;
 pub use procfs::*;
 
 use crate::error::PerfError;
