@@ -1,11 +1,14 @@
 //! The referee on hand-made submissions: a panicking, an erroring and a wrong-shape submission are ERROR
 //! for themselves only, and the others are still scored. No timing is asserted.
 
+mod common;
+
+use common::{small_config, toy_event_of};
 use datasets::DataOrigin;
 use ndarray::{Array2, ArrayView2};
 use olympics::{
-    referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, QualityMetric,
-    QueryOrder, RefereeConfig, Submission, TestSet,
+    referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, RefereeConfig,
+    Submission, TestSet,
 };
 use perf_core::claim::Verdict;
 
@@ -22,36 +25,32 @@ fn toy_event() -> Event {
         features[[row, label]] = 2.0;
         labels.push(label);
     }
-    let spec = EventSpec {
-        name: "toy".into(),
-        task: "argmax of the first three features".into(),
-        input_shape: vec![4],
-        input_description: "4 values".into(),
-        output_width: 3,
-        metric: QualityMetric::Top1Accuracy,
-        target: 0.5,
-        target_note: "test".into(),
-        latency_limit_ms: 1000.0,
-        memory_budget_bytes: 1 << 20,
-        query_order: QueryOrder::Random,
-        relative_target: None,
-    };
-    let source = DataSource {
-        origin: DataOrigin::Synthetic,
-        name: "toy".into(),
-        description: "generated in the test".into(),
-        attribution: String::new(),
-    };
-    Event::new(spec, TestSet::new(features, labels, 3).unwrap(), source).unwrap()
+    toy_event_of(features, labels)
 }
 
 fn config() -> RefereeConfig {
-    let mut config = RefereeConfig::quick(7);
-    config.measure.samples = 30;
-    config.measure.warm_up = perf_core::measure::WarmUp::Count(10);
-    config.n_latency_queries = 8;
+    let mut config = small_config(7, 30);
     config.evaluation_batch = 32;
     config
+}
+
+/// Always wrong: its logits are the negated first three features, so the smallest of them wins — never the
+/// label.
+struct Wrong;
+
+impl Submission for Wrong {
+    fn name(&self) -> &str {
+        "wrong"
+    }
+    fn optimizations(&self) -> Vec<Optimization> {
+        Vec::new()
+    }
+    fn storage_bytes(&self) -> usize {
+        0
+    }
+    fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
+        Ok(batch.slice(ndarray::s![.., 0..3]).mapv(|value| -value))
+    }
 }
 
 enum Behaviour {
@@ -167,22 +166,6 @@ fn failing_submissions_are_errors_for_themselves_only() {
 
 #[test]
 fn an_always_wrong_model_is_not_compliant_and_never_rescued() {
-    struct Wrong;
-    impl Submission for Wrong {
-        fn name(&self) -> &str {
-            "wrong"
-        }
-        fn optimizations(&self) -> Vec<Optimization> {
-            Vec::new()
-        }
-        fn storage_bytes(&self) -> usize {
-            0
-        }
-        fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
-            // The smallest of the first three features: never the label.
-            Ok(batch.slice(ndarray::s![.., 0..3]).mapv(|value| -value))
-        }
-    }
     let event = toy_event();
     let outcomes = referee(&event, &[&Wrong], &config());
     let card = outcomes[0].scorecard().expect("scored");
@@ -260,21 +243,6 @@ fn synthetic_keywords_are_deterministic_and_labelled_synthetic() {
 
 #[test]
 fn a_relative_target_is_judged_paired_against_the_baseline_in_the_field() {
-    struct Wrong;
-    impl Submission for Wrong {
-        fn name(&self) -> &str {
-            "wrong"
-        }
-        fn optimizations(&self) -> Vec<Optimization> {
-            Vec::new()
-        }
-        fn storage_bytes(&self) -> usize {
-            0
-        }
-        fn forward(&self, batch: ArrayView2<'_, f32>) -> Result<Array2<f32>, OlympicsError> {
-            Ok(batch.slice(ndarray::s![.., 0..3]).mapv(|value| -value))
-        }
-    }
     let mut event = toy_event();
     // 120 rows: predictions that agree everywhere bound the difference by ±3.0 points (Clopper–Pearson on
     // 0 disagreements of 120), so a margin of 5 points lets a copy of the baseline pass.

@@ -3,14 +3,13 @@
 //! submissions only, and a submission that fails in a scenario is ERROR for itself only. No timing is
 //! asserted: only what was run, how many queries, and the order relations that hold by construction.
 
-use datasets::DataOrigin;
+mod common;
+
+use common::{small_config, toy_event_of};
 use ndarray::{Array2, ArrayView2};
 use olympics::scenario::ScenarioConfig;
 use olympics::server::{run_server_scenarios, ServerConfig};
-use olympics::{
-    referee, DataSource, Event, EventSpec, OlympicsError, Optimization, Outcome, QualityMetric,
-    QueryOrder, RefereeConfig, Submission, TestSet,
-};
+use olympics::{referee, Event, OlympicsError, Optimization, Outcome, RefereeConfig, Submission};
 
 fn toy_event() -> Event {
     let n_rows = 90;
@@ -22,34 +21,11 @@ fn toy_event() -> Event {
         features[[row, 3]] = row as f32 * 0.01;
         labels.push(label);
     }
-    let spec = EventSpec {
-        name: "toy".into(),
-        task: "argmax of the first three features".into(),
-        input_shape: vec![4],
-        input_description: "4 values".into(),
-        output_width: 3,
-        metric: QualityMetric::Top1Accuracy,
-        target: 0.5,
-        target_note: "test".into(),
-        latency_limit_ms: 1000.0,
-        memory_budget_bytes: 1 << 20,
-        query_order: QueryOrder::Random,
-        relative_target: None,
-    };
-    let source = DataSource {
-        origin: DataOrigin::Synthetic,
-        name: "toy".into(),
-        description: "generated in the test".into(),
-        attribution: String::new(),
-    };
-    Event::new(spec, TestSet::new(features, labels, 3).unwrap(), source).unwrap()
+    toy_event_of(features, labels)
 }
 
 fn config() -> RefereeConfig {
-    let mut config = RefereeConfig::quick(5);
-    config.measure.samples = 20;
-    config.measure.warm_up = perf_core::measure::WarmUp::Count(10);
-    config.n_latency_queries = 8;
+    let mut config = small_config(5, 20);
     config.scenarios = ScenarioConfig {
         single_stream_queries: 100,
         single_stream_warm_up: 4,
@@ -72,6 +48,31 @@ struct Toy {
     name: &'static str,
     /// Fails on any batch of more than one row (the Offline scenario's batches).
     fails_on_batches: bool,
+}
+
+impl Toy {
+    /// A submission that answers every batch.
+    fn working(name: &'static str) -> Self {
+        Toy {
+            name,
+            fails_on_batches: false,
+        }
+    }
+}
+
+/// A field of working submissions named `names`, refereed, then searched in the Server scenario with `f32`
+/// as the baseline.
+fn referee_with_server(
+    event: &Event,
+    names: &[&'static str],
+    config: &RefereeConfig,
+) -> Vec<Outcome> {
+    let field: Vec<Toy> = names.iter().map(|name| Toy::working(name)).collect();
+    let submissions: Vec<&dyn Submission> =
+        field.iter().map(|toy| toy as &dyn Submission).collect();
+    let mut outcomes = referee(event, &submissions, config);
+    run_server_scenarios(event, &submissions, &mut outcomes, config, "f32");
+    outcomes
 }
 
 impl Submission for Toy {
@@ -101,10 +102,7 @@ impl Submission for Toy {
 #[test]
 fn every_scorecard_reports_single_stream_and_offline() {
     let event = toy_event();
-    let toy = Toy {
-        name: "toy",
-        fails_on_batches: false,
-    };
+    let toy = Toy::working("toy");
     let config = config();
     let outcomes = referee(&event, &[&toy as &dyn Submission], &config);
     let card = outcomes[0].scorecard().expect("scored");
@@ -133,10 +131,7 @@ fn every_scorecard_reports_single_stream_and_offline() {
 #[test]
 fn too_few_single_stream_queries_give_no_estimate_and_say_why() {
     let event = toy_event();
-    let toy = Toy {
-        name: "toy",
-        fails_on_batches: false,
-    };
+    let toy = Toy::working("toy");
     let mut config = config();
     config.scenarios.single_stream_queries = 40;
     let outcomes = referee(&event, &[&toy as &dyn Submission], &config);
@@ -151,10 +146,7 @@ fn too_few_single_stream_queries_give_no_estimate_and_say_why() {
 #[test]
 fn a_failure_in_a_scenario_is_an_error_for_that_submission_only() {
     let event = toy_event();
-    let good = Toy {
-        name: "good",
-        fails_on_batches: false,
-    };
+    let good = Toy::working("good");
     let broken = Toy {
         name: "broken",
         fails_on_batches: true,
@@ -174,25 +166,7 @@ fn a_failure_in_a_scenario_is_an_error_for_that_submission_only() {
 #[test]
 fn quick_selection_searches_the_baseline_and_the_fastest_only() {
     let event = toy_event();
-    let field = [
-        Toy {
-            name: "f32",
-            fails_on_batches: false,
-        },
-        Toy {
-            name: "second",
-            fails_on_batches: false,
-        },
-        Toy {
-            name: "third",
-            fails_on_batches: false,
-        },
-    ];
-    let submissions: Vec<&dyn Submission> =
-        field.iter().map(|toy| toy as &dyn Submission).collect();
-    let config = config();
-    let mut outcomes = referee(&event, &submissions, &config);
-    run_server_scenarios(&event, &submissions, &mut outcomes, &config, "f32");
+    let outcomes = referee_with_server(&event, &["f32", "second", "third"], &config());
     let searched: Vec<bool> = outcomes
         .iter()
         .map(|outcome| outcome.scorecard().unwrap().scenarios.server.is_some())
@@ -222,21 +196,7 @@ fn each_scenario_is_a_claim_with_a_row_per_submission() {
     };
     use perf_core::claim::Verdict;
     let event = toy_event();
-    let field = [
-        Toy {
-            name: "f32",
-            fails_on_batches: false,
-        },
-        Toy {
-            name: "other",
-            fails_on_batches: false,
-        },
-    ];
-    let submissions: Vec<&dyn Submission> =
-        field.iter().map(|toy| toy as &dyn Submission).collect();
-    let config = config();
-    let mut outcomes = referee(&event, &submissions, &config);
-    run_server_scenarios(&event, &submissions, &mut outcomes, &config, "f32");
+    let outcomes = referee_with_server(&event, &["f32", "other"], &config());
     let cards: Vec<_> = outcomes.iter().filter_map(Outcome::scorecard).collect();
     let claims = scenario_claims(&event, &cards, "f32");
     let ids: Vec<&str> = claims.iter().map(|claim| claim.id.as_str()).collect();
