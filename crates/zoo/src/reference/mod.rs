@@ -165,48 +165,25 @@ pub struct TrainedModel {
 
 /// The training configuration each reference model uses for `seed`.
 pub fn default_train_config(model: ReferenceModel, seed: u64) -> TrainConfig {
-    let base = TrainConfig {
-        seed,
-        ..TrainConfig::default()
+    let defaults = TrainConfig::default();
+    // (epochs, batch size, learning rate, weight decay) of each model.
+    let (epochs, batch_size, learning_rate, weight_decay) = match model {
+        ReferenceModel::DigitsMlp => (40, 64, 2e-3, defaults.weight_decay),
+        ReferenceModel::DigitsAutoencoder => (150, 64, 2e-3, defaults.weight_decay),
+        ReferenceModel::CharTransformer => (1, 16, 3e-3, 1e-2),
+        ReferenceModel::FashionMlp => (6, 128, 1e-3, defaults.weight_decay),
+        ReferenceModel::FashionCnn => (2, 64, 2e-3, defaults.weight_decay),
+        ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => {
+            (8, 32, 3e-3, defaults.weight_decay)
+        }
     };
-    match model {
-        ReferenceModel::DigitsMlp => TrainConfig {
-            epochs: 40,
-            batch_size: 64,
-            learning_rate: 2e-3,
-            ..base
-        },
-        ReferenceModel::DigitsAutoencoder => TrainConfig {
-            epochs: 150,
-            batch_size: 64,
-            learning_rate: 2e-3,
-            ..base
-        },
-        ReferenceModel::CharTransformer => TrainConfig {
-            epochs: 1,
-            batch_size: 16,
-            learning_rate: 3e-3,
-            weight_decay: 1e-2,
-            ..base
-        },
-        ReferenceModel::FashionMlp => TrainConfig {
-            epochs: 6,
-            batch_size: 128,
-            learning_rate: 1e-3,
-            ..base
-        },
-        ReferenceModel::FashionCnn => TrainConfig {
-            epochs: 2,
-            batch_size: 64,
-            learning_rate: 2e-3,
-            ..base
-        },
-        ReferenceModel::KwsDsCnn | ReferenceModel::KwsDsCnnUnseenSpeaker => TrainConfig {
-            epochs: 8,
-            batch_size: 32,
-            learning_rate: 3e-3,
-            ..base
-        },
+    TrainConfig {
+        seed,
+        epochs,
+        batch_size,
+        learning_rate,
+        weight_decay,
+        ..defaults
     }
 }
 

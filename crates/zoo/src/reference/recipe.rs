@@ -252,3 +252,99 @@ pub(super) fn run_recipe<R: Recipe>(
         test: finished.test,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+    use crate::cache::WeightCache;
+    use crate::reference::classifiers::MlpRecipe;
+    use crate::reference::default_train_config;
+
+    /// A few optimizer steps: enough to store an entry, fast in a debug build.
+    fn short_config() -> TrainConfig {
+        TrainConfig {
+            max_steps: Some(5),
+            ..default_train_config(ReferenceModel::DigitsMlp, 0)
+        }
+    }
+
+    fn run(config: &ZooConfig, mode: CacheMode) -> Result<TrainedModel, ZooError> {
+        let recipe = MlpRecipe::load(ReferenceModel::DigitsMlp, config)?;
+        run_recipe(recipe, config, &short_config(), mode)
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_an_error_and_is_left_as_it_was() {
+        let dir = std::env::temp_dir().join(format!(
+            "torchperf-zoo-recipe-corrupt-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cache = WeightCache::new(&dir);
+        let config = ZooConfig {
+            cache: Some(cache.clone()),
+            ..ZooConfig::default()
+        };
+        let trained = run(&config, CacheMode::TrainIfMissing).unwrap();
+        assert!(!trained.report.from_cache);
+        let key = MlpRecipe::load(ReferenceModel::DigitsMlp, &config)
+            .unwrap()
+            .cache_key(&short_config());
+        assert_eq!(trained.report.cache_key, key.hash());
+        let weights_path = cache.weights_path(&key);
+        let metadata_path = weights_path.with_extension("json");
+        let good_metadata = std::fs::read(&metadata_path).unwrap();
+
+        // Unreadable weights: an error naming the file, in both modes, never a silent retrain over them.
+        std::fs::write(&weights_path, b"garbage").unwrap();
+        for mode in [CacheMode::TrainIfMissing, CacheMode::CachedOnly] {
+            match run(&config, mode) {
+                Err(ZooError::Cache { path, .. }) => assert_eq!(path, weights_path),
+                other => panic!("{mode:?}: expected a cache error, got {other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read(&weights_path).unwrap(), b"garbage");
+
+        // An unparsable side file: the same.
+        std::fs::write(&metadata_path, b"{ not json").unwrap();
+        match run(&config, CacheMode::TrainIfMissing) {
+            Err(ZooError::Cache { path, .. }) => assert_eq!(path, metadata_path),
+            other => panic!("expected a cache error, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&metadata_path).unwrap(), b"{ not json");
+
+        // Readable but not this model's tensors: export refuses them.
+        std::fs::write(&metadata_path, &good_metadata).unwrap();
+        let stranger: HashMap<String, Tensor> = [(
+            "unrelated".to_string(),
+            Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap(),
+        )]
+        .into();
+        candle_core::safetensors::save(&stranger, &weights_path).unwrap();
+        assert!(matches!(
+            run(&config, CacheMode::CachedOnly),
+            Err(ZooError::Weights { .. })
+        ));
+
+        // A side file stored under another key (a hash collision) is a miss: CachedOnly says so, and
+        // TrainIfMissing trains and replaces the entry, which then loads.
+        let mut colliding: CacheMetadata = serde_json::from_slice(&good_metadata).unwrap();
+        colliding.key.description.push_str("|other");
+        std::fs::write(&metadata_path, serde_json::to_vec(&colliding).unwrap()).unwrap();
+        assert!(matches!(
+            run(&config, CacheMode::CachedOnly),
+            Err(ZooError::NotCached { .. })
+        ));
+        let retrained = run(&config, CacheMode::TrainIfMissing).unwrap();
+        assert!(!retrained.report.from_cache);
+        assert_eq!(retrained.report.metric, trained.report.metric);
+        let reloaded = run(&config, CacheMode::CachedOnly).unwrap();
+        assert!(reloaded.report.from_cache);
+        assert_eq!(reloaded.report.metric, trained.report.metric);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

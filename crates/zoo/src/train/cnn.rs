@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::params::{apply_linear, linear_params, ParamStore};
+use super::params::{apply_linear, im2col_3x3_nhwc, linear_params, ParamStore};
 use super::CandleModel;
 use crate::ZooError;
 
@@ -72,18 +72,7 @@ fn conv3x3_pool_relu_nhwc(
     (weight, bias): &(Tensor, Tensor),
 ) -> Result<Tensor, ZooError> {
     let (batch, height, width, channels) = x.dims4()?;
-    let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-    let mut taps = Vec::with_capacity(9);
-    for kernel_row in 0..3 {
-        for kernel_col in 0..3 {
-            taps.push(
-                padded
-                    .narrow(1, kernel_row, height)?
-                    .narrow(2, kernel_col, width)?,
-            );
-        }
-    }
-    let columns = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?;
+    let columns = im2col_3x3_nhwc(x)?;
     let out_channels = bias.dim(0)?;
     let kernel = weight.reshape((9 * channels, out_channels))?;
     let (pooled_height, pooled_width) = (height / 2, width / 2);

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use super::params::{apply_linear, linear_params, ParamStore};
+use super::params::{apply_linear, im2col_3x3_nhwc, linear_params, ParamStore};
 use super::CandleModel;
 use crate::layers::Standardizer;
 use crate::ZooError;
@@ -155,18 +155,7 @@ pub(crate) fn scaling_tensors(scaling: &Standardizer) -> Result<[(String, Tensor
 /// reductions over the whole activation.
 fn depthwise_nhwc(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor, ZooError> {
     let (batch, height, width, channels) = x.dims4()?;
-    let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-    let mut taps = Vec::with_capacity(9);
-    for kernel_row in 0..3 {
-        for kernel_col in 0..3 {
-            taps.push(
-                padded
-                    .narrow(1, kernel_row, height)?
-                    .narrow(2, kernel_col, width)?,
-            );
-        }
-    }
-    let columns = Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?;
+    let columns = im2col_3x3_nhwc(x)?;
     // weight is channels × 9; as 9 × channels × 1 times the identity it becomes the block-diagonal matrix.
     let identity =
         Tensor::eye(channels, DType::F32, &Device::Cpu)?.reshape((1, channels, channels))?;

@@ -79,14 +79,7 @@ pub(crate) fn fit_with_hook(
         }
         Objective::Reconstruction => None,
     };
-    let mut optimizer = AdamW::new(
-        store.vars(),
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimizer = adamw(store, config)?;
     // A different stream from initialization, so that changing the model size does not change the batch order.
     let mut shuffle_rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x05ee_d0fb_a7c4);
     let mut order: Vec<u32> = (0..n_samples as u32).collect();
@@ -170,14 +163,7 @@ pub(crate) fn fit_char_transformer(
         });
     }
     let started = Stopwatch::start();
-    let mut optimizer = AdamW::new(
-        store.vars(),
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut optimizer = adamw(store, config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed ^ 0x7e47);
     let (mut log, cpu_at_start) = TrainingLog::started();
     let steps_per_report = 50.max(n_steps / 20);
@@ -232,4 +218,17 @@ pub(crate) fn fit_char_transformer(
     }
     log.finish(started, cpu_at_start);
     Ok(log)
+}
+
+/// AdamW over every parameter of `store`, at `config`'s learning rate and weight decay (candle's defaults
+/// otherwise).
+fn adamw(store: &ParamStore, config: &TrainConfig) -> Result<AdamW, ZooError> {
+    Ok(AdamW::new(
+        store.vars(),
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: config.weight_decay,
+            ..ParamsAdamW::default()
+        },
+    )?)
 }

@@ -134,3 +134,23 @@ pub(crate) fn apply_linear(
     out_dims[last] = weight.dim(1)?;
     Ok(y.reshape(out_dims)?)
 }
+
+/// The im2col of a 3 × 3 convolution with stride 1 and zero padding 1 on an NHWC tensor: the nine shifted
+/// copies concatenated along channels, `(batch · height · width) × (9 · channels)`, tap-major (row by row of
+/// the kernel). A matrix multiply then convolves (candle's own `conv2d` computes the input gradient with a
+/// transposed convolution that is far slower on the CPU).
+pub(crate) fn im2col_3x3_nhwc(x: &Tensor) -> Result<Tensor, ZooError> {
+    let (batch, height, width, channels) = x.dims4()?;
+    let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let mut taps = Vec::with_capacity(9);
+    for kernel_row in 0..3 {
+        for kernel_col in 0..3 {
+            taps.push(
+                padded
+                    .narrow(1, kernel_row, height)?
+                    .narrow(2, kernel_col, width)?,
+            );
+        }
+    }
+    Ok(Tensor::cat(&taps, 3)?.reshape((batch * height * width, 9 * channels))?)
+}
