@@ -48,6 +48,28 @@ impl Recipe {
         unstructured: None,
     };
 
+    /// Each kind of compressed projection once, by name: `f32` (the baseline), `int8`, `f16`, `csr_50`
+    /// (half the weights pruned, CSR), `neurons_50` and `neurons_50_int8` (half the MLP's hidden neurons
+    /// removed, f32 and int8) — the kinds a correctness check of compressed layers goes through.
+    pub fn projection_kinds() -> Vec<(&'static str, Recipe)> {
+        let recipe = |format, structured, unstructured| Recipe {
+            format,
+            structured,
+            unstructured,
+        };
+        vec![
+            ("f32", Recipe::BASELINE),
+            ("int8", recipe(WeightFormat::Int8, None, None)),
+            ("f16", recipe(WeightFormat::F16, None, None)),
+            ("csr_50", recipe(WeightFormat::F32, None, Some(0.5))),
+            ("neurons_50", recipe(WeightFormat::F32, Some(0.5), None)),
+            (
+                "neurons_50_int8",
+                recipe(WeightFormat::Int8, Some(0.5), None),
+            ),
+        ]
+    }
+
     /// The optimizations this recipe declares.
     pub fn optimizations(&self) -> Vec<crate::Optimization> {
         let mut list = Vec::new();

@@ -83,25 +83,6 @@ fn random_transformer(seed: u64) -> CharTransformer {
 
 const TOKENS: [u32; 9] = [3, 1, 4, 1, 5, 9, 2, 6, 5];
 
-fn recipes() -> Vec<(&'static str, Recipe)> {
-    let recipe = |format, structured, unstructured| Recipe {
-        format,
-        structured,
-        unstructured,
-    };
-    vec![
-        ("f32", Recipe::BASELINE),
-        ("int8", recipe(WeightFormat::Int8, None, None)),
-        ("f16", recipe(WeightFormat::F16, None, None)),
-        ("csr_50", recipe(WeightFormat::F32, None, Some(0.5))),
-        ("neurons_50", recipe(WeightFormat::F32, Some(0.5), None)),
-        (
-            "neurons_50_int8",
-            recipe(WeightFormat::Int8, Some(0.5), None),
-        ),
-    ]
-}
-
 #[test]
 fn the_f32_path_equals_zoo_at_every_position() {
     for seed in [1u64, 2, 3] {
@@ -152,7 +133,7 @@ fn a_swapped_projection_is_caught() {
 fn cached_decoding_equals_recomputation_for_every_recipe() {
     for seed in [5u64, 6] {
         let zoo_model = random_transformer(seed);
-        for (name, recipe) in recipes() {
+        for (name, recipe) in Recipe::projection_kinds() {
             let model = compress_char_transformer(&zoo_model, &recipe).unwrap();
             let mut worst = 0.0f64;
             let modes = [
@@ -188,7 +169,7 @@ fn compression_stores_what_the_recipe_says() {
     let zoo_model = random_transformer(7);
     let (config, weights) = char_transformer_weights(&zoo_model).unwrap();
     let baseline = compress_transformer(config, &weights, &Recipe::BASELINE).unwrap();
-    for (name, recipe) in recipes().into_iter().skip(1) {
+    for (name, recipe) in Recipe::projection_kinds().into_iter().skip(1) {
         let model = compress_transformer(config, &weights, &recipe).unwrap();
         // CSR at 50% stores a u32 index beside each kept f32 value: no smaller than dense.
         assert!(
@@ -279,7 +260,7 @@ fn max_abs_difference(a: &Array2<f32>, b: &Array2<f32>) -> f32 {
 #[test]
 fn cached_and_uncached_submissions_agree_in_any_batching() {
     let zoo_model = random_transformer(2);
-    for (name, recipe) in recipes() {
+    for (name, recipe) in Recipe::projection_kinds() {
         let model = compress_char_transformer(&zoo_model, &recipe).unwrap();
         let uncached = NextCharSubmission::new("uncached", model.clone(), &recipe, false).unwrap();
         let cached = NextCharSubmission::new("cached", model, &recipe, true).unwrap();

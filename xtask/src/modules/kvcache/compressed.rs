@@ -13,7 +13,7 @@ use anyhow::Result;
 use kvcache::{ModelConfig, Projection, Transformer};
 use ndarray::Array2;
 use olympics::challenge_model::compress_transformer;
-use olympics::compress::{Recipe, WeightFormat};
+use olympics::compress::Recipe;
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use serde_json::json;
 
@@ -27,26 +27,6 @@ pub(super) fn compressed_gate_claim() -> Claim {
     )
 }
 
-/// The projection kinds the gate covers, by name.
-fn recipes() -> Vec<(&'static str, Recipe)> {
-    let recipe = |format, structured, unstructured| Recipe {
-        format,
-        structured,
-        unstructured,
-    };
-    vec![
-        ("f32", Recipe::BASELINE),
-        ("int8", recipe(WeightFormat::Int8, None, None)),
-        ("f16", recipe(WeightFormat::F16, None, None)),
-        ("csr_50", recipe(WeightFormat::F32, None, Some(0.5))),
-        ("neurons_50", recipe(WeightFormat::F32, Some(0.5), None)),
-        (
-            "neurons_50_int8",
-            recipe(WeightFormat::Int8, Some(0.5), None),
-        ),
-    ]
-}
-
 /// The worst cached-against-recomputed error of each recipe's compression of `model`.
 fn errors_by_recipe(
     config: ModelConfig,
@@ -56,7 +36,7 @@ fn errors_by_recipe(
     block_size: usize,
 ) -> Result<Vec<(&'static str, &'static str, f64)>> {
     let weights = model.to_weights();
-    recipes()
+    Recipe::projection_kinds()
         .into_iter()
         .map(|(name, recipe)| {
             let compressed = compress_transformer(config, &weights, &recipe)?
@@ -70,8 +50,10 @@ fn errors_by_recipe(
 pub(super) fn compressed_gate(context: &ModuleContext, plan: &Plan) -> Result<ClaimResult> {
     // Another stream than the dense gate's, so that the two gates see different shapes.
     let mut rng = SplitMix(context.seed ^ 0x636F_6D70_7265_7373);
-    let mut worst_by_recipe: Vec<(&'static str, &'static str, f64)> =
-        recipes().iter().map(|(name, _)| (*name, "", 0.0)).collect();
+    let mut worst_by_recipe: Vec<(&'static str, &'static str, f64)> = Recipe::projection_kinds()
+        .iter()
+        .map(|(name, _)| (*name, "", 0.0))
+        .collect();
     let mut record = |errors: Vec<(&'static str, &'static str, f64)>| {
         for ((_, kind, worst), (_, measured_kind, error)) in worst_by_recipe.iter_mut().zip(&errors)
         {
