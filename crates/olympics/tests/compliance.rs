@@ -1,7 +1,7 @@
 //! Compliance on edge cases: a bound exactly at the limit, intervals straddling it, no interval; the
 //! paired relative target. Every requirement is a perf-core claim judged by `Claim::judge`.
 
-use olympics::{judge_compliance, ComplianceSubject};
+use olympics::{judge_compliance, Compliance, ComplianceSubject};
 use perf_core::claim::{Estimate, Verdict};
 
 fn estimate(point: f64, lower: f64, upper: f64) -> Estimate {
@@ -18,13 +18,20 @@ fn subject(latency_ms: (f64, f64, f64), limit_ms: f64) -> ComplianceSubject {
     }
 }
 
+/// Compliance of a p90 latency `(point, lower, upper)` in ms against a 150 ms limit and an accuracy
+/// `(point, lower, upper)` against a 0.85 target.
+fn judge(latency_ms: (f64, f64, f64), accuracy: (f64, f64, f64)) -> Compliance {
+    let (point, lower, upper) = accuracy;
+    judge_compliance(
+        &subject(latency_ms, 150.0),
+        estimate(point, lower, upper),
+        0.85,
+    )
+}
+
 #[test]
 fn bounds_exactly_at_the_bar_meet_it() {
-    let verdict = judge_compliance(
-        &subject((120.0, 100.0, 150.0), 150.0),
-        estimate(0.90, 0.85, 0.95),
-        0.85,
-    );
+    let verdict = judge((120.0, 100.0, 150.0), (0.90, 0.85, 0.95));
     assert_eq!(verdict.quality.verdict, Verdict::Pass);
     assert_eq!(verdict.latency.verdict, Verdict::Pass);
     assert_eq!(verdict.verdict(), Verdict::Pass);
@@ -38,65 +45,37 @@ fn bounds_exactly_at_the_bar_meet_it() {
 #[test]
 fn whole_interval_beyond_the_bar_misses_it() {
     // Accuracy interval entirely below the target.
-    let verdict = judge_compliance(
-        &subject((1.0, 0.9, 1.1), 150.0),
-        estimate(0.80, 0.79, 0.8499),
-        0.85,
-    );
+    let verdict = judge((1.0, 0.9, 1.1), (0.80, 0.79, 0.8499));
     assert_eq!(verdict.quality.verdict, Verdict::Fail);
     assert_eq!(verdict.verdict(), Verdict::Fail);
     // Latency lower bound just above the limit.
-    let verdict = judge_compliance(
-        &subject((151.0, 150.0001, 152.0), 150.0),
-        estimate(0.99, 0.98, 1.0),
-        0.85,
-    );
+    let verdict = judge((151.0, 150.0001, 152.0), (0.99, 0.98, 1.0));
     assert_eq!(verdict.latency.verdict, Verdict::Fail);
     assert_eq!(verdict.verdict(), Verdict::Fail);
     // A lower bound exactly at the limit is not beyond it.
-    let verdict = judge_compliance(
-        &subject((151.0, 150.0, 152.0), 150.0),
-        estimate(0.99, 0.98, 1.0),
-        0.85,
-    );
+    let verdict = judge((151.0, 150.0, 152.0), (0.99, 0.98, 1.0));
     assert_eq!(verdict.latency.verdict, Verdict::Partial);
 }
 
 #[test]
 fn straddling_intervals_are_partial() {
-    let verdict = judge_compliance(
-        &subject((1.0, 0.9, 1.1), 150.0),
-        estimate(0.86, 0.84, 0.88),
-        0.85,
-    );
+    let verdict = judge((1.0, 0.9, 1.1), (0.86, 0.84, 0.88));
     assert_eq!(verdict.quality.verdict, Verdict::Partial);
     assert_eq!(verdict.verdict(), Verdict::Partial);
     assert!(verdict.quality.reason.contains("straddles"));
     // The point alone meets the latency limit, the interval does not settle it.
-    let verdict = judge_compliance(
-        &subject((149.0, 140.0, 160.0), 150.0),
-        estimate(0.99, 0.98, 1.0),
-        0.85,
-    );
+    let verdict = judge((149.0, 140.0, 160.0), (0.99, 0.98, 1.0));
     assert_eq!(verdict.latency.verdict, Verdict::Partial);
     assert_eq!(verdict.verdict(), Verdict::Partial);
 }
 
 #[test]
 fn a_missed_requirement_outweighs_an_inconclusive_one() {
-    let verdict = judge_compliance(
-        &subject((200.0, 190.0, 210.0), 150.0),
-        estimate(0.86, 0.84, 0.88),
-        0.85,
-    );
+    let verdict = judge((200.0, 190.0, 210.0), (0.86, 0.84, 0.88));
     assert_eq!(verdict.quality.verdict, Verdict::Partial);
     assert_eq!(verdict.verdict(), Verdict::Fail);
     // And the other way round: a failed quality stays FAIL whatever the latency says.
-    let verdict = judge_compliance(
-        &subject((149.0, 140.0, 160.0), 150.0),
-        estimate(0.80, 0.79, 0.81),
-        0.85,
-    );
+    let verdict = judge((149.0, 140.0, 160.0), (0.80, 0.79, 0.81));
     assert_eq!(verdict.verdict(), Verdict::Fail);
 }
 
