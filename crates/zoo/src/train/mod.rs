@@ -4,7 +4,7 @@
 //!   `perf_core::environment`);
 //! - [`params`]: the seeded [`ParamStore`] (a seed fully determines the initial weights) and the linear layer;
 //! - one module per architecture under training: [`mlp`], [`cnn`], [`ds_cnn`], [`transformer`];
-//! - [`fit`]: the training loops (mini-batches from a seeded shuffle);
+//! - [`mod@fit`]: the training loops (mini-batches from a seeded shuffle);
 //! - [`export`]: named candle tensors → the ndarray models of [`crate::models`].
 
 mod cnn;
