@@ -99,9 +99,12 @@ pub struct DataOptions {
     pub fsdd_dir: Option<PathBuf>,
     /// Text for the character transformer.
     pub text: TextSource,
-    /// Speaker held out by [`ReferenceModel::KwsDsCnnUnseenSpeaker`].
+    /// Speaker held out by [`ReferenceModel::KwsDsCnnUnseenSpeaker`] (by default `theo`).
     pub held_out_speaker: String,
 }
+
+/// The speaker held out by default: part of the unseen-speaker model's split, hence of its cache key.
+const DEFAULT_HELD_OUT_SPEAKER: &str = "theo";
 
 impl Default for DataOptions {
     fn default() -> Self {
@@ -109,7 +112,7 @@ impl Default for DataOptions {
             fashion_mnist_dir: None,
             fsdd_dir: None,
             text: TextSource::Embedded,
-            held_out_speaker: "theo".into(),
+            held_out_speaker: DEFAULT_HELD_OUT_SPEAKER.into(),
         }
     }
 }
