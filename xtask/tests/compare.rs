@@ -4,7 +4,7 @@
 
 use perf_core::claim::{Claim, Direction, Estimate};
 use perf_core::provenance::Provenance;
-use perf_core::results::{MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION};
+use perf_core::results::{MultipleComparisons, RunConfig, ValidationRun};
 use std::path::Path;
 use std::process::Command;
 
@@ -16,26 +16,15 @@ fn run_with(run_id: &str, estimates: &[(&str, f64, f64, f64)]) -> ValidationRun 
                 .judge(Estimate::new(point, lower, upper, "×", 0.95).unwrap())
         })
         .collect();
-    ValidationRun {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.into(),
-        provenance: Provenance::collect(Some(1)),
-        config: RunConfig {
-            quick: true,
-            seed: 1,
-            modules: vec![],
-            threads: None,
-            data_dir: None,
-        },
+    let mut run = ValidationRun::new(
+        run_id,
+        Provenance::collect(Some(1)),
+        RunConfig::quick(1),
         claims,
-        modules: vec![],
-        multiple_comparisons: MultipleComparisons {
-            method: "holm".into(),
-            family_size: 0,
-            alpha: 0.025,
-        },
-        elapsed_seconds: 1.0,
-    }
+        MultipleComparisons::holm(0, 0.025),
+    );
+    run.elapsed_seconds = 1.0;
+    run
 }
 
 fn write(dir: &Path, run: &ValidationRun) {

@@ -4,7 +4,7 @@
 use perf_core::alloc::Probe;
 use perf_core::claim::{Claim, Direction, Estimate};
 use perf_core::provenance::Provenance;
-use perf_core::results::{MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION};
+use perf_core::results::{MultipleComparisons, RunConfig, ValidationRun};
 use std::sync::OnceLock;
 
 fn base_provenance() -> Provenance {
@@ -54,26 +54,15 @@ pub(crate) fn run(
                 .with_detail("candidate_ns", [1.0, 2.0, 3.0])
         })
         .collect();
-    ValidationRun {
-        schema_version: SCHEMA_VERSION,
-        run_id: run_id.to_string(),
+    let mut run = ValidationRun::new(
+        run_id,
         provenance,
-        config: RunConfig {
-            quick: true,
-            seed: 7,
-            modules: vec![],
-            threads: None,
-            data_dir: None,
-        },
+        RunConfig::quick(7),
         claims,
-        modules: vec![],
-        multiple_comparisons: MultipleComparisons {
-            method: "holm".into(),
-            family_size: 0,
-            alpha: 0.025,
-        },
-        elapsed_seconds: 1.0,
-    }
+        MultipleComparisons::holm(0, 0.025),
+    );
+    run.elapsed_seconds = 1.0;
+    run
 }
 
 /// A scratch directory under the system temporary directory, removed when dropped.

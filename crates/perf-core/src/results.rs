@@ -80,7 +80,52 @@ pub struct MultipleComparisons {
     pub alpha: f64,
 }
 
+impl RunConfig {
+    /// A quick run of every module with this seed, the default thread count and no data directory.
+    pub fn quick(seed: u64) -> Self {
+        Self {
+            quick: true,
+            seed,
+            modules: Vec::new(),
+            threads: None,
+            data_dir: None,
+        }
+    }
+}
+
+impl MultipleComparisons {
+    /// Holm's step-down over `family_size` claims, each adjusted p-value compared with `alpha`.
+    pub fn holm(family_size: usize, alpha: f64) -> Self {
+        Self {
+            method: "holm".into(),
+            family_size,
+            alpha,
+        }
+    }
+}
+
 impl ValidationRun {
+    /// A run at this build's schema with its judged claims and how they were corrected; module
+    /// statuses start empty and the elapsed time at zero, for the caller to fill in.
+    pub fn new(
+        run_id: impl Into<String>,
+        provenance: Provenance,
+        config: RunConfig,
+        claims: Vec<ClaimResult>,
+        multiple_comparisons: MultipleComparisons,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id: run_id.into(),
+            provenance,
+            config,
+            claims,
+            modules: Vec::new(),
+            multiple_comparisons,
+            elapsed_seconds: 0.0,
+        }
+    }
+
     /// Counts of each verdict.
     pub fn verdict_counts(&self) -> [(Verdict, usize); 6] {
         Verdict::ALL.map(|verdict| {
@@ -144,26 +189,13 @@ mod tests {
 
     fn sample_run() -> ValidationRun {
         let claim = Claim::threshold("m.c", "m", "fast", 2.0, Direction::AtLeast);
-        ValidationRun {
-            schema_version: SCHEMA_VERSION,
-            run_id: "20261123T000000Z-abc".into(),
-            provenance: Provenance::collect(Some(1)),
-            config: RunConfig {
-                quick: true,
-                seed: 1,
-                modules: vec![],
-                threads: None,
-                data_dir: None,
-            },
-            claims: vec![claim.judge(Estimate::new(3.0, 2.5, 3.5, "×", 0.95).unwrap())],
-            modules: vec![],
-            multiple_comparisons: MultipleComparisons {
-                method: "holm".into(),
-                family_size: 0,
-                alpha: 0.025,
-            },
-            elapsed_seconds: 1.0,
-        }
+        ValidationRun::new(
+            "20261123T000000Z-abc",
+            Provenance::collect(Some(1)),
+            RunConfig::quick(1),
+            vec![claim.judge(Estimate::new(3.0, 2.5, 3.5, "×", 0.95).unwrap())],
+            MultipleComparisons::holm(0, 0.025),
+        )
     }
 
     #[test]

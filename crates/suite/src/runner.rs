@@ -9,9 +9,7 @@ use crate::report::render_markdown;
 use perf_core::claim::{apply_holm, ClaimResult};
 use perf_core::environment::{EnvironmentMonitor, EnvironmentRecord};
 use perf_core::provenance::{compact_timestamp, Provenance};
-use perf_core::results::{
-    ModuleStatus, MultipleComparisons, RunConfig, ValidationRun, SCHEMA_VERSION,
-};
+use perf_core::results::{ModuleStatus, MultipleComparisons, RunConfig, ValidationRun};
 use perf_core::timer::Stopwatch;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -494,30 +492,28 @@ impl Suite {
             .map(|commit| commit.chars().take(10).collect::<String>())
             .unwrap_or_else(|| "nogit".into());
         let dirty = matches!(provenance.git_dirty.value(), Some(true));
-        Ok(ValidationRun {
-            schema_version: SCHEMA_VERSION,
-            run_id: format!(
-                "{}-{commit}{}",
-                compact_timestamp(SystemTime::now()),
-                if dirty { "-dirty" } else { "" }
-            ),
+        let run_id = format!(
+            "{}-{commit}{}",
+            compact_timestamp(SystemTime::now()),
+            if dirty { "-dirty" } else { "" }
+        );
+        let config = RunConfig {
+            quick: args.quick,
+            seed: args.seed,
+            modules: args.modules.clone(),
+            threads: args.threads,
+            data_dir: args.data_dir.as_ref().map(|p| p.display().to_string()),
+        };
+        let mut run = ValidationRun::new(
+            run_id,
             provenance,
-            config: RunConfig {
-                quick: args.quick,
-                seed: args.seed,
-                modules: args.modules.clone(),
-                threads: args.threads,
-                data_dir: args.data_dir.as_ref().map(|p| p.display().to_string()),
-            },
+            config,
             claims,
-            modules: statuses,
-            multiple_comparisons: MultipleComparisons {
-                method: "holm".into(),
-                family_size,
-                alpha: HOLM_ALPHA,
-            },
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-        })
+            MultipleComparisons::holm(family_size, HOLM_ALPHA),
+        );
+        run.modules = statuses;
+        run.elapsed_seconds = started.elapsed().as_secs_f64();
+        Ok(run)
     }
 }
 
