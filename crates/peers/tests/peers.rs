@@ -95,6 +95,27 @@ fn spec(runtime: Runtime, precision: Precision) -> PeerSpec {
     }
 }
 
+/// Starts the f32 peer of the model at `path` in `runtime` and asserts that its output on `inputs` is
+/// within the tolerance of `reference`, the Rust model's output (`label` names the model in the message).
+fn assert_peer_matches(
+    environment: &PeerEnvironment,
+    config: &PeerConfig,
+    runtime: Runtime,
+    path: &Path,
+    inputs: ArrayView2<'_, f32>,
+    reference: ArrayView2<'_, f32>,
+    label: &str,
+) {
+    let peer = ExternalSubmission::start(environment, path, &spec(runtime, Precision::F32), config)
+        .unwrap();
+    let output = peer.forward(inputs).unwrap();
+    let excess = worst_excess(output.view(), reference);
+    assert!(
+        excess <= 0.0,
+        "{label} in {runtime:?}: tolerance exceeded by {excess}"
+    );
+}
+
 #[test]
 fn exported_models_match_the_rust_models_in_both_runtimes() {
     let Some(environment) = environment() else {
@@ -130,18 +151,14 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
         let inputs = random_rows(33, widths[0], 11);
         let reference = network.forward(inputs.view()).unwrap();
         for &runtime in &runtimes {
-            let peer = ExternalSubmission::start(
+            assert_peer_matches(
                 &environment,
-                &path,
-                &spec(runtime, Precision::F32),
                 &config,
-            )
-            .unwrap();
-            let output = peer.forward(inputs.view()).unwrap();
-            let excess = worst_excess(output.view(), reference.view());
-            assert!(
-                excess <= 0.0,
-                "{name} in {runtime:?}: tolerance exceeded by {excess}"
+                runtime,
+                &path,
+                inputs.view(),
+                reference.view(),
+                name,
             );
         }
     }
@@ -170,18 +187,14 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
     let images = random_rows(9, 784, 19);
     let reference = cnn.logits(images.view()).unwrap();
     for &runtime in &runtimes {
-        let peer = ExternalSubmission::start(
+        assert_peer_matches(
             &environment,
-            &cnn_path,
-            &spec(runtime, Precision::F32),
             &config,
-        )
-        .unwrap();
-        let output = peer.forward(images.view()).unwrap();
-        let excess = worst_excess(output.view(), reference.view());
-        assert!(
-            excess <= 0.0,
-            "cnn in {runtime:?}: tolerance exceeded by {excess}"
+            runtime,
+            &cnn_path,
+            images.view(),
+            reference.view(),
+            "cnn",
         );
     }
     let autoencoder = Autoencoder {
@@ -204,14 +217,14 @@ fn exported_models_match_the_rust_models_in_both_runtimes() {
         .unwrap()
         .insert_axis(ndarray::Axis(1));
     for &runtime in &runtimes {
-        let peer =
-            ExternalSubmission::start(&environment, &path, &spec(runtime, Precision::F32), &config)
-                .unwrap();
-        let output = peer.forward(inputs.view()).unwrap();
-        let excess = worst_excess(output.view(), reference.view());
-        assert!(
-            excess <= 0.0,
-            "autoencoder in {runtime:?}: tolerance exceeded by {excess}"
+        assert_peer_matches(
+            &environment,
+            &config,
+            runtime,
+            &path,
+            inputs.view(),
+            reference.view(),
+            "autoencoder",
         );
         // The int8 peers load and answer the right shape (their error is the quantization's, measured by
         // the referee as quality, not bounded here).
@@ -355,18 +368,14 @@ fn the_ds_cnn_and_the_char_transformer_exports_match_the_rust_models_in_onnx_run
         runtimes.push(Runtime::Torch);
     }
     for &runtime in &runtimes {
-        let peer = ExternalSubmission::start(
+        assert_peer_matches(
             &environment,
-            &ds_cnn_path,
-            &spec(runtime, Precision::F32),
             &config,
-        )
-        .unwrap();
-        let output = peer.forward(windows.view()).unwrap();
-        let excess = worst_excess(output.view(), reference.view());
-        assert!(
-            excess <= 0.0,
-            "ds_cnn in {runtime:?}: tolerance exceeded by {excess}"
+            runtime,
+            &ds_cnn_path,
+            windows.view(),
+            reference.view(),
+            "ds_cnn",
         );
     }
 
@@ -491,19 +500,14 @@ fn grey_pooled_and_standardized_mlps_match_the_olympics_transforms() {
             (&path, &images, &reference),
             (&standardized_path, &windows, &standardized_reference),
         ] {
-            let peer = ExternalSubmission::start(
+            assert_peer_matches(
                 &environment,
-                path,
-                &spec(runtime, Precision::F32),
                 &config,
-            )
-            .unwrap();
-            let output = peer.forward(inputs.view()).unwrap();
-            let excess = worst_excess(output.view(), reference.view());
-            assert!(
-                excess <= 0.0,
-                "{} in {runtime:?}: tolerance exceeded by {excess}",
-                path.display()
+                runtime,
+                path,
+                inputs.view(),
+                reference.view(),
+                &path.display().to_string(),
             );
         }
     }
