@@ -115,21 +115,35 @@ fn rank(
     }
 }
 
-/// Lowest p90 latency subject to quality.
-pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
+/// The candidates whose quality did not miss the target (an inconclusive quality makes the entry
+/// provisional) and the rest as ineligible: the eligibility the latency sprint and the memory challenge
+/// share. `value` gives each candidate's measured value and its interval, if any.
+fn quality_gated<'a>(
+    cards: &[&'a Scorecard],
+    value: impl Fn(&Scorecard) -> (f64, Option<(f64, f64)>),
+) -> (Vec<Candidate<'a>>, Vec<(String, String)>) {
     let (mut candidates, mut ineligible) = (Vec::new(), Vec::new());
     for card in cards {
         if card.compliance.quality.verdict == Verdict::Fail {
             ineligible.push((card.submission.clone(), "quality missed the target".into()));
             continue;
         }
+        let (value, interval) = value(card);
         candidates.push(Candidate {
             card,
-            value: card.latency.p90.value_ms,
-            interval: card.latency.p90.ci_ms,
+            value,
+            interval,
             provisional: card.compliance.quality.verdict != Verdict::Pass,
         });
     }
+    (candidates, ineligible)
+}
+
+/// Lowest p90 latency subject to quality.
+pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
+    let (candidates, ineligible) = quality_gated(cards, |card| {
+        (card.latency.p90.value_ms, card.latency.p90.ci_ms)
+    });
     rank(
         "latency sprint",
         "lowest p90 single-query latency (ms) among submissions whose quality did not miss the target",
@@ -141,19 +155,8 @@ pub fn latency_sprint(cards: &[&Scorecard]) -> Ranking {
 
 /// Smallest footprint subject to quality.
 pub fn memory_challenge(cards: &[&Scorecard]) -> Ranking {
-    let (mut candidates, mut ineligible) = (Vec::new(), Vec::new());
-    for card in cards {
-        if card.compliance.quality.verdict == Verdict::Fail {
-            ineligible.push((card.submission.clone(), "quality missed the target".into()));
-            continue;
-        }
-        candidates.push(Candidate {
-            card,
-            value: card.memory.footprint_bytes() as f64,
-            interval: None,
-            provisional: card.compliance.quality.verdict != Verdict::Pass,
-        });
-    }
+    let (candidates, ineligible) =
+        quality_gated(cards, |card| (card.memory.footprint_bytes() as f64, None));
     rank(
         "memory challenge",
         "smallest footprint (stored bytes + peak heap of one query) among submissions whose quality did not miss the target",

@@ -41,35 +41,30 @@ impl MetricValue {
 
 /// `a` at least as good as `b` on every metric and strictly better on one, by point estimates.
 pub fn dominates(a: &[MetricValue], b: &[MetricValue], goals: &[Goal]) -> bool {
-    let mut strictly_better = false;
-    for ((a, b), goal) in a.iter().zip(b).zip(goals) {
-        let (a, b) = match goal {
-            Goal::Minimize => (a.point, b.point),
-            Goal::Maximize => (-a.point, -b.point),
-        };
-        if a > b {
-            return false;
-        }
-        if a < b {
-            strictly_better = true;
-        }
-    }
-    strictly_better
+    no_worse_everywhere_better_once(a.iter().zip(b).zip(goals).map(|((a, b), goal)| match goal {
+        Goal::Minimize => (a.point, b.point),
+        Goal::Maximize => (-a.point, -b.point),
+    }))
 }
 
 /// Whether the intervals confirm that `a` dominates `b`: on every metric `a`'s worst case is no worse than
 /// `b`'s best case, and on one it is strictly better.
 pub fn dominance_separable(a: &[MetricValue], b: &[MetricValue], goals: &[Goal]) -> bool {
+    no_worse_everywhere_better_once(a.iter().zip(b).zip(goals).map(|((a, b), goal)| match goal {
+        Goal::Minimize => (a.upper, b.lower),
+        Goal::Maximize => (-a.lower, -b.upper),
+    }))
+}
+
+/// The dominance rule both tests share, over `(a, b)` pairs already oriented so that lower is better:
+/// `a` is never above `b` and is below it at least once. A NaN compares neither way, as before.
+fn no_worse_everywhere_better_once(pairs: impl Iterator<Item = (f64, f64)>) -> bool {
     let mut strictly_better = false;
-    for ((a, b), goal) in a.iter().zip(b).zip(goals) {
-        let (a_worst, b_best) = match goal {
-            Goal::Minimize => (a.upper, b.lower),
-            Goal::Maximize => (-a.lower, -b.upper),
-        };
-        if a_worst > b_best {
+    for (a, b) in pairs {
+        if a > b {
             return false;
         }
-        if a_worst < b_best {
+        if a < b {
             strictly_better = true;
         }
     }
