@@ -163,41 +163,67 @@ fn header_u32(bytes: &[u8], index: usize) -> u32 {
     ])
 }
 
+/// A [`DatasetError::Corrupt`] for the IDX file at `path`.
+fn corrupt(path: &Path, reason: String) -> DatasetError {
+    DatasetError::Corrupt {
+        dataset: DATASET,
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// Reads an IDX file and checks the part of its header both kinds share: long enough for the magic
+/// number and `n_dims` sizes, and the magic number `expected_magic`. Returns the whole file and the
+/// sizes; `kind` ("IDX3", "IDX1") names the format in the error.
+fn read_idx(
+    path: &Path,
+    expected_magic: u32,
+    n_dims: usize,
+    kind: &str,
+) -> Result<(Vec<u8>, Vec<usize>), DatasetError> {
+    let bytes = read_maybe_gzipped(path)?;
+    let header_len = 4 * (1 + n_dims);
+    if bytes.len() < header_len {
+        return Err(corrupt(
+            path,
+            format!(
+                "{} bytes is shorter than the {header_len}-byte {kind} header",
+                bytes.len()
+            ),
+        ));
+    }
+    let magic = header_u32(&bytes, 0);
+    if magic != expected_magic {
+        return Err(corrupt(
+            path,
+            format!("magic number {magic:#010x}, expected {expected_magic:#010x}"),
+        ));
+    }
+    let sizes = (1..=n_dims)
+        .map(|index| header_u32(&bytes, index) as usize)
+        .collect();
+    Ok((bytes, sizes))
+}
+
 /// Reads an IDX3 image file: returns (pixels row-major, n_images, n_rows, n_cols).
 ///
 /// # Errors
 /// [`DatasetError::NotFound`], [`DatasetError::Io`], or [`DatasetError::Corrupt`] when the magic number is not
 /// 0x00000803 or the payload length is not `n_images × n_rows × n_cols`.
 pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), DatasetError> {
-    let bytes = read_maybe_gzipped(path)?;
-    let corrupt = |reason: String| DatasetError::Corrupt {
-        dataset: DATASET,
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.len() < 16 {
-        return Err(corrupt(format!(
-            "{} bytes is shorter than the 16-byte IDX3 header",
-            bytes.len()
-        )));
-    }
-    let magic = header_u32(&bytes, 0);
-    if magic != IDX_IMAGES_MAGIC {
-        return Err(corrupt(format!(
-            "magic number {magic:#010x}, expected {IDX_IMAGES_MAGIC:#010x}"
-        )));
-    }
-    let n_images = header_u32(&bytes, 1) as usize;
-    let n_rows = header_u32(&bytes, 2) as usize;
-    let n_cols = header_u32(&bytes, 3) as usize;
+    let (bytes, sizes) = read_idx(path, IDX_IMAGES_MAGIC, 3, "IDX3")?;
+    let (n_images, n_rows, n_cols) = (sizes[0], sizes[1], sizes[2]);
     let expected = n_images
         .checked_mul(n_rows)
         .and_then(|value| value.checked_mul(n_cols));
     if expected != Some(bytes.len() - 16) {
-        return Err(corrupt(format!(
-            "payload is {} bytes, header says {n_images} images of {n_rows}x{n_cols}",
-            bytes.len() - 16
-        )));
+        return Err(corrupt(
+            path,
+            format!(
+                "payload is {} bytes, header says {n_images} images of {n_rows}x{n_cols}",
+                bytes.len() - 16
+            ),
+        ));
     }
     Ok((bytes[16..].to_vec(), n_images, n_rows, n_cols))
 }
@@ -208,30 +234,16 @@ pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), Da
 /// [`DatasetError::NotFound`], [`DatasetError::Io`], or [`DatasetError::Corrupt`] when the magic number is not
 /// 0x00000801 or the payload length differs from the count in the header.
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    let bytes = read_maybe_gzipped(path)?;
-    let corrupt = |reason: String| DatasetError::Corrupt {
-        dataset: DATASET,
-        path: path.to_path_buf(),
-        reason,
-    };
-    if bytes.len() < 8 {
-        return Err(corrupt(format!(
-            "{} bytes is shorter than the 8-byte IDX1 header",
-            bytes.len()
-        )));
-    }
-    let magic = header_u32(&bytes, 0);
-    if magic != IDX_LABELS_MAGIC {
-        return Err(corrupt(format!(
-            "magic number {magic:#010x}, expected {IDX_LABELS_MAGIC:#010x}"
-        )));
-    }
-    let n_labels = header_u32(&bytes, 1) as usize;
+    let (bytes, sizes) = read_idx(path, IDX_LABELS_MAGIC, 1, "IDX1")?;
+    let n_labels = sizes[0];
     if n_labels != bytes.len() - 8 {
-        return Err(corrupt(format!(
-            "payload is {} bytes, header says {n_labels} labels",
-            bytes.len() - 8
-        )));
+        return Err(corrupt(
+            path,
+            format!(
+                "payload is {} bytes, header says {n_labels} labels",
+                bytes.len() - 8
+            ),
+        ));
     }
     Ok(bytes[8..].to_vec())
 }
