@@ -48,7 +48,7 @@ pub enum QuantError {
     },
     /// `QUANT_KERNEL` names no kernel.
     #[error(
-        "unknown kernel name {name:?} in QUANT_KERNEL (expected one of avx512-vnni, avx2, scalar)"
+        "unknown kernel name {name:?} in QUANT_KERNEL (expected avx512, avx2, scalar or auto, or a kernel name: avx512-vnni, avx512-f16c, avx2-f16c)"
     )]
     UnknownKernelName {
         /// What was given.

@@ -5,19 +5,19 @@
 //! chains are in flight for narrow outputs; bias and ReLU are applied when the accumulators are stored.
 //!
 //! Kernels: AVX-512 (F + BW for the masked 16-bit tail loads) with F16C, AVX2 + FMA + F16C, and scalar,
-//! detected once; [`HalfGemvKernel::from_env`] reads `QUANT_HALF_KERNEL` so tests and A/B runs can force one.
+//! one per level of accel's instruction-set ladder; `QUANT_KERNEL` forces a level for this family as for the
+//! integer GEMM (see [`IsaKernel`]).
 #![allow(unsafe_code)]
 
 use std::fmt;
-use std::sync::OnceLock;
+
+use accel::Isa;
 
 use crate::error::QuantError;
+use crate::kernel::{self, IsaKernel};
 use crate::tensor::{HalfStorage, HalfTensor};
 
-/// The environment variable that forces one f16 kernel (`avx512-f16c`, `avx2-f16c`, `scalar`).
-pub const HALF_KERNEL_ENV: &str = "QUANT_HALF_KERNEL";
-
-/// An f16 matrix–vector kernel.
+/// An f16 matrix–vector kernel, one per level of accel's instruction-set ladder (see [`IsaKernel`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HalfGemvKernel {
@@ -27,6 +27,30 @@ pub enum HalfGemvKernel {
     Avx2F16c,
     /// Portable loops (each weight widened by the `half` crate).
     Scalar,
+}
+
+impl IsaKernel for HalfGemvKernel {
+    const ALL: [HalfGemvKernel; 3] = HalfGemvKernel::ALL;
+
+    fn name(self) -> &'static str {
+        HalfGemvKernel::name(self)
+    }
+
+    fn isa(self) -> Isa {
+        match self {
+            HalfGemvKernel::Avx512F16c => Isa::Avx512,
+            HalfGemvKernel::Avx2F16c => Isa::Avx2Fma,
+            HalfGemvKernel::Scalar => Isa::Scalar,
+        }
+    }
+
+    fn has_extra_features(self) -> bool {
+        match self {
+            HalfGemvKernel::Avx512F16c => kernel::x86_has!("avx512bw", "avx512vl", "f16c"),
+            HalfGemvKernel::Avx2F16c => kernel::x86_has!("f16c"),
+            HalfGemvKernel::Scalar => true,
+        }
+    }
 }
 
 impl HalfGemvKernel {
@@ -46,76 +70,24 @@ impl HalfGemvKernel {
         }
     }
 
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel (accel detects its level, plus F16C, and BW/VL at AVX-512).
     pub fn is_available(self) -> bool {
-        match self {
-            HalfGemvKernel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            HalfGemvKernel::Avx512F16c => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("f16c")
-            }
-            #[cfg(target_arch = "x86_64")]
-            HalfGemvKernel::Avx2F16c => {
-                std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                    && std::arch::is_x86_feature_detected!("f16c")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        kernel::is_available(self)
     }
 
-    /// The best kernel this CPU runs, detected once and cached.
+    /// The best kernel this CPU runs.
     pub fn detected() -> HalfGemvKernel {
-        static DETECTED: OnceLock<HalfGemvKernel> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            HalfGemvKernel::ALL
-                .into_iter()
-                .find(|kernel| kernel.is_available())
-                .unwrap_or(HalfGemvKernel::Scalar)
-        })
+        kernel::detected()
     }
 
-    /// The kernel named by `QUANT_HALF_KERNEL`, if set.
+    /// `forced`, else the level `QUANT_KERNEL` forces (read once per process), else the detected best;
+    /// checked to run here.
     ///
     /// # Errors
-    /// [`QuantError::UnknownKernelName`] for a name that is no kernel.
-    pub fn from_env() -> Result<Option<HalfGemvKernel>, QuantError> {
-        let Ok(name) = std::env::var(HALF_KERNEL_ENV) else {
-            return Ok(None);
-        };
-        HalfGemvKernel::ALL
-            .into_iter()
-            .find(|kernel| kernel.name() == name.trim())
-            .map(Some)
-            .ok_or(QuantError::UnknownKernelName { name })
-    }
-
-    /// `forced`, else `QUANT_HALF_KERNEL` (read once per process), else the detected best; checked to run
-    /// here.
-    ///
-    /// # Errors
-    /// As [`HalfGemvKernel::from_env`]; [`QuantError::KernelUnavailable`] when the chosen kernel cannot run.
+    /// [`QuantError::UnknownKernelName`] for a bad `QUANT_KERNEL`; [`QuantError::KernelUnavailable`] when the
+    /// chosen kernel cannot run.
     pub fn resolve(forced: Option<HalfGemvKernel>) -> Result<HalfGemvKernel, QuantError> {
-        // The environment is read once per process: a lookup takes a lock and a search, which a
-        // sub-microsecond product would feel at every call.
-        static FROM_ENV: OnceLock<Result<Option<HalfGemvKernel>, QuantError>> = OnceLock::new();
-        let kernel = match forced {
-            Some(kernel) => kernel,
-            None => FROM_ENV
-                .get_or_init(HalfGemvKernel::from_env)
-                .clone()?
-                .unwrap_or_else(HalfGemvKernel::detected),
-        };
-        if !kernel.is_available() {
-            return Err(QuantError::KernelUnavailable {
-                kernel: kernel.name(),
-            });
-        }
-        Ok(kernel)
+        kernel::resolve(forced)
     }
 }
 

@@ -12,6 +12,7 @@ mod conv;
 mod error;
 pub mod gemm;
 mod half_gemv;
+mod kernel;
 mod linear;
 mod observer;
 mod scheme;
@@ -23,7 +24,8 @@ pub use error::QuantError;
 pub use gemm::{
     gemm_reference_i64, gemm_u8i8_i32, gemv_u8i8_i32, GemmBlocking, GemmConfig, GemmKernel, PackedB,
 };
-pub use half_gemv::{gemv_f16_into, widen_f16_into, HalfGemvKernel, HALF_KERNEL_ENV};
+pub use half_gemv::{gemv_f16_into, widen_f16_into, HalfGemvKernel};
+pub use kernel::{forced_level, IsaKernel, KERNEL_ENV};
 pub use linear::{ActivationQuant, QuantizedLinear, QuantizedMlp, QuantizedMlpConfig};
 pub use observer::{Observer, ObserverKind};
 pub use scheme::{Granularity, QuantParams, QuantType, Scheme};

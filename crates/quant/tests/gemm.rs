@@ -189,3 +189,37 @@ fn repack_into_a_used_buffer_equals_a_fresh_pack() {
         assert_eq!(c.mapv(i64::from), gemm_reference_i64(a.view(), b.view()));
     }
 }
+
+/// `QUANT_KERNEL=<level> cargo test -p quant` forces that level of accel's ladder for every kernel family: the
+/// integer GEMM and the f16 GEMV resolve to their kernel of that level, or say it cannot run here.
+#[test]
+fn quant_kernel_forces_one_level_for_every_family() {
+    use quant::{HalfGemvKernel, IsaKernel};
+    let forced = quant::forced_level().expect("QUANT_KERNEL must name a level or a kernel");
+    fn check<K: IsaKernel + std::fmt::Debug>(
+        resolved: Result<K, QuantError>,
+        detected: K,
+        forced: Option<accel::Isa>,
+    ) {
+        match (forced, resolved) {
+            (None, Ok(kernel)) => assert_eq!(kernel, detected),
+            (Some(isa), Ok(kernel)) => assert_eq!(kernel.isa(), isa),
+            (Some(isa), Err(QuantError::KernelUnavailable { kernel })) => {
+                let wanted = K::ALL.into_iter().find(|k| k.isa() == isa).unwrap();
+                assert_eq!(kernel, wanted.name());
+                assert!(!isa.is_available() || !wanted.has_extra_features());
+            }
+            (forced, Err(error)) => panic!("QUANT_KERNEL={forced:?}: {error}"),
+        }
+    }
+    check(
+        GemmConfig::default().resolve(),
+        GemmKernel::detected(),
+        forced,
+    );
+    check(
+        HalfGemvKernel::resolve(None),
+        HalfGemvKernel::detected(),
+        forced,
+    );
+}

@@ -15,12 +15,37 @@ pub(crate) struct TileOut<'a> {
     pub(crate) accumulate: bool,
 }
 
+/// One instruction set's `MR × NR` integer microkernel over a pair of packed micro-panels (the shape of
+/// matrixmultiply's kernel trait): the driver packs and blocks, [`run`] checks the bounds once, and each
+/// implementation holds only its own arithmetic.
+trait MicroKernel {
+    /// The kernel choice this implements (its availability is checked before [`MicroKernel::tile`] runs).
+    const KERNEL: GemmKernel;
+
+    /// `out[r · stride + c] (+)= Σ a·b` over `groups` k groups.
+    ///
+    /// # Safety
+    /// The CPU runs [`MicroKernel::KERNEL`]; `a` holds `groups · MR · 4` bytes, `b` holds `groups · NR · 4`, and
+    /// `out.values` holds `MR` rows of `NR` values at `out.stride` (what [`run`] asserts).
+    unsafe fn tile(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>);
+}
+
 /// Runs `kernel` on one micro-panel pair.
 ///
 /// # Panics
 /// When the slices are shorter than `groups` k groups or the output cannot hold the tile (a bug in the
 /// driver), or `kernel` is not available (the driver resolves availability first).
 pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        GemmKernel::Avx512Vnni => run_checked::<x86::Avx512Vnni>(a, b, groups, out),
+        #[cfg(target_arch = "x86_64")]
+        GemmKernel::Avx2 => run_checked::<x86::Avx2>(a, b, groups, out),
+        _ => run_checked::<Scalar>(a, b, groups, out),
+    }
+}
+
+fn run_checked<K: MicroKernel>(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
     assert!(
         a.len() >= groups * MR * KU && b.len() >= groups * NR * KU,
         "micro-panels too short"
@@ -29,41 +54,14 @@ pub(crate) fn run(kernel: GemmKernel, a: &[u8], b: &[i8], groups: usize, out: Ti
         out.stride >= NR && out.values.len() >= (MR - 1) * out.stride + NR,
         "output tile too small"
     );
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        GemmKernel::Avx512Vnni => {
-            assert!(kernel.is_available());
-            // SAFETY: AVX-512 F/BW/VNNI were detected (asserted above); the slices hold `groups` full k groups
-            // and the output holds MR rows of NR values at `stride` (asserted above), which is all the kernel
-            // reads and writes.
-            unsafe {
-                x86::avx512_vnni(
-                    a.as_ptr(),
-                    b.as_ptr(),
-                    groups,
-                    out.values.as_mut_ptr(),
-                    out.stride,
-                    out.accumulate,
-                )
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        GemmKernel::Avx2 => {
-            assert!(kernel.is_available());
-            // SAFETY: as above, with AVX2 detected.
-            unsafe {
-                x86::avx2(
-                    a.as_ptr(),
-                    b.as_ptr(),
-                    groups,
-                    out.values.as_mut_ptr(),
-                    out.stride,
-                    out.accumulate,
-                )
-            }
-        }
-        _ => scalar(a, b, groups, out),
-    }
+    assert!(
+        K::KERNEL.is_available(),
+        "kernel {} cannot run here",
+        K::KERNEL
+    );
+    // SAFETY: the kernel's features were detected and the panel and output bounds hold (asserted above),
+    // which is the whole of `tile`'s contract.
+    unsafe { K::tile(a, b, groups, out) }
 }
 
 /// Interleaves four rows of `NR` bytes into `NR` groups of four (`destination[col · 4 + lane] = rows[lane][col]`),
@@ -84,6 +82,16 @@ pub(crate) fn interleave_group(rows: [&[i8; NR]; KU], destination: &mut [i8; NR 
 }
 
 /// The portable kernel: plain i32 multiply–adds (exact for k ≤ `MAX_K`).
+struct Scalar;
+
+impl MicroKernel for Scalar {
+    const KERNEL: GemmKernel = GemmKernel::Scalar;
+
+    unsafe fn tile(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
+        scalar(a, b, groups, out);
+    }
+}
+
 fn scalar(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
     let mut tile = [0i32; MR * NR];
     for group in 0..groups {
@@ -117,8 +125,52 @@ fn scalar(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KU, MR, NR};
+    use super::{GemmKernel, MicroKernel, TileOut, KU, MR, NR};
     use std::arch::x86_64::*;
+
+    /// The AVX-512 VNNI microkernel ([`avx512_vnni`]).
+    pub(super) struct Avx512Vnni;
+
+    impl MicroKernel for Avx512Vnni {
+        const KERNEL: GemmKernel = GemmKernel::Avx512Vnni;
+
+        unsafe fn tile(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
+            let c = out.values.as_mut_ptr();
+            // SAFETY: the trait's contract is `avx512_vnni`'s.
+            unsafe {
+                avx512_vnni(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    groups,
+                    c,
+                    out.stride,
+                    out.accumulate,
+                )
+            }
+        }
+    }
+
+    /// The AVX2 microkernel ([`avx2`]).
+    pub(super) struct Avx2;
+
+    impl MicroKernel for Avx2 {
+        const KERNEL: GemmKernel = GemmKernel::Avx2;
+
+        unsafe fn tile(a: &[u8], b: &[i8], groups: usize, out: TileOut<'_>) {
+            let c = out.values.as_mut_ptr();
+            // SAFETY: the trait's contract is `avx2`'s.
+            unsafe {
+                avx2(
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    groups,
+                    c,
+                    out.stride,
+                    out.accumulate,
+                )
+            }
+        }
+    }
 
     /// Byte interleave of four 32-byte rows by two rounds of unpacks (bytes into pairs, pairs into quads), 16
     /// columns at a time.
@@ -163,7 +215,7 @@ mod x86 {
     /// The CPU supports AVX-512 F/BW/VNNI; `a` points to `groups · MR · 4` readable bytes, `b` to
     /// `groups · NR · 4`; `c` to MR rows of NR writable (and, when `accumulate`, readable) i32 at `stride`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn avx512_vnni(
+    unsafe fn avx512_vnni(
         a: *const u8,
         b: *const i8,
         groups: usize,
@@ -219,7 +271,7 @@ mod x86 {
     /// # Safety
     /// The CPU supports AVX2; pointers as for [`avx512_vnni`].
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn avx2(
+    unsafe fn avx2(
         a: *const u8,
         b: *const i8,
         groups: usize,
@@ -528,17 +580,9 @@ pub(crate) fn epilogue(
                 return;
             }
             let zero_point = map.zero_point as f32;
-            for (acc_row, code_row) in accumulators.chunks_exact(n).zip(codes.chunks_exact_mut(n)) {
-                for (((code, &acc), &offset), &multiplier) in code_row
-                    .iter_mut()
-                    .zip(acc_row)
-                    .zip(offsets)
-                    .zip(multipliers)
-                {
-                    let value = (acc as f32 + offset as f32) * multiplier;
-                    *code = (round_even(value.max(map.low).min(map.high)) + zero_point) as u8;
-                }
-            }
+            scalar_epilogue(accumulators, offsets, multipliers, codes, |value| {
+                (round_even(value.max(map.low).min(map.high)) + zero_point) as u8
+            });
         }
         EpilogueOut::Reals(reals, relu) => {
             assert_eq!(reals.len(), accumulators.len(), "one value per accumulator");
@@ -558,16 +602,31 @@ pub(crate) fn epilogue(
                 return;
             }
             let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-            for (acc_row, real_row) in accumulators.chunks_exact(n).zip(reals.chunks_exact_mut(n)) {
-                for (((real, &acc), &offset), &multiplier) in real_row
-                    .iter_mut()
-                    .zip(acc_row)
-                    .zip(offsets)
-                    .zip(multipliers)
-                {
-                    *real = ((acc as f32 + offset as f32) * multiplier).max(floor);
-                }
-            }
+            scalar_epilogue(accumulators, offsets, multipliers, reals, |value| {
+                value.max(floor)
+            });
+        }
+    }
+}
+
+/// The portable epilogue: `out[r · n + c] = finish((accumulator + offsets[c]) · multipliers[c])`, row by row
+/// (`n` = `offsets.len()`, lengths checked by [`epilogue`]).
+fn scalar_epilogue<T>(
+    accumulators: &[i32],
+    offsets: &[i32],
+    multipliers: &[f32],
+    out: &mut [T],
+    finish: impl Fn(f32) -> T,
+) {
+    let n = offsets.len();
+    for (acc_row, out_row) in accumulators.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for (((target, &acc), &offset), &multiplier) in out_row
+            .iter_mut()
+            .zip(acc_row)
+            .zip(offsets)
+            .zip(multipliers)
+        {
+            *target = finish((acc as f32 + offset as f32) * multiplier);
         }
     }
 }

@@ -12,10 +12,11 @@ pub(crate) mod kernels;
 pub use gemv::gemv_u8i8_i32;
 
 use crate::error::QuantError;
+use crate::kernel::{self, IsaKernel};
+use accel::Isa;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 12;
@@ -47,10 +48,7 @@ impl Default for GemmBlocking {
 /// Largest inner dimension whose i32 accumulation cannot overflow: `k · 255 · 128 < 2³¹`.
 pub const MAX_K: usize = (i32::MAX as usize) / (255 * 128);
 
-/// The environment variable that forces one kernel (`avx512-vnni`, `avx2`, `scalar`), for tests and A/B runs.
-pub const KERNEL_ENV: &str = "QUANT_KERNEL";
-
-/// An integer GEMM kernel.
+/// An integer GEMM kernel, one per level of accel's instruction-set ladder (see [`IsaKernel`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GemmKernel {
@@ -60,6 +58,29 @@ pub enum GemmKernel {
     Avx2,
     /// Portable scalar loops.
     Scalar,
+}
+
+impl IsaKernel for GemmKernel {
+    const ALL: [GemmKernel; 3] = GemmKernel::ALL;
+
+    fn name(self) -> &'static str {
+        GemmKernel::name(self)
+    }
+
+    fn isa(self) -> Isa {
+        match self {
+            GemmKernel::Avx512Vnni => Isa::Avx512,
+            GemmKernel::Avx2 => Isa::Avx2Fma,
+            GemmKernel::Scalar => Isa::Scalar,
+        }
+    }
+
+    fn has_extra_features(self) -> bool {
+        match self {
+            GemmKernel::Avx512Vnni => kernel::x86_has!("avx512bw", "avx512vnni"),
+            GemmKernel::Avx2 | GemmKernel::Scalar => true,
+        }
+    }
 }
 
 impl GemmKernel {
@@ -75,47 +96,14 @@ impl GemmKernel {
         }
     }
 
-    /// Whether this CPU can run the kernel.
+    /// Whether this CPU can run the kernel (accel detects its level, plus VNNI/BW for the AVX-512 kernel).
     pub fn is_available(self) -> bool {
-        match self {
-            GemmKernel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx512Vnni => {
-                std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
+        kernel::is_available(self)
     }
 
-    /// The best kernel this CPU runs, detected once and cached.
+    /// The best kernel this CPU runs.
     pub fn detected() -> GemmKernel {
-        static DETECTED: OnceLock<GemmKernel> = OnceLock::new();
-        *DETECTED.get_or_init(|| {
-            GemmKernel::ALL
-                .into_iter()
-                .find(|kernel| kernel.is_available())
-                .unwrap_or(GemmKernel::Scalar)
-        })
-    }
-
-    /// The kernel named by `QUANT_KERNEL`, if set.
-    ///
-    /// # Errors
-    /// [`QuantError::UnknownKernelName`] for a name that is no kernel.
-    pub fn from_env() -> Result<Option<GemmKernel>, QuantError> {
-        let Ok(name) = std::env::var(KERNEL_ENV) else {
-            return Ok(None);
-        };
-        GemmKernel::ALL
-            .into_iter()
-            .find(|kernel| kernel.name() == name.trim())
-            .map(Some)
-            .ok_or(QuantError::UnknownKernelName { name })
+        kernel::detected()
     }
 }
 
@@ -128,7 +116,7 @@ impl fmt::Display for GemmKernel {
 /// Knobs of [`gemm_u8i8_i32`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GemmConfig {
-    /// Force a kernel; `None` uses `QUANT_KERNEL` when set, else the detected best.
+    /// Force a kernel; `None` uses the level `QUANT_KERNEL` forces when set, else the detected best.
     pub kernel: Option<GemmKernel>,
     /// Cache blocking.
     pub blocking: GemmBlocking,
@@ -141,16 +129,7 @@ impl GemmConfig {
     /// [`QuantError::UnknownKernelName`] for a bad `QUANT_KERNEL`; [`QuantError::KernelUnavailable`] when the
     /// forced kernel cannot run here.
     pub fn resolve(&self) -> Result<GemmKernel, QuantError> {
-        let kernel = match self.kernel {
-            Some(kernel) => kernel,
-            None => GemmKernel::from_env()?.unwrap_or_else(GemmKernel::detected),
-        };
-        if !kernel.is_available() {
-            return Err(QuantError::KernelUnavailable {
-                kernel: kernel.name(),
-            });
-        }
-        Ok(kernel)
+        kernel::resolve(self.kernel)
     }
 }
 
