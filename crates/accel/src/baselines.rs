@@ -4,6 +4,7 @@
 //! turn it on. Shapes are checked here, so the `unsafe` calls only ever see live views of the
 //! sizes they are told.
 
+use crate::error::dims;
 use crate::AccelError;
 use ndarray::{ArrayView2, ArrayViewMut2};
 
@@ -12,19 +13,7 @@ fn check_shapes(
     b: &ArrayView2<'_, f32>,
     c: &ArrayViewMut2<'_, f32>,
 ) -> Result<(), AccelError> {
-    if a.ncols() != b.nrows() {
-        return Err(AccelError::ShapeMismatch {
-            a_shape: [a.nrows(), a.ncols()],
-            b_shape: [b.nrows(), b.ncols()],
-        });
-    }
-    if c.dim() != (a.nrows(), b.ncols()) {
-        return Err(AccelError::OutputShapeMismatch {
-            expected: [a.nrows(), b.ncols()],
-            actual: [c.nrows(), c.ncols()],
-        });
-    }
-    Ok(())
+    AccelError::check_product(dims(a), dims(b), dims(c))
 }
 
 /// `C = A·B` by `matrixmultiply::sgemm`, one thread, any strides.

@@ -14,6 +14,7 @@ use std::fmt;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use crate::error::dims;
 use crate::simd::sparse_gemv::{self, SparseArgs};
 use crate::{AccelError, Backend, Isa};
 
@@ -290,17 +291,7 @@ impl BlockSparseMatrix {
         accumulate: bool,
         config: &SparseGemvConfig,
     ) -> Result<SparseGemvRun, AccelError> {
-        if a.ncols() != self.rows {
-            return Err(AccelError::ShapeMismatch {
-                a_shape: [a.nrows(), a.ncols()],
-                b_shape: self.shape(),
-            });
-        }
-        let expected = [a.nrows(), self.cols];
-        let actual = [c.nrows(), c.ncols()];
-        if expected != actual {
-            return Err(AccelError::OutputShapeMismatch { expected, actual });
-        }
+        AccelError::check_product(dims(&a), self.shape(), dims(&c))?;
         if self.cols > 1 && c.nrows() > 0 && c.strides()[1] != 1 {
             return Err(AccelError::InvalidConfig {
                 what: "the output's rows must be contiguous".to_owned(),

@@ -45,3 +45,30 @@ pub enum AccelError {
         what: String,
     },
 }
+
+impl AccelError {
+    /// The one shape check of a product `a · b` into `c`: a [`AccelError::ShapeMismatch`] when the inner
+    /// dimensions differ, an [`AccelError::OutputShapeMismatch`] when `c` is not `a rows × b cols`.
+    pub(crate) fn check_product(
+        a_shape: [usize; 2],
+        b_shape: [usize; 2],
+        c_shape: [usize; 2],
+    ) -> Result<(), AccelError> {
+        if a_shape[1] != b_shape[0] {
+            return Err(AccelError::ShapeMismatch { a_shape, b_shape });
+        }
+        let expected = [a_shape[0], b_shape[1]];
+        if c_shape != expected {
+            return Err(AccelError::OutputShapeMismatch {
+                expected,
+                actual: c_shape,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `[rows, cols]` of a 2-D view.
+pub(crate) fn dims<S: ndarray::Data>(view: &ndarray::ArrayBase<S, ndarray::Ix2>) -> [usize; 2] {
+    [view.nrows(), view.ncols()]
+}

@@ -48,6 +48,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use error::dims;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 pub use block_sparse::{
@@ -311,7 +312,7 @@ pub fn matmul_with(
     b: ArrayView2<'_, f32>,
     config: &MatmulConfig,
 ) -> Result<(Array2<f32>, KernelRun), AccelError> {
-    check_inner(&a, &b)?;
+    AccelError::check_product(dims(&a), dims(&b), [a.nrows(), b.ncols()])?;
     let mut product = Array2::<f32>::zeros((a.nrows(), b.ncols()));
     let run = matmul_into_with(a, b, product.view_mut(), false, config)?;
     Ok((product, run))
@@ -330,12 +331,7 @@ pub fn matmul_into_with(
     accumulate: bool,
     config: &MatmulConfig,
 ) -> Result<KernelRun, AccelError> {
-    check_inner(&a, &b)?;
-    let expected = [a.nrows(), b.ncols()];
-    let actual = [c.nrows(), c.ncols()];
-    if expected != actual {
-        return Err(AccelError::OutputShapeMismatch { expected, actual });
-    }
+    AccelError::check_product(dims(&a), dims(&b), dims(&c))?;
     let backend = match config.backend {
         Backend::Auto => Backend::from_env()?.unwrap_or(Backend::Auto),
         forced => forced,
@@ -430,16 +426,6 @@ fn run_simd(
         kernel: Kernel::Simd(isa),
         threads,
     })
-}
-
-fn check_inner(a: &ArrayView2<'_, f32>, b: &ArrayView2<'_, f32>) -> Result<(), AccelError> {
-    if a.ncols() != b.nrows() {
-        return Err(AccelError::ShapeMismatch {
-            a_shape: [a.nrows(), a.ncols()],
-            b_shape: [b.nrows(), b.ncols()],
-        });
-    }
-    Ok(())
 }
 
 /// The crate README's examples, compiled and run as doc tests.

@@ -3,6 +3,7 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
+use crate::error::dims;
 use crate::naive::axpy;
 use crate::AccelError;
 
@@ -111,7 +112,7 @@ impl CsrMatrix {
     /// # Errors
     /// [`AccelError::ShapeMismatch`] when `b.nrows() != self.shape()[1]`.
     pub fn matmul_dense(&self, b: ArrayView2<'_, f32>) -> Result<Array2<f32>, AccelError> {
-        self.check_inner(&b)?;
+        AccelError::check_product(self.shape(), dims(&b), [self.rows, b.ncols()])?;
         let mut product = Array2::zeros((self.rows, b.ncols()));
         self.matmul_dense_into(b, product.view_mut(), false)?;
         Ok(product)
@@ -128,12 +129,7 @@ impl CsrMatrix {
         mut c: ArrayViewMut2<'_, f32>,
         accumulate: bool,
     ) -> Result<(), AccelError> {
-        self.check_inner(&b)?;
-        let expected = [self.rows, b.ncols()];
-        let actual = [c.nrows(), c.ncols()];
-        if expected != actual {
-            return Err(AccelError::OutputShapeMismatch { expected, actual });
-        }
+        AccelError::check_product(self.shape(), dims(&b), dims(&c))?;
         if !accumulate {
             c.fill(0.0);
         }
@@ -189,16 +185,6 @@ impl CsrMatrix {
                 sum += value * x[col_idx as usize];
             }
             *output = if accumulate { *output + sum } else { sum };
-        }
-        Ok(())
-    }
-
-    fn check_inner(&self, b: &ArrayView2<'_, f32>) -> Result<(), AccelError> {
-        if b.nrows() != self.cols {
-            return Err(AccelError::ShapeMismatch {
-                a_shape: self.shape(),
-                b_shape: [b.nrows(), b.ncols()],
-            });
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ use super::avx512::F32x16;
 use super::scalar::F32x1;
 use super::vector::Vector;
 use super::Isa;
+use crate::error::dims;
 use crate::{AccelError, Backend};
 
 /// How [`gemv_into_with`] walked B.
@@ -105,17 +106,7 @@ pub fn gemv_into_with(
     accumulate: bool,
     config: &GemvConfig,
 ) -> Result<GemvRun, AccelError> {
-    if a.ncols() != b.nrows() {
-        return Err(AccelError::ShapeMismatch {
-            a_shape: [a.nrows(), a.ncols()],
-            b_shape: [b.nrows(), b.ncols()],
-        });
-    }
-    let expected = [a.nrows(), b.ncols()];
-    let actual = [c.nrows(), c.ncols()];
-    if expected != actual {
-        return Err(AccelError::OutputShapeMismatch { expected, actual });
-    }
+    AccelError::check_product(dims(&a), dims(&b), dims(&c))?;
     let isa = config.isa.unwrap_or_else(Isa::best);
     if !isa.is_available() {
         return Err(AccelError::KernelUnavailable {
@@ -186,23 +177,9 @@ pub fn matrix_vector_rows(
             b_shape: [b.len(), 1],
         });
     }
+    let b_strides = (1, k as isize);
     run_slices(
-        GemvArgs {
-            m: 1,
-            k,
-            n: rows,
-            a: x.as_ptr(),
-            a_row_stride: 0,
-            a_col_stride: 1,
-            b: b.as_ptr(),
-            b_row_stride: 1,
-            b_col_stride: k as isize,
-            c: y.as_mut_ptr(),
-            c_row_stride: 0,
-            c_col_stride: 1,
-            accumulate,
-            layout: GemvLayout::Columns,
-        },
+        one_row(x, b, y, b_strides, accumulate, GemvLayout::Columns),
         config,
     )
 }
@@ -228,25 +205,39 @@ pub fn vector_matrix_rows(
             b_shape: [b.len(), n],
         });
     }
+    let b_strides = (n as isize, 1);
     run_slices(
-        GemvArgs {
-            m: 1,
-            k,
-            n,
-            a: x.as_ptr(),
-            a_row_stride: 0,
-            a_col_stride: 1,
-            b: b.as_ptr(),
-            b_row_stride: n as isize,
-            b_col_stride: 1,
-            c: y.as_mut_ptr(),
-            c_row_stride: 0,
-            c_col_stride: 1,
-            accumulate,
-            layout: GemvLayout::Rows,
-        },
+        one_row(x, b, y, b_strides, accumulate, GemvLayout::Rows),
         config,
     )
+}
+
+/// The arguments for one contiguous row `x` (`k` long) times a `k × n` matrix held in the slice `b` with
+/// `b_strides` (row, column), into the contiguous `y` (`n` long); the callers have checked `b.len() = k · n`.
+fn one_row(
+    x: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    b_strides: (isize, isize),
+    accumulate: bool,
+    layout: GemvLayout,
+) -> GemvArgs {
+    GemvArgs {
+        m: 1,
+        k: x.len(),
+        n: y.len(),
+        a: x.as_ptr(),
+        a_row_stride: 0,
+        a_col_stride: 1,
+        b: b.as_ptr(),
+        b_row_stride: b_strides.0,
+        b_col_stride: b_strides.1,
+        c: y.as_mut_ptr(),
+        c_row_stride: 0,
+        c_col_stride: 1,
+        accumulate,
+        layout,
+    }
 }
 
 /// Runs checked slice arguments on the configured (or best) instruction set.
