@@ -98,6 +98,22 @@ fn channel_layout(shape: &[usize], granularity: Granularity) -> Result<(usize, u
 impl QuantizedTensor {
     /// Quantizes `values` with parameters from its own min–max (per tensor or per channel).
     ///
+    /// # Example
+    /// Symmetric int8 per tensor: one byte per value, and the round trip within half a step.
+    /// ```
+    /// use ndarray::Array2;
+    /// use quant::{QuantConfig, QuantizedTensor};
+    ///
+    /// let weights = Array2::from_shape_fn((64, 32), |(i, j)| ((i * 32 + j) as f32 * 0.37).sin());
+    /// let quantized = QuantizedTensor::quantize(weights.view().into_dyn(), &QuantConfig::default())?;
+    /// assert!(quantized.storage_bytes() < weights.len() * 4 / 3); // 2048 codes + one scale and zero point
+    /// let step = quantized.params()[0].scale();
+    /// let restored = quantized.dequantize();
+    /// let worst = weights.iter().zip(restored.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    /// assert!(worst <= step / 2.0 + 1e-6);
+    /// # Ok::<(), quant::QuantError>(())
+    /// ```
+    ///
     /// # Errors
     /// [`QuantError::NonFinite`] for NaN/inf values; [`QuantError::InvalidParameter`] for a bad axis or width.
     pub fn quantize(values: ArrayViewD<'_, f32>, config: &QuantConfig) -> Result<Self, QuantError> {

@@ -267,6 +267,23 @@ fn check_k(k: usize) -> Result<(), QuantError> {
 /// # Errors
 /// [`QuantError::ShapeMismatch`] when `a.ncols() != b.k()` or `c` is not `m × n`; kernel selection errors as
 /// [`GemmConfig::resolve`].
+///
+/// # Example
+/// Pack B once, multiply, and compare with the i64 reference; the kernel that ran is returned.
+/// ```
+/// use ndarray::Array2;
+/// use quant::{gemm_reference_i64, gemm_u8i8_i32, GemmConfig, PackedB};
+///
+/// let a = Array2::from_shape_fn((5, 70), |(i, j)| (i * 31 + j * 7) as u8);
+/// let b = Array2::from_shape_fn((70, 40), |(i, j)| (i as i32 * 3 - j as i32) as i8);
+/// let packed = PackedB::pack(b.view())?;
+/// let mut c = Array2::<i32>::zeros((5, 40));
+/// let kernel = gemm_u8i8_i32(a.view(), &packed, c.view_mut(), &GemmConfig::default())?;
+/// let exact = gemm_reference_i64(a.view(), b.view());
+/// assert!(c.iter().zip(exact.iter()).all(|(&got, &want)| i64::from(got) == want));
+/// println!("ran {kernel}");
+/// # Ok::<(), quant::QuantError>(())
+/// ```
 pub fn gemm_u8i8_i32(
     a: ArrayView2<'_, u8>,
     b: &PackedB,
