@@ -7,11 +7,9 @@
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use crate::simd::fma_chains::{self, CHAINS};
 use crate::simd::Isa;
 use crate::AccelError;
-
-/// Independent accumulator chains per probe loop.
-const CHAINS: usize = 16;
 
 /// Knobs of [`peak_probe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,77 +149,5 @@ fn lanes(isa: Isa) -> usize {
 /// Runs the chains and returns their sum through `black_box`, so no work can be elided.
 fn run_chains(isa: Isa, iterations: u64) -> f32 {
     let iterations = std::hint::black_box(iterations);
-    let result = match isa {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: peak_probe checked that the CPU has AVX-512F (and FMA) before getting here.
-        Isa::Avx512 => unsafe { x86::chains_avx512(iterations) },
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        // SAFETY: peak_probe checked that the CPU has AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { x86::chains_avx2(iterations) },
-        _ => chains_scalar(iterations),
-    };
-    std::hint::black_box(result)
-}
-
-fn chains_scalar(iterations: u64) -> f32 {
-    let mut acc = [1.0f32; CHAINS];
-    let scale = std::hint::black_box(0.999_999_f32);
-    let offset = std::hint::black_box(1e-7_f32);
-    for _ in 0..iterations {
-        for value in acc.iter_mut() {
-            *value = *value * scale + offset;
-        }
-    }
-    acc.iter().sum()
-}
-
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-mod x86 {
-    #[cfg(target_arch = "x86")]
-    use std::arch::x86::*;
-    #[cfg(target_arch = "x86_64")]
-    use std::arch::x86_64::*;
-
-    use super::CHAINS;
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f,fma")]
-    pub(super) unsafe fn chains_avx512(iterations: u64) -> f32 {
-        let scale = _mm512_set1_ps(std::hint::black_box(0.999_999));
-        let offset = _mm512_set1_ps(std::hint::black_box(1e-7));
-        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
-        for _ in 0..iterations {
-            for value in acc.iter_mut() {
-                *value = _mm512_fmadd_ps(*value, scale, offset);
-            }
-        }
-        let mut sum = _mm512_setzero_ps();
-        for value in acc {
-            sum = _mm512_add_ps(sum, value);
-        }
-        _mm512_reduce_add_ps(sum)
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn chains_avx2(iterations: u64) -> f32 {
-        let scale = _mm256_set1_ps(std::hint::black_box(0.999_999));
-        let offset = _mm256_set1_ps(std::hint::black_box(1e-7));
-        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
-        for _ in 0..iterations {
-            for value in acc.iter_mut() {
-                *value = _mm256_fmadd_ps(*value, scale, offset);
-            }
-        }
-        let mut sum = _mm256_setzero_ps();
-        for value in acc {
-            sum = _mm256_add_ps(sum, value);
-        }
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: `lanes` holds 8 writable floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-        lanes.iter().sum()
-    }
+    std::hint::black_box(fma_chains::dispatch(isa, iterations))
 }

@@ -6,6 +6,7 @@ mod avx2;
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 mod avx512;
 mod driver;
+pub(crate) mod fma_chains;
 pub(crate) mod gemv;
 mod isa_kernel;
 mod scalar;
