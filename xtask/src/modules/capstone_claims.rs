@@ -931,25 +931,10 @@ fn speedup_claim(
     // Windows of 150 words of the excerpt, each tokenized to exactly 128 tokens (truncated): 32 of them, or 8 in
     // a quick run (a f32 batch of 32 × 128 takes seconds on one thread, and six pairs are the minimum).
     let batch_size = if context.quick { 8 } else { OFFLINE_BATCH };
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let windows: Vec<String> = (0..batch_size)
-        .map(|i| {
-            words
-                .iter()
-                .skip(i * 150)
-                .take(150)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
     let ids = model
         .tokenizer
-        .encode(&windows.iter().map(String::as_str).collect::<Vec<_>>())?;
-    if ids
-        .iter()
-        .any(|sequence| sequence.len() != MAX_SEQUENCE_LENGTH)
-    {
+        .encode(&as_strs(&word_windows(text, batch_size)))?;
+    if !all_full_length(&ids) {
         return Ok(claim.error("a window tokenized to fewer than 128 tokens"));
     }
     let batch = TokenBatch::from_sequences(&ids)?;
@@ -1001,8 +986,20 @@ const ORT_CLAIMS: [(&str, &str); 2] = [
 
 /// Windows of 150 words of `text`, each tokenized and truncated to exactly 128 tokens: `batch_size` of them.
 fn full_length_windows(model: &MiniLm, text: &str, batch_size: usize) -> Result<Vec<Vec<u32>>> {
+    let ids = model
+        .tokenizer
+        .encode(&as_strs(&word_windows(text, batch_size)))?;
+    anyhow::ensure!(
+        all_full_length(&ids),
+        "a window tokenized to fewer than {MAX_SEQUENCE_LENGTH} tokens"
+    );
+    Ok(ids)
+}
+
+/// `batch_size` consecutive windows of 150 words of `text` (the speed claims' full-length inputs).
+fn word_windows(text: &str, batch_size: usize) -> Vec<String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let windows: Vec<String> = (0..batch_size)
+    (0..batch_size)
         .map(|i| {
             words
                 .iter()
@@ -1012,14 +1009,13 @@ fn full_length_windows(model: &MiniLm, text: &str, batch_size: usize) -> Result<
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .collect();
-    let ids = model.tokenizer.encode(&as_strs(&windows))?;
-    anyhow::ensure!(
-        ids.iter()
-            .all(|sequence| sequence.len() == MAX_SEQUENCE_LENGTH),
-        "a window tokenized to fewer than {MAX_SEQUENCE_LENGTH} tokens"
-    );
-    Ok(ids)
+        .collect()
+}
+
+/// Whether every sequence is exactly [`MAX_SEQUENCE_LENGTH`] tokens (none was shorter than a window).
+fn all_full_length(ids: &[Vec<u32>]) -> bool {
+    ids.iter()
+        .all(|sequence| sequence.len() == MAX_SEQUENCE_LENGTH)
 }
 
 /// Token ids as the peers' wire format: one float row per sequence, padded with `[PAD]` = 0.
