@@ -241,6 +241,27 @@ fn judge_event(
     Ok(results)
 }
 
+/// Referees a field that holds fine-tuned pruned submissions, then judges their quality against f32
+/// (pruning's quality claims); `transform` is what the field's classifiers apply to inputs (`None` for
+/// scorers).
+fn judge_finetuned_event(
+    event: &Event,
+    submissions: &[&dyn Submission],
+    config: &RefereeConfig,
+    skipped: &[String],
+    finetuned: &pruning_claims::FineTunedField,
+    transform: Option<&InputTransform>,
+) -> Result<Vec<ClaimResult>> {
+    let mut results = judge_event(event, submissions, config, skipped)?;
+    results.extend(pruning_claims::quality_claims(
+        event,
+        submissions,
+        finetuned,
+        transform,
+    ));
+    Ok(results)
+}
+
 fn event_error(event: &str, reason: String) -> ClaimResult {
     Claim::measured(
         &format!("olympics.{event}.pareto"),
@@ -384,14 +405,14 @@ fn image_classification(
             }
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
-        let mut results = judge_event(&event, &submissions, config, &skipped)?;
-        results.extend(pruning_claims::quality_claims(
+        judge_finetuned_event(
             &event,
             &submissions,
+            config,
+            &skipped,
             &finetuned,
             Some(&InputTransform::Identity),
-        ));
-        Ok(results)
+        )
     };
     run().unwrap_or_else(|error| vec![event_error("image_classification", format!("{error:#}"))])
 }
@@ -422,19 +443,14 @@ fn anomaly_detection(
         )?;
         let field =
             reference::anomaly_scorers_finetuned(autoencoder, &finetuned.networks, &recipes)?;
-        let mut results = judge_event(
+        judge_finetuned_event(
             &event,
             &as_dyn(&field),
             config,
             &skipped_recipes(context.quick),
-        )?;
-        results.extend(pruning_claims::quality_claims(
-            &event,
-            &as_dyn(&field),
             &finetuned,
             None,
-        ));
-        Ok(results)
+        )
     };
     run().unwrap_or_else(|error| vec![event_error("anomaly_detection", format!("{error:#}"))])
 }
@@ -450,7 +466,7 @@ fn small_mlp_config(seed: u64) -> TrainConfig {
     }
 }
 
-fn train_small_mlp(
+pub(super) fn train_small_mlp(
     features: ArrayView2<'_, f32>,
     labels: &[usize],
     n_classes: usize,
@@ -567,20 +583,51 @@ fn keyword_spotting(
             }
         }
         let submissions: Vec<&dyn Submission> = field.iter().map(AsRef::as_ref).collect();
-        let mut results = judge_event(&event, &submissions, config, &skipped)?;
-        results.extend(pruning_claims::quality_claims(
+        judge_finetuned_event(
             &event,
             &submissions,
+            config,
+            &skipped,
             &finetuned,
             Some(&transform),
-        ));
-        Ok(results)
+        )
     };
     run().unwrap_or_else(|error| vec![event_error("keyword_spotting", format!("{error:#}"))])
 }
 
 /// Training images for the visual-wake-words proxy model (a fixed seeded subset keeps training in seconds).
 const VWW_TRAIN_IMAGES: usize = 20_000;
+
+/// The visual-wake-words proxy model as this module trains it and the peers module serves it: the small
+/// MLP on the person/no-person features of the first [`VWW_TRAIN_IMAGES`] training images, and the input
+/// transform (grey pooling) its submissions apply.
+pub(super) struct VwwModel {
+    pub(super) features: Array2<f32>,
+    pub(super) labels: Vec<usize>,
+    pub(super) mlp: zoo::Mlp,
+    pub(super) transform: InputTransform,
+}
+
+/// Trains [`VwwModel`] on `train` (Fashion-MNIST's training set) with the run's seed.
+pub(super) fn train_vww_model(train: &datasets::LabeledSet, seed: u64) -> Result<VwwModel> {
+    let n_train = VWW_TRAIN_IMAGES.min(train.len());
+    let subset: Vec<usize> = (0..n_train).collect();
+    let train = train.select(&subset);
+    let features = olympics::events::vww_training_features(train.features())?;
+    let labels = olympics::events::vww_labels(train.labels());
+    let mlp = train_small_mlp(features.view(), &labels, 2, 64, seed)?;
+    let transform = InputTransform::PoolGrey {
+        side: olympics::events::VWW_SIDE,
+        channels: 3,
+        factor: 4,
+    };
+    Ok(VwwModel {
+        features,
+        labels,
+        mlp,
+        transform,
+    })
+}
 
 fn visual_wake_words(
     context: &ModuleContext,
@@ -591,17 +638,12 @@ fn visual_wake_words(
         let dataset = datasets::load_fashion_mnist(zoo_config.data.fashion_mnist_dir.as_deref())
             .context("Fashion-MNIST")?;
         let event = olympics::events::visual_wake_words(&dataset.test, &dataset.info)?;
-        let n_train = VWW_TRAIN_IMAGES.min(dataset.train.len());
-        let subset: Vec<usize> = (0..n_train).collect();
-        let train = dataset.train.select(&subset);
-        let features = olympics::events::vww_training_features(train.features())?;
-        let labels = olympics::events::vww_labels(train.labels());
-        let mlp = train_small_mlp(features.view(), &labels, 2, 64, context.seed)?;
-        let transform = InputTransform::PoolGrey {
-            side: olympics::events::VWW_SIDE,
-            channels: 3,
-            factor: 4,
-        };
+        let VwwModel {
+            features,
+            labels,
+            mlp,
+            transform,
+        } = train_vww_model(&dataset.train, context.seed)?;
         let recipes = reference::mlp_recipes(context.quick);
         let finetuned = pruning_claims::finetune_mlp_field(
             "vww-mlp",
@@ -615,19 +657,14 @@ fn visual_wake_words(
         )?;
         let field =
             reference::mlp_classifiers_finetuned(&mlp, &finetuned.networks, &transform, &recipes)?;
-        let mut results = judge_event(
+        judge_finetuned_event(
             &event,
             &as_dyn(&field),
             config,
             &skipped_recipes(context.quick),
-        )?;
-        results.extend(pruning_claims::quality_claims(
-            &event,
-            &as_dyn(&field),
             &finetuned,
             Some(&transform),
-        ));
-        Ok(results)
+        )
     };
     run().unwrap_or_else(|error| vec![event_error("visual_wake_words", format!("{error:#}"))])
 }

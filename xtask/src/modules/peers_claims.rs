@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use datasets::{FsddSplit, MfccConfig};
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2};
 use olympics::referee::referee_self_timed;
 use olympics::reference;
 use olympics::submissions::{
@@ -43,11 +43,10 @@ use perf_core::measure::ClosureBatch;
 use perf_core::stats::BenchmarkResult;
 use serde_json::json;
 use zoo::{
-    train_or_load, Cnn, DsCnn, Mlp, ReferenceModel, Standardizer, TrainConfig, TrainedWeights,
-    ZooConfig,
+    train_or_load, Cnn, DsCnn, Mlp, ReferenceModel, Standardizer, TrainedWeights, ZooConfig,
 };
 
-use super::{data_options, ModuleContext};
+use super::{data_options, olympics_claims, ModuleContext};
 
 const MODULE: &str = "peers";
 /// Per-element tolerance of the ONNX equivalence check: `1e-4 + 1e-4·|reference|` (f32 sums of up to 784
@@ -245,27 +244,6 @@ fn anomaly_detection(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<
     })))
 }
 
-/// The olympics module's small MLP for the keyword-spotting and visual-wake-words events: the same
-/// recipe and seed, so the peers serve the model the Olympics field is built from.
-fn train_small_mlp(
-    features: ArrayView2<'_, f32>,
-    labels: &[usize],
-    n_classes: usize,
-    hidden: usize,
-    seed: u64,
-) -> Result<Mlp> {
-    let train_config = TrainConfig {
-        seed,
-        epochs: 8,
-        batch_size: 64,
-        learning_rate: 2e-3,
-        ..TrainConfig::default()
-    };
-    let (mlp, _) =
-        zoo::train_mlp_classifier(features, labels, n_classes, &[hidden], &train_config)?;
-    Ok(mlp)
-}
-
 /// The keyword-spotting event as the olympics module builds it (FSDD MFCC windows, or its synthetic set
 /// when FSDD is not installed) and whether the data is real.
 fn keyword_data(
@@ -306,7 +284,9 @@ fn keyword_spotting(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<B
     let event = olympics::events::keyword_spotting(&dataset.test, &dataset.info, &dataset.split)?;
     let standardizer = Standardizer::fit(dataset.train.features().view());
     let standardized = standardizer.apply(dataset.train.features().view())?;
-    let mlp = train_small_mlp(
+    // The olympics module's small MLP: the same recipe and seed, so the peers serve the model the
+    // Olympics field is built from.
+    let mlp = olympics_claims::train_small_mlp(
         standardized.view(),
         dataset.train.labels(),
         dataset.train.n_classes(),
@@ -376,9 +356,6 @@ fn keyword_spotting_ds_cnn(context: &ModuleContext, zoo_config: &ZooConfig) -> R
     })))
 }
 
-/// Training images for the visual-wake-words proxy model (as the olympics module).
-const VWW_TRAIN_IMAGES: usize = 20_000;
-
 fn visual_wake_words(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
     let dataset = match datasets::load_fashion_mnist(zoo_config.data.fashion_mnist_dir.as_deref()) {
         Ok(dataset) => dataset,
@@ -394,17 +371,8 @@ fn visual_wake_words(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<
         Err(error) => return Err(error).context("Fashion-MNIST"),
     };
     let event = olympics::events::visual_wake_words(&dataset.test, &dataset.info)?;
-    let n_train = VWW_TRAIN_IMAGES.min(dataset.train.len());
-    let subset: Vec<usize> = (0..n_train).collect();
-    let train = dataset.train.select(&subset);
-    let features = olympics::events::vww_training_features(train.features())?;
-    let labels = olympics::events::vww_labels(train.labels());
-    let mlp = train_small_mlp(features.view(), &labels, 2, 64, context.seed)?;
-    let transform = InputTransform::PoolGrey {
-        side: olympics::events::VWW_SIDE,
-        channels: 3,
-        factor: 4,
-    };
+    let olympics_claims::VwwModel { mlp, transform, .. } =
+        olympics_claims::train_vww_model(&dataset.train, context.seed)?;
     let rust_field = mlp_field(&mlp, &transform, context.quick)?;
     Ok(Built::Model(Box::new(EventModel {
         label: event.spec.name.clone(),
