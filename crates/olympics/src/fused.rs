@@ -15,7 +15,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
 
 use accel::{GemvConfig, GemvRun};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -41,16 +40,13 @@ pub enum LayerKernel {
     BatchPath,
 }
 
-/// quant's integer kernel for this process (`QUANT_KERNEL`, else the detected best), resolved once: reading
-/// the environment costs a lock and a search at every call, which a sub-microsecond layer would feel.
+/// quant's integer kernel for this process: the level `QUANT_KERNEL` forces (quant reads it once per process),
+/// else the detected best.
 ///
 /// # Errors
-/// As [`GemmConfig::resolve`] (a bad `QUANT_KERNEL` stays an error at every call).
+/// As [`GemmConfig::resolve`] (a bad `QUANT_KERNEL` is an error at every call).
 pub fn int8_kernel() -> Result<GemmKernel, OlympicsError> {
-    static RESOLVED: OnceLock<Result<GemmKernel, quant::QuantError>> = OnceLock::new();
-    Ok(RESOLVED
-        .get_or_init(|| GemmConfig::default().resolve())
-        .clone()?)
+    Ok(GemmConfig::default().resolve()?)
 }
 
 /// Outputs below which the f32 layer does not use accel's GEMV: its rows layout computes columns that do not
