@@ -3,7 +3,7 @@
 
 mod accel_claims;
 mod batch1_claims;
-mod capstone_claims;
+mod capstone;
 mod kvcache;
 mod olympics_claims;
 mod peers_claims;
@@ -50,5 +50,5 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("olympics", olympics_claims::run)
         .module("batch1", batch1_claims::run)
         .module("peers", peers_claims::run)
-        .module("capstone", capstone_claims::run)
+        .module("capstone", capstone::run)
 }
