@@ -172,23 +172,32 @@ fn image_classification(context: &ModuleContext, zoo_config: &ZooConfig) -> Resu
 /// The command that trains and caches zoo's reference models (the CNN and DS-CNN rows read the cache).
 const ZOO_TRAIN_COMMAND: &str = "cargo xtask validate --module zoo";
 
+/// zoo's `model` from the weight cache, or the SKIPPED build that says why not (`what` names the model
+/// in the reason).
+fn cached_zoo_model(
+    model: ReferenceModel,
+    what: &str,
+    zoo_config: &ZooConfig,
+) -> std::result::Result<zoo::TrainedModel, Built> {
+    match zoo::load_cached(model, zoo_config) {
+        Ok(Some(trained)) => Ok(trained),
+        Ok(None) => Err(Built::Skipped {
+            reason: format!("zoo's {what} is not in the weight cache"),
+            command: ZOO_TRAIN_COMMAND.into(),
+        }),
+        Err(error) => Err(Built::Skipped {
+            reason: format!("zoo's {what} could not be read from the cache ({error})"),
+            command: ZOO_TRAIN_COMMAND.into(),
+        }),
+    }
+}
+
 /// zoo's Fashion CNN (from the weight cache) against its ONNX Runtime and PyTorch peers on the Fashion
 /// image-classification event.
 fn image_classification_cnn(_context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
-    let trained = match zoo::load_cached(ReferenceModel::FashionCnn, zoo_config) {
-        Ok(Some(trained)) => trained,
-        Ok(None) => {
-            return Ok(Built::Skipped {
-                reason: "zoo's Fashion CNN is not in the weight cache".into(),
-                command: ZOO_TRAIN_COMMAND.into(),
-            })
-        }
-        Err(error) => {
-            return Ok(Built::Skipped {
-                reason: format!("zoo's Fashion CNN could not be read from the cache ({error})"),
-                command: ZOO_TRAIN_COMMAND.into(),
-            })
-        }
+    let trained = match cached_zoo_model(ReferenceModel::FashionCnn, "Fashion CNN", zoo_config) {
+        Ok(trained) => trained,
+        Err(skipped) => return Ok(skipped),
     };
     let TrainedWeights::Cnn(cnn) = trained.weights else {
         anyhow::bail!("zoo returned a non-CNN model for the Fashion CNN");
@@ -315,20 +324,9 @@ fn keyword_spotting(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<B
 
 /// zoo's DS-CNN (from the weight cache; trained on FSDD) against its peers on the keyword-spotting event.
 fn keyword_spotting_ds_cnn(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
-    let trained = match zoo::load_cached(ReferenceModel::KwsDsCnn, zoo_config) {
-        Ok(Some(trained)) => trained,
-        Ok(None) => {
-            return Ok(Built::Skipped {
-                reason: "zoo's DS-CNN is not in the weight cache".into(),
-                command: ZOO_TRAIN_COMMAND.into(),
-            })
-        }
-        Err(error) => {
-            return Ok(Built::Skipped {
-                reason: format!("zoo's DS-CNN could not be read from the cache ({error})"),
-                command: ZOO_TRAIN_COMMAND.into(),
-            })
-        }
+    let trained = match cached_zoo_model(ReferenceModel::KwsDsCnn, "DS-CNN", zoo_config) {
+        Ok(trained) => trained,
+        Err(skipped) => return Ok(skipped),
     };
     let TrainedWeights::DsCnn(network) = trained.weights else {
         anyhow::bail!("zoo returned a non-DS-CNN model for the DS-CNN");
