@@ -389,6 +389,17 @@ fn model_claims(
     );
 
     // Negative controls: the same accuracy check must flag them (PASS = the degradation was detected).
+    let evaluate_quantized = |model: &QuantizedMlp| -> Result<Evaluation> {
+        let (logits, _) = model.forward(test_x.view(), &GemmConfig::default())?;
+        Ok(evaluate(logits.view(), labels))
+    };
+    let control_claim = |id: &str, statement: &str, degraded: &Evaluation| -> Result<ClaimResult> {
+        Ok(
+            Claim::threshold(id, MODULE, statement, 1.0, Direction::AtLeast)
+                .judge(accuracy_drop(&f32_eval.correct, &degraded.correct)?)
+                .with_detail("n", n),
+        )
+    };
     let two_bit = QuantizedMlp::quantize(
         &views,
         calibration.view(),
@@ -397,18 +408,13 @@ fn model_claims(
             ..QuantizedMlpConfig::default()
         },
     )?;
-    let (two_bit_logits, _) = two_bit.forward(test_x.view(), &GemmConfig::default())?;
-    let two_bit_eval = evaluate(two_bit_logits.view(), labels);
+    let two_bit_eval = evaluate_quantized(&two_bit)?;
     results.push(
-        Claim::threshold(
+        control_claim(
             "quant.control_two_bit_weights",
-            MODULE,
             "negative control: with 2-bit weights the accuracy check detects a drop > 1 point (PASS = detected)",
-            1.0,
-            Direction::AtLeast,
-        )
-        .judge(accuracy_drop(&f32_eval.correct, &two_bit_eval.correct)?)
-        .with_detail("n", n)
+            &two_bit_eval,
+        )?
         .with_detail("two_bit", accuracy_detail(&two_bit_eval)),
     );
     let mut poisoned = calibration.clone();
@@ -416,8 +422,7 @@ fn model_claims(
     poisoned[[0, 0]] = outlier;
     let poisoned_model =
         QuantizedMlp::quantize(&views, poisoned.view(), &QuantizedMlpConfig::default())?;
-    let (poisoned_logits, _) = poisoned_model.forward(test_x.view(), &GemmConfig::default())?;
-    let poisoned_eval = evaluate(poisoned_logits.view(), labels);
+    let poisoned_eval = evaluate_quantized(&poisoned_model)?;
     let robust_model = QuantizedMlp::quantize(
         &views,
         poisoned.view(),
@@ -426,18 +431,13 @@ fn model_claims(
             ..QuantizedMlpConfig::default()
         },
     )?;
-    let (robust_logits, _) = robust_model.forward(test_x.view(), &GemmConfig::default())?;
-    let robust_eval = evaluate(robust_logits.view(), labels);
+    let robust_eval = evaluate_quantized(&robust_model)?;
     results.push(
-        Claim::threshold(
+        control_claim(
             "quant.control_poisoned_min_max",
-            MODULE,
             "negative control: min–max calibration poisoned by one outlier (1e4 in one input) makes the accuracy check detect a drop > 1 point (PASS = detected)",
-            1.0,
-            Direction::AtLeast,
-        )
-        .judge(accuracy_drop(&f32_eval.correct, &poisoned_eval.correct)?)
-        .with_detail("n", n)
+            &poisoned_eval,
+        )?
         .with_detail("poisoned_min_max", accuracy_detail(&poisoned_eval))
         .with_detail("poisoned_percentile_99_99", accuracy_detail(&robust_eval)),
     );
