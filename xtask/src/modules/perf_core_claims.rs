@@ -5,7 +5,7 @@
 use super::ModuleContext;
 use anyhow::{Context, Result};
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
-use perf_core::compare::{compare, CompareConfig};
+use perf_core::compare::{compare, CompareConfig, Comparison};
 use perf_core::measure::{measure, MeasureConfig, WarmUp};
 use perf_core::stats::{binomial_interval, BenchmarkResult};
 use perf_core::timer::ClockInfo;
@@ -144,20 +144,34 @@ fn precision_config(context: &ModuleContext) -> CompareConfig {
 
 const PRECISION_ROUNDS: usize = 24;
 
-fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
-    let steps = 20_000u64;
+/// One of the comparator's self-tests: `baseline_percent` against `candidate_percent` of `steps` steps of
+/// the known work, interleaved with the precision configuration and judged by `claim`; the comparison is
+/// returned too, for the claim's own details.
+fn self_test(
+    context: &ModuleContext,
+    claim: Claim,
+    steps: u64,
+    baseline_percent: u64,
+    candidate_percent: u64,
+) -> Result<(ClaimResult, Comparison)> {
     let comparison = compare(
         &precision_config(context),
         &steps,
-        scaled_work(100),
-        scaled_work(100),
+        scaled_work(baseline_percent),
+        scaled_work(candidate_percent),
     )?;
-    Ok(aa_claim()
+    let result = claim
         .judge_comparison(&comparison)?
         // The comparator's self-tests are timings: another process's CPU use disturbs the two sides
         // unequally, so a miss under contention is INCONCLUSIVE, not the instrument's fault.
         .needs_quiet_machine()
-        .with_detail("show_samples", true)
+        .with_detail("show_samples", true);
+    Ok((result, comparison))
+}
+
+fn aa_self_test(context: &ModuleContext) -> Result<ClaimResult> {
+    let (result, comparison) = self_test(context, aa_claim(), 20_000, 100, 100)?;
+    Ok(result
         .with_detail("significant_at_95", comparison.is_significant())
         .with_detail(
             "minimum_detectable_speedup",
@@ -185,18 +199,8 @@ fn known_ratio_claim() -> Claim {
 fn known_ratio(context: &ModuleContext) -> Result<ClaimResult> {
     let steps = 40_000u64;
     // Speedup of the k-step candidate over the 2k-step baseline = time(2k) / time(k).
-    let comparison = compare(
-        &precision_config(context),
-        &steps,
-        scaled_work(200),
-        scaled_work(100),
-    )?;
-    Ok(known_ratio_claim()
-        .judge_comparison(&comparison)?
-        // The comparator's self-tests are timings: another process's CPU use disturbs the two sides
-        // unequally, so a miss under contention is INCONCLUSIVE, not the instrument's fault.
-        .needs_quiet_machine()
-        .with_detail("show_samples", true)
+    let (result, comparison) = self_test(context, known_ratio_claim(), steps, 200, 100)?;
+    Ok(result
         .with_detail("k_steps", steps)
         .with_detail("median_ns_k", comparison.candidate.median())
         .with_detail("median_ns_2k", comparison.baseline.median())
