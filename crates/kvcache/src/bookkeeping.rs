@@ -44,10 +44,17 @@ impl LayerLengths {
 
     /// Tokens per sequence in `layer`.
     ///
-    /// # Panics
-    /// When `layer` is out of range (a programmer error).
-    pub(crate) fn layer(&self, layer: usize) -> usize {
-        self.lens[layer]
+    /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] when `layer` is not a layer of the store.
+    pub(crate) fn layer(&self, layer: usize) -> Result<usize, KvCacheError> {
+        self.lens
+            .get(layer)
+            .copied()
+            .ok_or(KvCacheError::IndexOutOfRange {
+                what: "layer",
+                index: layer,
+                len: self.lens.len(),
+            })
     }
 
     /// Tokens per sequence stored in every layer (the minimum over layers).
@@ -64,16 +71,15 @@ impl LayerLengths {
     /// to `layer`; nothing changes until [`LayerLengths::commit`].
     ///
     /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] for a `layer` the store does not have,
     /// [`KvCacheError::ShapeMismatch`] for a bad matrix.
-    ///
-    /// # Panics
-    /// When `layer` is out of range (a programmer error).
     pub(crate) fn check_append(
         &self,
         layer: usize,
         keys: &ArrayView2<'_, f32>,
         values: &ArrayView2<'_, f32>,
     ) -> Result<PendingAppend, KvCacheError> {
+        let stored = self.layer(layer)?;
         let shape = &self.shape;
         let rows = keys.nrows();
         if keys.ncols() != shape.d_model() || !rows.is_multiple_of(shape.batch_size) {
@@ -95,7 +101,7 @@ impl LayerLengths {
         }
         Ok(PendingAppend {
             layer,
-            stored: self.lens[layer],
+            stored,
             tokens: rows / shape.batch_size,
         })
     }

@@ -44,6 +44,19 @@ impl CacheShape {
             None => Ok(()),
         }
     }
+
+    /// [`KvCacheError::IndexOutOfRange`] unless `sequence` and `head` are within the shape.
+    pub(crate) fn check_slab(&self, sequence: usize, head: usize) -> Result<(), KvCacheError> {
+        for (what, index, len) in [
+            ("sequence", sequence, self.batch_size),
+            ("head", head, self.n_heads),
+        ] {
+            if index >= len {
+                return Err(KvCacheError::IndexOutOfRange { what, index, len });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What [`KvStore::visit_chunks`] calls with each chunk's borrowed (keys, values) views.
@@ -67,9 +80,9 @@ pub trait KvStore: std::fmt::Debug {
 
     /// Tokens per sequence stored in `layer`.
     ///
-    /// # Panics
-    /// When `layer` is out of range (a programmer error).
-    fn layer_len(&self, layer: usize) -> usize;
+    /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] when `layer` is not a layer of the store.
+    fn layer_len(&self, layer: usize) -> Result<usize, KvCacheError>;
 
     /// Make room for `tokens` more tokens per sequence in every layer, so that the appends of a
     /// whole forward pass cannot fail half-way.
@@ -82,6 +95,7 @@ pub trait KvStore: std::fmt::Debug {
     /// `layer`, without reallocating.
     ///
     /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] for a `layer` the store does not have,
     /// [`KvCacheError::ShapeMismatch`] for a bad matrix, [`KvCacheError::CacheOverflow`] or
     /// [`KvCacheError::OutOfBlocks`] when it does not fit; nothing is written then.
     fn append(
@@ -95,10 +109,8 @@ pub trait KvStore: std::fmt::Debug {
     /// stored positions of (`layer`, `sequence`, `head`) in order.
     ///
     /// # Errors
-    /// Whatever `visit` returns.
-    ///
-    /// # Panics
-    /// When an index is out of range (a programmer error).
+    /// [`KvCacheError::IndexOutOfRange`] when `layer`, `sequence` or `head` is outside the
+    /// store's shape (nothing is visited then); whatever `visit` returns.
     fn visit_chunks(
         &self,
         layer: usize,
@@ -114,10 +126,8 @@ pub trait KvStore: std::fmt::Debug {
     /// here hand out their storage directly.
     ///
     /// # Errors
-    /// Whatever `visit` returns.
-    ///
-    /// # Panics
-    /// When an index is out of range (a programmer error).
+    /// [`KvCacheError::IndexOutOfRange`] when `layer`, `sequence` or `head` is outside the
+    /// store's shape (nothing is visited then); whatever `visit` returns.
     fn visit_chunk_slices(
         &self,
         layer: usize,
@@ -204,33 +214,51 @@ impl KvCache {
 
     /// The stored keys of (`layer`, `sequence`, `head`): a borrowed `len × d_head` view.
     ///
-    /// # Panics
-    /// When an index is out of range (a programmer error).
-    pub fn keys(&self, layer: usize, sequence: usize, head: usize) -> ArrayView2<'_, f32> {
-        self.view(&self.keys[layer], layer, sequence, head)
+    /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] when an index is outside the cache's shape.
+    pub fn keys(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+    ) -> Result<ArrayView2<'_, f32>, KvCacheError> {
+        let range = self.slab_range(layer, sequence, head)?;
+        Ok(self.view(&self.keys[layer][range]))
     }
 
     /// The stored values of (`layer`, `sequence`, `head`): a borrowed `len × d_head` view.
     ///
-    /// # Panics
-    /// When an index is out of range (a programmer error).
-    pub fn values(&self, layer: usize, sequence: usize, head: usize) -> ArrayView2<'_, f32> {
-        self.view(&self.values[layer], layer, sequence, head)
-    }
-
-    fn view<'a>(
+    /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] when an index is outside the cache's shape.
+    pub fn values(
         &self,
-        buffer: &'a [f32],
         layer: usize,
         sequence: usize,
         head: usize,
-    ) -> ArrayView2<'a, f32> {
+    ) -> Result<ArrayView2<'_, f32>, KvCacheError> {
+        let range = self.slab_range(layer, sequence, head)?;
+        Ok(self.view(&self.values[layer][range]))
+    }
+
+    /// Where the stored floats of (`layer`, `sequence`, `head`) sit in the layer's buffers, after
+    /// checking the three indices against the shape.
+    fn slab_range(
+        &self,
+        layer: usize,
+        sequence: usize,
+        head: usize,
+    ) -> Result<std::ops::Range<usize>, KvCacheError> {
         let shape = self.lengths.shape();
-        assert!(sequence < shape.batch_size && head < shape.n_heads);
-        let len = self.lengths.layer(layer);
+        let len = self.lengths.layer(layer)?;
+        shape.check_slab(sequence, head)?;
         let start = self.slab_start(sequence, head);
-        let slab = &buffer[start..start + len * shape.d_head];
-        ArrayView2::from_shape((len, shape.d_head), slab)
+        Ok(start..start + len * shape.d_head)
+    }
+
+    /// A slab returned by [`KvCache::slab_range`] as a `len × d_head` view.
+    fn view<'a>(&self, slab: &'a [f32]) -> ArrayView2<'a, f32> {
+        let d_head = self.lengths.shape().d_head;
+        ArrayView2::from_shape((slab.len() / d_head, d_head), slab)
             .expect("slab length is len · d_head by construction")
     }
 }
@@ -240,7 +268,7 @@ impl KvStore for KvCache {
         self.lengths.shape()
     }
 
-    fn layer_len(&self, layer: usize) -> usize {
+    fn layer_len(&self, layer: usize) -> Result<usize, KvCacheError> {
         self.lengths.layer(layer)
     }
 
@@ -289,9 +317,10 @@ impl KvStore for KvCache {
         head: usize,
         visit: &mut ChunkVisitor<'_>,
     ) -> Result<(), KvCacheError> {
+        let range = self.slab_range(layer, sequence, head)?;
         visit(
-            self.keys(layer, sequence, head),
-            self.values(layer, sequence, head),
+            self.view(&self.keys[layer][range.clone()]),
+            self.view(&self.values[layer][range]),
         )
     }
 
@@ -302,14 +331,8 @@ impl KvStore for KvCache {
         head: usize,
         visit: &mut SliceVisitor<'_>,
     ) -> Result<(), KvCacheError> {
-        let shape = self.lengths.shape();
-        assert!(sequence < shape.batch_size && head < shape.n_heads);
-        let start = self.slab_start(sequence, head);
-        let end = start + self.lengths.layer(layer) * shape.d_head;
-        visit(
-            &self.keys[layer][start..end],
-            &self.values[layer][start..end],
-        )
+        let range = self.slab_range(layer, sequence, head)?;
+        visit(&self.keys[layer][range.clone()], &self.values[layer][range])
     }
 
     fn reset(&mut self) {

@@ -56,6 +56,16 @@ pub enum KvCacheError {
         /// The shape it has.
         actual: Vec<usize>,
     },
+    /// A layer, sequence or head index beyond the store's shape.
+    #[error("{what} {index} is out of range: the store has {len}")]
+    IndexOutOfRange {
+        /// Which index (`layer`, `sequence` or `head`).
+        what: &'static str,
+        /// The index asked for.
+        index: usize,
+        /// How many there are.
+        len: usize,
+    },
     /// A call that needs an empty (or a non-empty) state got the other.
     #[error("invalid state: {what}")]
     InvalidState {

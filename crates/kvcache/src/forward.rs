@@ -102,11 +102,13 @@ impl<P: Projection> Transformer<P> {
                 what: "a forward pass needs at least one token per sequence",
             });
         }
-        let past = store.layer_len(0);
-        if (1..self.config.n_layers).any(|layer| store.layer_len(layer) != past) {
-            return Err(KvCacheError::InvalidState {
-                what: "the store's layers hold different numbers of tokens",
-            });
+        let past = store.layer_len(0)?;
+        for layer in 1..self.config.n_layers {
+            if store.layer_len(layer)? != past {
+                return Err(KvCacheError::InvalidState {
+                    what: "the store's layers hold different numbers of tokens",
+                });
+            }
         }
         if past + new_tokens > self.config.max_seq_len {
             return Err(KvCacheError::PositionOutOfRange {

@@ -69,10 +69,17 @@ impl PagedKvCache {
 
     /// The physical blocks of `sequence`, in logical order.
     ///
-    /// # Panics
-    /// When `sequence` is out of range (a programmer error).
-    pub fn block_table(&self, sequence: usize) -> &[usize] {
-        &self.block_tables[sequence]
+    /// # Errors
+    /// [`KvCacheError::IndexOutOfRange`] when `sequence` is not a sequence of the batch.
+    pub fn block_table(&self, sequence: usize) -> Result<&[usize], KvCacheError> {
+        self.block_tables
+            .get(sequence)
+            .map(Vec::as_slice)
+            .ok_or(KvCacheError::IndexOutOfRange {
+                what: "sequence",
+                index: sequence,
+                len: self.block_tables.len(),
+            })
     }
 
     /// Physical blocks that exist (in use or free).
@@ -134,7 +141,7 @@ impl KvStore for PagedKvCache {
         self.shape
     }
 
-    fn layer_len(&self, layer: usize) -> usize {
+    fn layer_len(&self, layer: usize) -> Result<usize, KvCacheError> {
         self.lengths.layer(layer)
     }
 
@@ -194,8 +201,8 @@ impl KvStore for PagedKvCache {
         head: usize,
         visit: &mut SliceVisitor<'_>,
     ) -> Result<(), KvCacheError> {
-        assert!(head < self.shape.n_heads);
-        let len = self.lengths.layer(layer);
+        let len = self.lengths.layer(layer)?;
+        self.shape.check_slab(sequence, head)?;
         let d_head = self.shape.d_head;
         let key_offset = self.slab_offset(layer, false, head);
         let value_offset = self.slab_offset(layer, true, head);

@@ -261,7 +261,7 @@ fn reported_bytes_are_the_buffers_that_exist() {
     assert_eq!(paged.used_bytes(), 3 * 5 * per_token);
     // 5 tokens in blocks of 4: two blocks per sequence.
     assert_eq!(paged.allocated_bytes(), 3 * 8 * per_token);
-    assert_eq!(paged.block_table(1).len(), 2);
+    assert_eq!(paged.block_table(1).unwrap().len(), 2);
     paged.reset();
     assert_eq!(
         paged.allocated_bytes(),
@@ -345,7 +345,7 @@ fn a_store_with_only_view_chunks_decodes_like_the_built_in_ones() {
         fn shape(&self) -> CacheShape {
             self.0.shape()
         }
-        fn layer_len(&self, layer: usize) -> usize {
+        fn layer_len(&self, layer: usize) -> Result<usize, KvCacheError> {
             self.0.layer_len(layer)
         }
         fn reserve(&mut self, tokens: usize) -> Result<(), KvCacheError> {
