@@ -71,6 +71,14 @@ pub enum ProfilingError {
     /// A model with no layers.
     #[error("a model needs at least one layer")]
     EmptyModel,
+    /// A layer index beyond the model's layers.
+    #[error("layer index {index} is out of range: the model has {layers} layers")]
+    LayerIndex {
+        /// The index asked for.
+        index: usize,
+        /// Layers in the model.
+        layers: usize,
+    },
     /// An input buffer of the wrong length was passed to a layer.
     #[error("layer {layer}: input has {found} elements, expected {expected}")]
     InputLength {

@@ -226,7 +226,11 @@ impl Network {
     }
 
     fn check_input(&self, index: usize, input: &[f32], batch: usize) -> Result<(), ProfilingError> {
-        let layer = &self.model.layers()[index];
+        let layers = self.model.layers();
+        let layer = layers.get(index).ok_or(ProfilingError::LayerIndex {
+            index,
+            layers: layers.len(),
+        })?;
         if batch == 0 {
             return Err(ProfilingError::ZeroDimension {
                 layer: layer.name().to_string(),
@@ -294,11 +298,9 @@ impl Network {
     /// Run layer `index` on `input` (`batch` items) with the fast kernels.
     ///
     /// # Errors
+    /// [`ProfilingError::LayerIndex`] when `index` is not a layer of the model,
     /// [`ProfilingError::InputLength`] for a wrong-sized input, [`ProfilingError::InvalidTokenId`]
     /// for a bad embedding input, [`ProfilingError::Accel`] if a product is refused.
-    ///
-    /// # Panics
-    /// When `index` is not a layer of the model (a programmer error).
     pub fn forward_layer(
         &self,
         index: usize,
@@ -564,9 +566,6 @@ impl Network {
     ///
     /// # Errors
     /// As [`Network::forward_layer`].
-    ///
-    /// # Panics
-    /// When `index` is not a layer of the model.
     pub fn reference_layer(
         &self,
         index: usize,

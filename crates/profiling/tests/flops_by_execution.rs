@@ -390,8 +390,23 @@ fn bad_descriptions_are_typed_errors() {
         })
     ));
 
-    // Execution: wrong input length, bad token ids, a batch larger than the KV cache.
+    // Execution: a layer the model does not have, wrong input length, bad token ids, a batch
+    // larger than the KV cache.
     let network = Network::new(Model::new("m", vec![layer]).unwrap(), 1, 1).unwrap();
+    assert!(matches!(
+        network.forward_layer(1, &[1.0, 2.0, 3.0], 1),
+        Err(ProfilingError::LayerIndex {
+            index: 1,
+            layers: 1
+        })
+    ));
+    assert!(matches!(
+        network.reference_layer(7, &[1.0, 2.0, 3.0], 1),
+        Err(ProfilingError::LayerIndex {
+            index: 7,
+            layers: 1
+        })
+    ));
     assert!(matches!(
         network.forward(&[1.0, 2.0], 1),
         Err(ProfilingError::InputLength {
