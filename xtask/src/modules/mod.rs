@@ -10,7 +10,7 @@ mod peers_claims;
 mod perf_core_claims;
 mod profiling_claims;
 mod pruning_claims;
-mod quant_claims;
+mod quant;
 mod sparse_claims;
 mod splitmix;
 mod zoo_claims;
@@ -46,7 +46,7 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("sparse", sparse_claims::run)
         .module("profiling", profiling_claims::run)
         .module("kvcache", kvcache::run)
-        .module("quant", quant_claims::run)
+        .module("quant", quant::run)
         .module("olympics", olympics_claims::run)
         .module("batch1", batch1_claims::run)
         .module("peers", peers_claims::run)
