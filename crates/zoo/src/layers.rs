@@ -89,6 +89,12 @@ impl Conv2d {
     }
 
     /// Output height and width for an input of `height × width`.
+    ///
+    /// # Panics
+    /// When `stride` is 0 (a division by zero), and in debug builds when the kernel is larger than the padded
+    /// input (an arithmetic underflow; release builds return a meaningless size). These are the inputs
+    /// [`Conv2d::forward`] refuses with [`ZooError::Shape`]; the signature stays as it is because callers outside
+    /// the library use it on layers that passed `forward`.
     pub fn output_size(&self, height: usize, width: usize) -> (usize, usize) {
         let out = |size: usize, kernel: usize| (size + 2 * self.padding - kernel) / self.stride + 1;
         (
@@ -364,6 +370,10 @@ pub fn gelu(value: f32) -> f32 {
 
 /// Non-overlapping `size × size` max pooling of an NHWC batch (trailing rows/columns that do not fill a window
 /// are dropped, as in PyTorch and candle).
+///
+/// # Panics
+/// When `size` is 0 (a window of no pixels; a division by zero). Every caller pools with a constant window
+/// (2), so the signature stays as it is.
 pub fn max_pool2d(x: ArrayView4<'_, f32>, size: usize) -> Array4<f32> {
     let (batch, height, width, channels) = x.dim();
     let (out_height, out_width) = (height / size, width / size);
@@ -391,11 +401,19 @@ pub fn max_pool2d(x: ArrayView4<'_, f32>, size: usize) -> Array4<f32> {
 }
 
 /// Mean over height and width of an NHWC batch: `batch × channels`.
-pub fn global_average_pool(x: ArrayView4<'_, f32>) -> Array2<f32> {
+///
+/// # Errors
+/// [`ZooError::Shape`] for a batch of images without pixels (height or width 0): they have no mean.
+pub fn global_average_pool(x: ArrayView4<'_, f32>) -> Result<Array2<f32>, ZooError> {
     let (batch, height, width, channels) = x.dim();
-    let flat = x
-        .to_shape((batch, height * width, channels))
-        .expect("contiguous reshape of a batch");
-    flat.mean_axis(Axis(1))
-        .expect("height × width is non-empty")
+    let flat = x.to_shape((batch, height * width, channels)).expect(
+        "the same number of elements reshapes in any layout (to_shape copies when it must)",
+    );
+    flat.mean_axis(Axis(1)).ok_or_else(|| {
+        shape_error(
+            "global average pool input",
+            "at least one pixel",
+            format!("{height}x{width}"),
+        )
+    })
 }

@@ -165,7 +165,7 @@ impl Classifier for DsCnn {
                 .into_shape_with_order((batch, height, width, out_channels))
                 .map_err(|error| shape_error("DsCnn pointwise", "contiguous", error))?;
         }
-        let pooled = global_average_pool(hidden.view());
+        let pooled = global_average_pool(hidden.view())?;
         self.classifier.forward(pooled.view())
     }
 }
@@ -281,6 +281,7 @@ impl CharTransformer {
     /// [`ZooError::InvalidArgument`] for an empty sequence, one longer than `context_length`, or a token id
     /// outside the vocabulary; shape and kernel errors.
     pub fn forward(&self, tokens: &[u32]) -> Result<Array2<f32>, ZooError> {
+        self.check_shapes()?;
         let config = &self.config;
         if tokens.is_empty() || tokens.len() > config.context_length {
             return Err(ZooError::InvalidArgument {
@@ -339,6 +340,58 @@ impl CharTransformer {
         }
         let normed = self.ln_final.forward(residual.view())?;
         self.lm_head.forward(normed.view())
+    }
+
+    /// The sizes [`CharTransformer::forward`] indexes and adds by (its fields are public, so nothing else
+    /// guarantees them): at least one head, the embeddings `vocab_size × d_model` and
+    /// `context_length × d_model`, and `d_model` outputs from every projection that feeds the heads or the
+    /// residual stream. The input widths of the projections and LayerNorms are checked by their own forward.
+    fn check_shapes(&self) -> Result<(), ZooError> {
+        let config = &self.config;
+        let d_model = config.d_model;
+        if config.n_heads == 0 {
+            return Err(ZooError::InvalidArgument {
+                reason: "a transformer needs at least one attention head".into(),
+            });
+        }
+        for (context, expected, actual) in [
+            (
+                "CharTransformer token embedding",
+                (config.vocab_size, d_model),
+                self.token_embedding.dim(),
+            ),
+            (
+                "CharTransformer position embedding",
+                (config.context_length, d_model),
+                self.position_embedding.dim(),
+            ),
+        ] {
+            if actual != expected {
+                return Err(shape_error(
+                    context,
+                    format!("{expected:?}"),
+                    format!("{actual:?}"),
+                ));
+            }
+        }
+        for block in &self.blocks {
+            for (name, layer) in [
+                ("query", &block.query),
+                ("key", &block.key),
+                ("value", &block.value),
+                ("output", &block.output),
+                ("mlp_down", &block.mlp_down),
+            ] {
+                if layer.out_features() != d_model {
+                    return Err(shape_error(
+                        &format!("CharTransformer {name} output width"),
+                        d_model,
+                        layer.out_features(),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Number of trainable parameters.

@@ -149,7 +149,8 @@ impl Recipe for CharTransformerRecipe {
         let n_predicted: usize = windows.iter().map(|window| window.n_predicted).sum();
         let n_correct: usize = windows.iter().map(|window| window.n_correct).sum();
         let loss = loss_sum / n_predicted as f64;
-        let unigram = unigram_cross_entropy(train_tokens, validation_tokens, self.vocabulary.len());
+        let unigram =
+            unigram_cross_entropy(train_tokens, validation_tokens, self.vocabulary.len())?;
         let log_probabilities = unigram_log_probabilities(train_tokens, self.vocabulary.len());
         let unigram_window_sums: Vec<f64> = windows
             .iter()
@@ -220,7 +221,8 @@ impl Recipe for CharTransformerRecipe {
 /// `context_length`).
 ///
 /// # Errors
-/// [`ZooError::InvalidArgument`] when `tokens` is shorter than one window; model errors.
+/// [`ZooError::InvalidArgument`] when the model's `context_length` is 0 or `tokens` is shorter than one window;
+/// model errors.
 pub fn evaluate_language_model(
     model: &CharTransformer,
     tokens: &[u32],
@@ -253,6 +255,11 @@ fn language_model_windows(
     tokens: &[u32],
 ) -> Result<Vec<WindowScore>, ZooError> {
     let context = model.config.context_length;
+    if context == 0 {
+        return Err(ZooError::InvalidArgument {
+            reason: "a context length of 0 has no window to evaluate".into(),
+        });
+    }
     let mut windows = Vec::new();
     for (window_idx, window) in tokens.windows(context + 1).step_by(context).enumerate() {
         let logits = model.forward(&window[..context])?;
@@ -278,7 +285,8 @@ fn language_model_windows(
     Ok(windows)
 }
 
-/// Add-one-smoothed unigram log-probabilities of the tokens of `train`.
+/// Add-one-smoothed unigram log-probabilities of the tokens of `train`; every token must be below
+/// `vocab_size` (the callers check, or encoded the text with a vocabulary of that size).
 fn unigram_log_probabilities(train: &[u32], vocab_size: usize) -> Vec<f64> {
     let mut counts = vec![1.0f64; vocab_size];
     for &token in train {
@@ -289,11 +297,27 @@ fn unigram_log_probabilities(train: &[u32], vocab_size: usize) -> Vec<f64> {
 }
 
 /// Cross-entropy (nats per token) of `evaluated` under the add-one-smoothed token frequencies of `train`.
-pub fn unigram_cross_entropy(train: &[u32], evaluated: &[u32], vocab_size: usize) -> f64 {
+///
+/// # Errors
+/// [`ZooError::InvalidArgument`] when a token of `train` or `evaluated` is not below `vocab_size`.
+pub fn unigram_cross_entropy(
+    train: &[u32],
+    evaluated: &[u32],
+    vocab_size: usize,
+) -> Result<f64, ZooError> {
+    if let Some(token) = train
+        .iter()
+        .chain(evaluated)
+        .find(|&&token| token as usize >= vocab_size)
+    {
+        return Err(ZooError::InvalidArgument {
+            reason: format!("token {token} is outside the vocabulary of {vocab_size}"),
+        });
+    }
     let log_probabilities = unigram_log_probabilities(train, vocab_size);
     let loss: f64 = evaluated
         .iter()
         .map(|&token| -log_probabilities[token as usize])
         .sum();
-    loss / evaluated.len().max(1) as f64
+    Ok(loss / evaluated.len().max(1) as f64)
 }
