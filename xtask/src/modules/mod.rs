@@ -6,7 +6,7 @@ mod batch1_claims;
 mod capstone;
 mod kvcache;
 mod olympics_claims;
-mod peers_claims;
+mod peers;
 mod perf_core_claims;
 mod profiling_claims;
 mod pruning_claims;
@@ -49,6 +49,6 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("quant", quant::run)
         .module("olympics", olympics_claims::run)
         .module("batch1", batch1_claims::run)
-        .module("peers", peers_claims::run)
+        .module("peers", peers::run)
         .module("capstone", capstone::run)
 }
