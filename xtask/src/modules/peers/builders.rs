@@ -7,9 +7,11 @@ use olympics::reference;
 use olympics::submissions::{
     cnn_storage_bytes, ds_cnn_storage_bytes, InputTransform, ZooClassifier,
 };
-use olympics::Submission;
+use olympics::{Event, Submission};
 use peers::{GreyPooling, OnnxHead};
-use zoo::{train_or_load, Mlp, ReferenceModel, Standardizer, TrainedWeights, ZooConfig};
+use zoo::{
+    train_or_load, Classifier, Mlp, ReferenceModel, Standardizer, TrainedWeights, ZooConfig,
+};
 
 use super::{olympics_claims, Built, EventModel, ModuleContext, PeerModel};
 
@@ -111,19 +113,41 @@ pub(super) fn image_classification_cnn(
         &trained.report.dataset,
         &trained.report.split,
     )?;
-    let rust_field: Vec<Box<dyn Submission>> = vec![Box::new(ZooClassifier {
-        name: "fashion_cnn_f32".into(),
-        storage_bytes: cnn_storage_bytes(&cnn),
-        model: Box::new(cnn.clone()),
-    })];
-    Ok(Built::Model(Box::new(EventModel {
-        label: format!("{}_cnn", event.spec.name),
+    Ok(zoo_network_model(
         event,
-        model: PeerModel::Cnn(Box::new(cnn)),
+        "cnn",
+        "fashion_cnn_f32",
+        cnn_storage_bytes(&cnn),
+        Box::new(cnn.clone()),
+        PeerModel::Cnn(Box::new(cnn)),
+        "fashion-cnn",
+    ))
+}
+
+/// A zoo network from the weight cache as the peers receive it: the Rust field is its one f32 submission
+/// `baseline` (which the exported file must reproduce), under the namespace `<event>_<suffix>`.
+fn zoo_network_model(
+    event: Event,
+    suffix: &str,
+    baseline: &str,
+    storage_bytes: usize,
+    classifier: Box<dyn Classifier + Send + Sync>,
+    model: PeerModel,
+    model_name: &'static str,
+) -> Built {
+    let rust_field: Vec<Box<dyn Submission>> = vec![Box::new(ZooClassifier {
+        name: baseline.into(),
+        storage_bytes,
+        model: classifier,
+    })];
+    Built::Model(Box::new(EventModel {
+        label: format!("{}_{suffix}", event.spec.name),
+        event,
+        model,
         rust_field,
-        baseline: "fashion_cnn_f32".into(),
-        model_name: "fashion-cnn",
-    })))
+        baseline: baseline.into(),
+        model_name,
+    }))
 }
 
 pub(super) fn anomaly_detection(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
@@ -246,19 +270,15 @@ pub(super) fn keyword_spotting_ds_cnn(
         });
     }
     let event = olympics::events::keyword_spotting(&dataset.test, &dataset.info, &dataset.split)?;
-    let rust_field: Vec<Box<dyn Submission>> = vec![Box::new(ZooClassifier {
-        name: "ds_cnn_f32".into(),
-        storage_bytes: ds_cnn_storage_bytes(&network),
-        model: Box::new(network.clone()),
-    })];
-    Ok(Built::Model(Box::new(EventModel {
-        label: format!("{}_ds_cnn", event.spec.name),
+    Ok(zoo_network_model(
         event,
-        model: PeerModel::DsCnn(Box::new(network)),
-        rust_field,
-        baseline: "ds_cnn_f32".into(),
-        model_name: "kws-ds-cnn",
-    })))
+        "ds_cnn",
+        "ds_cnn_f32",
+        ds_cnn_storage_bytes(&network),
+        Box::new(network.clone()),
+        PeerModel::DsCnn(Box::new(network)),
+        "kws-ds-cnn",
+    ))
 }
 
 pub(super) fn visual_wake_words(context: &ModuleContext, zoo_config: &ZooConfig) -> Result<Built> {
