@@ -217,8 +217,8 @@ impl Submission for NextCharSubmission {
 /// the p90 limit per character.
 ///
 /// # Errors
-/// [`OlympicsError::InvalidArgument`] when the text is shorter than one window, or the margin is not a
-/// finite fraction in [0, 1).
+/// [`OlympicsError::InvalidArgument`] when the config's `context_length` is 0, the text is shorter than one
+/// window, or the margin is not a finite fraction in [0, 1).
 pub fn next_char_event(
     validation_tokens: &[u32],
     config: &CharTransformerConfig,
@@ -231,6 +231,9 @@ pub fn next_char_event(
         return Err(invalid(format!("margin {margin} not a fraction in [0, 1)")));
     }
     let context = config.context_length;
+    if context == 0 {
+        return Err(invalid("a context length of 0 has no window to query"));
+    }
     let windows: Vec<&[u32]> = validation_tokens
         .windows(context + 1)
         .step_by(context)
@@ -283,8 +286,11 @@ pub fn next_char_event(
 /// The held-out token ids zoo stored for the character transformer (column 0 of its test features).
 ///
 /// # Errors
-/// [`OlympicsError::InvalidArgument`] for a value that is not a token id.
+/// [`OlympicsError::InvalidArgument`] for features without a column, or a value that is not a token id.
 pub fn tokens_from_zoo_test(features: ArrayView2<'_, f32>) -> Result<Vec<u32>, OlympicsError> {
+    if features.ncols() == 0 {
+        return Err(invalid("zoo's test features have no token column"));
+    }
     features
         .column(0)
         .iter()

@@ -321,6 +321,40 @@ fn malformed_queries_are_errors() {
 }
 
 #[test]
+fn a_context_of_zero_and_a_split_without_columns_are_errors() {
+    use olympics::challenge::{next_char_event, tokens_from_zoo_test};
+    use olympics::DataSource;
+    let source = DataSource {
+        origin: datasets::DataOrigin::Synthetic,
+        name: "toy".into(),
+        description: "generated in the test".into(),
+        attribution: String::new(),
+    };
+    let config = random_transformer(4).config;
+    // One window of 9 + 1 tokens: 9 queries.
+    let tokens: Vec<u32> = TOKENS.iter().chain(&TOKENS).copied().collect();
+    let event = next_char_event(&tokens, &config, 0.5, 0.01, 10.0, source.clone()).unwrap();
+    assert_eq!(event.test.len(), 9);
+    let no_context = CharTransformerConfig {
+        context_length: 0,
+        ..config
+    };
+    assert!(matches!(
+        next_char_event(&tokens, &no_context, 0.5, 0.01, 10.0, source),
+        Err(olympics::OlympicsError::InvalidArgument { .. })
+    ));
+    let features = Array2::from_shape_fn((3, 1), |(row, _)| row as f32);
+    assert_eq!(
+        tokens_from_zoo_test(features.view()).unwrap(),
+        vec![0, 1, 2]
+    );
+    assert!(matches!(
+        tokens_from_zoo_test(Array2::<f32>::zeros((3, 0)).view()),
+        Err(olympics::OlympicsError::InvalidArgument { .. })
+    ));
+}
+
+#[test]
 fn compressed_projections_compute_each_row_as_the_layer_does() {
     // Every storage, few rows (matrix–vector paths) and many (GEMM paths), contiguous and strided views,
     // written and accumulated, against the layer's own forward pass on one row at a time.
