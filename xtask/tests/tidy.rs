@@ -9,7 +9,8 @@
 //! - xtask holds no statistics, formats or rendering: no statrs, plotters or serde_json writers of
 //!   archives, and no hand-written intervals.
 //! - No library file over 800 lines unless its header says it is one cohesive thing; every library
-//!   crate compiles its README; nothing cites a path outside the repository.
+//!   crate compiles its README; nothing cites a path outside the repository, and every repository
+//!   path a document names exists.
 
 use std::path::{Path, PathBuf};
 
@@ -270,10 +271,8 @@ fn every_library_readme_is_compiled_as_crate_docs() {
     );
 }
 
-#[test]
-fn nothing_points_outside_the_repository() {
-    // Someone who clones the repository has only the repository: no source or document cites the
-    // workspace's surroundings.
+/// The repository's Markdown documents: the README, `docs/` and every crate's.
+fn documents() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut documents: Vec<PathBuf> = vec![root.join("README.md")];
     for directory in ["docs", "crates"] {
@@ -289,6 +288,14 @@ fn nothing_points_outside_the_repository() {
             }
         }
     }
+    documents
+}
+
+#[test]
+fn nothing_points_outside_the_repository() {
+    // Someone who clones the repository has only the repository: no source or document cites the
+    // workspace's surroundings.
+    let documents = documents();
     let mut found = Vec::new();
     let texts = sources()
         .into_iter()
@@ -309,6 +316,42 @@ fn nothing_points_outside_the_repository() {
     assert!(
         found.is_empty(),
         "text that points outside the repository:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn every_repository_path_a_document_names_exists() {
+    // A document that names a file or folder of the repository in code spans (`crates/...`, `docs/...`)
+    // names one that is there: a split or a rename updates the docs that point at it.
+    let root = workspace_root();
+    let prefixes = ["crates/", "xtask/", "docs/", ".ci/", "examples/"];
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for document in documents() {
+        let text = std::fs::read_to_string(&document).unwrap_or_default();
+        for (index, line) in text.lines().enumerate() {
+            // Code spans are the odd-numbered pieces between backticks.
+            for span in line.split('`').skip(1).step_by(2) {
+                let is_path = prefixes.iter().any(|prefix| span.starts_with(prefix))
+                    && !span.contains(|c: char| " <>{}*|$".contains(c));
+                if !is_path {
+                    continue;
+                }
+                // `file.rs:120` or `file.rs:120-140` names lines of the file.
+                let path = span.split(':').next().unwrap_or(span);
+                checked += 1;
+                if !root.join(path).exists() {
+                    let name = document.strip_prefix(&root).unwrap_or(&document);
+                    found.push(format!("{}:{}: `{span}`", name.display(), index + 1));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "the check saw only {checked} paths");
+    assert!(
+        found.is_empty(),
+        "documents name repository paths that do not exist:\n{}",
         found.join("\n")
     );
 }
