@@ -170,7 +170,7 @@ pub fn fsdd_features(
             });
         }
     }
-    let n_features = config.n_frames() * config.n_coefficients;
+    let n_features = config.n_frames()? * config.n_coefficients;
     let mut train = (Vec::new(), Vec::new());
     let mut test = (Vec::new(), Vec::new());
     for clip in clips {

@@ -55,7 +55,24 @@ impl Default for MfccConfig {
 
 impl MfccConfig {
     /// Number of frames in one window: `1 + (window_samples - frame_length) / hop_length` (49 by default).
-    pub fn n_frames(&self) -> usize {
+    ///
+    /// # Errors
+    /// [`DatasetError::InvalidArgument`] for a zero hop length or a frame longer than the window (no frame
+    /// count exists then; [`MfccExtractor::new`] refuses the same configurations).
+    pub fn n_frames(&self) -> Result<usize, DatasetError> {
+        if self.hop_length == 0 || self.frame_length > self.window_samples {
+            return Err(DatasetError::InvalidArgument {
+                reason: format!(
+                    "no frame count for hop length {} and a frame of {} in a window of {}",
+                    self.hop_length, self.frame_length, self.window_samples
+                ),
+            });
+        }
+        Ok(self.frame_count())
+    }
+
+    /// [`MfccConfig::n_frames`] of a configuration that passed `validate`.
+    fn frame_count(&self) -> usize {
         1 + (self.window_samples - self.frame_length) / self.hop_length
     }
 
@@ -226,7 +243,7 @@ impl MfccExtractor {
     pub fn log_mel(&self, samples: &[f32]) -> Array2<f32> {
         let config = &self.config;
         let fitted = fit_to_window(samples, config.window_samples);
-        let n_frames = config.n_frames();
+        let n_frames = config.frame_count();
         let n_bins = config.fft_size / 2 + 1;
         let mut log_mel = Array2::zeros((n_frames, config.n_mels));
         let mut buffer = vec![Complex32::new(0.0, 0.0); config.fft_size];
@@ -279,7 +296,7 @@ mod tests {
     #[test]
     fn default_gives_49_by_10() {
         let config = MfccConfig::default();
-        assert_eq!(config.n_frames(), 49);
+        assert_eq!(config.n_frames().unwrap(), 49);
         let extractor = MfccExtractor::new(config.clone()).unwrap();
         let features = extractor.mfcc(&tone(440.0, &config));
         assert_eq!(features.dim(), (49, 10));
@@ -294,7 +311,22 @@ mod tests {
             high_hz: 8000.0,
             ..MfccConfig::default()
         };
-        assert_eq!(sixteen_khz.n_frames(), 49);
+        assert_eq!(sixteen_khz.n_frames().unwrap(), 49);
+        for broken in [
+            MfccConfig {
+                hop_length: 0,
+                ..MfccConfig::default()
+            },
+            MfccConfig {
+                frame_length: config.window_samples + 1,
+                ..MfccConfig::default()
+            },
+        ] {
+            assert!(matches!(
+                broken.n_frames(),
+                Err(DatasetError::InvalidArgument { .. })
+            ));
+        }
         assert_eq!(
             MfccExtractor::new(sixteen_khz)
                 .unwrap()

@@ -287,7 +287,7 @@ impl DsCnnRecipe {
         let mfcc = MfccConfig::default();
         let dataset = fsdd_features(&clips, &split, &mfcc, &dir)?;
         let shape = DsCnnShape {
-            n_frames: mfcc.n_frames(),
+            n_frames: mfcc.n_frames()?,
             n_coefficients: mfcc.n_coefficients,
             channels: DS_CNN_CHANNELS,
             n_blocks: DS_CNN_BLOCKS,
