@@ -29,8 +29,22 @@ pub struct BertConfig {
 
 impl BertConfig {
     /// Width of one attention head.
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+    ///
+    /// # Errors
+    /// [`MinilmError::InvalidInput`] when there is no head or the heads do not divide `hidden_size` (a configuration
+    /// built by hand; [`BertConfig::from_json`] refuses both).
+    pub fn head_dim(&self) -> Result<usize, MinilmError> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(MinilmError::InvalidInput {
+                reason: format!(
+                    "{} attention heads do not divide hidden_size {}",
+                    self.num_attention_heads, self.hidden_size
+                ),
+            });
+        }
+        Ok(self.hidden_size / self.num_attention_heads)
     }
 
     /// Reads and checks `config.json`.

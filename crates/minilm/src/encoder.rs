@@ -489,13 +489,15 @@ impl Encoder {
     /// Converts `weights` (possibly pruned) to the storage in `config`.
     ///
     /// # Errors
-    /// [`MinilmError::InvalidInput`] for zero threads; [`MinilmError::Quant`] when int8 packing fails.
+    /// [`MinilmError::InvalidInput`] for zero threads or weights whose shapes disagree with each other or with
+    /// their configuration; [`MinilmError::Quant`] when int8 packing fails.
     pub fn new(weights: &BertWeights, config: &EncoderConfig) -> Result<Encoder, MinilmError> {
         if config.threads == 0 {
             return Err(MinilmError::InvalidInput {
                 reason: "threads must be at least 1".into(),
             });
         }
+        let head_dim = weights.check_shapes()?;
         let precision = config.precision;
         let layers = weights
             .layers
@@ -510,7 +512,7 @@ impl Encoder {
                             layer.value.weight.view(),
                         ],
                     )
-                    .expect("the three projections share their input width"),
+                    .expect("check_shapes gave the three projections one input width"),
                     bias: concatenate(
                         Axis(0),
                         &[
@@ -519,7 +521,7 @@ impl Encoder {
                             layer.value.bias.view(),
                         ],
                     )
-                    .expect("vectors concatenate"),
+                    .expect("one-dimensional arrays always concatenate"),
                 };
                 Ok(Layer {
                     n_heads: layer.n_heads,
@@ -540,7 +542,7 @@ impl Encoder {
             embeddings_norm: Norm::new(&weights.embeddings_norm),
             layers,
             hidden: weights.config.hidden_size,
-            head_dim: weights.config.head_dim(),
+            head_dim,
             epsilon: weights.config.layer_norm_eps,
             matmul: MatmulConfig {
                 threads: Some(config.threads),

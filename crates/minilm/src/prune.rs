@@ -78,7 +78,8 @@ fn select_inputs(dense: &DenseWeights, rows: &[usize]) -> DenseWeights {
 /// fine-tuned afterwards, so the quality cost is the whole cost.
 ///
 /// # Errors
-/// [`MinilmError::InvalidInput`] for a fraction outside [0, 1).
+/// [`MinilmError::InvalidInput`] for a fraction outside [0, 1), or weights whose shapes disagree with each other
+/// or with their configuration.
 pub fn prune(weights: &BertWeights, config: &PruneConfig) -> Result<BertWeights, MinilmError> {
     for (name, fraction) in [
         ("head_fraction", config.head_fraction),
@@ -90,7 +91,7 @@ pub fn prune(weights: &BertWeights, config: &PruneConfig) -> Result<BertWeights,
             });
         }
     }
-    let head_dim = weights.config.head_dim();
+    let head_dim = weights.check_shapes()?;
     let layers = weights
         .layers
         .iter()

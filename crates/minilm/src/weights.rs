@@ -67,6 +67,91 @@ pub struct BertWeights {
     pub layers: Vec<LayerWeights>,
 }
 
+impl BertWeights {
+    /// The sizes the encoder and the pruner index by, checked against each other (the fields are public, so
+    /// weights built or edited by hand can disagree; [`BertWeights::from_bytes`] and [`crate::prune`] always
+    /// agree): a positive `hidden_size` the heads divide; embedding tables `hidden` wide and at least one token
+    /// type; LayerNorms `hidden` long; and in every layer at least one head and one feed-forward neuron,
+    /// `query`, `key`, `value` of `hidden × n_heads · head_dim`, `attention_output` back to `hidden`,
+    /// `intermediate` from `hidden` and `output` from its width back to `hidden`, biases as long as the outputs.
+    /// Returns the head width.
+    pub(crate) fn check_shapes(&self) -> Result<usize, MinilmError> {
+        let head_dim = self.config.head_dim()?;
+        let hidden = self.config.hidden_size;
+        let invalid = |reason: String| MinilmError::InvalidInput { reason };
+        if hidden == 0 {
+            return Err(invalid("hidden_size is 0".into()));
+        }
+        let table = |name: &str, table: &Array2<f32>, min_rows: usize| {
+            if table.ncols() != hidden || table.nrows() < min_rows {
+                return Err(invalid(format!(
+                    "{name} is {:?}, expected at least {min_rows} rows of {hidden}",
+                    table.dim()
+                )));
+            }
+            Ok(())
+        };
+        table("word_embeddings", &self.word_embeddings, 0)?;
+        table("position_embeddings", &self.position_embeddings, 0)?;
+        table("token_type_embeddings", &self.token_type_embeddings, 1)?;
+        let norm = |name: &str, norm: &NormWeights| {
+            if norm.gain.len() != hidden || norm.bias.len() != hidden {
+                return Err(invalid(format!(
+                    "{name}: gain {} and bias {} long, expected {hidden}",
+                    norm.gain.len(),
+                    norm.bias.len()
+                )));
+            }
+            Ok(())
+        };
+        let dense = |name: String, dense: &DenseWeights, inputs: usize, outputs: usize| {
+            if dense.weight.dim() != (inputs, outputs) || dense.bias.len() != outputs {
+                return Err(invalid(format!(
+                    "{name}: weight {:?} and bias {}, expected ({inputs}, {outputs}) and {outputs}",
+                    dense.weight.dim(),
+                    dense.bias.len()
+                )));
+            }
+            Ok(())
+        };
+        norm("embeddings norm", &self.embeddings_norm)?;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let attention = layer.n_heads * head_dim;
+            let neurons = layer.intermediate.weight.ncols();
+            if layer.n_heads == 0 || neurons == 0 {
+                return Err(invalid(format!(
+                    "layer {index} has {} heads and {neurons} feed-forward neurons (at least one of each)",
+                    layer.n_heads
+                )));
+            }
+            for (name, projection) in [
+                ("query", &layer.query),
+                ("key", &layer.key),
+                ("value", &layer.value),
+            ] {
+                dense(
+                    format!("layer {index} {name}"),
+                    projection,
+                    hidden,
+                    attention,
+                )?;
+            }
+            let name = |part: &str| format!("layer {index} {part}");
+            dense(
+                name("attention output"),
+                &layer.attention_output,
+                attention,
+                hidden,
+            )?;
+            dense(name("intermediate"), &layer.intermediate, hidden, neurons)?;
+            dense(name("output"), &layer.output, neurons, hidden)?;
+            norm(&name("attention norm"), &layer.attention_norm)?;
+            norm(&name("output norm"), &layer.output_norm)?;
+        }
+        Ok(head_dim)
+    }
+}
+
 struct Reader<'a> {
     tensors: SafeTensors<'a>,
     path: &'a Path,

@@ -205,7 +205,10 @@ fn names_file(error: &MinilmError, path: &Path) {
 /// The encoder in f64 on a padded batch with an additive mask, the way the PyTorch reference computes it.
 fn reference_embeddings(weights: &BertWeights, batch: &TokenBatch) -> Vec<Vec<f64>> {
     let eps = weights.config.layer_norm_eps;
-    let head_dim = weights.config.head_dim();
+    let head_dim = weights
+        .config
+        .head_dim()
+        .expect("the fixture's heads divide its width");
     let norm = |x: &mut Vec<f64>, gain: &[f32], bias: &[f32]| {
         let mean = x.iter().sum::<f64>() / x.len() as f64;
         let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64;
@@ -599,4 +602,53 @@ fn a_bad_config_or_a_bad_batch_is_a_typed_error() {
         ),
         Err(MinilmError::InvalidInput { .. })
     ));
+}
+
+#[test]
+fn weights_that_disagree_with_their_config_are_a_typed_error() {
+    let fixture = Fixture::new("shapes");
+    let weights = fixture.load().expect("fixture loads").weights;
+    let half = PruneConfig {
+        head_fraction: 0.5,
+        neuron_fraction: 0.5,
+    };
+    assert!(Encoder::new(&weights, &EncoderConfig::default()).is_ok());
+    assert!(prune(&weights, &half).is_ok());
+    let mut broken = Vec::new();
+    let mut no_heads = weights.clone();
+    no_heads.config.num_attention_heads = 0;
+    broken.push(no_heads);
+    let mut uneven_heads = weights.clone();
+    uneven_heads.config.num_attention_heads = 3;
+    broken.push(uneven_heads);
+    let mut no_token_type = weights.clone();
+    no_token_type.token_type_embeddings = ndarray::Array2::zeros((0, HIDDEN));
+    broken.push(no_token_type);
+    let mut narrow_words = weights.clone();
+    narrow_words.word_embeddings = ndarray::Array2::zeros((VOCAB.len(), HIDDEN - 1));
+    broken.push(narrow_words);
+    let mut narrow_key = weights.clone();
+    narrow_key.layers[1].key.weight = ndarray::Array2::zeros((HIDDEN - 1, HIDDEN));
+    broken.push(narrow_key);
+    let mut more_heads = weights.clone();
+    more_heads.layers[0].n_heads = HEADS + 1;
+    broken.push(more_heads);
+    let mut short_bias = weights.clone();
+    short_bias.layers[0].output.bias = ndarray::Array1::zeros(HIDDEN - 1);
+    broken.push(short_bias);
+    let mut short_norm = weights;
+    short_norm.layers[1].attention_norm.gain = ndarray::Array1::zeros(HIDDEN - 1);
+    broken.push(short_norm);
+    for weights in &broken {
+        for result in [
+            Encoder::new(weights, &EncoderConfig::default()).map(|_| ()),
+            prune(weights, &half).map(|_| ()),
+        ] {
+            assert!(
+                matches!(result, Err(MinilmError::InvalidInput { .. })),
+                "{result:?}"
+            );
+        }
+    }
+    assert!(broken[0].config.head_dim().is_err());
 }
