@@ -318,7 +318,8 @@ impl MlpMasks {
     ///
     /// # Errors
     /// [`ZooError::InvalidArgument`] for an MLP without layers, a bad sparsity, or structured pruning of an
-    /// MLP without hidden layers; [`ZooError::Shape`] when `previous` does not fit `mlp`.
+    /// MLP without hidden layers; [`ZooError::Shape`] when `previous` does not fit `mlp`, or (structured
+    /// pruning) when a hidden layer's width disagrees with its bias or with the next layer's inputs.
     pub fn compute(
         mlp: &Mlp,
         method: PruningMethod,
@@ -376,6 +377,28 @@ impl MlpMasks {
             return Err(invalid(
                 "structured pruning needs at least one hidden layer".into(),
             ));
+        }
+        // Every hidden neuron `n` below reads column `n` and bias `n` of its layer, row `n` of the next,
+        // and entry `n` of the previous bias mask: all must exist.
+        for (hidden_idx, pair) in mlp.layers.windows(2).enumerate() {
+            let width = pair[0].out_features();
+            let previous_width = previous.map_or(Some(width), |masks| {
+                masks.biases.get(hidden_idx).map(Array1::len)
+            });
+            if pair[0].bias.len() != width
+                || pair[1].in_features() != width
+                || previous_width != Some(width)
+            {
+                return Err(crate::error::shape_error(
+                    &format!("hidden layer {hidden_idx} (structured pruning)"),
+                    format!("{width} neurons: bias, next layer's inputs and previous bias mask"),
+                    format!(
+                        "bias {}, next layer's inputs {}, previous bias mask {previous_width:?}",
+                        pair[0].bias.len(),
+                        pair[1].in_features()
+                    ),
+                ));
+            }
         }
         let mut masks = MlpMasks::all_kept(mlp);
         // Layers are pruned in order, each pair's importance read from the weights with the neurons removed so
@@ -451,7 +474,8 @@ impl MlpMasks {
 /// smaller dense network of structured pruning.
 ///
 /// # Errors
-/// [`ZooError::Shape`] when the masks do not fit `mlp`.
+/// [`ZooError::Shape`] when the masks do not fit `mlp`: a kept neuron of a hidden layer beyond the layer's
+/// outputs, its bias or the next layer's inputs.
 pub fn remove_masked_neurons(mlp: &Mlp, masks: &MlpMasks) -> Result<Mlp, ZooError> {
     if masks.biases.len() != mlp.layers.len() {
         return Err(crate::error::shape_error(
@@ -468,11 +492,18 @@ pub fn remove_masked_neurons(mlp: &Mlp, masks: &MlpMasks) -> Result<Mlp, ZooErro
             .filter(|(_, &v)| v != 0.0)
             .map(|(neuron, _)| neuron)
             .collect();
-        if keep.len() > layers[hidden_idx].out_features() {
+        // `keep` ascends: its last entry is the highest neuron selected from the three.
+        let limit = layers[hidden_idx]
+            .out_features()
+            .min(layers[hidden_idx].bias.len())
+            .min(layers[hidden_idx + 1].in_features());
+        if keep.len() > layers[hidden_idx].out_features()
+            || keep.last().is_some_and(|&n| n >= limit)
+        {
             return Err(crate::error::shape_error(
                 "neuron mask",
-                layers[hidden_idx].out_features(),
-                keep.len(),
+                format!("kept neurons below {limit}"),
+                format!("{} kept, the highest {:?}", keep.len(), keep.last()),
             ));
         }
         let incoming = &layers[hidden_idx];
@@ -527,6 +558,51 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn structured_pruning_of_layers_that_do_not_chain_is_an_error() {
+        let mlp = random_mlp(&[3, 4, 2], 1);
+        let masks = MlpMasks::compute(&mlp, PruningMethod::Neurons, 0.5, None).unwrap();
+        assert_eq!(
+            remove_masked_neurons(&mlp, &masks).unwrap().layers[0].out_features(),
+            2
+        );
+        fn shape_error<T>(result: Result<T, ZooError>) -> bool {
+            matches!(result, Err(ZooError::Shape { .. }))
+        }
+        // The second layer reads 5 inputs, the first writes 4.
+        let mut unchained = mlp.clone();
+        unchained.layers[1] = random_mlp(&[5, 2], 2).layers.remove(0);
+        assert!(shape_error(MlpMasks::compute(
+            &unchained,
+            PruningMethod::Neurons,
+            0.5,
+            None
+        )));
+        let mut short_bias = mlp.clone();
+        short_bias.layers[0].bias = Array1::zeros(3);
+        assert!(shape_error(MlpMasks::compute(
+            &short_bias,
+            PruningMethod::Neurons,
+            0.5,
+            None
+        )));
+        let mut short_previous = masks.clone();
+        short_previous.biases[0] = Array1::ones(3);
+        assert!(shape_error(MlpMasks::compute(
+            &mlp,
+            PruningMethod::Neurons,
+            0.75,
+            Some(&short_previous)
+        )));
+        // A bias mask keeping neuron 5 of a 4-neuron layer.
+        let mut beyond = masks.clone();
+        beyond.biases[0] = Array1::from_vec(vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        assert!(shape_error(remove_masked_neurons(&mlp, &beyond)));
+        let mut narrow_next = mlp;
+        narrow_next.layers[1] = random_mlp(&[2, 2], 3).layers.remove(0);
+        assert!(shape_error(remove_masked_neurons(&narrow_next, &masks)));
     }
 
     #[test]
