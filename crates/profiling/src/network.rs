@@ -246,7 +246,13 @@ impl Network {
                 self.cache_batch
             )));
         }
-        let expected = batch * layer.input_elements();
+        let expected =
+            batch
+                .checked_mul(layer.input_elements())
+                .ok_or_else(|| ProfilingError::Overflow {
+                    layer: layer.name().to_string(),
+                    what: "batch × input elements",
+                })?;
         if input.len() != expected {
             return Err(ProfilingError::InputLength {
                 layer: layer.name().to_string(),

@@ -401,6 +401,10 @@ fn bad_descriptions_are_typed_errors() {
         })
     ));
     assert!(matches!(
+        network.forward_layer(0, &[1.0, 2.0, 3.0], usize::MAX),
+        Err(ProfilingError::Overflow { .. })
+    ));
+    assert!(matches!(
         network.reference_layer(7, &[1.0, 2.0, 3.0], 1),
         Err(ProfilingError::LayerIndex {
             index: 7,
