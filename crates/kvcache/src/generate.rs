@@ -333,16 +333,18 @@ pub fn generate<P: Projection>(
         }
     }
     let (batch_size, prompt_len) = prompts.dim();
-    let mut tokens = Array2::<u32>::zeros((batch_size, config.max_new_tokens));
     let mut step_logits = Vec::new();
     if config.max_new_tokens == 0 {
         return Ok(Generation {
-            tokens,
+            tokens: Array2::zeros((batch_size, 0)),
             step_logits,
         });
     }
-    let capacity = prompt_len + config.max_new_tokens - 1;
+    // The decoder refuses a capacity beyond the model's positions before anything of that size is
+    // allocated; a sum beyond usize is beyond them too.
+    let capacity = prompt_len.saturating_add(config.max_new_tokens - 1);
     let mut decoder = Decoder::new(model, batch_size, capacity, config.cache)?;
+    let mut tokens = Array2::<u32>::zeros((batch_size, config.max_new_tokens));
     let mut rng = match config.sampling {
         Sampling::Temperature { seed, .. } => Some(StdRng::seed_from_u64(seed)),
         Sampling::Greedy => None,

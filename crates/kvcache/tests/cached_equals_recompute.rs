@@ -326,6 +326,30 @@ fn seeded_sampling_is_reproducible_across_cache_modes() {
     )
     .unwrap_err();
     assert!(matches!(error, KvCacheError::InvalidConfig { .. }));
+    // More new tokens than the model has positions (up to usize::MAX) is refused before anything
+    // of that size is allocated.
+    for max_new_tokens in [32, usize::MAX] {
+        let error = generate(
+            &model,
+            prompts.view(),
+            &GenerationConfig {
+                max_new_tokens,
+                ..GenerationConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(error, KvCacheError::InvalidConfig { .. }));
+    }
+    let none = generate(
+        &model,
+        prompts.view(),
+        &GenerationConfig {
+            max_new_tokens: 0,
+            ..GenerationConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(none.tokens.dim(), (2, 0));
 }
 
 /// A store that implements only the required methods: the decode step's attention then reads it
