@@ -5,7 +5,7 @@ mod accel_claims;
 mod batch1_claims;
 mod capstone;
 mod kvcache;
-mod olympics_claims;
+mod olympics;
 mod peers;
 mod perf_core_claims;
 mod profiling_claims;
@@ -47,7 +47,7 @@ pub fn workspace_suite(out: &std::path::Path) -> suite::Suite {
         .module("profiling", profiling_claims::run)
         .module("kvcache", kvcache::run)
         .module("quant", quant::run)
-        .module("olympics", olympics_claims::run)
+        .module("olympics", olympics::run)
         .module("batch1", batch1_claims::run)
         .module("peers", peers::run)
         .module("capstone", capstone::run)

@@ -13,7 +13,8 @@ use zoo::{
     train_or_load, Classifier, Mlp, ReferenceModel, Standardizer, TrainedWeights, ZooConfig,
 };
 
-use super::{olympics_claims, Built, EventModel, ModuleContext, PeerModel};
+use super::super::olympics::{train_small_mlp, train_vww_model, VwwModel};
+use super::{Built, EventModel, ModuleContext, PeerModel};
 
 pub(super) fn mlp_field(
     mlp: &Mlp,
@@ -223,7 +224,7 @@ pub(super) fn keyword_spotting(context: &ModuleContext, zoo_config: &ZooConfig) 
     let standardized = standardizer.apply(dataset.train.features().view())?;
     // The olympics module's small MLP: the same recipe and seed, so the peers serve the model the
     // Olympics field is built from.
-    let mlp = olympics_claims::train_small_mlp(
+    let mlp = train_small_mlp(
         standardized.view(),
         dataset.train.labels(),
         dataset.train.n_classes(),
@@ -296,8 +297,7 @@ pub(super) fn visual_wake_words(context: &ModuleContext, zoo_config: &ZooConfig)
         Err(error) => return Err(error).context("Fashion-MNIST"),
     };
     let event = olympics::events::visual_wake_words(&dataset.test, &dataset.info)?;
-    let olympics_claims::VwwModel { mlp, transform, .. } =
-        olympics_claims::train_vww_model(&dataset.train, context.seed)?;
+    let VwwModel { mlp, transform, .. } = train_vww_model(&dataset.train, context.seed)?;
     let rust_field = mlp_field(&mlp, &transform, context.quick)?;
     Ok(Built::Model(Box::new(EventModel {
         label: event.spec.name.clone(),

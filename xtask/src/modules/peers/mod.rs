@@ -47,7 +47,7 @@ use peers::{
 use perf_core::claim::{Claim, ClaimResult, Direction, Estimate};
 use zoo::{Cnn, DsCnn, Mlp, Standardizer, ZooConfig};
 
-use super::{data_options, olympics_claims, ModuleContext};
+use super::{data_options, ModuleContext};
 
 const MODULE: &str = "peers";
 /// Per-element tolerance of the ONNX equivalence check: `1e-4 + 1e-4·|reference|` (f32 sums of up to 784
