@@ -105,8 +105,11 @@ impl Plan {
         } else {
             Plan {
                 grid: geometric_grid(32, 1024, 6),
-                repetitions: 6,
-                long_repetitions: 2,
+                // As in quick mode (a full run is never thinner than a quick one): twelve pairs below the long
+                // sizes, and three at N = 1024, the fewest compare_grid accepts (perf_core::grid::MIN_GRID_PAIRS;
+                // two made every grid claim ERROR in the full run of 2026-12-05).
+                repetitions: 12,
+                long_repetitions: 3,
                 long_from: 1024,
                 extra_cached_repetitions: 12,
                 recompute_warm_up_max: 512,
@@ -240,4 +243,21 @@ pub fn run(context: &ModuleContext) -> Result<Vec<ClaimResult>> {
     ));
     claims.extend(trained::trained_model_claims(context, &plan));
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Plan;
+
+    #[test]
+    fn every_plan_gives_each_grid_size_the_pairs_compare_grid_needs() {
+        for quick in [true, false] {
+            let plan = Plan::new(quick);
+            let fewest = plan.repetitions.min(plan.long_repetitions);
+            assert!(
+                fewest >= perf_core::grid::MIN_GRID_PAIRS,
+                "quick = {quick}: {fewest} pairs at some grid size"
+            );
+        }
+    }
 }
